@@ -1,0 +1,393 @@
+"""The canonical interaction log every model trains on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recforge.data.vocabulary import Vocabulary, normalize_ids
+from recforge.errors import DataError
+
+Duplicates = Literal["error", "sum", "mean", "last", "first"]
+
+
+@dataclass(eq=False)
+class Interactions:
+    """User-item interactions with index maps, values, optional timestamps and side features.
+
+    Rows are (user, item) pairs stored as contiguous indices into :attr:`users` and :attr:`items`.
+    ``values`` holds the rating for explicit feedback, or a weight (1.0, or a count) for implicit
+    feedback. Subsets made by splits share the parent's vocabularies, so indices stay comparable
+    across train and test; an entity with no rows in a training set is treated as unknown by models.
+
+    Attributes:
+        user_idx: int32 user index per row.
+        item_idx: int32 item index per row.
+        values: float32 value per row.
+        users: Raw user id <-> index.
+        items: Raw item id <-> index.
+        timestamps: Optional int64 timestamp per row (any monotone unit, e.g. unix seconds).
+        explicit: True when ``values`` are ratings on a scale, False for implicit feedback.
+        user_features: Optional side features, one row per raw user id (the DataFrame's index).
+        item_features: Optional side features, one row per raw item id (the DataFrame's index).
+        name: A label for reports.
+    """
+
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    values: np.ndarray
+    users: Vocabulary
+    items: Vocabulary
+    timestamps: np.ndarray | None = None
+    explicit: bool = True
+    user_features: pd.DataFrame | None = None
+    item_features: pd.DataFrame | None = None
+    name: str = "interactions"
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.user_idx = np.ascontiguousarray(self.user_idx, dtype=np.int32)
+        self.item_idx = np.ascontiguousarray(self.item_idx, dtype=np.int32)
+        self.values = np.ascontiguousarray(self.values, dtype=np.float32)
+        n = len(self.user_idx)
+        if len(self.item_idx) != n or len(self.values) != n:
+            raise DataError("user_idx, item_idx and values must have the same length")
+        if self.timestamps is not None:
+            self.timestamps = np.ascontiguousarray(self.timestamps, dtype=np.int64)
+            if len(self.timestamps) != n:
+                raise DataError("timestamps must have one entry per interaction")
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        user: str = "user_id",
+        item: str = "item_id",
+        rating: str | None = None,
+        timestamp: str | None = None,
+        *,
+        duplicates: Duplicates = "error",
+        explicit: bool | None = None,
+        users: Vocabulary | None = None,
+        items: Vocabulary | None = None,
+        source: str = "DataFrame",
+        line_offset: int = 0,
+        name: str | None = None,
+    ) -> Interactions:
+        """Build from a DataFrame with named columns.
+
+        Args:
+            df: One row per interaction.
+            user: Column of raw user ids (any type).
+            item: Column of raw item ids (any type).
+            rating: Column of numeric ratings or counts; without it every row is an implicit 1.0.
+            timestamp: Optional column of timestamps (numbers or datetimes).
+            duplicates: What to do with repeated (user, item) rows: ``"error"`` (default),
+                ``"sum"`` (implicit counts), ``"mean"``, ``"first"`` or ``"last"`` (by timestamp
+                when there is one, else by row order).
+            explicit: Whether values are ratings; defaults to ``rating is not None``.
+            users: An existing user vocabulary to index into (rows with unknown users are an error).
+            items: An existing item vocabulary to index into.
+            source: Name of the file or object, used in error messages.
+            line_offset: Added to the 0-based row number to give a file line number in errors.
+            name: Label for reports.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+        needed = [c for c in (user, item, rating, timestamp) if c is not None]
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
+                f"found {', '.join(map(repr, map(str, df.columns)))}"
+            )
+        if len(df) == 0:
+            raise DataError(f"{source}: no interactions (the table is empty)")
+        for col in (user, item):
+            bad = df[col].isna().to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{source}: line {row + line_offset}: column {col!r} is empty")
+        if rating is not None:
+            vals = pd.to_numeric(df[rating], errors="coerce")
+            bad = vals.isna().to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{source}: line {row + line_offset}: column {rating!r} is not a number "
+                    f"({df[rating].iloc[row]!r})"
+                )
+            values = vals.to_numpy(dtype=np.float64)
+            if not np.isfinite(values).all():
+                row = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise DataError(f"{source}: line {row + line_offset}: column {rating!r} is not finite")
+        else:
+            values = np.ones(len(df), dtype=np.float64)
+        ts: np.ndarray | None = None
+        if timestamp is not None:
+            ts = _timestamps(df[timestamp], source, timestamp, line_offset)
+
+        raw_u = normalize_ids(df[user].to_numpy())
+        raw_i = normalize_ids(df[item].to_numpy())
+        users = users or Vocabulary(raw_u, "user")
+        items = items or Vocabulary(raw_i, "item")
+        u = users.index(raw_u)
+        i = items.index(raw_i)
+        for arr, raw, col in ((u, raw_u, user), (i, raw_i, item)):
+            if (arr < 0).any():
+                row = int(np.flatnonzero(arr < 0)[0])
+                raise DataError(f"{source}: line {row + line_offset}: unknown {col} {raw[row]!r}")
+
+        u, i, values, ts = _resolve_duplicates(u, i, values, ts, duplicates, raw_u, raw_i, source, line_offset)
+        if explicit is None:
+            explicit = rating is not None
+        return cls(u, i, values, users, items, ts, explicit=explicit, name=name or source)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | Path,
+        user: str = "user_id",
+        item: str = "item_id",
+        rating: str | None = None,
+        timestamp: str | None = None,
+        *,
+        sep: str = ",",
+        duplicates: Duplicates = "error",
+        explicit: bool | None = None,
+        **read_kw: Any,
+    ) -> Interactions:
+        """Read a delimited text file with a header row naming the columns."""
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty")
+        try:
+            df = pd.read_csv(path, sep=sep, dtype={user: object, item: object}, **read_kw)
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{path}: the file is empty") from exc
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: could not parse: {str(exc).strip()}") from exc
+        for col in (user, item):
+            if col in df.columns:
+                df[col] = _maybe_int(df[col])
+        # header is line 1, so data row r (0-based) is on line r + 2
+        return cls.from_dataframe(
+            df, user, item, rating, timestamp, duplicates=duplicates, explicit=explicit,
+            source=str(path), line_offset=2, name=path.stem,
+        )
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | Path,
+        user: str = "user_id",
+        item: str = "item_id",
+        rating: str | None = None,
+        timestamp: str | None = None,
+        *,
+        duplicates: Duplicates = "error",
+        explicit: bool | None = None,
+    ) -> Interactions:
+        """Read a Parquet file with named columns (needs pyarrow)."""
+        from recforge._optional import require
+
+        require("pyarrow", purpose="reading Parquet")
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{path}: no such file")
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a bad file
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+        return cls.from_dataframe(
+            df, user, item, rating, timestamp, duplicates=duplicates, explicit=explicit,
+            source=str(path), line_offset=0, name=path.stem,
+        )
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.user_idx)
+
+    @property
+    def sparsity(self) -> float:
+        """``1 - nnz / (n_users * n_items)`` over the vocabularies."""
+        cells = self.n_users * self.n_items
+        return 1.0 - self.csr().nnz / cells if cells else 1.0
+
+    def __repr__(self) -> str:
+        kind = "explicit" if self.explicit else "implicit"
+        return (
+            f"Interactions({self.name!r}, {len(self)} {kind} rows, {self.n_users} users, "
+            f"{self.n_items} items)"
+        )
+
+    # ------------------------------------------------------------------ matrices
+    def csr(self) -> sp.csr_matrix:
+        """The users x items matrix of values (CSR, float32); built once and cached."""
+        if "csr" not in self._cache:
+            m = sp.csr_matrix(
+                (self.values, (self.user_idx, self.item_idx)), shape=(self.n_users, self.n_items),
+                dtype=np.float32,
+            )
+            m.sum_duplicates()
+            m.sort_indices()
+            self._cache["csr"] = m
+        return self._cache["csr"]
+
+    def csc(self) -> sp.csc_matrix:
+        """The users x items matrix of values in CSC form (cached)."""
+        if "csc" not in self._cache:
+            self._cache["csc"] = self.csr().tocsc()
+        return self._cache["csc"]
+
+    def user_counts(self) -> np.ndarray:
+        """Interactions per user index."""
+        return np.bincount(self.user_idx, minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        """Interactions per item index."""
+        return np.bincount(self.item_idx, minlength=self.n_items)
+
+    # ------------------------------------------------------------------ derived sets
+    def subset(self, mask_or_index: np.ndarray, name: str | None = None) -> Interactions:
+        """Rows selected by a boolean mask or index array; vocabularies and features are shared."""
+        sel = np.asarray(mask_or_index)
+        return replace(
+            self,
+            user_idx=self.user_idx[sel],
+            item_idx=self.item_idx[sel],
+            values=self.values[sel],
+            timestamps=None if self.timestamps is None else self.timestamps[sel],
+            name=name or self.name,
+            _cache={},
+        )
+
+    def to_implicit(self, threshold: float | None = None) -> Interactions:
+        """Implicit-feedback copy: every row becomes 1.0, keeping only rows with value >= threshold."""
+        keep = np.ones(len(self), bool) if threshold is None else self.values >= threshold
+        out = self.subset(keep)
+        out.values = np.ones(int(keep.sum()), dtype=np.float32)
+        out.explicit = False
+        return out
+
+    def with_features(
+        self, user_features: pd.DataFrame | None = None, item_features: pd.DataFrame | None = None
+    ) -> Interactions:
+        """Attach side features (DataFrames indexed by raw id)."""
+        return replace(
+            self,
+            user_features=self.user_features if user_features is None else user_features,
+            item_features=self.item_features if item_features is None else item_features,
+            _cache=self._cache,
+        )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Rows with raw ids: ``user_id, item_id, value`` and ``timestamp`` when present."""
+        df = pd.DataFrame(
+            {
+                "user_id": self.users.ids[self.user_idx],
+                "item_id": self.items.ids[self.item_idx],
+                "value": self.values,
+            }
+        )
+        if self.timestamps is not None:
+            df["timestamp"] = self.timestamps
+        return df
+
+    def rating_scale(self) -> tuple[float, float]:
+        """(min, max) of the values."""
+        if len(self) == 0:
+            return (0.0, 0.0)
+        return float(self.values.min()), float(self.values.max())
+
+    def pair_keys(self) -> np.ndarray:
+        """One int64 key per row, ``user_idx * n_items + item_idx`` (for set operations)."""
+        return self.user_idx.astype(np.int64) * self.n_items + self.item_idx
+
+
+def _maybe_int(col: pd.Series) -> pd.Series:
+    """Turn a column of digit strings into ints so ids like ``'007'`` vs ``7`` are handled once."""
+    s = col.astype(str)
+    if s.str.fullmatch(r"-?\d{1,18}").all():
+        stripped = s.str.lstrip("-").str.lstrip("0")
+        # keep strings when leading zeros carry meaning ('007' != '7')
+        if (stripped.str.len().clip(lower=1) == s.str.lstrip("-").str.len()).all():
+            return s.astype(np.int64)
+    return col
+
+
+def _timestamps(col: pd.Series, source: str, name: str, offset: int) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col.astype("datetime64[s]").astype(np.int64).to_numpy()
+    num = pd.to_numeric(col, errors="coerce")
+    if num.isna().any():
+        parsed = pd.to_datetime(col, errors="coerce", utc=True)
+        if parsed.isna().any():
+            row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+            raise DataError(f"{source}: line {row + offset}: column {name!r} is not a timestamp ({col.iloc[row]!r})")
+        return (parsed.astype("int64") // 10**9).to_numpy()
+    return num.to_numpy().astype(np.int64)
+
+
+def _resolve_duplicates(
+    u: np.ndarray,
+    i: np.ndarray,
+    values: np.ndarray,
+    ts: np.ndarray | None,
+    how: str,
+    raw_u: np.ndarray,
+    raw_i: np.ndarray,
+    source: str,
+    offset: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    n_items = int(i.max()) + 1 if len(i) else 1
+    key = u.astype(np.int64) * n_items + i
+    order = np.argsort(key, kind="stable") if ts is None else np.lexsort((ts, key))
+    sk = key[order]
+    dup_next = sk[1:] == sk[:-1]
+    if not dup_next.any():
+        return u, i, values, ts
+    if how == "error":
+        first = int(order[1:][dup_next][0])
+        raise DataError(
+            f"{source}: line {first + offset}: duplicate (user, item) pair "
+            f"({raw_u[first]!r}, {raw_i[first]!r}); pass duplicates='sum', 'mean', 'first' or 'last'"
+        )
+    if how not in ("sum", "mean", "first", "last"):
+        raise DataError(f"unknown duplicates policy {how!r}; use error, sum, mean, first or last")
+    starts = np.flatnonzero(np.r_[True, ~dup_next])
+    ends = np.r_[starts[1:], len(sk)]
+    sv = values[order]
+    if how == "sum":
+        new_vals = np.add.reduceat(sv, starts)
+    elif how == "mean":
+        new_vals = np.add.reduceat(sv, starts) / (ends - starts)
+    elif how == "first":
+        new_vals = sv[starts]
+    else:
+        new_vals = sv[ends - 1]
+    pick = order[ends - 1] if how == "last" else order[starts]
+    new_ts = None
+    if ts is not None:
+        new_ts = ts[order][ends - 1] if how in ("last", "sum", "mean") else ts[order][starts]
+    return u[pick], i[pick], new_vals, new_ts
