@@ -142,7 +142,7 @@ class Interactions:
         for arr, raw, col in ((u, raw_u, user), (i, raw_i, item)):
             if (arr < 0).any():
                 row = int(np.flatnonzero(arr < 0)[0])
-                raise DataError(f"{source}: line {row + line_offset}: unknown {col} {raw[row]!r}")
+                raise DataError(f"{source}: line {row + line_offset}: unknown {col} {raw[row].item()!r}")
 
         u, i, values, ts = _resolve_duplicates(u, i, values, ts, duplicates, raw_u, raw_i, source, line_offset)
         if explicit is None:
@@ -338,14 +338,15 @@ def _maybe_int(col: pd.Series) -> pd.Series:
 
 def _timestamps(col: pd.Series, source: str, name: str, offset: int) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):
-        return col.astype("datetime64[s]").astype(np.int64).to_numpy()
+        base = pd.Timestamp(0, tz=col.dt.tz) if getattr(col.dt, "tz", None) else pd.Timestamp(0)
+        return ((col - base) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
     num = pd.to_numeric(col, errors="coerce")
     if num.isna().any():
         parsed = pd.to_datetime(col, errors="coerce", utc=True)
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             raise DataError(f"{source}: line {row + offset}: column {name!r} is not a timestamp ({col.iloc[row]!r})")
-        return (parsed.astype("int64") // 10**9).to_numpy()
+        return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
     return num.to_numpy().astype(np.int64)
 
 
@@ -371,7 +372,7 @@ def _resolve_duplicates(
         first = int(order[1:][dup_next][0])
         raise DataError(
             f"{source}: line {first + offset}: duplicate (user, item) pair "
-            f"({raw_u[first]!r}, {raw_i[first]!r}); pass duplicates='sum', 'mean', 'first' or 'last'"
+            f"({raw_u[first].item()!r}, {raw_i[first].item()!r}); pass duplicates='sum', 'mean', 'first' or 'last'"
         )
     if how not in ("sum", "mean", "first", "last"):
         raise DataError(f"unknown duplicates policy {how!r}; use error, sum, mean, first or last")

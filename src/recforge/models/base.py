@@ -129,14 +129,28 @@ class Recommender(ABC):
         Unknown users or items give NaN, or the training mean with ``fallback="mean"`` (the
         count of such pairs is in ``n_impossible_last_``).
         """
+        if fallback not in ("nan", "mean"):
+            raise ConfigError(f"fallback must be 'nan' or 'mean', not {fallback!r}")
         out = self.score(users, items)
+        if fallback == "mean" and np.isnan(out).any():
+            u, i = self._pair_indices(users, items)
+            miss = np.flatnonzero(np.isnan(out))
+            uu = np.where((u[miss] >= 0) & self.user_known_[np.maximum(u[miss], 0)], u[miss], -1)
+            ii = np.where((i[miss] >= 0) & self.item_known_[np.maximum(i[miss], 0)], i[miss], -1)
+            part = self._score_partial(uu, ii)
+            part[np.isnan(part)] = self._fallback_rating()
+            out[miss] = part
         if self.explicit_:
             out = np.clip(out, self.rating_min_, self.rating_max_)
-        if fallback == "mean":
-            out[np.isnan(out)] = self._fallback_rating()
-        elif fallback != "nan":
-            raise ConfigError(f"fallback must be 'nan' or 'mean', not {fallback!r}")
         return out
+
+    def _score_partial(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Fallback scores where the user or the item (index ``-1``) is unknown; NaN = no opinion.
+
+        Models with biases override this to use the known side (as scikit-surprise's baseline
+        estimate does); the caller fills remaining NaNs with the training mean.
+        """
+        return np.full(len(u), np.nan)
 
     def _fallback_rating(self) -> float:
         if hasattr(self, "global_mean_"):

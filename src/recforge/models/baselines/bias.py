@@ -61,3 +61,8 @@ class Bias(Recommender):
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return self.global_mean_ + self.user_bias_[u][:, None] + self.item_bias_[None, :]
+
+    def _score_partial(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        bu = np.where(u >= 0, self.user_bias_[np.maximum(u, 0)], 0.0)
+        bi = np.where(i >= 0, self.item_bias_[np.maximum(i, 0)], 0.0)
+        return self.global_mean_ + bu + bi

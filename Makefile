@@ -1,0 +1,52 @@
+# recforge: `make demo` runs the main job end to end, `make test` runs the tests.
+# Both create .venv and install what they need on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Datasets are read from ../shared/data when it exists (never committed; see README).
+ifeq ($(RECFORGE_DATA_DIR),)
+  ifneq ($(wildcard ../shared/data),)
+    export RECFORGE_DATA_DIR := $(abspath ../shared/data)
+  endif
+endif
+export MPLBACKEND := Agg
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast bench install-demo install-test clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e ".[demo]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e ".[demo,test]"
+	touch $@
+
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e ".[demo,test,bench]"
+	touch $@
+
+install-demo: $(VENV)/.demo-installed
+install-test: $(VENV)/.test-installed
+
+demo: $(VENV)/.demo-installed
+	$(PY) -m recforge.demo --output demo-output
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.test-installed
+	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``recforge`` command line: a thin layer over the public API."""

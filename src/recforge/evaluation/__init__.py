@@ -1,0 +1,19 @@
+"""Evaluation: pure metric functions, named protocols and result tables."""
+
+from recforge.evaluation.metrics import (
+    average_popularity,
+    average_precision_at_k,
+    catalog_coverage,
+    hit_rate_at_k,
+    hits_at_k,
+    intra_list_diversity,
+    log_loss,
+    mae,
+    ndcg_at_k,
+    novelty,
+    precision_at_k,
+    recall_at_k,
+    reciprocal_rank_at_k,
+    rmse,
+    roc_auc,
+)
