@@ -12,7 +12,7 @@ def toy_ratings(
     n_users: int = 40, n_items: int = 30, density: float = 0.5, rank: int = 2, seed: int = 0,
     string_ids: bool = False,
 ) -> Interactions:
-    """Ratings 1-5 from a rank-``rank`` model plus noise, with timestamps.
+    """Ratings 1-5 from user and item biases plus a rank-``rank`` model and noise, with timestamps.
 
     A low-rank model should predict the held-out cells better than the global mean; with
     ``string_ids`` the raw ids are strings (``"u0"``, ``"i0"``) to exercise id handling.
@@ -20,7 +20,9 @@ def toy_ratings(
     rng = np.random.default_rng(seed)
     p = rng.normal(size=(n_users, rank))
     q = rng.normal(size=(n_items, rank))
-    full = 3.0 + 0.8 * p @ q.T + 0.3 * rng.normal(size=(n_users, n_items))
+    bu = 0.5 * rng.normal(size=(n_users, 1))
+    bi = 0.7 * rng.normal(size=(1, n_items))
+    full = 3.0 + bu + bi + 0.8 * p @ q.T + 0.3 * rng.normal(size=(n_users, n_items))
     full = np.clip(np.rint(full), 1, 5)
     mask = rng.random((n_users, n_items)) < density
     mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True  # every user has a row
