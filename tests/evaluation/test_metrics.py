@@ -30,7 +30,9 @@ from recforge.evaluation.metrics import (
     roc_auc,
 )
 
-RANKING = [hit_rate_at_k, precision_at_k, recall_at_k, ndcg_at_k, average_precision_at_k, reciprocal_rank_at_k]
+RANKING = [
+    hit_rate_at_k, precision_at_k, recall_at_k, ndcg_at_k, average_precision_at_k, reciprocal_rank_at_k,
+]
 
 
 def as_csr(truth: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -146,7 +148,7 @@ def test_ranking_input_checks() -> None:
 def test_vectorised_on_many_users() -> None:
     rng = np.random.default_rng(0)
     n_users, n_items, k = 3000, 500, 20
-    truth = sp.random(n_users, n_items, density=0.02, format="csr", random_state=1, data_rvs=lambda n: np.ones(n))
+    truth = sp.random(n_users, n_items, density=0.02, format="csr", random_state=1, data_rvs=np.ones)
     recs = np.argsort(-rng.random((n_users, n_items)), axis=1)[:, :k]
     hits, n_rel = hits_at_k(recs, truth, k)
     dense = truth.toarray() > 0
@@ -202,7 +204,8 @@ def test_ranking_metrics_match_brute_force(case, k: int, sparse_truth: bool) -> 
     for metric in RANKING:
         got = metric(recs, t, k)
         assert got.shape == (len(recs),) and got.dtype == np.float64
-        np.testing.assert_allclose(got, expected[metric.__name__], rtol=1e-12, atol=1e-12, err_msg=metric.__name__)
+        name = metric.__name__
+        np.testing.assert_allclose(got, expected[name], rtol=1e-12, atol=1e-12, err_msg=name)
         finite = got[~np.isnan(got)]
         assert ((finite >= 0) & (finite <= 1 + 1e-12)).all()
 

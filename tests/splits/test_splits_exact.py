@@ -111,7 +111,8 @@ def test_kfold_block_sizes_without_shuffle() -> None:
 
 
 def test_ratio_user_split_keeps_a_train_row() -> None:
-    data = frame([("a", 1, 1.0, 0), ("a", 2, 1.0, 0), ("b", 1, 1.0, 0)] + [("c", i, 1.0, 0) for i in range(10)])
+    rows = [("a", 1, 1.0, 0), ("a", 2, 1.0, 0), ("b", 1, 1.0, 0)] + [("c", i, 1.0, 0) for i in range(10)]
+    data = frame(rows)
     split = ratio_user_split(data, 0.2, seed=0)
     test_users = split.test.to_dataframe().user_id.value_counts().to_dict()
     assert test_users == {"a": 1, "c": 2}

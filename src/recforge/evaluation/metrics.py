@@ -60,7 +60,9 @@ def _paired(y_true: Any, y_pred: Any, names: tuple[str, str]) -> tuple[np.ndarra
     for arr, name in ((a, names[0]), (b, names[1])):
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise DataError(f"{name} has {int(bad.sum())} non-finite value(s), first at position {int(np.argmax(bad))}")
+            raise DataError(
+                f"{name} has {int(bad.sum())} non-finite value(s), first at position {int(np.argmax(bad))}"
+            )
     return a, b
 
 
@@ -97,7 +99,9 @@ def _top(recs: Any, k: int | None) -> np.ndarray:
     if k is not None:
         arr = arr[:, : _check_k(k)]
     if arr.size and arr.min() < -1:
-        raise DataError(f"recs holds the index {int(arr.min())}; item indices are >= 0 and -1 marks an empty slot")
+        raise DataError(
+            f"recs holds the index {int(arr.min())}; item indices are >= 0 and -1 marks an empty slot"
+        )
     return arr
 
 
@@ -339,7 +343,9 @@ def average_popularity(recs: Any, item_popularity: Any, k: int | None = None) ->
     return _mean_per_list(vals, valid)
 
 
-def intra_list_diversity(recs: Any, item_vectors: Any, k: int | None = None, *, block: int = 4096) -> np.ndarray:
+def intra_list_diversity(
+    recs: Any, item_vectors: Any, k: int | None = None, *, block: int = 4096
+) -> np.ndarray:
     """Mean pairwise cosine distance ``1 - cos(v_i, v_j)`` within each user's list.
 
     Args:
