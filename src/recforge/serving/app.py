@@ -1,0 +1,479 @@
+"""The real-time recommendation service (FastAPI; run by ``recforge serve`` under uvicorn).
+
+Endpoints:
+
+- ``GET /v1/users/{user_id}/recommendations?k=10``: the pipeline's top k, reflecting the user's
+  recent events; unknown users get a fallback (recent-event neighbours, else popular items); with
+  no model loaded, the precomputed batch table answers.
+- ``GET /v1/items/{item_id}/similar?k=10``: nearest items (embedding cosine or co-occurrence).
+- ``POST /v1/events``: ``{user_id, item_id, type, value?, timestamp?}``; stored in the database and
+  pushed onto the user's recent history (needs the API key).
+- ``POST /v1/admin/reload``: load a new model version without dropping requests (API key).
+- ``GET /healthz`` and ``GET /metrics`` (Prometheus text format).
+
+Inputs are validated (HTTP 422 with a message naming the field), bodies are size-limited (413),
+write endpoints need ``X-API-Key``, and ids reach SQL only as bound parameters.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from recforge._optional import require
+from recforge.errors import ConfigError, RecforgeError
+
+require("fastapi", purpose="the recommendation service")
+
+from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query, Request  # noqa: E402
+from fastapi.concurrency import run_in_threadpool  # noqa: E402
+from fastapi.responses import JSONResponse, Response  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator  # noqa: E402
+
+from recforge.serving.history import MemoryHistory, RedisHistory, make_history  # noqa: E402
+from recforge.serving.pipeline import Pipeline, load_item_features  # noqa: E402
+
+log = logging.getLogger("recforge.serving")
+ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,128}$"
+_ID_RE = re.compile(ID_PATTERN)
+MAX_K = 500
+
+
+# ---------------------------------------------------------------------------------------- config
+@dataclass
+class ServiceConfig:
+    """Everything the service reads at start-up (TOML/YAML ``[serve]`` table or CLI flags).
+
+    Attributes:
+        model: Path of a model saved by ``recforge train`` / ``Recommender.save``; may be None to
+            serve only the batch table.
+        pipeline: Pipeline config (dict) or a path to a TOML/YAML file; None = ANN (or item-kNN)
+            retrieval, drop seen, no ranker.
+        item_features: Registered dataset name or CSV/Parquet file with item features (for
+            attribute block lists and genre MMR).
+        database: SQLAlchemy URL or SQLite path for events and the batch table.
+        recommendations_table: Name of the batch table.
+        events_table: Name of the events table.
+        redis: ``redis://...`` to share recent history between processes; None = in process.
+        redis_prefix: Key prefix of history lists in Redis.
+        api_key: Key required in ``X-API-Key`` on write endpoints (env ``RECFORGE_API_KEY``
+            when None). Without any key, writes are refused unless ``allow_anonymous_writes``.
+        allow_anonymous_writes: Accept writes without a key (development only).
+        max_body_bytes: Largest accepted request body.
+        history_size: Recent events kept per user.
+        default_k: List length when ``k`` is not given.
+    """
+
+    model: str | None = None
+    pipeline: dict[str, Any] | str | None = None
+    item_features: str | None = None
+    database: str | None = None
+    recommendations_table: str = "recommendations"
+    events_table: str = "events"
+    redis: str | None = None
+    redis_prefix: str = "recforge:history:"
+    api_key: str | None = None
+    allow_anonymous_writes: bool = False
+    max_body_bytes: int = 16 * 1024
+    history_size: int = 50
+    default_k: int = 10
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ServiceConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown serve option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        cfg = cls(**d)
+        if cfg.max_body_bytes < 256:
+            raise ConfigError("max_body_bytes must be at least 256")
+        if not 1 <= cfg.default_k <= MAX_K:
+            raise ConfigError(f"default_k must be in 1..{MAX_K}")
+        return cfg
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model version: the pipeline and its identity."""
+
+    pipeline: Pipeline
+    version: str
+    path: str | None
+    loaded_at: float = field(default_factory=time.time)
+
+
+def load_bundle(path: str | Path, pipeline_cfg: dict[str, Any] | str | None, item_features: Any) -> ModelBundle:
+    """Load a saved model and build its pipeline (index included)."""
+    from recforge.models.base import Recommender
+    from recforge.serving.batch import model_version
+
+    model = Recommender.load(path)
+    if pipeline_cfg is None:
+        pipe = Pipeline.from_config({}, model, item_features=item_features)
+    else:
+        pipe = Pipeline.from_config(pipeline_cfg, model, item_features=item_features)
+    return ModelBundle(pipe, model_version(model, path), str(path))
+
+
+# ---------------------------------------------------------------------------------------- state
+class Metrics:
+    """Prometheus metrics of one app (own registry, so several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("recforge_http_requests_total", "HTTP requests", ["route", "method", "status"],
+                                registry=self.registry)
+        self.latency = Histogram(
+            "recforge_http_request_seconds", "Request latency", ["route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.recs = Counter("recforge_recommendations_total", "Recommendation lists served by source", ["source"],
+                            registry=self.registry)
+        self.events = Counter("recforge_events_total", "Events accepted by type", ["type"], registry=self.registry)
+        self.rejected = Counter("recforge_events_rejected_total", "Events rejected", ["reason"],
+                                registry=self.registry)
+        self.loaded = Gauge("recforge_model_loaded", "1 when a model is loaded", registry=self.registry)
+        self.reloads = Counter("recforge_model_reloads_total", "Model reloads", ["outcome"], registry=self.registry)
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class ServiceState:
+    """The service's shared state; ``bundle`` is swapped atomically on reload."""
+
+    def __init__(self, config: ServiceConfig, *, bundle: ModelBundle | None = None,
+                 history: MemoryHistory | RedisHistory | None = None, load_model: bool = True) -> None:
+        from recforge.serving.db import EventStore, RecommendationReader, make_engine
+
+        self.config = config
+        self.api_key = config.api_key or os.environ.get("RECFORGE_API_KEY") or None
+        self.metrics = Metrics()
+        self.item_features = load_item_features(config.item_features) if config.item_features else None
+        self.engine = make_engine(config.database)
+        self.events = EventStore(self.engine, config.events_table)
+        self.reader = RecommendationReader(self.engine, config.recommendations_table)
+        self.history = history or make_history(config.redis, config.history_size, config.redis_prefix)
+        self._reload_lock = threading.Lock()
+        self.bundle: ModelBundle | None = bundle
+        self.load_error: str | None = None
+        if self.bundle is None and load_model and config.model:
+            try:
+                self.bundle = load_bundle(config.model, config.pipeline, self.item_features)
+            except (RecforgeError, OSError) as exc:
+                # serve from the batch table rather than not at all
+                self.load_error = str(exc)
+                log.warning("model not loaded (%s); answering from the batch table", exc)
+        self.metrics.loaded.set(1 if self.bundle else 0)
+
+    def reload(self, path: str | None = None) -> ModelBundle:
+        """Load ``path`` (default: the configured model) and swap it in; requests never wait."""
+        target = path or (self.bundle.path if self.bundle else None) or self.config.model
+        if not target:
+            raise ConfigError("no model path configured to reload")
+        with self._reload_lock:
+            try:
+                new = load_bundle(target, self.config.pipeline, self.item_features)
+            except Exception:
+                self.metrics.reloads.labels("error").inc()
+                raise
+            self.bundle = new  # one reference assignment: in-flight requests keep the old bundle
+            self.load_error = None
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.loaded.set(1)
+        return new
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------- ASGI
+class LimitAndMeasure:
+    """Pure ASGI middleware: rejects oversized bodies (413) and records request metrics."""
+
+    def __init__(self, app: Any, state: ServiceState) -> None:
+        self.app = app
+        self.state = state
+        self.limit = state.config.max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = {"code": 500}
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _send_json(send, 413, {"detail": f"request body larger than {self.limit} bytes"})
+                    self._observe(scope, 413, t0)
+                    return
+        seen = {"n": 0}
+
+        async def limited_receive() -> dict[str, Any]:
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen["n"] += len(msg.get("body", b""))
+                if seen["n"] > self.limit:
+                    raise _BodyTooLarge
+            return msg
+
+        async def send_wrapper(msg: dict[str, Any]) -> None:
+            if msg["type"] == "http.response.start":
+                status["code"] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLarge:
+            await _send_json(send, 413, {"detail": f"request body larger than {self.limit} bytes"})
+            status["code"] = 413
+        self._observe(scope, status["code"], t0)
+
+    def _observe(self, scope: dict[str, Any], code: int, t0: float) -> None:
+        route = scope.get("route")
+        name = getattr(route, "path", None) or "unmatched"
+        m = self.state.metrics
+        m.requests.labels(name, scope.get("method", ""), str(code)).inc()
+        m.latency.labels(name).observe(time.perf_counter() - t0)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+    import json
+
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+# ---------------------------------------------------------------------------------------- schemas
+RawId = str | int
+
+
+def _check_id(v: Any, what: str) -> str:
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise ValueError(f"{what} must be a string or an integer")
+    s = str(v)
+    if not _ID_RE.match(s):
+        raise ValueError(f"{what} must be 1-128 characters without control characters or '/'")
+    return s
+
+
+class EventIn(BaseModel):
+    """One user event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: RawId
+    item_id: RawId
+    type: Literal["click", "view", "like", "rating"]
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    timestamp: datetime | None = None
+
+    @field_validator("user_id")
+    @classmethod
+    def _user(cls, v: Any) -> str:
+        return _check_id(v, "user_id")
+
+    @field_validator("item_id")
+    @classmethod
+    def _item(cls, v: Any) -> str:
+        return _check_id(v, "item_id")
+
+    @model_validator(mode="after")
+    def _value(self) -> EventIn:
+        if self.type == "rating" and self.value is None:
+            raise ValueError("a rating event needs a value")
+        return self
+
+
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_path: str | None = Field(default=None, max_length=4096)
+
+
+# ---------------------------------------------------------------------------------------- app
+def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: ServiceState | None = None) -> FastAPI:
+    """The FastAPI application (see the module docstring for the endpoints)."""
+    if state is None:
+        cfg = config if isinstance(config, ServiceConfig) else ServiceConfig.from_dict(dict(config or {}))
+        state = ServiceState(cfg)
+    st = state
+    app = FastAPI(title="recforge", version="1", docs_url="/docs", redoc_url=None)
+    app.state.recforge = st
+
+    def require_key(key: str | None) -> None:
+        if st.api_key is None:
+            if st.config.allow_anonymous_writes:
+                return
+            raise HTTPException(403, "writes are disabled: no API key is configured (api_key or RECFORGE_API_KEY)")
+        if key is None or not hmac.compare_digest(key.encode(), st.api_key.encode()):
+            raise HTTPException(401, "missing or wrong X-API-Key")
+
+    def recent_indices(bundle: ModelBundle, events: list[tuple[str, float]]) -> list[tuple[int, float]]:
+        out = []
+        for item, value in events:
+            i = bundle.pipeline.view.item_index(item)
+            if i >= 0:
+                out.append((i, value))
+        return out
+
+    def history_of(user_id: str) -> list[tuple[str, float]]:
+        return st.history.recent(user_id)
+
+    @app.get("/v1/users/{user_id}/recommendations")
+    async def recommendations(
+        user_id: Annotated[str, PathParam(pattern=ID_PATTERN, description="raw user id")],
+        k: Annotated[int | None, Query(ge=1, le=MAX_K, description="list length")] = None,
+    ) -> Response:
+        kk = k or st.config.default_k
+        bundle = st.bundle
+        if bundle is None:
+            items, scores, version = await run_in_threadpool(st.reader.get, user_id, kk)
+            if not items:
+                raise HTTPException(503, "no model is loaded and no precomputed recommendations exist for this user")
+            st.metrics.recs.labels("batch").inc()
+            return _json({"user_id": user_id, "k": kk, "model_version": version, "source": "batch",
+                          "items": [{"item_id": _plain(i), "score": s} for i, s in zip(items, scores, strict=True)]})
+        if isinstance(st.history, MemoryHistory):
+            events = history_of(user_id)
+        else:
+            events = await run_in_threadpool(history_of, user_id)
+        rec = bundle.pipeline.recommend(user_id, kk, recent_indices(bundle, events))
+        st.metrics.recs.labels(rec.source).inc()
+        return _json({"user_id": user_id, "k": kk, "model_version": bundle.version, "source": rec.source,
+                      "items": [{"item_id": _plain(i), "score": s} for i, s in zip(rec.item_ids, rec.scores, strict=True)]})
+
+    @app.get("/v1/items/{item_id}/similar")
+    async def similar(
+        item_id: Annotated[str, PathParam(pattern=ID_PATTERN, description="raw item id")],
+        k: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
+    ) -> Response:
+        kk = k or st.config.default_k
+        bundle = st.bundle
+        if bundle is None:
+            raise HTTPException(503, "no model is loaded")
+        i = bundle.pipeline.view.item_index(item_id)
+        if i < 0:
+            raise HTTPException(404, f"unknown item id {item_id!r}")
+        idx, sc = bundle.pipeline.similar_items(i, kk)
+        ids = bundle.pipeline.view.item_ids[idx].tolist()
+        return _json({"item_id": item_id, "k": kk, "model_version": bundle.version,
+                      "items": [{"item_id": _plain(a), "score": float(b)} for a, b in zip(ids, sc, strict=True)]})
+
+    @app.post("/v1/events", status_code=201)
+    async def post_event(event: EventIn, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+        require_key(x_api_key)
+        bundle = st.bundle
+        if bundle is None:
+            st.metrics.rejected.labels("no-model").inc()
+            raise HTTPException(503, "no model is loaded, so item ids cannot be checked; try again later")
+        view = bundle.pipeline.view
+        if view.item_index(event.item_id) < 0:
+            st.metrics.rejected.labels("unknown-item").inc()
+            raise HTTPException(422, [{"loc": ["body", "item_id"], "msg": f"unknown item id {event.item_id!r}",
+                                       "type": "value_error"}])
+        if event.type == "rating" and view.explicit:
+            lo, hi = float(view.model.rating_min_), float(view.model.rating_max_)
+            if not lo <= float(event.value) <= hi:  # type: ignore[arg-type]
+                st.metrics.rejected.labels("bad-value").inc()
+                raise HTTPException(422, [{"loc": ["body", "value"], "msg": f"rating must be in [{lo:g}, {hi:g}]",
+                                           "type": "value_error"}])
+        when = event.timestamp or datetime.now(UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        value = 1.0 if event.value is None else float(event.value)
+        event_id = await run_in_threadpool(st.events.add, event.user_id, event.item_id, event.type, event.value, when)
+        if isinstance(st.history, MemoryHistory):
+            st.history.push(event.user_id, event.item_id, value)
+        else:
+            await run_in_threadpool(st.history.push, event.user_id, event.item_id, value)
+        st.metrics.events.labels(event.type).inc()
+        return _json({"status": "accepted", "event_id": event_id}, status=201)
+
+    @app.post("/v1/admin/reload")
+    async def reload(body: ReloadIn | None = None, x_api_key: Annotated[str | None, Header()] = None) -> Response:
+        require_key(x_api_key)
+        path = body.model_path if body else None
+        try:
+            new = await run_in_threadpool(st.reload, path)
+        except RecforgeError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return _json({"status": "reloaded", "model_version": new.version})
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        b = st.bundle
+        body = {
+            "status": "ok" if b is not None else "degraded",
+            "model_loaded": b is not None,
+            "model_version": b.version if b else None,
+            "pipeline": b.pipeline.describe() if b else None,
+            "history": st.history.describe(),
+            "load_error": st.load_error,
+        }
+        return _json(body)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        data, ctype = st.metrics.render()
+        return Response(data, media_type=ctype)
+
+    app.add_middleware(LimitAndMeasure, state=st)
+    return app
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status)
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
+    """Run ``app`` under uvicorn (blocking)."""
+    uvicorn = require("uvicorn", purpose="serving HTTP")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def read_service_config(path: str | Path | None, overrides: dict[str, Any]) -> ServiceConfig:
+    """A :class:`ServiceConfig` from a TOML/YAML file (its ``[serve]`` table, or the top level;
+    a ``[pipeline]`` table is the pipeline config) with non-None ``overrides`` applied."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        from recforge.cli.config_file import read_config
+
+        raw = read_config(path)
+        data = dict(raw.get("serve", {k: v for k, v in raw.items() if k != "pipeline"}))
+        if "pipeline" in raw:
+            data["pipeline"] = raw["pipeline"]
+        base = Path(path).parent
+        for key in ("model",):
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                data[key] = str(base / data[key])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return ServiceConfig.from_dict(data)

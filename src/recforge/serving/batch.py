@@ -1,0 +1,120 @@
+"""The batch job: every known user's top k into a SQL table, swapped in atomically."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recforge.errors import ConfigError
+from recforge.models.base import Recommender
+from recforge.serving.pipeline import Pipeline
+
+
+def model_version(model: Recommender, path: str | Path | None = None) -> str:
+    """``<model name>-<12 hex digits>``: a hash of the saved file when there is one, else of the
+    config and the learned arrays' shapes and checksums (stable across runs)."""
+    h = hashlib.sha256()
+    if path is not None and Path(path).exists():
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    else:
+        h.update(repr(sorted(model.config.to_dict().items())).encode())
+        for key, val in sorted(model.get_state().items()):
+            h.update(key.encode())
+            if isinstance(val, np.ndarray) and val.dtype != object:
+                h.update(np.ascontiguousarray(val).tobytes()[: 1 << 22])
+    return f"{model.name}-{h.hexdigest()[:12]}"
+
+
+def score_blocks(
+    source: Recommender | Pipeline, k: int, batch_size: int, users: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(user indices, item indices (n, k), scores (n, k))`` per block of users."""
+    model = source.model if isinstance(source, Pipeline) else source
+    if users is None:
+        users = np.flatnonzero(model.user_known_)
+    for s in range(0, len(users), batch_size):
+        u = users[s : s + batch_size]
+        if isinstance(source, Pipeline):
+            idx, sc = source.recommend_indices(u, k)
+        else:
+            idx, sc = model.recommend_indices(u, k, exclude_seen=True)
+        yield u, idx, sc
+
+
+def run_batch(
+    source: Recommender | Pipeline,
+    url: str | Path | None = None,
+    *,
+    k: int = 10,
+    table: str = "recommendations",
+    batch_size: int = 1000,
+    version: str | None = None,
+    progress: bool = False,
+    users: np.ndarray | None = None,
+) -> Any:
+    """Score every known user (or ``users``, as indices) and write the top ``k`` into ``table``.
+
+    Args:
+        source: A fitted model (its own ``recommend``) or a :class:`Pipeline`.
+        url: SQLAlchemy URL or a SQLite file path (default ``recommendations.db``).
+        k: Items per user.
+        table: Live table name; rows are ``(user_id, rank, item_id, score, model_version,
+            created_at)``, rank starting at 1.
+        batch_size: Users scored (and rows committed) per block.
+        version: Model version written with every row (default: :func:`model_version`).
+        progress: Show a progress bar.
+
+    Returns:
+        A :class:`recforge.serving.db.SwapResult`.
+    """
+    from recforge.serving.db import make_engine, write_recommendations
+
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    model = source.model if isinstance(source, Pipeline) else source
+    model._check_fitted()
+    version = version or model_version(model)
+    user_ids = model.users_.ids
+    item_ids = model.items_.ids
+    all_users = np.flatnonzero(model.user_known_) if users is None else np.asarray(users, np.int64)
+
+    def rows() -> Iterator[list[tuple[Any, int, Any, float | None]]]:
+        bar = None
+        if progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                           TimeRemainingColumn(), transient=False)
+            bar.start()
+            task = bar.add_task("scoring users", total=len(all_users))
+        try:
+            for u, idx, sc in score_blocks(source, k, batch_size, all_users):
+                block = []
+                uid = user_ids[u].tolist()
+                for r in range(len(u)):
+                    for c in range(idx.shape[1]):
+                        if idx[r, c] < 0:
+                            break
+                        s = float(sc[r, c])
+                        block.append((uid[r], c + 1, item_ids[idx[r, c]].item(), None if np.isnan(s) else s))
+                if bar is not None:
+                    bar.advance(task, len(u))
+                yield block
+        finally:
+            if bar is not None:
+                bar.stop()
+
+    engine = make_engine(url)
+    try:
+        return write_recommendations(engine, rows(), table=table, model_version=version,
+                                     user_kind=user_ids.dtype.kind, item_kind=item_ids.dtype.kind)
+    finally:
+        engine.dispose()

@@ -1,0 +1,124 @@
+"""A user's recent events, kept for the next request: in process, or in Redis so several service
+processes share them.
+
+Entries are raw item ids (not indices), so a reloaded model with another vocabulary still reads
+them. Each user keeps the latest ``max_len`` events, most recent first.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict, deque
+from typing import Any
+
+from recforge.errors import ConfigError
+
+
+class MemoryHistory:
+    """Recent events per user in this process (bounded: at most ``max_users`` users, LRU)."""
+
+    def __init__(self, max_len: int = 50, max_users: int = 1_000_000) -> None:
+        if max_len < 1 or max_users < 1:
+            raise ConfigError("history max_len and max_users must be positive")
+        self.max_len = max_len
+        self.max_users = max_users
+        self._data: OrderedDict[str, deque[tuple[str, float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def push(self, user_id: str, item_id: str, value: float = 1.0) -> None:
+        with self._lock:
+            q = self._data.get(user_id)
+            if q is None:
+                q = self._data[user_id] = deque(maxlen=self.max_len)
+                if len(self._data) > self.max_users:
+                    self._data.popitem(last=False)
+            else:
+                self._data.move_to_end(user_id)
+            q.appendleft((str(item_id), float(value)))
+
+    def recent(self, user_id: str, n: int | None = None) -> list[tuple[str, float]]:
+        """The latest events ``(item_id, value)``, most recent first."""
+        q = self._data.get(user_id)
+        if not q:
+            return []
+        items = list(q)
+        return items if n is None else items[:n]
+
+    def clear(self, user_id: str | None = None) -> None:
+        with self._lock:
+            if user_id is None:
+                self._data.clear()
+            else:
+                self._data.pop(user_id, None)
+
+    def ping(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return "memory"
+
+
+class RedisHistory:
+    """Recent events per user in Redis lists ``<prefix><user_id>`` (LPUSH + LTRIM, with a TTL).
+
+    Args:
+        url: ``redis://host:port/db``.
+        max_len: Events kept per user.
+        prefix: Key prefix (lets several services or tests share one Redis).
+        ttl_seconds: Expiry of a user's list after their last event (0: never).
+    """
+
+    def __init__(self, url: str, max_len: int = 50, prefix: str = "recforge:history:", ttl_seconds: int = 7 * 86400,
+                 client: Any = None) -> None:
+        from recforge._optional import require
+
+        redis = require("redis", purpose="shared recent history")
+        self.client = client or redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.max_len = max_len
+        self.prefix = prefix
+        self.ttl = ttl_seconds
+        self.url = url
+
+    def _key(self, user_id: str) -> str:
+        return f"{self.prefix}{user_id}"
+
+    def push(self, user_id: str, item_id: str, value: float = 1.0) -> None:
+        key = self._key(user_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lpush(key, json.dumps([str(item_id), float(value)]))
+        pipe.ltrim(key, 0, self.max_len - 1)
+        if self.ttl:
+            pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def recent(self, user_id: str, n: int | None = None) -> list[tuple[str, float]]:
+        raw = self.client.lrange(self._key(user_id), 0, (n or self.max_len) - 1)
+        out = []
+        for r in raw:
+            item, value = json.loads(r)
+            out.append((str(item), float(value)))
+        return out
+
+    def clear(self, user_id: str | None = None) -> None:
+        if user_id is not None:
+            self.client.delete(self._key(user_id))
+            return
+        for key in self.client.scan_iter(match=f"{self.prefix}*", count=1000):
+            self.client.delete(key)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:  # noqa: BLE001 - any connection failure means "not healthy"
+            return False
+
+    def describe(self) -> str:
+        return "redis"
+
+
+def make_history(redis_url: str | None, max_len: int = 50, prefix: str = "recforge:history:") -> MemoryHistory | RedisHistory:
+    """Redis-backed history when a URL is given, else in-process."""
+    if redis_url:
+        return RedisHistory(redis_url, max_len=max_len, prefix=prefix)
+    return MemoryHistory(max_len=max_len)
