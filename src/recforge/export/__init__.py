@@ -1,0 +1,38 @@
+"""Export fitted models: ONNX scoring graphs for torch models, portable npz + JSON for any model.
+
+Save/load of the full model (no pickle) is :meth:`recforge.models.base.Recommender.save` /
+``load``; this package writes formats other programs read without recforge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recforge.errors import ConfigError
+from recforge.export.portable import export_portable, read_portable
+
+FORMATS = ("auto", "onnx", "npz")
+
+
+def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs: Any) -> list[Path]:  # noqa: A002
+    """Export ``model`` into ``folder``; ``auto`` is ONNX for torch models and npz for the others."""
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
+    torch_model = any(c.__name__ == "TorchRecommender" for c in type(model).__mro__)
+    if format == "onnx" or (format == "auto" and torch_model):
+        from recforge.export.onnx import export_onnx
+
+        return export_onnx(model, folder, **kwargs)
+    return export_portable(model, folder)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("export_onnx", "onnx_parity", "OnnxScorer", "onnx_session", "tower_functions"):
+        import importlib
+
+        return getattr(importlib.import_module("recforge.export.onnx"), name)
+    raise AttributeError(f"module 'recforge.export' has no attribute {name!r}")
+
+
+__all__ = ["FORMATS", "OnnxScorer", "export_model", "export_onnx", "export_portable", "onnx_parity", "read_portable"]

@@ -1,0 +1,214 @@
+"""ONNX export of a torch model's scoring graph, with an onnxruntime parity check.
+
+``score.onnx`` maps ``user`` and ``item`` (int64 index vectors of the same, dynamic, length) to
+``score`` (float32): the model's raw score, as :meth:`Recommender.score` gives it, before the
+clipping that ``predict`` applies to ratings. A two-tower network (one that has
+``user_tower``/``item_tower`` or ``encode_users``/``encode_items``) also gets
+``user_tower.onnx`` (``user`` -> ``user_vector``) and ``item_tower.onnx`` (``item`` ->
+``item_vector``), so retrieval can embed users and items separately. ``ids.npz`` maps raw ids to
+the indices the graphs take (``users``/``items`` arrays: index = position) and ``model.json``
+describes the graphs and records the parity check.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recforge._optional import require
+from recforge.errors import ConfigError, DataError
+from recforge.io import atomic_path, atomic_write
+
+OPSET = 17
+PARITY_TOL = 1e-4
+_TOWERS = (("user_tower", "item_tower"), ("encode_users", "encode_items"))
+
+
+def _torch_net(model: Any) -> Any:
+    if not any(c.__name__ == "TorchRecommender" for c in type(model).__mro__):
+        raise ConfigError(f"{type(model).__name__} is not a torch model: export it with format='npz'")
+    net = model._require_net()
+    return net
+
+
+def tower_functions(net: Any) -> tuple[Any, Any] | None:
+    """The (user, item) tower callables of a two-tower network, or None."""
+    for u_name, i_name in _TOWERS:
+        u, i = getattr(net, u_name, None), getattr(net, i_name, None)
+        if callable(u) and callable(i):
+            return u, i
+    return None
+
+
+def _wrap(fn: Any, net: Any) -> Any:
+    import torch
+
+    class _Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return fn(*args)
+
+    return _Graph().eval()
+
+
+def _export_graph(module: Any, args: tuple[Any, ...], inputs: list[str], output: str, path: Path) -> None:
+    import torch
+
+    dynamic = {name: {0: "batch"} for name in [*inputs, output]}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with atomic_path(path) as tmp:
+            # the TorchScript-based exporter: exact for embedding lookups and MLPs and needs no
+            # onnxscript; dynamic_axes makes the batch dimension free
+            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=inputs, output_names=[output],
+                              dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True)
+
+
+def _known_pairs(model: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    users = np.flatnonzero(model.user_known_)
+    items = np.flatnonzero(model.item_known_)
+    if len(users) == 0 or len(items) == 0:
+        raise DataError("the model knows no users or items")
+    return rng.choice(users, n).astype(np.int64), rng.choice(items, n).astype(np.int64)
+
+
+def onnx_session(path: str | Path) -> Any:
+    """An onnxruntime CPU inference session for ``path``."""
+    ort = require("onnxruntime", purpose="running ONNX models")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_parity(model: Any, folder: str | Path, n: int = 2048, seed: int = 0) -> dict[str, float]:
+    """Max absolute difference between onnxruntime and torch on ``n`` random known pairs, per graph.
+
+    Batches of two sizes are run so a graph that fixed its batch size fails here.
+    """
+    import torch
+
+    folder = Path(folder)
+    net = _torch_net(model)
+    u, i = _known_pairs(model, n, seed)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        dev = model.device
+        ref = net.score_pairs(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)).float().cpu().numpy()
+        sess = onnx_session(folder / "score.onnx")
+        diff = 0.0
+        for s, e in ((0, 1), (1, n)):
+            got = sess.run(["score"], {"user": u[s:e], "item": i[s:e]})[0]
+            diff = max(diff, float(np.max(np.abs(got.reshape(-1) - ref[s:e]))))
+        out["score"] = diff
+        towers = tower_functions(net)
+        if towers is not None:
+            for name, fn, idx, inp in (("user_tower", towers[0], u, "user"), ("item_tower", towers[1], i, "item")):
+                ref_v = fn(torch.as_tensor(idx, device=dev)).float().cpu().numpy()
+                got_v = onnx_session(folder / f"{name}.onnx").run(None, {inp: idx})[0]
+                out[name] = float(np.max(np.abs(got_v - ref_v)))
+    return out
+
+
+def export_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: float = PARITY_TOL) -> list[Path]:
+    """Write ``score.onnx`` (+ tower graphs for two-tower networks), ``ids.npz`` and ``model.json``.
+
+    Args:
+        model: A fitted torch recommender.
+        folder: Output folder (created).
+        verify: Run the onnxruntime parity check and raise when a graph differs by more than ``tol``.
+        tol: Largest accepted absolute difference.
+
+    Returns:
+        The written paths.
+    """
+    require("onnx", purpose="ONNX export")
+    import torch
+
+    model._check_fitted()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    net = _torch_net(model)
+    dev_before = model.device
+    model.to_device("cpu")
+    try:
+        net.eval()
+        u, i = _known_pairs(model, 4, 0)
+        ut, it = torch.as_tensor(u), torch.as_tensor(i)
+        with torch.no_grad():
+            net.score_pairs(ut, it)  # fills eval-mode caches so the graph holds final embeddings
+        paths = [folder / "score.onnx"]
+        _export_graph(_wrap(net.score_pairs, net), (ut, it), ["user", "item"], "score", paths[0])
+        graphs = {"score.onnx": {"inputs": {"user": "int64[batch]", "item": "int64[batch]"},
+                                 "outputs": {"score": "float32[batch]"}}}
+        towers = tower_functions(net)
+        if towers is not None:
+            for name, fn, x, inp, outp in (("user_tower", towers[0], ut, "user", "user_vector"),
+                                           ("item_tower", towers[1], it, "item", "item_vector")):
+                path = folder / f"{name}.onnx"
+                _export_graph(_wrap(fn, net), (x,), [inp], outp, path)
+                paths.append(path)
+                graphs[path.name] = {"inputs": {inp: "int64[batch]"}, "outputs": {outp: "float32[batch, dim]"}}
+        with atomic_path(folder / "ids.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, users=_plain_ids(model.users_.ids), items=_plain_ids(model.items_.ids),
+                     user_known=model.user_known_, item_known=model.item_known_)
+        paths.append(folder / "ids.npz")
+        parity = onnx_parity(model, folder) if verify else {}
+        meta = {
+            "format": "recforge-onnx", "version": 1, "model": model.name, "task": model.task,
+            "class": f"{type(model).__module__}.{type(model).__qualname__}", "config": model.config.to_dict(),
+            "n_users": len(model.users_), "n_items": len(model.items_), "opset": OPSET, "graphs": graphs,
+            "score": "raw model score (Recommender.score); predict() additionally clips ratings to "
+                     f"[{model.rating_min_}, {model.rating_max_}]" if model.explicit_ else "raw model score",
+            "parity_max_abs_diff": parity,
+        }
+        with atomic_write(folder / "model.json") as fh:
+            fh.write(json.dumps(meta, indent=2) + "\n")
+        paths.append(folder / "model.json")
+    finally:
+        model.to_device(dev_before)
+    bad = {k: v for k, v in parity.items() if not v <= tol}
+    if bad:
+        raise DataError(f"ONNX parity check failed (max abs diff {bad}, tolerance {tol})")
+    return paths
+
+
+def _plain_ids(ids: np.ndarray) -> np.ndarray:
+    return ids.astype(str) if ids.dtype == object else ids
+
+
+class OnnxScorer:
+    """Score raw (user, item) ids with an exported ``score.onnx`` (no torch needed).
+
+    Unknown ids (or ids the model saw no data for) score NaN, as :meth:`Recommender.score` does.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        from recforge.data.vocabulary import Vocabulary
+
+        folder = Path(folder)
+        ids = np.load(folder / "ids.npz", allow_pickle=False)
+        self.users = Vocabulary._from_sorted(ids["users"], "user")
+        self.items = Vocabulary._from_sorted(ids["items"], "item")
+        self.user_known = ids["user_known"]
+        self.item_known = ids["item_known"]
+        self.session = onnx_session(folder / "score.onnx")
+        self.meta = json.loads((folder / "model.json").read_text())
+
+    def score(self, users: Any, items: Any) -> np.ndarray:
+        u = self.users.index(np.atleast_1d(np.asarray(users)))
+        i = self.items.index(np.atleast_1d(np.asarray(items)))
+        out = np.full(len(u), np.nan)
+        ok = (u >= 0) & (i >= 0)
+        ok[ok] = self.user_known[u[ok]] & self.item_known[i[ok]]
+        if ok.any():
+            out[ok] = self.session.run(["score"], {"user": u[ok].astype(np.int64), "item": i[ok].astype(np.int64)})[0]
+        return out
