@@ -1,0 +1,91 @@
+"""``recforge batch`` and ``recforge serve``: the serving commands, registered on the main app.
+
+``recforge.cli.main`` calls :func:`register` so these commands load FastAPI, SQLAlchemy and faiss
+only when they run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``batch`` and ``serve`` to ``app``."""
+    from recforge.cli.main import ConfigOpt, SetOpt, _dataset, _fit_options, _merge, _model, console, handle_errors
+
+    @app.command("batch")
+    @handle_errors
+    def batch_cmd(
+        model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
+        model: Annotated[str | None, typer.Option(help="model short name, fitted on --dataset first")] = None,
+        dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+        database: Annotated[str | None, typer.Option(help="SQLAlchemy URL or SQLite file (default recommendations.db)")] = None,
+        table: Annotated[str | None, typer.Option(help="table to (re)place (default recommendations)")] = None,
+        k: Annotated[int | None, typer.Option(help="items per user")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="users per block")] = None,
+        pipeline: Annotated[Path | None, typer.Option(help="pipeline config (TOML/YAML); default: the model's own top k")] = None,
+        item_features: Annotated[str | None, typer.Option(help="dataset name or file with item features")] = None,
+        version: Annotated[str | None, typer.Option(help="model_version written with each row")] = None,
+        seed: int | None = None,
+        progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+    ) -> None:
+        """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
+        from recforge.models.base import Recommender
+        from recforge.serving.batch import model_version, run_batch
+        from recforge.serving.pipeline import Pipeline, load_item_features
+
+        opts = _merge(config, {"model_path": model_path, "model": model, "dataset": dataset, "database": database,
+                               "table": table, "k": k, "batch_size": batch_size, "pipeline": pipeline,
+                               "item_features": item_features, "version": version, "seed": seed}, set_)
+        if opts.get("model_path"):
+            mdl = Recommender.load(opts["model_path"])
+            ver = opts.get("version") or model_version(mdl, opts["model_path"])
+        else:
+            ds = _dataset(opts)
+            mdl = _model(opts)
+            data = ds.interactions if mdl.task == "rating" else ds.interactions.to_implicit()
+            with console.status(f"fitting {mdl.name} on {ds.name}"):
+                mdl.fit(data, _fit_options(opts))
+            ver = opts.get("version") or model_version(mdl)
+        source: Any = mdl
+        if opts.get("pipeline"):
+            feats = load_item_features(opts.get("item_features"))
+            source = Pipeline.from_config(Path(opts["pipeline"]), mdl, item_features=feats)
+        res = run_batch(source, opts.get("database"), k=int(opts.get("k") or 10),
+                        table=str(opts.get("table") or "recommendations"), batch_size=int(opts.get("batch_size") or 1000),
+                        version=ver, progress=bool(progress))
+        console.print(f"wrote {res.n_rows:,} rows for {res.n_users:,} users into {res.table} "
+                      f"(model_version {res.model_version}, run {res.run_id})")
+
+    @app.command("serve")
+    @handle_errors
+    def serve_cmd(
+        model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
+        database: Annotated[str | None, typer.Option(help="SQLAlchemy URL or SQLite file for events and batch table")] = None,
+        pipeline: Annotated[Path | None, typer.Option(help="pipeline config (TOML/YAML)")] = None,
+        item_features: Annotated[str | None, typer.Option(help="dataset name or file with item features")] = None,
+        redis: Annotated[str | None, typer.Option(help="redis://host:port/db to share recent history")] = None,
+        api_key: Annotated[str | None, typer.Option(help="key for write endpoints (or env RECFORGE_API_KEY)")] = None,
+        host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        config: ConfigOpt = None,
+    ) -> None:
+        """Run the recommendation service (FastAPI under uvicorn)."""
+        from recforge.serving.app import create_app, read_service_config, serve
+
+        cfg = read_service_config(config, {
+            "model": str(model_path) if model_path else None, "database": database,
+            "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
+            "api_key": api_key,
+        })
+        application = create_app(cfg)
+        st = application.state.recforge
+        what = st.bundle.version if st.bundle else f"no model ({st.load_error or 'none given'}): batch table only"
+        console.print(f"serving {what} on http://{host}:{port}  (GET /v1/users/{{user_id}}/recommendations?k=10)")
+        serve(application, host=host, port=port, log_level=log_level)
