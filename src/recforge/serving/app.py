@@ -45,7 +45,7 @@ from recforge.serving.pipeline import Pipeline, load_item_features  # noqa: E402
 
 log = logging.getLogger("recforge.serving")
 ID_PATTERN = r"^[^\x00-\x1f\x7f/]{1,128}$"
-_ID_RE = re.compile(ID_PATTERN)
+_ID_RE = re.compile(r"[^\x00-\x1f\x7f/]{1,128}")
 MAX_K = 500
 
 
@@ -226,26 +226,32 @@ class LimitAndMeasure:
                     await _send_json(send, 413, {"detail": f"request body larger than {self.limit} bytes"})
                     self._observe(scope, 413, t0)
                     return
-        seen = {"n": 0}
+        seen = {"n": 0, "over": False}
 
         async def limited_receive() -> dict[str, Any]:
+            if seen["over"]:
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen["n"] += len(msg.get("body", b""))
                 if seen["n"] > self.limit:
-                    raise _BodyTooLarge
+                    # a streamed body without Content-Length: stop reading; the app's answer to the
+                    # truncated body is replaced by a 413 below
+                    seen["over"] = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return msg
 
         async def send_wrapper(msg: dict[str, Any]) -> None:
+            if seen["over"]:
+                if msg["type"] == "http.response.start":
+                    status["code"] = 413
+                    await _send_json(send, 413, {"detail": f"request body larger than {self.limit} bytes"})
+                return
             if msg["type"] == "http.response.start":
                 status["code"] = msg["status"]
             await send(msg)
 
-        try:
-            await self.app(scope, limited_receive, send_wrapper)
-        except _BodyTooLarge:
-            await _send_json(send, 413, {"detail": f"request body larger than {self.limit} bytes"})
-            status["code"] = 413
+        await self.app(scope, limited_receive, send_wrapper)
         self._observe(scope, status["code"], t0)
 
     def _observe(self, scope: dict[str, Any], code: int, t0: float) -> None:
@@ -254,10 +260,6 @@ class LimitAndMeasure:
         m = self.state.metrics
         m.requests.labels(name, scope.get("method", ""), str(code)).inc()
         m.latency.labels(name).observe(time.perf_counter() - t0)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
@@ -277,7 +279,7 @@ def _check_id(v: Any, what: str) -> str:
     if isinstance(v, bool) or not isinstance(v, (str, int)):
         raise ValueError(f"{what} must be a string or an integer")
     s = str(v)
-    if not _ID_RE.match(s):
+    if not _ID_RE.fullmatch(s):
         raise ValueError(f"{what} must be 1-128 characters without control characters or '/'")
     return s
 
@@ -293,12 +295,12 @@ class EventIn(BaseModel):
     value: float | None = Field(default=None, allow_inf_nan=False)
     timestamp: datetime | None = None
 
-    @field_validator("user_id")
+    @field_validator("user_id", mode="before")
     @classmethod
     def _user(cls, v: Any) -> str:
         return _check_id(v, "user_id")
 
-    @field_validator("item_id")
+    @field_validator("item_id", mode="before")
     @classmethod
     def _item(cls, v: Any) -> str:
         return _check_id(v, "item_id")
