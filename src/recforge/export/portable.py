@@ -58,7 +58,9 @@ def export_portable(model: Any, folder: str | Path) -> list[Path]:
     for key, val in model.get_state().items():
         _add(key, val, arrays, meta, scalars)
     try:
-        uv, iv = model.embeddings()
+        from recforge.viz.embeddings import model_embeddings
+
+        uv, iv = model_embeddings(model)
         for key, val in (("user_factors", uv), ("item_factors", iv)):
             arr = np.asarray(val)
             arrays[key] = arr
