@@ -4,8 +4,8 @@
 only when they run.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: typer reads the option annotations at definition time,
+# and they name objects imported inside register()
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -1,0 +1,40 @@
+"""``batch`` and ``serve`` registered on a Typer app (as recforge.cli.main does)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import typer
+from typer.testing import CliRunner
+
+from recforge.cli.serve_cmds import register
+from recforge.serving.db import make_engine
+
+
+def app() -> typer.Typer:
+    a = typer.Typer()
+    register(a)
+    return a
+
+
+def test_batch_command_writes_the_table(tmp_path, ials_model):
+    path = tmp_path / "m.npz"
+    ials_model.save(path)
+    db = tmp_path / "out.db"
+    res = CliRunner().invoke(app(), ["batch", "--model-path", str(path), "--database", str(db), "--k", "3",
+                                     "--no-progress", "--version", "v9"])
+    assert res.exit_code == 0, res.output
+    assert "wrote 180 rows for 60 users into recommendations (model_version v9" in res.output
+    eng = make_engine(db)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(DISTINCT user_id), MAX(rank) FROM recommendations")).one() == (60, 3)
+    eng.dispose()
+
+
+def test_batch_command_errors_are_one_line(tmp_path, ials_model):
+    path = tmp_path / "m.npz"
+    ials_model.save(path)
+    res = CliRunner().invoke(app(), ["batch", "--model-path", str(path), "--database", str(tmp_path / "x.db"),
+                                     "--table", "bad-name", "--no-progress"])
+    assert res.exit_code == 2 and "table name 'bad-name'" in res.output
+    res = CliRunner().invoke(app(), ["serve", "--config", str(tmp_path / "missing.toml")])
+    assert res.exit_code == 2 and "no such config file" in res.output
