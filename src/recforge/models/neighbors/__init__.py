@@ -1,0 +1,11 @@
+"""Memory-based models: rating kNN (item, user, baseline-centred), implicit kNN, EASE and SLIM."""
+
+CATALOG = {
+    "item-knn": ("recforge.models.neighbors.knn", "ItemKNN", "rating"),
+    "user-knn": ("recforge.models.neighbors.knn", "UserKNN", "rating"),
+    "knn-baseline": ("recforge.models.neighbors.knn", "KNNBaseline", "rating"),
+    "item-knn-implicit": ("recforge.models.neighbors.implicit_knn", "ItemKNNImplicit", "ranking"),
+    "user-knn-implicit": ("recforge.models.neighbors.implicit_knn", "UserKNNImplicit", "ranking"),
+    "ease": ("recforge.models.neighbors.ease", "EASE", "ranking"),
+    "slim": ("recforge.models.neighbors.slim", "SLIM", "ranking"),
+}

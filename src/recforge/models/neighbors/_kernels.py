@@ -1,0 +1,306 @@
+"""Compiled kernels shared by the neighbourhood models.
+
+Everything here works on CSR triplets (``indptr``, ``indices``, ``data``). "Entities" (``x``) are the
+rows whose pairwise similarities are wanted (items for item-based models, users for user-based
+ones) and "features" (``y``) are the other side. Similarities are computed one entity at a time by
+walking entity -> its features -> the other entities of each feature, accumulating co-rating
+statistics in a dense scratch row, so memory stays O(n_x) per thread plus the pruned output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+# similarity kinds understood by ``_similarity_block``
+DOT = 0  # plain dot product of the (pre-weighted, pre-normalised) vectors
+COSINE = 1  # cosine over the co-rated support (scikit-surprise's ``cosine``)
+PEARSON = 2  # Pearson over the co-rated support with co-rated means (scikit-surprise's ``pearson``)
+MSD = 3  # 1 / (1 + mean squared difference) over the co-rated support
+
+_OUT_BUDGET = 1 << 24  # entries of the (rows x width) buffer filled per block
+
+
+@contextlib.contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Limit numba's thread pool to ``threads`` (None: leave it) for the duration of a block."""
+    if threads is None:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+@njit(cache=True)
+def _select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx: np.ndarray,
+                out_val: np.ndarray) -> int:
+    """Write the ``width`` largest of ``vals[:m]`` (with ids ``cand[:m]``) best first; return the count."""
+    if m == 0:
+        return 0
+    if m > width:
+        thr = -np.partition(-vals[:m], width - 1)[width - 1]
+        pick = np.empty(width, np.int64)
+        sel = 0
+        # strictly greater first, then ties in discovery order, so the choice is deterministic
+        for t in range(m):
+            if vals[t] > thr:
+                pick[sel] = t
+                sel += 1
+        for t in range(m):
+            if sel >= width:
+                break
+            if vals[t] == thr:
+                pick[sel] = t
+                sel += 1
+        sub = vals[pick]
+        order = np.argsort(-sub, kind="mergesort")
+        for t in range(width):
+            out_idx[t] = cand[pick[order[t]]]
+            out_val[t] = sub[order[t]]
+        return width
+    order = np.argsort(-vals[:m], kind="mergesort")
+    for t in range(m):
+        out_idx[t] = cand[order[t]]
+        out_val[t] = vals[order[t]]
+    return m
+
+
+@njit(parallel=True, cache=True)
+def _similarity_block(
+    start: int, stop: int,
+    x_indptr: np.ndarray, x_indices: np.ndarray, x_data: np.ndarray,
+    y_indptr: np.ndarray, y_indices: np.ndarray, y_data: np.ndarray,
+    n_x: int, kind: int, min_support: int, shrinkage: float, width: int, n_chunks: int,
+    out_idx: np.ndarray, out_val: np.ndarray, out_cnt: np.ndarray,
+) -> None:
+    """Positive similarities of entities ``start..stop-1`` to all others, top ``width`` per row.
+
+    ``x_*`` is the entities x features CSR matrix and ``y_*`` its transpose (same values).
+    """
+    n_rows = stop - start
+    step = (n_rows + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        lo = start + c * step
+        hi = min(stop, lo + step)
+        if lo >= hi:
+            continue
+        freq = np.zeros(n_x, np.int32)
+        prods = np.zeros(n_x, np.float64)
+        sqi = np.zeros(n_x, np.float64)
+        sqj = np.zeros(n_x, np.float64)
+        si = np.zeros(n_x, np.float64)
+        sj = np.zeros(n_x, np.float64)
+        touched = np.empty(n_x, np.int32)
+        cand = np.empty(n_x, np.int32)
+        vals = np.empty(n_x, np.float64)
+        for x in range(lo, hi):
+            nt = 0
+            for p in range(x_indptr[x], x_indptr[x + 1]):
+                y = x_indices[p]
+                ri = x_data[p]
+                for q in range(y_indptr[y], y_indptr[y + 1]):
+                    x2 = y_indices[q]
+                    rj = y_data[q]
+                    if freq[x2] == 0:
+                        touched[nt] = x2
+                        nt += 1
+                    freq[x2] += 1
+                    prods[x2] += ri * rj
+                    if kind != DOT:
+                        sqi[x2] += ri * ri
+                        sqj[x2] += rj * rj
+                        if kind == PEARSON:
+                            si[x2] += ri
+                            sj[x2] += rj
+            m = 0
+            for t in range(nt):
+                x2 = touched[t]
+                n = freq[x2]
+                sim = 0.0
+                if x2 != x and n >= min_support:
+                    if kind == DOT:
+                        sim = prods[x2]
+                    elif kind == COSINE:
+                        den = np.sqrt(sqi[x2] * sqj[x2])
+                        sim = prods[x2] / den if den > 0 else 0.0
+                    elif kind == PEARSON:
+                        num = n * prods[x2] - si[x2] * sj[x2]
+                        den2 = (n * sqi[x2] - si[x2] ** 2) * (n * sqj[x2] - sj[x2] ** 2)
+                        sim = num / np.sqrt(den2) if den2 > 0 else 0.0
+                    else:  # MSD
+                        msd = (sqi[x2] + sqj[x2] - 2.0 * prods[x2]) / n
+                        sim = 1.0 / (max(msd, 0.0) + 1.0)
+                    if shrinkage > 0:
+                        sim *= (n - 1.0) / (n - 1.0 + shrinkage)
+                if sim > 0:
+                    cand[m] = x2
+                    vals[m] = sim
+                    m += 1
+                freq[x2] = 0
+                prods[x2] = 0.0
+                sqi[x2] = 0.0
+                sqj[x2] = 0.0
+                si[x2] = 0.0
+                sj[x2] = 0.0
+            r = x - start
+            out_cnt[r] = _select_top(cand, vals, m, width, out_idx[r], out_val[r])
+
+
+def similarity_matrix(
+    by_entity: sp.csr_matrix,
+    kind: int,
+    *,
+    width: int | None,
+    min_support: int = 1,
+    shrinkage: float = 0.0,
+) -> sp.csr_matrix:
+    """Pruned entity x entity similarity matrix; each row holds its top ``width`` positive entries.
+
+    Args:
+        by_entity: Entities x features CSR matrix of the values to compare (already centred,
+            weighted or normalised as the similarity requires).
+        kind: ``DOT``, ``COSINE``, ``PEARSON`` or ``MSD``.
+        width: Neighbours kept per row (None: all positive ones).
+        min_support: Fewest co-rated features for a non-zero similarity.
+        shrinkage: ``lambda`` of the factor ``(n - 1) / (n - 1 + lambda)`` (0: none).
+
+    Returns:
+        A float32 CSR matrix whose rows are ordered by decreasing similarity (not by column), with
+        no diagonal and no non-positive entries.
+    """
+    x = sp.csr_matrix(by_entity, dtype=np.float64)
+    x.sort_indices()
+    y = x.T.tocsr()
+    y.sort_indices()
+    n_x = x.shape[0]
+    w = max(1, n_x - 1 if width is None else min(width, max(1, n_x - 1)))
+    block = max(1, min(n_x, _OUT_BUDGET // w))
+    threads = numba.get_num_threads()
+    indptr = np.zeros(n_x + 1, np.int64)
+    idx_parts, val_parts = [], []
+    for start in range(0, n_x, block):
+        stop = min(n_x, start + block)
+        rows = stop - start
+        out_idx = np.empty((rows, w), np.int32)
+        out_val = np.empty((rows, w), np.float64)
+        out_cnt = np.zeros(rows, np.int64)
+        n_chunks = max(1, min(rows, threads * 8))
+        _similarity_block(start, stop, x.indptr, x.indices, x.data, y.indptr, y.indices, y.data,
+                          n_x, kind, int(min_support), float(shrinkage), w, n_chunks,
+                          out_idx, out_val, out_cnt)
+        keep = np.arange(w)[None, :] < out_cnt[:, None]
+        idx_parts.append(out_idx[keep])
+        val_parts.append(out_val[keep].astype(np.float32))
+        indptr[start + 1 : stop + 1] = out_cnt
+    np.cumsum(indptr, out=indptr)
+    indices = np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int32)
+    data = np.concatenate(val_parts) if val_parts else np.empty(0, np.float32)
+    mat = sp.csr_matrix((data, indices, indptr), shape=(n_x, n_x))
+    mat.has_sorted_indices = False  # rows are ordered by value, which the predictors rely on
+    return mat
+
+
+@njit(parallel=True, cache=True)
+def _predict_groups(
+    group_ptr: np.ndarray, order: np.ndarray, px: np.ndarray, py: np.ndarray,
+    s_indptr: np.ndarray, s_indices: np.ndarray, s_data: np.ndarray,
+    y_indptr: np.ndarray, y_indices: np.ndarray, y_data: np.ndarray,
+    k: int, min_k: int, base_x: np.ndarray, off_y: np.ndarray, scale_x: np.ndarray,
+    fallback: float, use_fallback_const: bool, n_x: int, n_chunks: int, out: np.ndarray,
+) -> None:
+    """Neighbourhood predictions for pairs grouped by feature ``y``.
+
+    ``est = base_x[x] + off_y[y] + scale_x[x] * sum_j s_xj (r_jy - off_y[y] - base_x[j]) / scale_x[j]
+    / sum_j s_xj`` over the ``k`` most similar neighbours ``j`` of ``x`` that rated ``y`` (rows of
+    the similarity matrix are ordered by decreasing similarity, so the first ``k`` hits are the
+    ``k`` best). With fewer than ``min_k`` such neighbours the estimate is ``fallback`` when
+    ``use_fallback_const`` else ``base_x[x] + off_y[y]``.
+    """
+    n_groups = len(group_ptr) - 1
+    step = (n_groups + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        g_lo = c * step
+        g_hi = min(n_groups, g_lo + step)
+        if g_lo >= g_hi:
+            continue
+        mark = np.zeros(n_x, np.bool_)
+        rating = np.zeros(n_x, np.float64)
+        for g in range(g_lo, g_hi):
+            first = order[group_ptr[g]]
+            y = py[first]
+            for q in range(y_indptr[y], y_indptr[y + 1]):
+                mark[y_indices[q]] = True
+                rating[y_indices[q]] = y_data[q]
+            oy = off_y[y]
+            for t in range(group_ptr[g], group_ptr[g + 1]):
+                p = order[t]
+                x = px[p]
+                sum_sim = 0.0
+                sum_dev = 0.0
+                found = 0
+                for s in range(s_indptr[x], s_indptr[x + 1]):
+                    j = s_indices[s]
+                    if mark[j]:
+                        sim = s_data[s]
+                        sum_sim += sim
+                        sum_dev += sim * (rating[j] - oy - base_x[j]) / scale_x[j]
+                        found += 1
+                        if found >= k:
+                            break
+                if found < min_k or sum_sim <= 0:
+                    out[p] = fallback if use_fallback_const else base_x[x] + oy
+                else:
+                    out[p] = base_x[x] + oy + scale_x[x] * sum_dev / sum_sim
+            for q in range(y_indptr[y], y_indptr[y + 1]):
+                mark[y_indices[q]] = False
+
+
+def predict_pairs(
+    px: np.ndarray, py: np.ndarray, sim: sp.csr_matrix, by_feature: sp.csr_matrix, *, k: int, min_k: int,
+    base_x: np.ndarray, off_y: np.ndarray, scale_x: np.ndarray, fallback: float | None,
+) -> np.ndarray:
+    """Run :func:`_predict_groups` on (entity, feature) index pairs; see its docstring."""
+    out = np.empty(len(px), np.float64)
+    if len(px) == 0:
+        return out
+    px = np.ascontiguousarray(px, np.int64)
+    py = np.ascontiguousarray(py, np.int64)
+    order = np.argsort(py, kind="stable")
+    sy = py[order]
+    group_ptr = np.flatnonzero(np.r_[True, sy[1:] != sy[:-1], True]).astype(np.int64)
+    n_groups = len(group_ptr) - 1
+    n_chunks = max(1, min(n_groups, numba.get_num_threads() * 8))
+    _predict_groups(group_ptr, order, px, py, sim.indptr, sim.indices, sim.data,
+                    by_feature.indptr, by_feature.indices, by_feature.data.astype(np.float64, copy=False),
+                    int(k), int(min_k), base_x, off_y, scale_x,
+                    0.0 if fallback is None else float(fallback), fallback is not None,
+                    sim.shape[0], n_chunks, out)
+    return out
+
+
+@njit(cache=True)
+def _sort_rows_desc(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
+    for r in range(len(indptr) - 1):
+        a, b = indptr[r], indptr[r + 1]
+        if b - a > 1:
+            order = np.argsort(-data[a:b], kind="mergesort")
+            indices[a:b] = indices[a:b][order]
+            data[a:b] = data[a:b][order]
+
+
+def rows_by_value(mat: sp.csr_matrix) -> sp.csr_matrix:
+    """A copy of ``mat`` whose rows are ordered by decreasing value (ties by column)."""
+    m = sp.csr_matrix(mat, copy=True)
+    m.sort_indices()
+    _sort_rows_desc(m.indptr, m.indices, m.data)
+    m.has_sorted_indices = False
+    return m
