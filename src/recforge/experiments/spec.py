@@ -190,7 +190,7 @@ class ExperimentSpec:
             out["protocol"] = proto
         out["model"] = {"name": self.model, "params": dict(self.params)}
         for key in ("training", "logger", "outputs", "tune"):
-            val = getattr(self, key)
+            val = {k: v for k, v in getattr(self, key).items() if v != [] and v is not None}
             if val:
                 out[key] = copy.deepcopy(val)
         return out

@@ -1,0 +1,220 @@
+"""CLI verbs over experiment files: ``run``, ``compare``, ``export``, ``plot embeddings``, ``tune``.
+
+``register(app)`` adds them to the main typer app (``recforge.cli.main`` calls it once).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recforge.cli.config_file import parse_sets
+from recforge.errors import RecforgeError
+
+console = Console()
+err_console = Console(stderr=True)
+
+LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", help="output folder")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="model hyperparameter override key=value")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
+
+
+def _errors(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RecforgeError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _json(obj: Any) -> None:
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            v = o.item()
+            return None if isinstance(v, float) and np.isnan(v) else v
+        return str(o)
+
+    sys.stdout.write(json.dumps(obj, indent=2, default=default) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        if np.isnan(v):
+            return ""
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
+    return str(v)
+
+
+def _print_frame(df: Any, title: str) -> None:
+    table = Table(*map(str, df.columns), title=title)
+    for rec in df.to_dict(orient="records"):
+        table.add_row(*[_fmt(v) for v in rec.values()])
+    console.print(table)
+
+
+def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None) -> Any:
+    from recforge.experiments import ExperimentSpec
+
+    spec = ExperimentSpec.from_file(file)
+    return spec.replace(params=parse_sets(sets) or None, seed=seed, device=device)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run``, ``compare``, ``export``, ``plot`` (``embeddings``, ``learning-curve``) and ``tune`` to ``app``."""
+    plot_app = typer.Typer(no_args_is_help=True, help="Plots of fitted models: embeddings (UMAP), learning curves.")
+    app.add_typer(plot_app, name="plot")
+
+    @app.command("run")
+    @_errors
+    def run_cmd(
+        file: Annotated[Path, typer.Argument(help="experiment file (TOML or YAML)")],
+        logger: LoggerOpt = None,
+        output: OutputOpt = None,
+        seed: Annotated[int | None, typer.Option(help="override the file's seed")] = None,
+        device: Annotated[str | None, typer.Option(help="cpu | cuda | auto")] = None,
+        set_: SetOpt = None,
+        no_outputs: Annotated[bool, typer.Option("--no-outputs", help="results only: no model, export, plots")] = False,
+        fmt: FormatOpt = "table",
+    ) -> None:
+        """Run an experiment file: fit, evaluate under its protocol, log, save, export, plot."""
+        from recforge.experiments import run
+
+        spec = _spec(file, set_, seed, device)
+        echo = (lambda s: err_console.print(s, highlight=False)) if fmt == "json" else \
+            (lambda s: console.print(s, highlight=False))
+        res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs, progress=fmt != "json")
+        if fmt == "json":
+            _json({"name": spec.name, "metrics": res.metrics, "timings": res.timings,
+                   "output_dir": str(res.output_dir), "log_dir": str(res.log_dir) if res.log_dir else None,
+                   "files": {k: [str(p) for p in v] for k, v in res.files.items()}, "notes": res.result.notes})
+            return
+        _print_frame(res.result.summary, f"{spec.name}")
+        for note in res.result.notes:
+            console.print(f"note: {note}")
+        console.print(f"outputs in {res.output_dir}" + (f"; run logged in {res.log_dir}" if res.log_dir else ""))
+
+    @app.command("compare")
+    @_errors
+    def compare_cmd(
+        files: Annotated[list[Path], typer.Argument(help="two or more experiment files (same dataset and protocol)")],
+        baseline: Annotated[str | None, typer.Option(help="name of the reference experiment (default: the first)")] = None,
+        logger: LoggerOpt = None,
+        output: OutputOpt = None,
+        with_outputs: Annotated[bool, typer.Option("--with-outputs", help="also write each run's model/exports/plots")] = False,
+        fmt: FormatOpt = "table",
+    ) -> None:
+        """Run several experiments on the same split; one table with paired significance tests per metric."""
+        from recforge.experiments import compare
+
+        echo = (lambda s: err_console.print(s, highlight=False))
+        res = compare(files, baseline=baseline, logger=logger, output=output, outputs=with_outputs, echo=echo)
+        if fmt == "json":
+            _json({"baseline": res.baseline, "table": res.table().to_dict(orient="records"),
+                   "tests": res.tests.to_dict(orient="records"), "output_dir": str(res.output_dir)})
+            return
+        _print_frame(res.table(), f"comparison ({res.result.table['protocol'].iloc[0]}), baseline {res.baseline}")
+        console.print(f"p(t): paired t-test, p(W): Wilcoxon signed-rank; each model vs {res.baseline}, paired over "
+                      "users (rating protocols: over test ratings, on absolute errors)")
+        for note in res.result.notes:
+            console.print(f"note: {note}")
+        console.print(f"wrote {res.output_dir}/comparison.md")
+
+    @app.command("export")
+    @_errors
+    def export_cmd(
+        model_path: Annotated[Path, typer.Argument(help="a model saved by `recforge train` or `run` (.npz)")],
+        format_: Annotated[str, typer.Option("--format", help="onnx | npz | auto (onnx for torch models)")] = "auto",
+        output: OutputOpt = None,
+    ) -> None:
+        """Export a saved model: ONNX scoring graph (torch models, parity-checked) or npz + JSON."""
+        from recforge.export import export_model
+        from recforge.models.base import Recommender
+
+        model = Recommender.load(model_path)
+        out = output or model_path.with_suffix("").parent / f"{model_path.stem}-{format_}"
+        paths = export_model(model, out, format=format_)
+        for p in paths:
+            console.print(f"wrote {p}")
+        meta = out / "model.json"
+        if meta.exists():
+            parity = json.loads(meta.read_text()).get("parity_max_abs_diff")
+            if parity:
+                console.print(f"onnxruntime parity (max abs diff): {parity}")
+
+    @plot_app.command("embeddings")
+    @_errors
+    def plot_embeddings_cmd(
+        model_path: Annotated[Path, typer.Argument(help="a saved model (.npz) with embeddings")],
+        dataset: Annotated[str | None, typer.Option(help="dataset for titles and genres (e.g. ml-100k)")] = None,
+        which: Annotated[str, typer.Option(help="items or users")] = "items",
+        color_by: Annotated[str, typer.Option(help="popularity, genre or a feature column")] = "popularity",
+        seed: int = 0,
+        max_points: Annotated[int | None, typer.Option(help="draw at most this many (most popular)")] = None,
+        output: OutputOpt = None,
+    ) -> None:
+        """UMAP of a model's item or user embeddings: PNG and interactive HTML (titles on hover)."""
+        from recforge.models.base import Recommender
+        from recforge.viz import plot_model_embeddings
+
+        model = Recommender.load(model_path)
+        data = None
+        if dataset:
+            from recforge.data import load
+
+            data = load(dataset).interactions
+        paths = plot_model_embeddings(model, output or Path("plots"), data=data, which=which, color_by=color_by,
+                                      seed=seed, max_points=max_points)
+        for p in paths:
+            console.print(f"wrote {p}")
+
+    @plot_app.command("learning-curve")
+    @_errors
+    def plot_curve_cmd(
+        model_path: Annotated[Path, typer.Argument(help="a saved model (.npz) that kept a per-epoch history")],
+        output: Annotated[Path, typer.Option(help="PNG path")] = Path("plots/learning_curve.png"),
+    ) -> None:
+        """Per-epoch training loss and validation metrics of a saved model."""
+        from recforge.errors import ConfigError
+        from recforge.models.base import Recommender
+        from recforge.viz import plot_learning_curve
+
+        model = Recommender.load(model_path)
+        hist = getattr(model, "history_", None)
+        if not isinstance(hist, dict) and getattr(model, "loss_history_", None) is not None:
+            hist = {"train_loss": list(np.asarray(model.loss_history_))}
+        if not isinstance(hist, dict):
+            raise ConfigError(f"{model_path}: the model kept no per-epoch history")
+        console.print(f"wrote {plot_learning_curve(hist, output, title=f'{model.name}: learning curve')}")
+
+    @app.command("tune")
+    @_errors
+    def tune_cmd(
+        file: Annotated[Path, typer.Argument(help="experiment file with a [tune.space] table")],
+        trials: Annotated[int | None, typer.Option(help="number of trials (default: [tune] n_trials)")] = None,
+        timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+        output: OutputOpt = None,
+        seed: Annotated[int | None, typer.Option(help="override the file's seed")] = None,
+        set_: SetOpt = None,
+    ) -> None:
+        """Optuna search over the file's [tune.space]; writes the trials table and the best experiment file."""
+        from recforge.tuning import tune
+
+        spec = _spec(file, set_, seed, None)
+        res = tune(spec, n_trials=trials, output=output, timeout=timeout,
+                   echo=lambda s: console.print(s, highlight=False))
+        _print_frame(res.trials, f"{spec.name}: {res.metric} on validation ({res.direction})")
+        console.print(f"best {res.metric} = {res.best_value:.5g} with {res.best_params}")
+        console.print(f"wrote {res.best_file} (run it: recforge run {res.best_file})")

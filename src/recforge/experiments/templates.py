@@ -1,0 +1,109 @@
+"""Default experiment files, one per registered model (``configs/<dataset>/<model>.toml``).
+
+Generated from the model registry, so a new model gets its file by running
+``python -m recforge.experiments.templates configs/ml100k``: the model's default
+hyperparameters, the task's protocol, CSV logging, the exports and plots the model supports,
+and a search space built from the hyperparameters it has.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from recforge.experiments.spec import ExperimentSpec
+from recforge.io import atomic_write
+
+#: Protocol per task on a dataset with ratings and timestamps (ML-100K).
+PROTOCOL_BY_TASK = {"rating": ("rating-u1", None), "ranking": ("loo-full", 10), "sequence": ("loo-full", 10)}
+
+
+def _space(params: dict[str, Any]) -> dict[str, Any]:
+    """A search space around the defaults for the hyperparameters the model has."""
+    space: dict[str, Any] = {}
+    for name, val in params.items():
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            continue
+        if name == "embedding_size":
+            space[name] = {"type": "int", "low": 8, "high": 256, "log": True}
+        elif name in ("learning_rate",) and val > 0:
+            space[name] = {"type": "float", "low": val / 10, "high": min(1.0, val * 10), "log": True}
+        elif (name == "reg" or name.startswith("reg_") or name.endswith("_reg") or name == "weight_decay") and val > 0:
+            space[name] = {"type": "float", "low": val / 100, "high": val * 100, "log": True}
+        elif name == "k" and isinstance(val, int) and val > 1:
+            space[name] = {"type": "int", "low": max(2, val // 4), "high": val * 4, "log": True}
+        elif name == "dropout":
+            space[name] = {"type": "float", "low": 0.0, "high": 0.5}
+        elif name == "alpha" and val > 0:
+            space[name] = {"type": "float", "low": val / 10, "high": val * 40, "log": True}
+        elif name == "shrinkage" and isinstance(val, (int, float)) and val > 0:
+            space[name] = {"type": "float", "low": 0.0, "high": val * 10}
+    return space
+
+
+def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, str]:
+    """The default experiment for ``model`` on ``dataset`` and a one-line note for the file header."""
+    from recforge.models.base import Recommender
+    from recforge.models.registry import _entries, get_model_class
+
+    entry = _entries()[model]
+    note = "hyperparameters: the model's defaults"
+    params: dict[str, Any] = {}
+    cls = None
+    try:
+        cls = get_model_class(model)
+        params = {k: v for k, v in cls.config_class().to_dict().items() if v is not None}
+    except Exception as exc:  # noqa: BLE001 - a model under construction still gets its file
+        note = f"hyperparameters: defaults (the model class was not importable when generated: {type(exc).__name__})"
+    torch_model = entry.extra == "torch" or (cls is not None and any(c.__name__ == "TorchRecommender"
+                                                                      for c in cls.__mro__))
+    protocol, k = PROTOCOL_BY_TASK.get(entry.task, ("loo-full", 10))
+    has_emb = torch_model or (cls is not None and cls.embeddings is not Recommender.embeddings)
+    iterative = "epochs" in params or torch_model
+    plots = [p for p, ok in (("embeddings", has_emb), ("learning_curve", iterative),
+                             ("metric_vs_k", entry.task != "rating")) if ok]
+    data: dict[str, Any] = {
+        "name": f"{model}-{dataset.replace('-', '')}",
+        "seed": 0,
+        "dataset": {"name": dataset},
+        "protocol": {"name": protocol, **({"k": k} if k else {})},
+        "model": {"name": model, "params": params},
+        "training": {"device": "cpu"},
+        "logger": {"kind": "csv", "project": "recforge"},
+        "outputs": {"save_model": True, "export": ["auto"], "plots": plots, "color_by": "genre"},
+    }
+    space = _space(params)
+    if space:
+        data["tune"] = {"n_trials": 20, "pruner": "median", "space": space}
+    return ExperimentSpec.from_dict(data), note
+
+
+def write_configs(folder: str | Path, dataset: str = "ml-100k", *, models: list[str] | None = None,
+                  overwrite: bool = False) -> list[Path]:
+    """Write one ``<model>.toml`` per registered model (CTR models excluded: they need CTR data)."""
+    from recforge.models.registry import list_models
+
+    folder = Path(folder)
+    written = []
+    for entry in list_models():
+        if entry.task == "ctr" or (models is not None and entry.name not in models):
+            continue
+        path = folder / f"{entry.name}.toml"
+        if path.exists() and not overwrite:
+            continue
+        spec, note = default_spec(entry.name, dataset)
+        spec.save(path)
+        body = path.read_text()
+        header = (f"# {entry.name} on {dataset}: `recforge run {path.as_posix()}` (add --logger wandb|mlflow|tensorboard)\n"
+                  f"# {note}; `recforge tune {path.as_posix()}` searches [tune.space]\n\n")
+        with atomic_write(path) as fh:
+            fh.write(header + body)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover
+    target = sys.argv[1] if len(sys.argv) > 1 else "configs/ml100k"
+    for p in write_configs(target, overwrite="--overwrite" in sys.argv):
+        print(f"wrote {p}")
