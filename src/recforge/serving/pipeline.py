@@ -6,7 +6,7 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
 
     [retrieval]
     kind = "ann"            # ann | item-knn | popularity
-    index = "hnsw"          # exact | flat | ivf | hnsw (ann only)
+    index = "auto"          # auto | exact | flat | ivf | hnsw (ann only)
     n_candidates = 200
     fallback = ["item-knn", "popularity"]
 
@@ -33,6 +33,7 @@ from item-to-item co-occurrence with the latest items.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,7 +375,7 @@ class Pipeline:
         items, scores = self._rank_and_process(ctx, items, scores)
         items, scores = self._pad(ctx, items, scores, k)
         ids = self.view.item_ids[items[:k]].tolist()
-        sc = [None if not np.isfinite(s) else float(s) for s in scores[:k]]
+        sc = [s if math.isfinite(s) else None for s in np.asarray(scores[:k], np.float64).tolist()]
         return Recommendation(ids, sc, source, n_cand)
 
     def recommend_indices(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -480,7 +481,7 @@ class Pipeline:
         """The configured stages, for /healthz and reports."""
         return {
             "retrieval": self.chain[0],
-            "index": self.index_config.kind if self.chain[0] == "ann" else None,
+            "index": self.index.config.kind if self.chain[0] == "ann" else None,
             "fallback": self.chain[1:],
             "n_candidates": self.n_candidates,
             "ranker": None if self.ranker is None else self.ranker.model.name,

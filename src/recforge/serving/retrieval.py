@@ -11,7 +11,7 @@ approximate nearest neighbor search using Hierarchical Navigable Small World gra
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -20,8 +20,9 @@ import scipy.sparse as sp
 from recforge.errors import ConfigError
 from recforge.topk import topk_rows
 
-IndexKind = Literal["exact", "flat", "ivf", "hnsw"]
-INDEX_KINDS = ("exact", "flat", "ivf", "hnsw")
+IndexKind = Literal["auto", "exact", "flat", "ivf", "hnsw"]
+INDEX_KINDS = ("auto", "exact", "flat", "ivf", "hnsw")
+AUTO_FLAT_MAX = 100_000  # "auto": exhaustive search up to this many items (~1 ms/query at d=64), HNSW above
 _FAISS_LOCK = threading.Lock()
 
 
@@ -36,7 +37,9 @@ class IndexConfig:
     """How to index item vectors.
 
     Attributes:
-        kind: ``exact`` (NumPy matrix product), ``flat``, ``ivf`` or ``hnsw`` (faiss).
+        kind: ``exact`` (NumPy matrix product), ``flat``, ``ivf`` or ``hnsw`` (faiss), or
+            ``auto``: ``flat`` up to 100,000 items (exact, and faster than a graph at that size),
+            ``hnsw`` above.
         nlist: IVF cells (default ``~4 sqrt(n)``, at most ``n / 39`` so k-means has data).
         nprobe: IVF cells visited per query.
         hnsw_m: HNSW graph degree.
@@ -45,7 +48,7 @@ class IndexConfig:
         threads: faiss OpenMP threads (build and search).
     """
 
-    kind: IndexKind = "hnsw"
+    kind: IndexKind = "auto"
     nlist: int | None = None
     nprobe: int = 16
     hnsw_m: int = 32
@@ -83,16 +86,20 @@ class EmbeddingIndex:
     """
 
     def __init__(self, vectors: np.ndarray, config: IndexConfig | None = None, active: np.ndarray | None = None):
-        self.config = config or IndexConfig()
+        config = config or IndexConfig()
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] == 0:
             raise ConfigError(f"item vectors must be a non-empty 2-D array, got shape {vecs.shape}")
         self.n_items, self.dim = vecs.shape
         self.ids = np.flatnonzero(active) if active is not None else np.arange(self.n_items)
-        self.vectors = np.ascontiguousarray(vecs[self.ids])
+        if config.kind == "auto":
+            config = replace(config, kind="flat" if len(self.ids) <= AUTO_FLAT_MAX else "hnsw")
+        self.config = config
+        self.vectors: np.ndarray | None = np.ascontiguousarray(vecs[self.ids])
         self._index: Any = None
         if self.config.kind != "exact":
             self._index = self._build()
+            self.vectors = None  # faiss holds its own copy
 
     def _build(self) -> Any:
         faiss = _faiss()
@@ -110,8 +117,8 @@ class EmbeddingIndex:
                 index = faiss.IndexIVFFlat(quantizer, d, nlist, ip)
                 index.cp.seed = 0
                 train = self.vectors
-                if n > 256 * nlist:  # k-means needs ~40-256 points per cell; more only costs time
-                    pick = np.random.default_rng(0).choice(n, 256 * nlist, replace=False)
+                if n > 64 * nlist:  # k-means needs ~40 points per cell; more only costs time
+                    pick = np.random.default_rng(0).choice(n, 64 * nlist, replace=False)
                     train = self.vectors[np.sort(pick)]
                 index.train(train)
                 index.nprobe = min(cfg.nprobe, nlist)
@@ -261,6 +268,7 @@ class CooccurrenceRetriever(Retriever):
         norms[norms == 0] = 1.0
         xt = xc.T.tocsr()
         n_items = x.shape[1]
+        block = max(1, min(block, (1 << 22) // max(n_items, 1)))  # dense block of at most 4M floats
         rows, cols, vals = [], [], []
         for s in range(0, n_items, block):
             e = min(s + block, n_items)
