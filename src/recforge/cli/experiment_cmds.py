@@ -101,7 +101,10 @@ def register(app: typer.Typer) -> None:
                    "output_dir": str(res.output_dir), "log_dir": str(res.log_dir) if res.log_dir else None,
                    "files": {k: [str(p) for p in v] for k, v in res.files.items()}, "notes": res.result.notes})
             return
-        _print_frame(res.result.summary, f"{spec.name}")
+        summ = res.result.summary
+        cols = ["model", *res.result.metric_columns(), "fit_seconds", "predict_seconds"]
+        proto = summ["protocol"].iloc[0]
+        _print_frame(summ[[c for c in cols if c in summ.columns]], f"{spec.name}: {proto} on {summ['dataset'].iloc[0]}")
         for note in res.result.notes:
             console.print(f"note: {note}")
         console.print(f"outputs in {res.output_dir}" + (f"; run logged in {res.log_dir}" if res.log_dir else ""))

@@ -64,7 +64,10 @@ class WandbLogger(ExperimentLogger):
         self.run.config.update({"environment": env}, allow_val_change=True)
 
     def log_artifact(self, path: str | Path) -> None:
-        self.run.save(str(Path(path).resolve()), base_path=str(Path(path).resolve().parent), policy="now")
+        import shutil
+
+        # files placed in the run's files folder are part of the run (uploaded by `wandb sync`)
+        shutil.copy2(path, Path(self.run.dir) / Path(path).name)
 
     def lightning(self, prefix: str = "") -> Any:
         from lightning.pytorch.loggers import WandbLogger as LightningWandb

@@ -95,9 +95,9 @@ def read_wandb_run(run_dir: str | Path) -> dict[str, Any]:
         rec = pb.Record()
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            out["run_id"] = rec.run.run_id
-            out["project"] = rec.run.project
+        if kind == "run":  # the first run record names the run; later ones may be partial updates
+            out["run_id"] = out["run_id"] or rec.run.run_id or None
+            out["project"] = out["project"] or rec.run.project or None
             for item in rec.run.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "config":
