@@ -43,34 +43,44 @@ def numba_threads(threads: int | None) -> Iterator[None]:
 @njit(cache=True)
 def _select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx: np.ndarray,
                 out_val: np.ndarray) -> int:
-    """Write the ``width`` largest of ``vals[:m]`` (with ids ``cand[:m]``) best first; return the count."""
+    """Write the ``width`` largest of ``vals[:m]`` (ids ``cand[:m]``) best first; return the count.
+
+    Ties are broken towards the smaller id, so the result does not depend on the order in which
+    candidates were discovered.
+    """
     if m == 0:
         return 0
     if m > width:
         thr = -np.partition(-vals[:m], width - 1)[width - 1]
         pick = np.empty(width, np.int64)
         sel = 0
-        # strictly greater first, then ties in discovery order, so the choice is deterministic
+        n_ties = 0
         for t in range(m):
             if vals[t] > thr:
                 pick[sel] = t
                 sel += 1
+            elif vals[t] == thr:
+                n_ties += 1
+        ties = np.empty(n_ties, np.int64)
+        n_ties = 0
         for t in range(m):
-            if sel >= width:
-                break
             if vals[t] == thr:
-                pick[sel] = t
-                sel += 1
-        sub = vals[pick]
-        order = np.argsort(-sub, kind="mergesort")
-        for t in range(width):
-            out_idx[t] = cand[pick[order[t]]]
-            out_val[t] = sub[order[t]]
-        return width
-    order = np.argsort(-vals[:m], kind="mergesort")
+                ties[n_ties] = t
+                n_ties += 1
+        tie_order = np.argsort(cand[ties], kind="mergesort")
+        for t in range(width - sel):
+            pick[sel + t] = ties[tie_order[t]]
+        m_idx = pick
+        m = width
+    else:
+        m_idx = np.arange(m)
+    # order by value descending, then id ascending: sort by id, then a stable sort by value
+    by_id = np.argsort(cand[m_idx], kind="mergesort")
+    m_idx = m_idx[by_id]
+    order = np.argsort(-vals[m_idx], kind="mergesort")
     for t in range(m):
-        out_idx[t] = cand[order[t]]
-        out_val[t] = vals[order[t]]
+        out_idx[t] = cand[m_idx[order[t]]]
+        out_val[t] = vals[m_idx[order[t]]]
     return m
 
 

@@ -57,10 +57,12 @@ class KNNConfig(ModelConfig):
     """L2 penalty of the item biases of the baseline."""
     baseline_epochs: int = 10
     """Alternating sweeps fitting the baseline biases."""
-    prune: int | None = 500
+    prune: int | None = 1000
     """Neighbours kept per entity in the stored similarity matrix (None: every positive one).
-    Bounds memory at ``n_entities * prune`` entries (8 bytes each); it must be at least ``k``.
-    On ML-100K 5-fold, 500 (or more) gives the unpruned RMSE; 200 adds about 0.002."""
+    Bounds memory at ``n_entities * prune`` entries (8 bytes each; 41k items: 330 MB); it must be
+    at least ``k``. Predictions only see kept neighbours, so a small value changes results: on
+    ML-100K 5-fold, item-based KNNBaseline loses 0.002 RMSE at 200 and nothing from 400 up, while
+    user-based KNNBasic (cosine) loses 0.006 at 500."""
 
     def validate(self) -> None:
         self.check(self.k >= 1, "k", "must be >= 1")
