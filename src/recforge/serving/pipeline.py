@@ -277,6 +277,8 @@ class Pipeline:
         self.ranker = ModelRanker(ranker, self.view) if ranker is not None else None
         self.stages = list(stages or [DropSeen()])
         self.drop_seen = any(isinstance(s, DropSeen) for s in self.stages)
+        # with drop-seen, retrieval and padding already leave the history out
+        self._post = [s for s in self.stages if not isinstance(s, DropSeen)]
 
     # ------------------------------------------------------------------ construction from config
     @classmethod
@@ -432,7 +434,7 @@ class Pipeline:
             if rs is not None:
                 order = np.lexsort((items, -np.nan_to_num(rs, nan=-np.inf)))
                 items, scores = items[order], rs[order]
-        for st in self.stages:
+        for st in self._post:
             items, scores = st.apply(ctx, items, scores)
         return items, scores
 

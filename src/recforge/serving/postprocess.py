@@ -15,6 +15,7 @@ import pandas as pd
 
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import ConfigError
+from recforge.serving.retrieval import member
 
 
 def attribute_sets(item_features: pd.DataFrame | None, items: Vocabulary, attribute: str) -> list[frozenset[str]]:
@@ -92,7 +93,7 @@ class DropSeen(Stage):
     def apply(self, ctx: Any, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(ctx.history) == 0:
             return items, scores
-        keep = ~np.isin(items, ctx.history)
+        keep = ~member(items, ctx.history)
         return items[keep], scores[keep]
 
 
