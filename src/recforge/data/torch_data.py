@@ -1,0 +1,336 @@
+"""Torch-side data for neural models: in-memory tensor batchers, negative samplers, rating rows.
+
+Nothing here builds a per-sample ``Dataset.__getitem__``: each epoch is a handful of whole-array
+operations (one permutation, one gather) followed by contiguous slices, so an epoch over a million
+interactions costs milliseconds of Python. Batchers are plain iterables that Lightning accepts as
+dataloaders (``num_workers=0``; the data already sits in memory, on the training device).
+
+Negative samplers draw in numpy and test every draw against the user's positives with a binary
+search over sorted ``user * n_items + item`` keys; collisions are redrawn, so a sampler never
+returns an item the user interacted with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recforge.errors import DataError
+
+EpochSource = Callable[[int], Sequence[torch.Tensor]]
+
+__all__ = [
+    "FixedBatches",
+    "NegativeSampler",
+    "RatingRows",
+    "TensorBatcher",
+    "torch_generator",
+]
+
+
+def torch_generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded from ``seed`` (a random seed when None)."""
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+    return gen
+
+
+class TensorBatcher:
+    """Mini-batches of row-aligned tensors, shuffled once per epoch with a seeded generator.
+
+    Either give fixed ``tensors`` (the same rows every epoch) or a ``source`` callable that builds
+    the epoch's tensors from the epoch number (fresh negatives every epoch). The permutation is drawn
+    on the CPU from ``generator`` so a run on CPU and one on GPU see the same batches.
+
+    Args:
+        tensors: Tensors with the same first dimension.
+        batch_size: Rows per batch (the last batch may be smaller unless ``drop_last``).
+        shuffle: Permute the rows every epoch.
+        generator: Seeded CPU generator for the permutation.
+        device: Where the batches are delivered; tensors are moved there once per epoch.
+        source: ``epoch -> tensors``, called at the start of every epoch instead of ``tensors``.
+        drop_last: Leave out the last, incomplete batch.
+    """
+
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        source: EpochSource | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if (source is None) == (not tensors):
+            raise ValueError("give either tensors or source")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator if generator is not None else torch_generator(None)
+        self.device = torch.device(device) if device is not None else None
+        self.drop_last = drop_last
+        self._source = source
+        self._fixed = tuple(self._to_device(t) for t in tensors) if tensors else None
+        if self._fixed is not None:
+            _check_rows(self._fixed)
+        self._pending: tuple[torch.Tensor, ...] | None = None
+        self.epoch = 0
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device) if self.device is not None else t
+
+    def _epoch_tensors(self) -> tuple[torch.Tensor, ...]:
+        if self._fixed is not None:
+            return self._fixed
+        if self._pending is None:
+            out = tuple(self._to_device(torch.as_tensor(t)) for t in self._source(self.epoch))  # type: ignore[misc]
+            _check_rows(out)
+            self._pending = out
+        return self._pending
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the current (or next) epoch."""
+        return int(self._epoch_tensors()[0].shape[0])
+
+    def __len__(self) -> int:
+        n = self.n_rows
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        tensors = self._epoch_tensors()
+        self._pending = None
+        self.epoch += 1
+        n = int(tensors[0].shape[0])
+        if self.shuffle and n > 1:
+            perm = torch.randperm(n, generator=self.generator).to(tensors[0].device)
+            tensors = tuple(t.index_select(0, perm) for t in tensors)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for s in range(0, stop, self.batch_size):
+            yield tuple(t[s : s + self.batch_size] for t in tensors)
+
+
+class FixedBatches:
+    """An iterable over prebuilt batches (a plain list would look like several loaders to Lightning)."""
+
+    def __init__(self, batches: Sequence[object]) -> None:
+        self._batches = list(batches)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._batches)
+
+
+def _check_rows(tensors: Sequence[torch.Tensor]) -> None:
+    n = {int(t.shape[0]) for t in tensors}
+    if len(n) != 1:
+        raise ValueError(f"tensors differ in their number of rows: {sorted(n)}")
+
+
+class NegativeSampler:
+    """Draws items a user has not interacted with, uniformly or by popularity.
+
+    A draw is tested against the user's positives by a binary search over the sorted keys
+    ``user * n_items + item``; collisions are redrawn (vectorised) until none is left, and after
+    ``max_rounds`` rounds the few remaining rows draw exactly from their user's complement, so the
+    result never contains a positive.
+
+    Args:
+        positives: users x items matrix whose stored entries are the positives (values ignored).
+        distribution: ``"uniform"`` over all items, or ``"popularity"`` (probability proportional
+            to ``count ** alpha``; items never seen in ``positives`` are then never drawn).
+        alpha: Exponent on the popularity counts (0.75 is word2vec's choice).
+        seed: Seed of the numpy generator (or pass ``rng``).
+        rng: A numpy generator to draw from.
+        max_rounds: Redraw rounds before the exact fallback.
+    """
+
+    def __init__(
+        self,
+        positives: sp.spmatrix,
+        *,
+        distribution: Literal["uniform", "popularity"] = "uniform",
+        alpha: float = 1.0,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        max_rounds: int = 50,
+    ) -> None:
+        if distribution not in ("uniform", "popularity"):
+            raise ValueError(f"distribution must be 'uniform' or 'popularity', not {distribution!r}")
+        csr = sp.csr_matrix(positives, copy=True)
+        csr.sum_duplicates()
+        csr.sort_indices()
+        self.n_users, self.n_items = csr.shape
+        if self.n_items == 0:
+            raise DataError("cannot sample negatives: there are no items")
+        self._csr = csr
+        rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(csr.indptr))
+        self._keys = rows * self.n_items + csr.indices.astype(np.int64)  # sorted: CSR is row-major
+        self.distribution = distribution
+        self._rng = rng if rng is not None else np.random.default_rng(seed)
+        self.max_rounds = max_rounds
+        self._cdf: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
+        if distribution == "popularity":
+            counts = np.bincount(csr.indices, minlength=self.n_items).astype(np.float64)
+            w = counts**alpha if alpha != 0 else (counts > 0).astype(np.float64)
+            if w.sum() <= 0:
+                raise DataError("cannot sample by popularity: no item has any interaction")
+            self._weights = w
+            cdf = np.cumsum(w)
+            self._cdf = cdf / cdf[-1]
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Boolean array: whether each (user, item) pair is a positive."""
+        q = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        if len(self._keys) == 0:
+            return np.zeros(q.shape, bool)
+        pos = np.searchsorted(self._keys, q)
+        return self._keys[np.minimum(pos, len(self._keys) - 1)] == q
+
+    def _draw(self, n: int) -> np.ndarray:
+        if self._cdf is None:
+            return self._rng.integers(0, self.n_items, size=n, dtype=np.int64)
+        out = np.searchsorted(self._cdf, self._rng.random(n), side="right")
+        return np.minimum(out, self.n_items - 1).astype(np.int64)
+
+    def sample(self, users: np.ndarray, n: int = 1) -> np.ndarray:
+        """``n`` negatives for each user: an int64 array of shape ``(len(users), n)``."""
+        users = np.asarray(users, dtype=np.int64)
+        if users.size and (users.min() < 0 or users.max() >= self.n_users):
+            raise DataError("user index out of range for the negative sampler")
+        flat_u = np.repeat(users, n)
+        out = self._draw(len(flat_u))
+        todo = np.flatnonzero(self.is_positive(flat_u, out))
+        rounds = 0
+        while len(todo) and rounds < self.max_rounds:
+            out[todo] = self._draw(len(todo))
+            todo = todo[self.is_positive(flat_u[todo], out[todo])]
+            rounds += 1
+        if len(todo):
+            self._exact(flat_u, out, todo)
+        return out.reshape(len(users), n)
+
+    def _exact(self, flat_u: np.ndarray, out: np.ndarray, todo: np.ndarray) -> None:
+        # rare: users whose positives cover nearly all the probability mass
+        for u in np.unique(flat_u[todo]):
+            rows = todo[flat_u[todo] == u]
+            mask = np.ones(self.n_items, bool)
+            mask[self._csr.indices[self._csr.indptr[u] : self._csr.indptr[u + 1]]] = False
+            cand = np.flatnonzero(mask)
+            if len(cand) == 0:
+                raise DataError(f"user index {u} has interacted with every item: no negative to sample")
+            p = None
+            if self._weights is not None and self._weights[cand].sum() > 0:
+                p = self._weights[cand] / self._weights[cand].sum()
+            out[rows] = self._rng.choice(cand, size=len(rows), p=p)
+
+    def pointwise(
+        self, users: np.ndarray, items: np.ndarray, ratio: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positives with label 1 followed by ``ratio`` sampled negatives per positive with label 0.
+
+        Returns ``(users, items, labels)`` as int64, int64 and float32 arrays.
+        """
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        neg = self.sample(users, ratio).ravel()
+        uu = np.concatenate([users, np.repeat(users, ratio)])
+        ii = np.concatenate([items, neg])
+        labels = np.concatenate([np.ones(len(users), np.float32), np.zeros(len(neg), np.float32)])
+        return uu, ii, labels
+
+    def pairwise(
+        self, users: np.ndarray, pos_items: np.ndarray, n: int = 1
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Triples ``(user, positive, negative)``; with ``n > 1`` each positive appears ``n`` times."""
+        users = np.asarray(users, dtype=np.int64)
+        pos_items = np.asarray(pos_items, dtype=np.int64)
+        neg = self.sample(users, n).ravel()
+        return np.repeat(users, n), np.repeat(pos_items, n), neg
+
+
+class RatingRows:
+    """Mini-batches of rows of a sparse rating matrix as dense ``(index, values, mask)`` tensors.
+
+    Used by AutoRec: item-based AutoRec iterates the rows of the items x users matrix, user-based
+    the rows of users x items. ``mask`` is 1 where a rating is stored (also for a stored 0) and 0
+    elsewhere, so a loss can ignore the unobserved entries. Small matrices are densified once
+    (on the device); larger ones one batch at a time.
+
+    Args:
+        matrix: The rows x columns sparse matrix of ratings.
+        batch_size: Rows per batch.
+        shuffle: Permute the rows every epoch.
+        generator: Seeded CPU generator for the permutation.
+        device: Where the batches are delivered.
+        rows: Only iterate these rows (default: rows with at least one rating).
+        dense_budget: Densify the whole matrix once when it has at most this many cells.
+    """
+
+    def __init__(
+        self,
+        matrix: sp.spmatrix,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        rows: np.ndarray | None = None,
+        dense_budget: int = 2**26,
+    ) -> None:
+        csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        csr.sum_duplicates()
+        self._csr = csr
+        self.shape = csr.shape
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator if generator is not None else torch_generator(None)
+        if rows is None:
+            rows = np.flatnonzero(np.diff(csr.indptr) > 0)
+        self.rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+        self._dense: tuple[torch.Tensor, torch.Tensor] | None = None
+        if csr.shape[0] * csr.shape[1] <= dense_budget:
+            self._dense = self._densify(np.arange(csr.shape[0]))
+
+    def _densify(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        sub = self._csr[idx]
+        mask = sp.csr_matrix((np.ones_like(sub.data), sub.indices, sub.indptr), shape=sub.shape)
+        vals = torch.from_numpy(sub.toarray()).to(self.device)
+        m = torch.from_numpy(mask.toarray()).to(self.device)
+        return vals, m
+
+    def get(self, idx: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense ``(values, mask)`` of the given rows."""
+        if self._dense is not None:
+            i = torch.as_tensor(idx, device=self.device, dtype=torch.long)
+            return self._dense[0].index_select(0, i), self._dense[1].index_select(0, i)
+        return self._densify(np.asarray(torch.as_tensor(idx).cpu(), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        rows = self.rows
+        if self.shuffle and len(rows) > 1:
+            rows = rows[torch.randperm(len(rows), generator=self.generator)]
+        for s in range(0, len(rows), self.batch_size):
+            idx = rows[s : s + self.batch_size]
+            vals, mask = self.get(idx)
+            yield idx.to(self.device), vals, mask

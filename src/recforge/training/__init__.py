@@ -1,0 +1,38 @@
+"""The shared training loop of every recforge torch model (Lightning underneath).
+
+A model's network (:class:`RecNetwork`) owns the maths, :class:`RecModule` wraps it for Lightning,
+:class:`RecDataModule` owns the batches and :func:`fit_network` builds and runs the ``Trainer``.
+:class:`TrainingOptions` (a :class:`~recforge.config.FitOptions`) adds early stopping,
+checkpointing and precision knobs. Importing this package does not import torch; the torch-based
+names load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from recforge.training.options import TrainingOptions, training_options
+
+_LAZY = {
+    "RecNetwork": "recforge.training.module",
+    "RecModule": "recforge.training.module",
+    "RecDataModule": "recforge.training.module",
+    "RunContext": "recforge.training.loop",
+    "TrainResult": "recforge.training.loop",
+    "fit_network": "recforge.training.loop",
+    "make_logger": "recforge.training.loop",
+    "resolve_device": "recforge.training.loop",
+    "run_context": "recforge.training.loop",
+    "RankingValidation": "recforge.training.validation",
+    "RatingValidation": "recforge.training.validation",
+    "Validation": "recforge.training.validation",
+}
+
+__all__ = ["TrainingOptions", "training_options", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recforge.training' has no attribute {name!r}")
