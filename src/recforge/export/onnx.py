@@ -25,7 +25,7 @@ from recforge.io import atomic_path, atomic_write
 
 OPSET = 17
 PARITY_TOL = 1e-4
-_TOWERS = (("user_tower", "item_tower"), ("encode_users", "encode_items"))
+_TOWERS = (("encode_users", "encode_items"), ("user_tower", "item_tower"), ("users", "items"))
 
 
 def _torch_net(model: Any) -> Any:
@@ -36,10 +36,16 @@ def _torch_net(model: Any) -> Any:
 
 
 def tower_functions(net: Any) -> tuple[Any, Any] | None:
-    """The (user, item) tower callables of a two-tower network, or None."""
+    """The (user, item) tower functions of a two-tower network (ids -> vectors), or None.
+
+    Looked up as methods (not sub-modules, which take features rather than ids) named
+    ``encode_users``/``encode_items``, ``user_tower``/``item_tower`` or ``users``/``items``.
+    """
+    import torch
+
     for u_name, i_name in _TOWERS:
         u, i = getattr(net, u_name, None), getattr(net, i_name, None)
-        if callable(u) and callable(i):
+        if callable(u) and callable(i) and not isinstance(u, torch.nn.Module) and not isinstance(i, torch.nn.Module):
             return u, i
     return None
 
@@ -55,7 +61,9 @@ def _wrap(fn: Any, net: Any) -> Any:
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
             return fn(*args)
 
-    return _Graph().eval()
+    g = _Graph()
+    g.training = False  # set the flag only: Module.eval() would reach net.train() and clear its caches
+    return g
 
 
 def _export_graph(module: Any, args: tuple[Any, ...], inputs: list[str], output: str, path: Path) -> None:
@@ -67,8 +75,11 @@ def _export_graph(module: Any, args: tuple[Any, ...], inputs: list[str], output:
         with atomic_path(path) as tmp:
             # the TorchScript-based exporter: exact for embedding lookups and MLPs and needs no
             # onnxscript; dynamic_axes makes the batch dimension free
+            # PRESERVE: switching modes would clear eval-mode caches (e.g. propagated graph
+            # embeddings), which then become constants of the graph
             torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=inputs, output_names=[output],
-                              dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True)
+                              dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True,
+                              training=torch.onnx.TrainingMode.PRESERVE)
 
 
 def _known_pairs(model: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
