@@ -146,7 +146,7 @@ def quality_ml100k() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     print("ML-100K ANN recall", flush=True)
     ann = _ann_recall(model, users, N_CAND, [
         {"kind": "flat"}, {"kind": "ivf", "nprobe": 1}, {"kind": "ivf", "nprobe": 4}, {"kind": "ivf", "nprobe": 16},
-        {"kind": "hnsw", "ef_search": 200}, {"kind": "hnsw", "hnsw_m": 16, "ef_search": 200},
+        {"kind": "hnsw", "ef_search": 200}, {"kind": "hnsw", "ef_search": 400}, {"kind": "hnsw", "hnsw_m": 16, "ef_search": 200},
     ])
     return rows, ann
 
@@ -184,7 +184,8 @@ def quality_gowalla(n_users: int) -> tuple[list[dict[str, Any]], list[dict[str, 
     print("Gowalla pipelines", flush=True)
     rows = _run_configs(model, configs, users, truth, 20, None)
     ann = _ann_recall(model, users[:1000], N_CAND, [
-        {"kind": "flat"}, {"kind": "ivf", "nprobe": 8}, {"kind": "ivf", "nprobe": 32}, {"kind": "hnsw", "ef_search": 200},
+        {"kind": "flat"}, {"kind": "ivf", "nprobe": 8}, {"kind": "ivf", "nprobe": 32}, {"kind": "ivf", "nprobe": 128},
+        {"kind": "hnsw", "ef_search": 200}, {"kind": "hnsw", "ef_search": 400}, {"kind": "hnsw", "ef_search": 800},
     ])
     return rows, ann
 

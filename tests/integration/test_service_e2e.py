@@ -93,7 +93,7 @@ def pg_url() -> str | None:
     return None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def database(request, tmp_path):
     suffix = uuid.uuid4().hex[:8]
     tables = (f"recs_{suffix}", f"events_{suffix}")

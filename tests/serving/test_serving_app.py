@@ -266,3 +266,12 @@ def test_events_in_postgresql(tmp_path, model_file, pg_url, table_name, drop_tab
     eng.dispose()
     assert [tuple(r) for r in rows] == [("p", "1001", "rating", 3.0)]
     assert np.isfinite(c.get("/v1/users/p/recommendations").json()["items"][0]["score"])
+
+
+def test_history_outage_degrades_instead_of_failing(tmp_path, model_file):
+    c = make_client(tmp_path, model_file, redis="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    r = c.get("/v1/users/3/recommendations?k=3")
+    assert r.status_code == 200 and r.json()["source"] == "model"
+    r = c.post("/v1/events", json={"user_id": "3", "item_id": 1000, "type": "click"}, headers=KEY)
+    assert r.status_code == 202 and "history store is unavailable" in r.json()["detail"]
+    assert 'recforge_backend_errors_total{backend="history"} 2.0' in c.get("/metrics").text

@@ -23,7 +23,7 @@ from recforge.serving.db import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def db(request, tmp_path, table_name):
     """(url, table) on a SQLite file and on PostgreSQL (skipped when it does not answer)."""
     if request.param == "sqlite":

@@ -146,6 +146,8 @@ class Metrics:
                                 registry=self.registry)
         self.loaded = Gauge("recforge_model_loaded", "1 when a model is loaded", registry=self.registry)
         self.reloads = Counter("recforge_model_reloads_total", "Model reloads", ["outcome"], registry=self.registry)
+        self.errors = Counter("recforge_backend_errors_total", "Failures of the database or history store",
+                              ["backend"], registry=self.registry)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -344,7 +346,12 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
         return out
 
     def history_of(user_id: str) -> list[tuple[str, float]]:
-        return st.history.recent(user_id)
+        try:
+            return st.history.recent(user_id)
+        except Exception as exc:  # noqa: BLE001 - a history outage degrades answers, never fails them
+            st.metrics.errors.labels("history").inc()
+            log.warning("recent history unavailable (%s); answering without it", exc)
+            return []
 
     @app.get("/v1/users/{user_id}/recommendations")
     async def recommendations(
@@ -354,7 +361,11 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
         kk = k or st.config.default_k
         bundle = st.bundle
         if bundle is None:
-            items, scores, version = await run_in_threadpool(st.reader.get, user_id, kk)
+            try:
+                items, scores, version = await run_in_threadpool(st.reader.get, user_id, kk)
+            except Exception as exc:  # noqa: BLE001
+                st.metrics.errors.labels("database").inc()
+                raise HTTPException(503, f"no model is loaded and the batch table is unreadable ({type(exc).__name__})") from None
             if not items:
                 raise HTTPException(503, "no model is loaded and no precomputed recommendations exist for this user")
             st.metrics.recs.labels("batch").inc()
@@ -408,11 +419,23 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         value = 1.0 if event.value is None else float(event.value)
-        event_id = await run_in_threadpool(st.events.add, event.user_id, event.item_id, event.type, event.value, when)
-        if isinstance(st.history, MemoryHistory):
-            st.history.push(event.user_id, event.item_id, value)
-        else:
-            await run_in_threadpool(st.history.push, event.user_id, event.item_id, value)
+        try:
+            event_id = await run_in_threadpool(st.events.add, event.user_id, event.item_id, event.type, event.value,
+                                               when)
+        except Exception as exc:  # noqa: BLE001 - the database is down or refused the row
+            st.metrics.errors.labels("database").inc()
+            log.error("storing an event failed: %s", exc)
+            raise HTTPException(503, "the event store is unavailable; the event was not recorded") from None
+        try:
+            if isinstance(st.history, MemoryHistory):
+                st.history.push(event.user_id, event.item_id, value)
+            else:
+                await run_in_threadpool(st.history.push, event.user_id, event.item_id, value)
+        except Exception as exc:  # noqa: BLE001
+            st.metrics.errors.labels("history").inc()
+            log.error("updating recent history failed: %s", exc)
+            return _json({"status": "stored", "event_id": event_id,
+                          "detail": "recorded, but the recent-history store is unavailable"}, status=202)
         st.metrics.events.labels(event.type).inc()
         return _json({"status": "accepted", "event_id": event_id}, status=201)
 
