@@ -163,3 +163,14 @@ def test_leftover_staging_tables_are_cleaned(tmp_path, ials_model):
     assert drop_leftover_staging(eng, "recs") == ["recs__s0123456789ab"]
     assert sa.inspect(eng).get_table_names() == []
     eng.dispose()
+
+
+def test_run_batch_drops_what_a_killed_run_left(tmp_path, ials_model):
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE "recs__sdeadbeef0000" (x INTEGER)')
+        conn.exec_driver_sql('CREATE TABLE "recs_other" (x INTEGER)')
+    run_batch(ials_model, url, k=2, table="recs")
+    assert sorted(sa.inspect(eng).get_table_names()) == ["recforge_runs", "recs", "recs_other"]
+    eng.dispose()

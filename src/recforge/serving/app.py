@@ -497,8 +497,10 @@ def read_service_config(path: str | Path | None, overrides: dict[str, Any]) -> S
         if "pipeline" in raw:
             data["pipeline"] = raw["pipeline"]
         base = Path(path).parent
-        for key in ("model",):
-            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
-                data[key] = str(base / data[key])
+        # relative file paths in the config file are relative to the file
+        for key in ("model", "pipeline", "item_features"):
+            val = data.get(key)
+            if isinstance(val, str) and Path(val).suffix and not Path(val).is_absolute() and (base / val).exists():
+                data[key] = str(base / val)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return ServiceConfig.from_dict(data)

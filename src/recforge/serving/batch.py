@@ -57,6 +57,7 @@ def run_batch(
     version: str | None = None,
     progress: bool = False,
     users: np.ndarray | None = None,
+    clean_leftovers: bool = True,
 ) -> Any:
     """Score every known user (or ``users``, as indices) and write the top ``k`` into ``table``.
 
@@ -69,11 +70,14 @@ def run_batch(
         batch_size: Users scored (and rows committed) per block.
         version: Model version written with every row (default: :func:`model_version`).
         progress: Show a progress bar.
+        users: User indices to score (default: every user known in training).
+        clean_leftovers: First drop staging tables that killed runs of ``table`` left behind (so
+            two runs on one table must not overlap).
 
     Returns:
         A :class:`recforge.serving.db.SwapResult`.
     """
-    from recforge.serving.db import make_engine, write_recommendations
+    from recforge.serving.db import drop_leftover_staging, make_engine, write_recommendations
 
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
@@ -114,6 +118,8 @@ def run_batch(
 
     engine = make_engine(url)
     try:
+        if clean_leftovers:
+            drop_leftover_staging(engine, table)
         return write_recommendations(engine, rows(), table=table, model_version=version,
                                      user_kind=user_ids.dtype.kind, item_kind=item_ids.dtype.kind)
     finally:

@@ -223,6 +223,7 @@ class RecommendationReader:
     def __init__(self, engine: Engine, table: str = "recommendations") -> None:
         self.engine = engine
         self.table = check_table_name(table)
+        self._int_ids: bool | None = None  # the user_id column's type, looked up once
 
     def _query(self, conn: Any) -> sa.TextClause:
         q = conn.dialect.identifier_preparer.quote(self.table)
@@ -233,16 +234,22 @@ class RecommendationReader:
     def get(self, user_id: Any, k: int) -> tuple[list[Any], list[float | None], str | None]:
         """``(item_ids, scores, model_version)``; empty when the table or the user is missing."""
         with self.engine.connect() as conn:
-            insp = sa.inspect(conn)
-            if not insp.has_table(self.table):
-                return [], [], None
-            col = next(c for c in insp.get_columns(self.table) if c["name"] == "user_id")
+            if self._int_ids is None:
+                insp = sa.inspect(conn)
+                if not insp.has_table(self.table):
+                    return [], [], None
+                col = next(c for c in insp.get_columns(self.table) if c["name"] == "user_id")
+                self._int_ids = isinstance(col["type"], sa.Integer)
             key: Any = str(user_id)
-            if isinstance(col["type"], sa.Integer):
+            if self._int_ids:
                 if not re.fullmatch(r"-?\d{1,18}", key):
                     return [], [], None
                 key = int(key)
-            rows = conn.execute(self._query(conn), {"user_id": key, "k": int(k)}).all()
+            try:
+                rows = conn.execute(self._query(conn), {"user_id": key, "k": int(k)}).all()
+            except sa.exc.DBAPIError:
+                self._int_ids = None  # the table went away or changed; look again next time
+                raise
         if not rows:
             return [], [], None
         return [r[0] for r in rows], [r[1] for r in rows], rows[0][2]

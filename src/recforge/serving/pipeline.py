@@ -34,7 +34,7 @@ from item-to-item co-occurrence with the latest items.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,6 @@ class Recommendation:
     scores: list[float | None]
     source: str
     candidates: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ModelRanker:
@@ -184,11 +183,10 @@ class ModelRanker:
             self.item_map = np.arange(len(base.item_ids))
             self.user_map = None
         else:
-            self.item_map = model.items_.index(base.item_ids)
-            known = model.item_known_
-            self.item_map = np.where(self.item_map >= 0, self.item_map, -1)
-            self.item_map[self.item_map >= 0] = np.where(known[self.item_map[self.item_map >= 0]],
-                                                         self.item_map[self.item_map >= 0], -1)
+            im = model.items_.index(base.item_ids)
+            ok = im >= 0
+            ok[ok] = model.item_known_[im[ok]]
+            self.item_map = np.where(ok, im, -1)  # base item index -> ranker item index (-1: unknown)
             self.user_map = model.users_
         self._vec = hasattr(model, "_item_vectors") and base.has_embeddings and self.same
 
