@@ -1,0 +1,177 @@
+"""Weighted and switching hybrids: conformance, weight learning, routing, onboarding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recforge.config import FitOptions
+from recforge.data.interactions import Interactions
+from recforge.errors import ConfigError
+from recforge.models.base import Recommender
+from recforge.models.content.hybrid import (
+    SwitchingHybrid,
+    WeightedHybrid,
+    available_cf_model,
+    history_scores,
+    standardise,
+)
+from recforge.models.registry import make_model
+from recforge.testing.conformance import RecommenderConformance
+from recforge.testing.feature_datasets import GENRES, genre_ratings
+
+
+def _implicit(string_ids: bool = False, **kw) -> Interactions:
+    return genre_ratings(string_ids=string_ids, **kw).to_implicit()
+
+
+class TestWeightedConformance(RecommenderConformance):
+    model_class = WeightedHybrid
+    config = {"models": ("content", "popularity"), "grid_steps": 4}
+    changes = {"fixed_weights": (0.3, 0.7), "normalise": "z", "models": ("content", "knowledge"),
+               "buckets": (100,)}
+    invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0}, {"valid_fraction": 1.0},
+               {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0}]
+    atol = 1e-9
+
+    def make_data(self) -> Interactions:
+        return _implicit(n_users=30, n_items=25, seed=3, string_ids=self.string_ids)
+
+    def test_string_ids(self) -> None:
+        ids, _ = self.fit(data=_implicit(True, n_users=20, n_items=15, seed=5)).recommend("u1", k=3)
+        assert all(isinstance(x, str) and x.startswith("i") for x in ids.tolist())
+
+
+class TestSwitchingConformance(RecommenderConformance):
+    model_class = SwitchingHybrid
+    config = {"warm_model": "popularity", "threshold": 12}
+    changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content"}
+    invalid = [{"threshold": 0}]
+    atol = 1e-9
+
+    def make_data(self) -> Interactions:
+        return _implicit(n_users=30, n_items=25, seed=3, string_ids=self.string_ids)
+
+    def test_string_ids(self) -> None:
+        ids, _ = self.fit(data=_implicit(True, n_users=20, n_items=15, seed=5)).recommend("u1", k=3)
+        assert all(isinstance(x, str) and x.startswith("i") for x in ids.tolist())
+
+
+def test_standardise_exact():
+    s = np.array([[1.0, 3.0, np.nan, 2.0], [5.0, 5.0, 5.0, -np.inf]])
+    np.testing.assert_allclose(standardise(s, "rank"), [[0.0, 2 / 3, 0.0, 1 / 3], [1 / 3, 1 / 3, 1 / 3, 0.0]])
+    np.testing.assert_allclose(standardise(s, "minmax"), [[0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    z = standardise(s, "z")
+    np.testing.assert_allclose(z[0], [-np.sqrt(1.5), np.sqrt(1.5), -np.sqrt(1.5), 0.0])
+    np.testing.assert_allclose(z[1], 0.0)
+
+
+def test_weights_learned_favour_the_informative_model():
+    # genre taste drives the ratings: content should win over random scores in every bucket
+    data = genre_ratings(n_users=60, n_items=36, seed=1)
+    liked = data.subset(data.values >= 5).to_implicit()
+    m = WeightedHybrid(models=("content", "random"), buckets=(3,), grid_steps=4).fit(liked, FitOptions(seed=0))
+    assert m.weights_.shape == (2, 2)
+    assert (m.weights_[:, 0] >= 0.75).all(), m.weights_
+    np.testing.assert_allclose(m.weights_.sum(axis=1), 1.0)
+
+
+def test_fixed_weights_reproduce_a_component():
+    data = _implicit(n_users=30, n_items=25, seed=3)
+    m = WeightedHybrid(models=("content", "popularity"), fixed_weights=(1.0, 0.0)).fit(data)
+    c = m.components()[0]
+    u = np.arange(5)
+    np.testing.assert_allclose(m._score_users(u), standardise(c._score_users(u)))
+
+
+def test_validation_option_is_used():
+    data = _implicit(n_users=40, n_items=30, seed=2)
+    rng = np.random.default_rng(0)
+    hold = rng.random(len(data)) < 0.2
+    opts = FitOptions(seed=0, validation=data.subset(hold))
+    m = WeightedHybrid(models=("content", "popularity"), grid_steps=2).fit(data.subset(~hold), opts)
+    assert m.weights_.shape == (6, 2)
+
+
+def test_weighted_recommend_for_history_uses_the_history():
+    data = genre_ratings(n_users=60, n_items=36, seed=1)
+    liked = data.subset(data.values >= 5).to_implicit()
+    m = WeightedHybrid(models=("content", "popularity"), fixed_weights=(0.8, 0.2)).fit(liked)
+    flags = liked.item_features[list(GENRES)]
+    horror = [i for i in liked.items.ids if flags.loc[i, "Horror"] == 1][:3]
+    comedy = [i for i in liked.items.ids if flags.loc[i, "Comedy"] == 1][:3]
+    a, _ = m.recommend_for_history(horror, k=5)
+    b, _ = m.recommend_for_history(comedy, k=5)
+    assert flags.loc[a, "Horror"].mean() > 0.5 and flags.loc[b, "Comedy"].mean() > 0.5
+    assert not set(a.tolist()) & set(horror)
+    empty, sc = m.recommend_for_history([], k=3)
+    assert len(empty) == 3
+    with pytest.raises(ConfigError):
+        m.recommend_for_history(horror, k=0)
+
+
+def test_switching_routes_by_history_length():
+    data = _implicit(n_users=30, n_items=25, seed=3)
+    m = SwitchingHybrid(warm_model="popularity", cold_model="content", threshold=12).fit(data)
+    lengths = data.user_counts()
+    route = m.route(lengths)
+    assert set(route.tolist()) <= {0, 1} and (route == 0).any() and (route == 1).any()
+    warm, cold = np.flatnonzero(route == 0)[0], np.flatnonzero(route == 1)[0]
+    pop, content = m.components()[0], m.components()[1]
+    np.testing.assert_allclose(m._score_users(np.array([warm])), standardise(pop._score_users(np.array([warm]))))
+    np.testing.assert_allclose(m._score_users(np.array([cold])), standardise(content._score_users(np.array([cold]))))
+    assert m.route([0, 3, 12]).tolist() == [2, 1, 0]
+
+
+def test_switching_scores_new_items_with_the_cold_model():
+    data = _implicit(n_users=40, n_items=30, seed=4)
+    cold_items = np.arange(25, 30)
+    train = data.subset(~np.isin(data.item_idx, cold_items))
+    m = SwitchingHybrid(warm_model="popularity", threshold=1).fit(train)
+    assert m.item_known_[cold_items].all()
+    ids, sc = m.recommend(data.users.ids[0], k=5, candidates=data.items.ids[cold_items])
+    assert set(ids.tolist()) == set(data.items.ids[cold_items].tolist()) and np.isfinite(sc).all()
+    # the order among the new items is the content model's
+    content = m.components()[1]
+    want = data.items.ids[cold_items][np.argsort(-content.score(np.repeat(data.users.ids[0], 5),
+                                                                  data.items.ids[cold_items]), kind="stable")]
+    assert ids.tolist() == want.tolist()
+
+
+def test_switching_recommend_for_history():
+    data = genre_ratings(n_users=60, n_items=36, seed=1)
+    liked = data.subset(data.values >= 5).to_implicit()
+    m = SwitchingHybrid(warm_model="popularity", threshold=3).fit(liked)
+    flags = liked.item_features[list(GENRES)]
+    horror = [i for i in liked.items.ids if flags.loc[i, "Horror"] == 1][:2]
+    ids, _ = m.recommend_for_history(horror, k=4)  # 2 < threshold: the content model
+    assert flags.loc[ids, "Horror"].mean() >= 0.5
+    many = list(liked.items.ids[:5])
+    ids, _ = m.recommend_for_history(many, k=4)  # warm: popularity order without those items
+    pop = m.components()[0]
+    order = [i for i in liked.items.ids[np.argsort(-pop.item_scores_, kind="stable")] if i not in many][:4]
+    assert ids.tolist() == order
+
+
+def test_history_scores_adapters():
+    data = _implicit(n_users=30, n_items=25, seed=3)
+    hist = np.array([0, 3, 7])
+    pop = make_model("popularity").fit(data)
+    np.testing.assert_allclose(history_scores(pop, hist), pop.item_scores_)
+    name = available_cf_model()
+    cf = make_model(name).fit(data, FitOptions(seed=0))
+    s = history_scores(cf, hist)
+    assert s is not None and s.shape == (25,) and np.isfinite(s).all()
+    # for a user whose history is exactly these items, the fold-in ranks like the fitted model
+    if name in ("ease", "item-knn-implicit"):
+        u = 0
+        own = data.csr()[u].indices
+        np.testing.assert_allclose(history_scores(cf, own), cf._score_users(np.array([u]))[0], rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_keeps_components(tmp_path):
+    data = _implicit(n_users=30, n_items=25, seed=3)
+    m = WeightedHybrid(models=("content", "popularity"), grid_steps=2).fit(data)
+    again = Recommender.load(m.save(tmp_path / "h.npz"))
+    assert [type(p).__name__ for p in again.components()] == ["ContentBased", "Popularity"]
+    np.testing.assert_allclose(again.weights_, m.weights_)
