@@ -338,7 +338,7 @@ def _plots(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, folder: Pat
                                                                title=f"{spec.name}: learning curve")]
         else:
             say(f"{spec.model} keeps no per-epoch history: learning curve skipped")
-    if "metric_vs_k" in plots and model.task != "rating":
+    if "metric_vs_k" in plots and not protocol.startswith("rating"):
         split = protocol_split(ds, protocol, spec.seed)
         if split is not None:
             ks = tuple(o.get("ks", (1, 5, 10, 20, 50)))
