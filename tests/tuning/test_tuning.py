@@ -1,0 +1,111 @@
+"""Optuna tuning: search spaces from the file, seeded studies, pruning through the Lightning loop."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from recforge.errors import ConfigError
+from recforge.experiments import ExperimentSpec
+from recforge.testing.datasets import toy_ratings
+
+optuna = pytest.importorskip("optuna")
+
+from recforge.tuning import parse_space, suggest, tune  # noqa: E402
+from recforge.tuning import search as search_mod  # noqa: E402
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    def make(model="svd", params=None, space=None, n_trials=4, extra=""):
+        csv = tmp_path / "toy.csv"
+        toy_ratings().to_dataframe().to_csv(csv, index=False)
+        space = space or {"embedding_size": '{ type = "int", low = 2, high = 16, log = true }',
+                          "reg": '{ type = "float", low = 0.001, high = 0.5, log = true }'}
+        lines = [f'name = "{model}-t"', "seed = 7", 'protocol = "rating-kfold5"', 'logger = "csv"',
+                 "[dataset]", f'path = "{csv.as_posix()}"', 'rating_col = "value"', 'timestamp_col = "timestamp"',
+                 "[model]", f'name = "{model}"', "[model.params]",
+                 *[f"{k} = {v}" for k, v in (params or {"epochs": 4}).items()],
+                 "[training]", "threads = 1",
+                 "[outputs]", f'dir = "{(tmp_path / "runs" / model).as_posix()}"',
+                 "[tune]", f"n_trials = {n_trials}", extra, "[tune.space]", *[f"{k} = {v}" for k, v in space.items()]]
+        path = tmp_path / f"{model}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return make
+
+
+@pytest.mark.parametrize("space, message", [
+    ({}, "empty"),
+    ({"a": {"type": "int", "low": 5, "high": 1}}, "low <= high"),
+    ({"a": {"type": "float", "low": 0, "high": 1, "log": True}}, "log scale needs low > 0"),
+    ({"a": {"type": "normal"}}, "type must be"),
+    ({"a": {"type": "categorical", "choices": []}}, "non-empty"),
+    ({"a": {"type": "int", "low": 1, "high": 4, "bins": 3}}, "unknown key"),
+])
+def test_bad_spaces(space, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space(space)
+
+
+def test_suggest_draws_each_kind():
+    dims = parse_space({"k": {"type": "int", "low": 1, "high": 9, "step": 2},
+                        "lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}, "loss": ["bpr", "bce"]})
+    trial = optuna.trial.FixedTrial({"k": 5, "lr": 0.01, "loss": "bce"})
+    assert suggest(trial, dims) == {"k": 5, "lr": 0.01, "loss": "bce"}
+
+
+def test_tune_is_seeded_writes_table_and_best_file(spec_file, tmp_path):
+    path = spec_file()
+    a = tune(path, output=tmp_path / "t1")
+    b = tune(path, output=tmp_path / "t2")
+    cols = ["trial", "state", "value", "param_embedding_size", "param_reg"]
+    pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])  # same seed, same study
+    table = pd.read_csv(tmp_path / "t1" / "trials.csv")
+    assert len(table) == 4 and (table["state"] == "complete").all()
+    assert a.metric == "RMSE" and a.direction == "minimize"
+    assert a.best_value == pytest.approx(table["value"].min())
+    best = ExperimentSpec.from_file(a.best_file)
+    assert a.best_file.name == "svd-t-best.toml" and best.name == "svd-t-best"
+    assert best.params == {"epochs": 4, **a.study.best_params}
+    assert best.protocol == "rating-kfold5" and best.tune == ExperimentSpec.from_file(path).tune
+    assert "best validation RMSE" in best.description
+    assert "| trial |" in (tmp_path / "t1" / "trials.md").read_text()
+
+
+def test_tune_scores_on_validation_not_test(spec_file, tmp_path, monkeypatch):
+    seen = []
+    real = search_mod._score
+
+    def spy(model, valid, metric):
+        seen.append(len(valid))
+        return real(model, valid, metric)
+
+    monkeypatch.setattr(search_mod, "_score", spy)
+    res = tune(spec_file(n_trials=2), output=tmp_path / "t")
+    data = toy_ratings()
+    train = round(len(data) * 0.8)  # first fold's training part (5-fold CV)
+    assert seen and all(abs(n - round(train * 0.1)) <= 1 for n in seen)
+    assert len(res.trials) == 2
+
+
+class _PruneAfterFirstTrial(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return trial.number >= 1
+
+
+def test_torch_trials_are_pruned_through_the_training_loop(spec_file, tmp_path, monkeypatch):
+    pytest.importorskip("lightning")
+    monkeypatch.setattr(search_mod, "_pruner", lambda name: _PruneAfterFirstTrial())
+    path = spec_file("mf-torch", {"epochs": 4, "embedding_size": 4, "batch_size": 128},
+                     space={"learning_rate": '{ type = "float", low = 0.001, high = 0.05, log = true }'}, n_trials=3)
+    res = tune(path, output=tmp_path / "t")
+    assert res.trials["state"].tolist() == ["complete", "pruned", "pruned"]
+    assert res.trials["epochs_reported"].tolist() == [4, 1, 1]  # pruned after the first epoch
+    assert res.best_params["learning_rate"] == res.study.trials[0].params["learning_rate"]
+
+
+def test_unknown_tune_key(spec_file):
+    with pytest.raises(ConfigError, match="unknown key"):
+        tune(spec_file(extra="trials = 3"))
