@@ -385,6 +385,17 @@ def _as_id(u: Any) -> Any:
     return int(s) if s.lstrip("-").isdigit() else s
 
 
+def _register_plugins() -> None:
+    # command groups that live in their own modules (serving, experiments) attach themselves here
+    from recforge.cli import experiment_cmds, serve_cmds
+
+    serve_cmds.register(app)
+    experiment_cmds.register(app)
+
+
+_register_plugins()
+
+
 def main() -> None:  # pragma: no cover
     app()
 
