@@ -1,0 +1,19 @@
+"""Model-based collaborative filtering: latent-factor models fitted by SGD, ALS or multiplicative
+updates, with compiled (numba) kernels.
+
+- ``svd``: :class:`~recforge.models.factorization.sgd.BiasedMF` (Funk SVD with biases).
+- ``svdpp``: :class:`~recforge.models.factorization.sgd.SVDpp` (Koren's SVD++).
+- ``nmf``: :class:`~recforge.models.factorization.nmf.NMF` (non-negative MF, multiplicative updates).
+- ``als``: :class:`~recforge.models.factorization.als.ALS` (explicit ALS-WR, optional biases).
+- ``ials``: :class:`~recforge.models.factorization.als.ImplicitALS` (Hu et al. confidence ALS, CG).
+- ``bpr``: :class:`~recforge.models.factorization.bpr.BPR` (BPR-MF with item bias).
+"""
+
+CATALOG = {
+    "svd": ("recforge.models.factorization.sgd", "BiasedMF", "rating"),
+    "svdpp": ("recforge.models.factorization.sgd", "SVDpp", "rating"),
+    "nmf": ("recforge.models.factorization.nmf", "NMF", "rating"),
+    "als": ("recforge.models.factorization.als", "ALS", "rating"),
+    "ials": ("recforge.models.factorization.als", "ImplicitALS", "ranking"),
+    "bpr": ("recforge.models.factorization.bpr", "BPR", "ranking"),
+}
