@@ -42,11 +42,12 @@ def numba_threads(threads: int | None) -> Iterator[None]:
 
 @njit(cache=True)
 def _select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx: np.ndarray,
-                out_val: np.ndarray) -> int:
+                out_val: np.ndarray, ids_sorted: bool = False) -> int:
     """Write the ``width`` largest of ``vals[:m]`` (ids ``cand[:m]``) best first; return the count.
 
     Ties are broken towards the smaller id, so the result does not depend on the order in which
-    candidates were discovered.
+    candidates were discovered; ``ids_sorted`` says ``cand[:m]`` is already increasing, which
+    saves the sorts by id.
     """
     if m == 0:
         return 0
@@ -67,16 +68,22 @@ def _select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx:
             if vals[t] == thr:
                 ties[n_ties] = t
                 n_ties += 1
-        tie_order = np.argsort(cand[ties], kind="mergesort")
-        for t in range(width - sel):
-            pick[sel + t] = ties[tie_order[t]]
+        if ids_sorted:
+            for t in range(width - sel):
+                pick[sel + t] = ties[t]
+        else:
+            tie_order = np.argsort(cand[ties], kind="mergesort")
+            for t in range(width - sel):
+                pick[sel + t] = ties[tie_order[t]]
         m_idx = pick
         m = width
     else:
         m_idx = np.arange(m)
     # order by value descending, then id ascending: sort by id, then a stable sort by value
-    by_id = np.argsort(cand[m_idx], kind="mergesort")
-    m_idx = m_idx[by_id]
+    if ids_sorted:
+        m_idx = np.sort(m_idx)
+    else:
+        m_idx = m_idx[np.argsort(cand[m_idx], kind="mergesort")]
     order = np.argsort(-vals[m_idx], kind="mergesort")
     for t in range(m):
         out_idx[t] = cand[m_idx[order[t]]]
@@ -131,6 +138,16 @@ def _similarity_block(
                         if kind == PEARSON:
                             si[x2] += ri
                             sj[x2] += rj
+            # visit candidates in id order (a scan beats a sort when many were touched), so the
+            # top-n selection need not sort by id to break ties
+            if nt > n_x // 16:
+                nt = 0
+                for x2 in range(n_x):
+                    if freq[x2] > 0:
+                        touched[nt] = x2
+                        nt += 1
+            else:
+                touched[:nt].sort()
             m = 0
             for t in range(nt):
                 x2 = touched[t]
@@ -162,7 +179,7 @@ def _similarity_block(
                 si[x2] = 0.0
                 sj[x2] = 0.0
             r = x - start
-            out_cnt[r] = _select_top(cand, vals, m, width, out_idx[r], out_val[r])
+            out_cnt[r] = _select_top(cand, vals, m, width, out_idx[r], out_val[r], True)
 
 
 def similarity_matrix(
