@@ -1,0 +1,166 @@
+"""`recforge run|compare|export|plot|tune` and the generated configs/ml100k files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from recforge.cli.experiment_cmds import register
+from recforge.experiments import ExperimentSpec
+from recforge.models.registry import get_model_class, list_models
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs" / "ml100k"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer()
+
+    @app.command("version")
+    def _version() -> None:  # a second command keeps typer in multi-command mode
+        pass
+
+    register(app)
+    return app
+
+
+def invoke(app, *args):
+    res = runner.invoke(app, [str(a) for a in args])
+    return res
+
+
+def test_main_app_has_the_commands_once_registered():
+    from recforge.cli import main
+
+    names = {c.name for c in main.app.registered_commands}
+    if "run" not in names:
+        pytest.skip("recforge.cli.main does not call experiment_cmds.register(app) yet")
+    assert {"run", "compare", "export", "tune"} <= names
+    assert "plot" in {g.name for g in main.app.registered_groups}
+
+
+def test_run_json_and_overrides(app, make_spec):
+    path = make_spec("cli-svd", "svd", {"epochs": 3}, extra='save_model = true')
+    res = invoke(app, "run", path, "--set", "embedding_size=2", "--logger", "csv", "--format", "json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert out["name"] == "cli-svd" and out["metrics"]["RMSE"] > 0
+    assert Path(out["log_dir"]).exists() and "/cli-svd/version_" in out["log_dir"]
+    run_json = json.loads((Path(out["output_dir"]) / "run.json").read_text())
+    assert run_json["spec"]["model"]["params"] == {"epochs": 3, "embedding_size": 2}
+    assert run_json["spec"]["logger"]["kind"] == "csv"
+
+
+def test_run_errors_are_one_line(app, make_spec, tmp_path):
+    res = invoke(app, "run", tmp_path / "missing.toml")
+    assert res.exit_code == 2 and "no such config file" in res.output
+    res = invoke(app, "run", make_spec("bad", "svd"), "--set", "reg=-1")
+    assert res.exit_code == 2 and "reg" in res.output
+    res = invoke(app, "run", make_spec("bad2", "svd"), "--logger", "neptune")
+    assert res.exit_code == 2 and "unknown logger" in res.output
+
+
+def test_compare_table(app, make_spec, tmp_path):
+    a = make_spec("bias", "bias", protocol="loo-full")
+    b = make_spec("pop", "popularity", protocol="loo-full")
+    res = invoke(app, "compare", a, b, "--output", tmp_path / "cmp")
+    assert res.exit_code == 0, res.output
+    assert "baseline bias" in res.stdout and "NDCG@10 p(t)" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+def test_export_and_learning_curve_from_a_saved_model(app, make_spec, tmp_path):
+    path = make_spec("exp-svd", "svd", {"epochs": 3}, extra="save_model = true")
+    assert invoke(app, "run", path).exit_code == 0
+    model = tmp_path / "runs" / "exp-svd" / "model.npz"
+    res = invoke(app, "export", model, "--format", "npz", "--output", tmp_path / "npz")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "npz" / "model.json").read_text())["model"] == "svd"
+    res = invoke(app, "export", model, "--format", "onnx", "--output", tmp_path / "onnx")
+    assert res.exit_code == 2 and "not a torch model" in res.output
+    res = invoke(app, "plot", "learning-curve", model, "--output", tmp_path / "lc.png")
+    assert res.exit_code == 0 and (tmp_path / "lc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tune_command(app, make_spec, tmp_path):
+    path = make_spec("tune-svd", "svd", {"epochs": 3},
+                     extra='[tune]\nn_trials = 2\n[tune.space]\nreg = { type = "float", low = 0.01, high = 0.5 }')
+    res = invoke(app, "tune", path, "--output", tmp_path / "t")
+    assert res.exit_code == 0, res.output
+    assert "best RMSE" in res.stdout and (tmp_path / "t" / "tune-svd-best.toml").exists()
+
+
+# ---------------------------------------------------------------------------------------- configs
+NAMES = [e.name for e in list_models() if e.task != "ctr"]
+
+
+def test_every_registered_model_has_a_config_file():
+    missing = [n for n in NAMES if not (CONFIGS / f"{n}.toml").exists()]
+    assert not missing, f"no configs/ml100k file for {missing}: run python -m recforge.experiments.templates configs/ml100k"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_file_builds_its_model(name):
+    path = CONFIGS / f"{name}.toml"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    spec = ExperimentSpec.from_file(path)
+    assert spec.model == name and spec.dataset == {"name": "ml-100k"}
+    try:
+        cls = get_model_class(name)
+    except Exception as exc:  # noqa: BLE001 - a model still being written
+        pytest.skip(f"{name} not importable yet ({type(exc).__name__})")
+    model = cls(spec.params)
+    from recforge.evaluation.protocols import get_protocol
+
+    proto = get_protocol(spec.protocol)
+    assert proto.task == ("rating" if model.task == "rating" else "ranking")
+    if spec.tune:
+        from recforge.tuning import parse_space
+
+        for dim in parse_space(spec.tune["space"]):
+            assert dim.name in model.config.to_dict()
+
+
+# ---------------------------------------------------------------------------------------- done means
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_new_user_run_with_wandb_offline(ml100k, tmp_path, monkeypatch):
+    """`recforge run configs/ml100k/neumf.toml --logger wandb`: no account, no network; run, ONNX, UMAP on disk."""
+    pytest.importorskip("wandb")
+    pytest.importorskip("umap")
+    pytest.importorskip("onnxruntime")
+    name = "neumf"
+    try:
+        get_model_class(name)
+    except Exception:  # noqa: BLE001
+        name = "mf-torch"
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no saved login
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    register(app)
+    fast = ["--set", "epochs=1", "--set", "embedding_size=8"]
+    res = runner.invoke(app, ["run", str(CONFIGS / f"{name}.toml"), "--logger", "wandb", *fast, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    run_dir = Path(out["log_dir"])
+    assert run_dir.name.startswith("offline-run-") and list(run_dir.glob("run-*.wandb"))
+    from recforge.logging.readers import read_wandb_run
+
+    logged = read_wandb_run(run_dir)
+    metric = next(iter(out["metrics"]))
+    assert logged["summary"][f"test/{metric}"] == pytest.approx(out["metrics"][metric])
+    assert logged["config"]["model"]["name"] == name
+    assert any("train_loss" in row for row in logged["history"])
+    files = {Path(p).name for ps in out["files"].values() for p in ps}
+    assert {"score.onnx", "items_embeddings.png", "items_embeddings.html"} <= files
+    assert os.path.getsize(Path(out["output_dir"]) / "onnx" / "score.onnx") > 0
