@@ -38,3 +38,21 @@ def test_batch_command_errors_are_one_line(tmp_path, ials_model):
     assert res.exit_code == 2 and "table name 'bad-name'" in res.output
     res = CliRunner().invoke(app(), ["serve", "--config", str(tmp_path / "missing.toml")])
     assert res.exit_code == 2 and "no such config file" in res.output
+
+
+def test_batch_command_fits_first_and_uses_a_pipeline_file(tmp_path, clustered_data):
+    csv = tmp_path / "log.csv"
+    clustered_data.to_dataframe()[["user_id", "item_id"]].to_csv(csv, index=False)
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text("retrieval: {kind: popularity}\npostprocess:\n  - {kind: drop-seen}\n  - {kind: block, items: [1000]}\n")
+    db = tmp_path / "fit.db"
+    res = CliRunner().invoke(app(), ["batch", "--model", "popularity", "--dataset", str(csv), "--database", str(db),
+                                     "--k", "2", "--pipeline", str(pipe), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    eng = make_engine(db)
+    with eng.connect() as conn:
+        items = conn.execute(sa.text("SELECT DISTINCT item_id FROM recommendations")).scalars().all()
+        version = conn.execute(sa.text("SELECT DISTINCT model_version FROM recommendations")).scalars().all()
+    eng.dispose()
+    assert 1000 not in items and len(items) >= 2
+    assert len(version) == 1 and version[0].startswith("popularity-")
