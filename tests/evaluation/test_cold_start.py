@@ -22,7 +22,7 @@ def test_table_rows_and_protocol_on_every_row():
     res = evaluate(ContentBased(), data, "cold-start")
     t = res.table
     assert (t["protocol"] == "cold-start").all() and (t["fold"] == "mean").all()
-    assert list(zip(t["scenario"], t["revealed"])) == [
+    assert list(zip(t["scenario"], t["revealed"], strict=True)) == [
         ("new-users", 0), ("new-users", 1), ("new-users", 5), ("new-users", 10), ("new-items", 0)]
     for col in ("HR@10", "NDCG@10", "Recall@20", "n_eval", "n_fallback"):
         assert col in t.columns
@@ -70,5 +70,6 @@ def test_ml100k_popularity_anchor(ml100k):
     # measured: 189 held-out users; popularity NDCG@10 0.5363 / 0.5056 / 0.4486 / 0.3960 at 0/1/5/10
     assert t.loc[("new-users", 5), "n_eval"] == 189
     np.testing.assert_allclose(
-        [t.loc[("new-users", r), "NDCG@10"] for r in (0, 1, 5, 10)], [0.5363, 0.5056, 0.4486, 0.3960], atol=1e-3)
+        [t.loc[("new-users", r), "NDCG@10"] for r in (0, 1, 5, 10)], [0.5363, 0.5056, 0.4486, 0.3960],
+        atol=1e-3)
     assert t.loc[("new-items", 0), "NDCG@10"] == 0.0 and t.loc[("new-items", 0), "n_fallback"] == 336

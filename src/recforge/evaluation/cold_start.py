@@ -132,9 +132,9 @@ def run_cold_start(
             per_user[(label, f"{scenario}/{r}:{m}")] = v
     table = pd.DataFrame(rows)
     notes = [
-        f"{NAME}: {int(fraction * 100)}% of users (new-users; revealing their earliest 0/1/5/10 ratings, the rest "
-        f"is test) or of items (new-items; ranked among the held-out items only) held out, seed {seed}; "
-        "full ranking, no sampling"
+        f"{NAME}: {int(fraction * 100)}% of users (new-users; revealing their earliest "
+        f"{'/'.join(map(str, reveals))} ratings, the rest is test) or of items (new-items; ranked among the "
+        f"held-out items only) held out, seed {seed}; full ranking, no sampling"
     ]
     return EvaluationResult(table, per_user, notes)
 

@@ -24,7 +24,7 @@ def toy_item_features(item_ids: np.ndarray, seed: int = 0) -> pd.DataFrame:
     extra = rng.integers(0, len(GENRES), n)
     flags[np.arange(n), extra] |= (rng.random(n) < 0.5).astype(np.int64)
     df = pd.DataFrame(flags, columns=list(GENRES), index=pd.Index(item_ids, name="item_id"))
-    df["genres"] = ["|".join(g for g, f in zip(GENRES, row) if f) for row in flags]
+    df["genres"] = ["|".join(g for g, f in zip(GENRES, row, strict=True) if f) for row in flags]
     df["year"] = 1970 + (np.arange(n) * 7 + rng.integers(0, 5, n)) % 50
     titles = []
     for j in range(n):
@@ -51,7 +51,8 @@ def toy_user_features(user_ids: np.ndarray, seed: int = 0) -> pd.DataFrame:
 
 def with_toy_features(data: Interactions, seed: int = 0) -> Interactions:
     """``data`` with :func:`toy_item_features` and :func:`toy_user_features` attached."""
-    return data.with_features(toy_user_features(data.users.ids, seed), toy_item_features(data.items.ids, seed))
+    users, items = toy_user_features(data.users.ids, seed), toy_item_features(data.items.ids, seed)
+    return data.with_features(users, items)
 
 
 def genre_ratings(

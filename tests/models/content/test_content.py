@@ -117,7 +117,7 @@ def test_user_supplied_columns_and_unknown_column():
 
 
 def test_no_item_features_warns_and_still_runs():
-    data = genre_ratings(n_users=10, n_items=8, seed=2).to_implicit().with_features(item_features=pd.DataFrame())
+    data = genre_ratings(n_users=10, n_items=8, seed=2).to_implicit()
     data.item_features = None
     with pytest.warns(UserWarning, match="no item features"):
         m = ContentBased().fit(data)
@@ -135,7 +135,7 @@ def test_feature_encoding_kinds_and_blocks():
     assert kinds == {"Action": "flag", "Comedy": "flag", "year": "numeric", "title": "text"}
     X, names = encode(df, np.array([40, 10, 99]), FeatureSpec(idf=False, n_bins=2))
     assert X.shape[0] == 3 and X[2].nnz == 0  # unknown id: empty row
-    row = dict(zip(names, X[1].toarray().ravel()))  # item 10: Action, year 1990 bin, "star"
+    row = dict(zip(names, X[1].toarray().ravel(), strict=True))  # item 10: Action, year 1990 bin, "star"
     assert row["Action"] == 1.0 and row["Comedy"] == 0.0 and row["title:star"] == pytest.approx(0.5)
     assert "title:wars" not in names  # a word in one title only matches nothing
 

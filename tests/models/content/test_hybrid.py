@@ -30,7 +30,8 @@ class TestWeightedConformance(RecommenderConformance):
     config = {"models": ("content", "popularity"), "grid_steps": 4}
     changes = {"fixed_weights": (0.3, 0.7), "normalise": "z", "models": ("content", "knowledge"),
                "buckets": (100,)}
-    invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0}, {"valid_fraction": 1.0},
+    invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0},
+               {"valid_fraction": 1.0},
                {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0}]
     atol = 1e-9
 
@@ -70,7 +71,8 @@ def test_weights_learned_favour_the_informative_model():
     # genre taste drives the ratings: content should win over random scores in every bucket
     data = genre_ratings(n_users=60, n_items=36, seed=1)
     liked = data.subset(data.values >= 5).to_implicit()
-    m = WeightedHybrid(models=("content", "random"), buckets=(3,), grid_steps=4).fit(liked, FitOptions(seed=0))
+    m = WeightedHybrid(models=("content", "random"), buckets=(3,), grid_steps=4)
+    m.fit(liked, FitOptions(seed=0))
     assert m.weights_.shape == (2, 2)
     assert (m.weights_[:, 0] >= 0.75).all(), m.weights_
     np.testing.assert_allclose(m.weights_.sum(axis=1), 1.0)
@@ -118,8 +120,9 @@ def test_switching_routes_by_history_length():
     assert set(route.tolist()) <= {0, 1} and (route == 0).any() and (route == 1).any()
     warm, cold = np.flatnonzero(route == 0)[0], np.flatnonzero(route == 1)[0]
     pop, content = m.components()[0], m.components()[1]
-    np.testing.assert_allclose(m._score_users(np.array([warm])), standardise(pop._score_users(np.array([warm]))))
-    np.testing.assert_allclose(m._score_users(np.array([cold])), standardise(content._score_users(np.array([cold]))))
+    w, c = np.array([warm]), np.array([cold])
+    np.testing.assert_allclose(m._score_users(w), standardise(pop._score_users(w)))
+    np.testing.assert_allclose(m._score_users(c), standardise(content._score_users(c)))
     assert m.route([0, 3, 12]).tolist() == [2, 1, 0]
 
 
@@ -166,7 +169,8 @@ def test_history_scores_adapters():
     if name in ("ease", "item-knn-implicit"):
         u = 0
         own = data.csr()[u].indices
-        np.testing.assert_allclose(history_scores(cf, own), cf._score_users(np.array([u]))[0], rtol=1e-5, atol=1e-6)
+        fitted = cf._score_users(np.array([u]))[0]
+        np.testing.assert_allclose(history_scores(cf, own), fitted, rtol=1e-5, atol=1e-6)
 
 
 def test_save_load_keeps_components(tmp_path):

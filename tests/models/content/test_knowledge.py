@@ -49,8 +49,8 @@ def test_exact_shrunk_means_and_utilities():
     data = _catalogue()
     m = KnowledgeBased(utility="rating", shrinkage=2.0).fit(data)
     mu = 3.5
-    expected = {"m1": (12 + 2 * mu) / 5, "m2": (10 + 2 * mu) / 4, "m3": (1 + 2 * mu) / 3, "m4": (5 + 2 * mu) / 4,
-                "m5": mu}
+    expected = {"m1": (12 + 2 * mu) / 5, "m2": (10 + 2 * mu) / 4, "m3": (1 + 2 * mu) / 3,
+                "m4": (5 + 2 * mu) / 4, "m5": mu}
     np.testing.assert_allclose(m.score([1] * 5, list(expected)), list(expected.values()))
     assert m.genre_names_.tolist() == ["Action", "Comedy", "Drama", "Sci-Fi"]
     pop = KnowledgeBased(utility="popularity").fit(data)
@@ -62,6 +62,9 @@ def test_exact_shrunk_means_and_utilities():
     z = lambda x: (x - x.mean()) / x.std()  # noqa: E731
     want = m.utility_ + 0.5 * z(np.log1p(pop.utility_)) + 0.25 * z(np.array([1980, 1995, 1999, 2001, 1990.0]))
     np.testing.assert_allclose(w.utility_, want)
+    # predict is the shrunk rating whatever the ranking utility; unknown items get the global mean
+    np.testing.assert_allclose(w.predict([1] * 5, list(expected)), list(expected.values()))
+    np.testing.assert_allclose(w.predict([1, 99], ["nope", "m1"], fallback="mean"), [mu, expected["m1"]])
 
 
 def test_constraints_filter_and_rank():
@@ -104,7 +107,8 @@ def test_bad_constraints_rejected():
 def test_without_features_uses_first_interaction_year():
     df = pd.DataFrame({"user_id": [1, 2, 2], "item_id": [10, 10, 20], "rating": [4.0, 2.0, 5.0],
                        "timestamp": [0, 10, 400_000_000]})
-    m = KnowledgeBased(utility="recency").fit(Interactions.from_dataframe(df, rating="rating", timestamp="timestamp"))
+    data = Interactions.from_dataframe(df, rating="rating", timestamp="timestamp")
+    m = KnowledgeBased(utility="recency").fit(data)
     np.testing.assert_allclose(m.item_year_, [1970, 1982])
     assert m.recommend_for_constraints({}, k=2).item_ids.tolist() == [20, 10]
 

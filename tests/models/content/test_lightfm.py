@@ -52,7 +52,8 @@ def _genre_auc(model: LightFMStyle, data: Interactions, items: np.ndarray) -> fl
     return float(np.mean(aucs))
 
 
-@pytest.mark.parametrize("cfg", [{"loss": "warp", "epochs": 30}, {"loss": "bpr", "epochs": 50, "learning_rate": 0.2}])
+@pytest.mark.parametrize("cfg", [{"loss": "warp", "epochs": 30},
+                                 {"loss": "bpr", "epochs": 50, "learning_rate": 0.2}])
 def test_new_items_scored_from_features(cfg):
     train, cold = _fans_data()
     model = LightFMStyle(embedding_size=16, **cfg).fit(train, FitOptions(seed=0))

@@ -163,7 +163,8 @@ class ContentBased(Recommender):
                 w = v - v.mean()
         if cfg.weighting == "recency" and len(idx):
             w = w * 0.5 ** ((len(idx) - 1 - np.arange(len(idx))) / cfg.half_life)
-        return sp.csr_matrix((w, (np.zeros(len(idx), np.int64), idx)), shape=(1, len(self.items_))) @ self.item_matrix_
+        rows = np.zeros(len(idx), np.int64)
+        return sp.csr_matrix((w, (rows, idx)), shape=(1, len(self.items_))) @ self.item_matrix_
 
     def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
         """Cosine scores of every item index for an ad-hoc history (no refit)."""
@@ -195,7 +196,9 @@ class ContentBased(Recommender):
             return []
         return self._explain_profile(self.user_profiles_[u], item_id, top)
 
-    def explain_history(self, item_ids: Any, item_id: Any, values: Any = None, top: int = 5) -> list[tuple[str, float]]:
+    def explain_history(
+        self, item_ids: Any, item_id: Any, values: Any = None, top: int = 5
+    ) -> list[tuple[str, float]]:
         """:meth:`explain` for an ad-hoc history (a new user)."""
         return self._explain_profile(sp.csr_matrix(self.profile_for_history(item_ids, values)), item_id, top)
 

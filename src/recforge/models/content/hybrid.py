@@ -99,7 +99,9 @@ def standardise(scores: np.ndarray, method: str = "rank") -> np.ndarray:
     return np.where(fin, z, low[:, None])
 
 
-def history_scores(model: Recommender, item_idx: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
+def history_scores(
+    model: Recommender, item_idx: np.ndarray, values: np.ndarray | None = None
+) -> np.ndarray | None:
     """Scores over all item indices for an ad-hoc history, without refitting, or None.
 
     Uses the model's own ``scores_for_history`` when it has one, an ALS fold-in
@@ -124,6 +126,12 @@ def history_scores(model: Recommender, item_idx: np.ndarray, values: np.ndarray 
         if hasattr(model, attr):
             return np.asarray(getattr(model, attr), dtype=np.float64).copy()
     return None
+
+
+def _history_indices(model: Recommender, item_ids: Any) -> np.ndarray:
+    if not np.size(item_ids):
+        return np.empty(0, np.int64)
+    return model.items_.index(normalize_ids(np.atleast_1d(np.asarray(item_ids))))
 
 
 def _check_k(k: Any) -> None:
@@ -223,7 +231,8 @@ class WeightedHybrid(Recommender):
             train, valid = data, options.validation
             if not isinstance(valid, Interactions) or valid.items is not data.items and \
                     not np.array_equal(valid.items.ids, data.items.ids):
-                raise DataError("FitOptions.validation must be Interactions sharing the training vocabularies")
+                raise DataError("FitOptions.validation must be Interactions that share the training "
+                                "vocabularies")
         else:
             train, valid = self._holdout(data, options)
         vopts = FitOptions(seed=options.seed, threads=options.threads)
@@ -239,7 +248,8 @@ class WeightedHybrid(Recommender):
         best_all = None
         Z = None
         if len(users):
-            Z = np.stack([standardise(_component_scores(p, users), cfg.normalise) for p in parts])  # (C, U, I)
+            # (components, users, items)
+            Z = np.stack([standardise(_component_scores(p, users), cfg.normalise) for p in parts])
             sub = seen[users]
             rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
             Z[:, rows, sub.indices] = -np.inf
@@ -300,16 +310,15 @@ class WeightedHybrid(Recommender):
     def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
         """Blended scores of every item index for a new user with this history (no refit)."""
         self._check_fitted()
-        idx = self.items_.index(normalize_ids(np.atleast_1d(np.asarray(item_ids)))) if np.size(item_ids) else \
-            np.empty(0, np.int64)
+        idx = _history_indices(self, item_ids)
         vals = None if values is None else np.asarray(values, dtype=np.float64)
         ok = idx >= 0
         idx = idx[ok]
         vals = None if vals is None else vals[ok]
         Zs = []
         for p in self._parts:
-            s = history_scores(p, idx, vals) if len(idx) or hasattr(p, "utility_") or hasattr(p, "item_scores_") \
-                else None
+            global_scores = hasattr(p, "utility_") or hasattr(p, "item_scores_")
+            s = history_scores(p, idx, vals) if len(idx) or global_scores else None
             if s is None:
                 s = np.full(len(self.items_), np.nan)
             s = np.where(p.item_known_, s, np.nan)
@@ -390,8 +399,9 @@ class SwitchingConfig(ModelConfig):
     cold_model: str = "content"
     """Model for users with 1 to ``threshold - 1`` interactions, and for items no user has seen."""
     new_user_model: str = "knowledge"
-    """Model for users with no interactions (they need side features, or come through
-    :meth:`SwitchingHybrid.recommend_for_history` with an empty history)."""
+    """Model for users with no interactions: in the training vocabulary without rows, or through
+    :meth:`SwitchingHybrid.recommend_for_history` with an empty history (the default knowledge-based
+    model ranks every such user by its utility)."""
     threshold: int = 5
     """History length from which a user counts as warm."""
     model_configs: dict[str, dict[str, Any]] | None = None
@@ -428,7 +438,8 @@ class SwitchingHybrid(Recommender):
             except DataError as exc:
                 if n == names[0]:
                     raise
-                warnings.warn(f"hybrid-switching: {n} cannot be fitted ({exc}); using the warm model", stacklevel=2)
+                warnings.warn(f"hybrid-switching: {n} cannot be fitted ({exc}); using the warm model",
+                              stacklevel=2)
                 self._parts.append(self._parts[0])
         self.history_len_ = data.user_counts().astype(np.int64)
         self.user_known_ = np.logical_or.reduce([p.user_known_ for p in self._parts])
@@ -439,31 +450,30 @@ class SwitchingHybrid(Recommender):
         lengths = np.asarray(lengths)
         return np.where(lengths >= self.config.threshold, 0, np.where(lengths > 0, 1, 2))
 
-    def _rows(self, route: np.ndarray, u: np.ndarray | None, history: tuple[np.ndarray, Any] | None) -> np.ndarray:
-        n_items = len(self.items_)
-        out = np.zeros((len(route), n_items))
+    def _part_rows(self, part: Recommender, u: np.ndarray | None, history: tuple[np.ndarray, Any] | None,
+                   n_rows: int) -> np.ndarray:
+        """Standardised scores of one component for users ``u``, or for an ad-hoc history."""
+        if history is None:
+            return standardise(_component_scores(part, u))
+        h = history_scores(part, *history)
+        row = np.full(len(self.items_), np.nan) if h is None else np.where(part.item_known_, h, np.nan)
+        return np.repeat(standardise(row[None, :]), n_rows, axis=0)
+
+    def _rows(
+        self, route: np.ndarray, u: np.ndarray | None, history: tuple[np.ndarray, Any] | None
+    ) -> np.ndarray:
+        out = np.zeros((len(route), len(self.items_)))
         warm_items = self._parts[0].item_known_
-        cold_scores = None
         for r in (0, 1, 2):
             sel = np.flatnonzero(route == r)
             if not len(sel):
                 continue
-            part = self._parts[r]
-            if history is None:
-                s = _component_scores(part, u[sel])
-            else:
-                h = history_scores(part, *history)
-                s = np.full((1, n_items), np.nan) if h is None else np.where(part.item_known_, h, np.nan)[None, :]
-            z = standardise(s)
-            if r == 0 and (~warm_items).any():
-                cold = self._parts[1]
-                if cold_scores is None:
-                    cold_scores = (standardise(_component_scores(cold, u)) if history is None else
-                                   standardise(np.where(cold.item_known_, history_scores(cold, *history)
-                                                        if history_scores(cold, *history) is not None
-                                                        else np.nan, np.nan)[None, :]))
-                cs = cold_scores[sel] if history is None else cold_scores
-                z = np.where(warm_items[None, :], z, cs)
+            us = None if u is None else u[sel]
+            z = self._part_rows(self._parts[r], us, history, len(sel))
+            if r == 0 and not warm_items.all():
+                # items the warm model cannot score take the cold model's (standardised) scores
+                cold = self._part_rows(self._parts[1], us, history, len(sel))
+                z = np.where(warm_items[None, :], z, cold)
             out[sel] = z
         return out
 
@@ -476,8 +486,7 @@ class SwitchingHybrid(Recommender):
     def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
         """Scores of every item index for a new user with this history, routed by its length."""
         self._check_fitted()
-        idx = self.items_.index(normalize_ids(np.atleast_1d(np.asarray(item_ids)))) if np.size(item_ids) else \
-            np.empty(0, np.int64)
+        idx = _history_indices(self, item_ids)
         vals = None if values is None else np.asarray(values, dtype=np.float64)[idx >= 0]
         idx = idx[idx >= 0]
         return self._rows(self.route(np.array([len(idx)])), None, (idx, vals))[0]

@@ -50,7 +50,8 @@ class Constraints:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(value) - names)
         if unknown:
-            raise ConfigError(f"unknown constraint(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown constraint(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(sorted(names))}")
         v = dict(value)
         for key in ("genres", "exclude_genres"):
             if isinstance(v.get(key), str):
@@ -90,7 +91,7 @@ class KnowledgeConfig(ModelConfig):
     mean, number of ratings, release year, or the weighted sum of the three (see ``weights``)."""
     shrinkage: float = 10.0
     """Pseudo-ratings at the global mean added to every item's average (``m`` below)."""
-    weights: tuple[float, ...] = (1.0, 0.3, 0.1)
+    weights: tuple[float, ...] = (1.0, 1.0, 0.1)
     """Weights of (shrunk rating, standardised log popularity, standardised year) in the weighted
     utility; with the first at 1 the utility stays on the rating scale."""
     genre_columns: tuple[str, ...] = ()
@@ -115,12 +116,14 @@ class KnowledgeBased(Recommender):
     Items that satisfy the user's :class:`Constraints` are ranked by a utility:
     ``rating`` :math:`= (\sum_u r_{ui} + m\mu) / (n_i + m)` (the average rating shrunk towards the
     global mean :math:`\mu` by ``m`` pseudo-ratings), ``popularity`` :math:`= n_i`, ``recency`` = the
-    release year, or ``weighted`` :math:`= w_1 \cdot \text{rating} + w_2 z(\log(1 + n_i)) + w_3 z(\text{year})`
+    release year, or ``weighted``
+    :math:`= w_1 \cdot \text{rating} + w_2 z(\log(1 + n_i)) + w_3 z(\text{year})`
     (:math:`z`: standardised over the catalogue). When no item satisfies every constraint, the
     smallest set of constraints whose removal leaves a non-empty result is dropped (ties: the set
     that keeps more items) and reported. As a :class:`Recommender` it ranks every user's unseen items
-    by the utility (it is not personalised), and ``predict`` returns the utility, a rating when
-    ``utility="rating"``. Reference: Felfernig and Burke, "Constraint-based Recommender Systems:
+    by the utility (it is not personalised; a user with no history gets the same list), and
+    ``predict`` returns the shrunk average rating whatever the ranking utility.
+    Reference: Felfernig and Burke, "Constraint-based Recommender Systems:
     Technologies and Research Issues", ICEC 2008; Burke, "Knowledge-based recommender systems" (2000).
     """
 
@@ -204,7 +207,8 @@ class KnowledgeBased(Recommender):
             return self.item_shrunk_.copy()
         if utility == "popularity":
             return self.item_count_.copy()
-        year = np.nan_to_num(self.item_year_, nan=np.nanmin(self.item_year_) if np.isfinite(self.item_year_).any() else 0.0)
+        known = np.isfinite(self.item_year_)
+        year = np.nan_to_num(self.item_year_, nan=np.nanmin(self.item_year_) if known.any() else 0.0)
         if utility == "recency":
             return year
         w = cfg.weights
@@ -221,6 +225,27 @@ class KnowledgeBased(Recommender):
         out = np.full(len(u), np.nan)
         ok = i >= 0
         out[ok] = self.utility_[i[ok]]
+        return out
+
+    def predict(self, users: Any, items: Any, *, fallback: Literal["nan", "mean"] = "nan") -> np.ndarray:
+        """Predicted ratings: the item's shrunk average rating (NaN for unknown ids, or the global
+        mean with ``fallback="mean"``), clipped to the training scale."""
+        if fallback not in ("nan", "mean"):
+            raise ConfigError(f"fallback must be 'nan' or 'mean', not {fallback!r}")
+        self._check_fitted()
+        u, i = self._pair_indices(users, items)
+        ok = (u >= 0) & (i >= 0)
+        ok[ok] = self.user_known_[u[ok]] & self.item_known_[i[ok]]
+        out = np.full(len(u), np.nan)
+        out[ok] = self.item_shrunk_[i[ok]]
+        self.n_impossible_last_ = int((~ok).sum())
+        if fallback == "mean":
+            item_ok = (i >= 0) & ~ok
+            item_ok[item_ok] = self.item_known_[i[item_ok]]
+            out[item_ok] = self.item_shrunk_[i[item_ok]]
+            out[np.isnan(out)] = self.global_mean_
+        if self.explicit_:
+            out = np.clip(out, self.rating_min_, self.rating_max_)
         return out
 
     # ------------------------------------------------------------------ constraints
@@ -317,7 +342,8 @@ class KnowledgeBased(Recommender):
         util = self.utility_ if utility is None else self._utility(utility)
         cand = np.flatnonzero(mask)
         order = cand[np.lexsort((cand, -util[cand]))][:k]
-        return KnowledgeResult(self.items_.ids[order], util[order].astype(np.float64), relaxed, int(mask.sum()))
+        return KnowledgeResult(self.items_.ids[order], util[order].astype(np.float64), relaxed,
+                               int(mask.sum()))
 
 
 def _z(x: np.ndarray) -> np.ndarray:

@@ -166,9 +166,10 @@ class LightFMStyle(Recommender):
         vec = ((rng.random(d) - 0.5) / d).astype(np.float64)
         pool = np.flatnonzero(np.asarray(self.seen_.sum(axis=0)).ravel() > 0).astype(np.int64)
         pos = np.unique(idx)
+        cfg = self.config
         _fold_in(idx.astype(np.int64), w, np.sort(pos), pool, self.item_vectors_, self.item_bias_, vec,
-                 self.config.learning_rate, self.config.reg, self.config.loss == "warp", self.config.max_sampled,
-                 self.config.fold_in_epochs, int(rng.integers(0, 2**31 - 1)))
+                 cfg.learning_rate, cfg.reg, cfg.loss == "warp", cfg.max_sampled, cfg.fold_in_epochs,
+                 int(rng.integers(0, 2**31 - 1)))
         return vec
 
     def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
@@ -332,7 +333,7 @@ def _fold_in(items, w, pos_sorted, pool, Q, b, vec, lr, reg, warp, max_sampled, 
     n_pool = len(pool)
     n_pos = len(pos_sorted)
     for _ in range(epochs):
-        for t in range(len(items)):
+        for _ in range(len(items)):
             r = np.random.randint(len(items))
             ii = items[r]
             si = b[ii]
