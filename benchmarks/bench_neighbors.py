@@ -89,11 +89,12 @@ def rating_rows(ds: Any, repeats: int, threads: int) -> list[dict[str, Any]]:
          lambda: SKNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
          [("recforge knn-baseline (defaults)", KNNBaseline()),
           ("recforge knn-baseline prune=None", KNNBaseline(prune=None)),
-          ("recforge knn-baseline reg_item=3 reg_user=5 shrinkage=300", KNNBaseline(reg_item=3.0, reg_user=5.0,
-                                                                                   shrinkage=300.0))]),
+          ("recforge knn-baseline reg_item=3 reg_user=5 shrinkage=300",
+           KNNBaseline(reg_item=3.0, reg_user=5.0, shrinkage=300.0))]),
         ("surprise KNNBasic (user, cosine, k=40)",
          lambda: KNNBasic(sim_options={"name": "cosine", "user_based": True}, verbose=False),
-         [("recforge user-knn similarity=cosine variant=basic", UserKNN(similarity="cosine", variant="basic"))]),
+         [("recforge user-knn similarity=cosine variant=basic",
+           UserKNN(similarity="cosine", variant="basic"))]),
     ]
     rows = []
     for peer_name, make, ours in pairs:
@@ -129,13 +130,15 @@ def ours_ranking(model: Recommender, data: Any, protocol: str, repeats: int, thr
     assert res is not None
     cols = set(res.summary.columns)
     # with one held-out item (loo-full) recall equals the hit rate, and the protocol omits it
-    out: dict[str, Any] = {m: res.metric(m if m in cols else f"HR@{k}") for m in (f"HR@{k}", f"NDCG@{k}", f"Recall@{k}")}
+    names = (f"HR@{k}", f"NDCG@{k}", f"Recall@{k}")
+    out: dict[str, Any] = {m: res.metric(m if m in cols else f"HR@{k}") for m in names}
     out.update(fit=statistics.median(fits), eval=statistics.median(evals))
     return out
 
 
-def peer_ranking(fit: Callable[[sp.csr_matrix], Any], recommend: Callable[[Any, np.ndarray, sp.csr_matrix, int],
-                 np.ndarray], split: Any, repeats: int, k: int) -> dict[str, Any]:
+def peer_ranking(fit: Callable[[sp.csr_matrix], Any],
+                 recommend: Callable[[Any, np.ndarray, sp.csr_matrix, int], np.ndarray],
+                 split: Any, repeats: int, k: int) -> dict[str, Any]:
     train = split.train.to_implicit().csr().astype(np.float32)
     truth_all = split.test.csr()
     users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
@@ -198,7 +201,8 @@ def ranking_rows(ds: Any, repeats: int, threads: int) -> list[dict[str, Any]]:
     for proto, (split, k) in splits.items():
         groups: list[tuple[str, tuple[Callable, Callable] | None, list[tuple[str, Recommender]]]] = [
             ("implicit CosineRecommender K=100", implicit_peer("CosineRecommender", threads),
-             [("recforge item-knn-implicit k=99 neighbors_of=history", ItemKNNImplicit(k=99, neighbors_of="history")),
+             [("recforge item-knn-implicit k=99 neighbors_of=history",
+               ItemKNNImplicit(k=99, neighbors_of="history")),
               ("recforge item-knn-implicit k=100 (default, neighbors_of=target)", ItemKNNImplicit(k=100))]),
             ("implicit BM25Recommender K=100 (K1=1.2, B=0.75)", implicit_peer("BM25Recommender", threads),
              [("recforge item-knn-implicit k=99 weighting=bm25 neighbors_of=history",
@@ -215,11 +219,13 @@ def ranking_rows(ds: Any, repeats: int, threads: int) -> list[dict[str, Any]]:
             if peer:
                 rows.append(_rank_row(proto, peer_name, peer, None, k))
             for name, model in ours:
-                rows.append(_rank_row(proto, name, ours_ranking(model, data, proto, repeats, threads, k), peer, k))
+                r = ours_ranking(model, data, proto, repeats, threads, k)
+                rows.append(_rank_row(proto, name, r, peer, k))
     return rows
 
 
-def _rank_row(proto: str, name: str, r: dict[str, Any], peer: dict[str, Any] | None, k: int) -> dict[str, Any]:
+def _rank_row(proto: str, name: str, r: dict[str, Any], peer: dict[str, Any] | None,
+              k: int) -> dict[str, Any]:
     total = r["fit"] + r["eval"]
     if peer is not None:
         speed = f"{(peer['fit'] + peer['eval']) / total:.1f}x"
@@ -262,12 +268,13 @@ def main(argv: list[str] | None = None) -> str:
     text = (
         "## Neighbourhood models (kNN, EASE, SLIM)\n\n"
         "Rating prediction, ML-100K. Speed-ups are the peer's time over recforge's on the row's "
-        "own measurement (median of " + str(args.repeats) + " runs, per fold).\n\n" + md_table(rating) + "\n\n"
+        f"own measurement (median of {args.repeats} runs, per fold).\n\n" + md_table(rating) + "\n\n"
         "Top-N on ML-100K as implicit feedback (all ratings are interactions; full ranking of unseen "
         "items). `ratio-full` is a random 80/20 split of interactions (seed 0). `eval s` is the "
         "time to rank every test user; speed-up compares fit + eval. implicit counts an item as its "
         "own neighbour (one of K), so its K=100 equals recforge's k=99 with `neighbors_of=history`.\n\n"
-        + "\n\n".join(md_table([r for r in ranking if r["protocol"].startswith(p)]) for p in ("loo-full", "ratio-full"))
+        + "\n\n".join(md_table([r for r in ranking if r["protocol"].startswith(p)])
+                      for p in ("loo-full", "ratio-full"))
         + "\n\n"
         + ("Gowalla `given-split` (29,858 users x 40,981 items, single run):\n\n" + md_table(gowalla) + "\n\n"
            if gowalla else "")

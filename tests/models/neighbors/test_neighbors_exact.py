@@ -26,8 +26,8 @@ from recforge.testing.datasets import checkerboard, toy_ratings
 #   u1   5  3  4  -
 #   u2   4  -  5  2
 #   u3   1  2  -  4
-ROWS = [(1, "a", 5), (1, "b", 3), (1, "c", 4), (2, "a", 4), (2, "c", 5), (2, "d", 2), (3, "a", 1), (3, "b", 2),
-        (3, "d", 4)]
+ROWS = [(1, "a", 5), (1, "b", 3), (1, "c", 4), (2, "a", 4), (2, "c", 5), (2, "d", 2),
+        (3, "a", 1), (3, "b", 2), (3, "d", 4)]
 A, B, C, D = range(4)
 
 
@@ -108,10 +108,11 @@ def test_user_similarity_cosine_hand_computed():
 def test_shrinkage_and_min_support():
     raw = item_sims("cosine", shrinkage=1.0)
     # factor (n - 1) / (n - 1 + 1): 1/2 for two co-raters, 0 for one
-    np.testing.assert_allclose(raw, _dense({k: v / 2 for k, v in COSINE.items() if k in {(A, B), (A, C), (A, D)}}),
-                               atol=1e-6)
+    two_raters = {(A, B), (A, C), (A, D)}
+    halved = {k: v / 2 for k, v in COSINE.items() if k in two_raters}
+    np.testing.assert_allclose(raw, _dense(halved), atol=1e-6)
     only_two = item_sims("cosine", min_support=2)
-    np.testing.assert_allclose(only_two, _dense({k: COSINE[k] for k in [(A, B), (A, C), (A, D)]}), atol=1e-6)
+    np.testing.assert_allclose(only_two, _dense({k: COSINE[k] for k in two_raters}), atol=1e-6)
 
 
 def test_prune_keeps_the_most_similar():
@@ -203,7 +204,8 @@ def test_matches_surprise_on_toy_data():
     surprise = pytest.importorskip("surprise")
     data = toy_ratings(n_users=30, n_items=25, seed=3)
     df = data.to_dataframe()
-    sdata = surprise.Dataset.load_from_df(df[["user_id", "item_id", "value"]], surprise.Reader(rating_scale=(1, 5)))
+    reader = surprise.Reader(rating_scale=(1, 5))
+    sdata = surprise.Dataset.load_from_df(df[["user_id", "item_id", "value"]], reader)
     trainset = sdata.build_full_trainset()
     cases = [
         (surprise.KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
@@ -265,7 +267,8 @@ def test_registry_names():
     assert isinstance(make_model("ease"), EASE)
     assert isinstance(make_model("slim"), SLIM)
     kb = KNNBaseline()
-    assert (kb.config.similarity, kb.config.variant, kb.config.user_based) == ("pearson_baseline", "baseline", False)
+    cfg = kb.config
+    assert (cfg.similarity, cfg.variant, cfg.user_based) == ("pearson_baseline", "baseline", False)
 
 
 # ------------------------------------------------------------------------------ implicit kNN
@@ -341,7 +344,8 @@ def test_user_knn_implicit_scores():
 
 def test_implicit_knn_ranks_checkerboard():
     data = checkerboard(20)
-    for model in (ItemKNNImplicit(k=5), UserKNNImplicit(k=5), EASE(reg=1.0), SLIM(l1_reg=0.01, l2_reg=0.1, k=10)):
+    models = (ItemKNNImplicit(k=5), UserKNNImplicit(k=5), EASE(reg=1.0), SLIM(l1_reg=0.01, l2_reg=0.1, k=10))
+    for model in models:
         model.fit(data)
         for u in range(20):
             ids, _ = model.recommend(u, k=1)
@@ -358,7 +362,8 @@ def test_ease_closed_form():
     np.fill_diagonal(want, 0.0)
     m = EASE(reg=lam).fit(data)
     np.testing.assert_allclose(m.weights_, want, atol=1e-5)
-    np.testing.assert_allclose(m.score(np.repeat(data.users.ids[0], 12), data.items.ids), x[0] @ want, atol=1e-5)
+    scores = m.score(np.repeat(data.users.ids[0], 12), data.items.ids)
+    np.testing.assert_allclose(scores, x[0] @ want, atol=1e-5)
     # the closed form is the least-squares optimum: perturbing an off-diagonal weight raises the loss
     def loss(b):
         return np.sum((x - x @ b) ** 2) + lam * np.sum(b**2)
@@ -382,7 +387,8 @@ def _slim_reference(x: np.ndarray, j: int, l1: float, l2: float) -> np.ndarray:
         r = x[:, j] - xo @ w
         return 0.5 * r @ r + 0.5 * l2 * w @ w + l1 * w.sum(), -(xo.T @ r) + l2 * w + l1
 
-    res = scipy.optimize.minimize(f, np.zeros(n - 1), jac=True, method="L-BFGS-B", bounds=[(0, None)] * (n - 1),
+    res = scipy.optimize.minimize(f, np.zeros(n - 1), jac=True, method="L-BFGS-B",
+                                  bounds=[(0, None)] * (n - 1),
                                   options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 5000})
     out = np.zeros(n)
     out[others] = res.x

@@ -72,7 +72,8 @@ class KNNConfig(ModelConfig):
         self.check(self.reg_user >= 0, "reg_user", "must be >= 0")
         self.check(self.reg_item >= 0, "reg_item", "must be >= 0")
         self.check(self.baseline_epochs >= 1, "baseline_epochs", "must be >= 1")
-        self.check(self.prune is None or self.prune >= self.k, "prune", "must be >= k (or None for no pruning)")
+        self.check(self.prune is None or self.prune >= self.k, "prune",
+                   "must be >= k (or None for no pruning)")
 
 
 @dataclass(frozen=True)
