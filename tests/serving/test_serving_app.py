@@ -275,3 +275,22 @@ def test_history_outage_degrades_instead_of_failing(tmp_path, model_file):
     r = c.post("/v1/events", json={"user_id": "3", "item_id": 1000, "type": "click"}, headers=KEY)
     assert r.status_code == 202 and "history store is unavailable" in r.json()["detail"]
     assert 'recforge_backend_errors_total{backend="history"} 2.0' in c.get("/metrics").text
+
+
+def test_model_file_watch_reloads_a_new_version(tmp_path, ials_model, clustered_data):
+    import time
+
+    from recforge.config import FitOptions
+    from recforge.models.factorization.als import ImplicitALS
+
+    path = tmp_path / "live.npz"
+    ials_model.save(path)
+    app = create_app({"model": str(path), "database": str(tmp_path / "w.db"), "watch_model_seconds": 0.1})
+    with TestClient(app) as c:  # the context runs the lifespan, which starts the watcher
+        v1 = c.get("/healthz").json()["model_version"]
+        ImplicitALS(embedding_size=5, epochs=2).fit(clustered_data, FitOptions(seed=3, threads=1)).save(path)
+        deadline = time.time() + 10
+        while c.get("/healthz").json()["model_version"] == v1:
+            assert time.time() < deadline, "the changed model file was not picked up"
+            time.sleep(0.1)
+        assert c.get("/v1/users/1/recommendations?k=2").status_code == 200

@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        watch_model_seconds: Annotated[float | None, typer.Option(help="reload the model file when it changes, checking this often")] = None,
         config: ConfigOpt = None,
     ) -> None:
         """Run the recommendation service (FastAPI under uvicorn)."""
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
         cfg = read_service_config(config, {
             "model": str(model_path) if model_path else None, "database": database,
             "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
-            "api_key": api_key,
+            "api_key": api_key, "watch_model_seconds": watch_model_seconds,
         })
         application = create_app(cfg)
         st = application.state.recforge

@@ -17,12 +17,15 @@ write endpoints need ``X-API-Key``, and ids reach SQL only as bound parameters.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +75,8 @@ class ServiceConfig:
         max_body_bytes: Largest accepted request body.
         history_size: Recent events kept per user.
         default_k: List length when ``k`` is not given.
+        watch_model_seconds: When > 0, check the model file's modification time this often and
+            hot-reload a new version written there (e.g. by ``recforge train --output``); 0 = off.
     """
 
     model: str | None = None
@@ -87,6 +92,7 @@ class ServiceConfig:
     max_body_bytes: int = 16 * 1024
     history_size: int = 50
     default_k: int = 10
+    watch_model_seconds: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServiceConfig:
@@ -326,7 +332,18 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
         cfg = config if isinstance(config, ServiceConfig) else ServiceConfig.from_dict(dict(config or {}))
         state = ServiceState(cfg)
     st = state
-    app = FastAPI(title="recforge", version="1", docs_url="/docs", redoc_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_watch_model(st)) if st.config.watch_model_seconds > 0 else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="recforge", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan)
     app.state.recforge = st
 
     def require_key(key: str | None) -> None:
@@ -469,6 +486,28 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
 
     app.add_middleware(LimitAndMeasure, state=st)
     return app
+
+
+async def _watch_model(st: ServiceState) -> None:
+    """Reload the model when its file changes (written atomically, so never read half-written)."""
+    def mtime() -> float | None:
+        path = (st.bundle.path if st.bundle else None) or st.config.model
+        try:
+            return os.stat(path).st_mtime_ns if path else None
+        except OSError:
+            return None
+
+    last = mtime()
+    while True:
+        await asyncio.sleep(st.config.watch_model_seconds)
+        now = mtime()
+        if now is not None and now != last:
+            last = now
+            try:
+                new = await run_in_threadpool(st.reload)
+                log.info("model file changed: now serving %s", new.version)
+            except Exception as exc:  # noqa: BLE001 - keep serving the loaded version
+                log.error("reloading the changed model file failed: %s", exc)
 
 
 def _plain(x: Any) -> Any:
