@@ -1,0 +1,113 @@
+"""CTR models (LR, FM, DeepFM) under ``ctr-holdout`` on Frappe, iPinYou and ML-100K-as-CTR; DeepFM speed.
+
+Splits (see :mod:`recforge.evaluation.ctr_protocol`): Frappe = its validation+test files pooled and
+split 7:2:1 at random with seed 0 (the training file is not available, so ~30% of the full data
+is used to train); iPinYou = the FNN sample's given train/test (10% of train, seed 0, validates);
+ML-100K as CTR = label ``rating >= 4``, random 8:1:1, seed 0. Early stopping on validation AUC,
+patience 3. Published anchor (BARS, full Frappe train set): DeepFM AUC 0.9842.
+
+Run ``python -m benchmarks.bench_ctr [frappe ipinyou ml100k speed]`` (all by default).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import machine, md_table, write_fragment
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "lr": {"epochs": 40, "batch_size": 1024, "learning_rate": 0.02},
+    "fm": {"epochs": 40, "batch_size": 512, "embedding_size": 32, "learning_rate": 2e-3, "reg": 1e-4,
+           "init_std": 0.1},
+    "deepfm": {"epochs": 40, "batch_size": 1024, "embedding_size": 32, "learning_rate": 1e-3, "reg": 0.0,
+               "init_std": 0.01, "hidden": (256, 256), "dropout": 0.2},
+}
+DATASETS = {"frappe": "frappe", "ipinyou": "ipinyou-fnn-sample", "ml100k": "ml-100k"}
+
+
+def accuracy(key: str) -> list[dict[str, Any]]:
+    import torch
+
+    from recforge.config import FitOptions
+    from recforge.data import load
+    from recforge.evaluation.protocols import evaluate
+    from recforge.models.registry import make_model
+
+    torch.set_num_threads(1)
+    ds = load(DATASETS[key])
+    rows = []
+    for name, cfg in CONFIGS.items():
+        res = evaluate(make_model(name, cfg), ds, "ctr-holdout", options=FitOptions(seed=0, threads=1))
+        s = res.summary.iloc[0]
+        rows.append({"protocol": "ctr-holdout", "dataset": ds.name, "model": name, "AUC": s["AUC"],
+                     "LogLoss": s["LogLoss"], "epochs (best)": f"{int(s['epochs_run'])} ({int(s['best_epoch']) + 1})",
+                     "fit s": s["fit_seconds"], "split": res.notes[0]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def speed() -> list[dict[str, Any]]:
+    """DeepFM training rows/s (3 epochs, no validation) and scoring ms per 1,000 candidate rows."""
+    import torch
+
+    from recforge.config import FitOptions
+    from recforge.data.ctr import frappe_ctr
+    from recforge.models.ctr.fm import DeepFM
+
+    split = frappe_ctr(seed=0)
+    rows = []
+    for cfg_name, cfg in (("default (k=10, 400x3)", {}), ("bench (k=32, 256x2)", CONFIGS["deepfm"])):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            cfg3 = {**cfg, "epochs": 3}
+            model = DeepFM(cfg3)
+            t0 = time.perf_counter()
+            model.fit(split.train, FitOptions(seed=0, threads=threads))
+            fit_s = time.perf_counter() - t0
+            cand = split.test.subset(np.arange(1000))
+            model.predict_proba(cand)
+            lat = []
+            for _ in range(30):
+                t1 = time.perf_counter()
+                model.predict_proba(cand)
+                lat.append(time.perf_counter() - t1)
+            one = split.test.subset(np.arange(1))
+            lat1 = []
+            for _ in range(30):
+                t1 = time.perf_counter()
+                model.predict_proba(one)
+                lat1.append(time.perf_counter() - t1)
+            rows.append({"model": f"deepfm {cfg_name}", "device": f"cpu, {threads} thread(s)",
+                         "batch": model.config.batch_size,
+                         "train rows/s": 3 * len(split.train) / fit_s,
+                         "ms per 1,000 candidates": 1000 * statistics.median(lat),
+                         "ms per single row": 1000 * statistics.median(lat1)})
+            print(rows[-1], flush=True)
+    torch.set_num_threads(1)
+    return rows
+
+
+def main(parts: list[str] | None = None) -> str:
+    parts = parts or [*DATASETS, "speed"]
+    acc = [r for key in parts if key in DATASETS for r in accuracy(key)]
+    spd = speed() if "speed" in parts else []
+    text = "## CTR (LR, FM, DeepFM)\n\n"
+    if acc:
+        text += md_table([{k: v for k, v in r.items() if k != "split"} for r in acc]) + "\n\nSplits: " + "; ".join(
+            dict.fromkeys(r["split"] for r in acc)) + ". Configs: " + ", ".join(
+            f"{n} {c}" for n, c in CONFIGS.items()) + ".\n\n"
+    if spd:
+        text += "DeepFM throughput on Frappe (training rows/s over 3 epochs, Lightning loop included; scoring " \
+                "latency median of 30 calls):\n\n" + md_table(spd) + "\n\n"
+    text += "_Measured on " + machine() + "; machine shared with other jobs, so times are indicative._\n"
+    write_fragment("ctr" if len(parts) == len(DATASETS) + 1 else "ctr-" + "-".join(parts), text)
+    return text
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:] or None))
