@@ -10,11 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("faiss")
-pytest.importorskip("sqlalchemy")
-
-from recforge.config import FitOptions  # noqa: E402
-from recforge.data.interactions import Interactions  # noqa: E402
+from recforge.config import FitOptions
+from recforge.data.interactions import Interactions
 
 PG_URL = "postgresql://{user}@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"

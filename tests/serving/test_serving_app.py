@@ -3,12 +3,16 @@ fallbacks, hot reload, metrics; Redis-backed history shared by two service insta
 
 from __future__ import annotations
 
-import threading
-import uuid
-
-import numpy as np
 import pytest
-import sqlalchemy as sa
+
+pytest.importorskip("faiss")
+pytest.importorskip("sqlalchemy")
+
+import threading  # noqa: E402
+import uuid  # noqa: E402
+
+import numpy as np  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")

@@ -3,17 +3,21 @@ failed runs, idempotence, concurrent readers, bound parameters."""
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime
-
-import numpy as np
 import pytest
-import sqlalchemy as sa
 
-from recforge.errors import ConfigError
-from recforge.serving import Pipeline
-from recforge.serving.batch import model_version, run_batch
-from recforge.serving.db import (
+pytest.importorskip("faiss")
+pytest.importorskip("sqlalchemy")
+
+import threading  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+import numpy as np  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from recforge.errors import ConfigError  # noqa: E402
+from recforge.serving import Pipeline  # noqa: E402
+from recforge.serving.batch import model_version, run_batch  # noqa: E402
+from recforge.serving.db import (  # noqa: E402
     RecommendationReader,
     check_table_name,
     drop_leftover_staging,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-import typer
-from typer.testing import CliRunner
+import pytest
 
-from recforge.cli.serve_cmds import register
-from recforge.serving.db import make_engine
+pytest.importorskip("faiss")
+pytest.importorskip("sqlalchemy")
+
+import sqlalchemy as sa  # noqa: E402
+import typer  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from recforge.cli.serve_cmds import register  # noqa: E402
+from recforge.serving.db import make_engine  # noqa: E402
 
 
 def app() -> typer.Typer:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import numpy as np
-import pandas as pd
 import pytest
 
-from recforge.data.vocabulary import Vocabulary
-from recforge.errors import ConfigError
-from recforge.serving.pipeline import Pipeline
-from recforge.serving.postprocess import MMR, AllowList, BlockList, DropSeen, MinScore, attribute_sets
+pytest.importorskip("faiss")
+
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from recforge.data.vocabulary import Vocabulary  # noqa: E402
+from recforge.errors import ConfigError  # noqa: E402
+from recforge.serving.pipeline import Pipeline  # noqa: E402
+from recforge.serving.postprocess import MMR, AllowList, BlockList, DropSeen, MinScore, attribute_sets  # noqa: E402
 
 
 def ctx(history=()):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
 
-from recforge.errors import ConfigError
-from recforge.serving.retrieval import (
+pytest.importorskip("faiss")
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from recforge.errors import ConfigError  # noqa: E402
+from recforge.serving.retrieval import (  # noqa: E402
     CooccurrenceRetriever,
     EmbeddingIndex,
     EmbeddingRetriever,

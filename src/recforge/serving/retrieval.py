@@ -39,7 +39,7 @@ class IndexConfig:
     Attributes:
         kind: ``exact`` (NumPy matrix product), ``flat``, ``ivf`` or ``hnsw`` (faiss), or
             ``auto``: ``flat`` up to 100,000 items (exact, and faster than a graph at that size),
-            ``hnsw`` above.
+            ``hnsw`` above; ``exact`` when faiss is not installed.
         nlist: IVF cells (default ``~4 sqrt(n)``, at most ``n / 39`` so k-means has data).
         nprobe: IVF cells visited per query.
         hnsw_m: HNSW graph degree.
@@ -93,7 +93,10 @@ class EmbeddingIndex:
         self.n_items, self.dim = vecs.shape
         self.ids = np.flatnonzero(active) if active is not None else np.arange(self.n_items)
         if config.kind == "auto":
-            config = replace(config, kind="flat" if len(self.ids) <= AUTO_FLAT_MAX else "hnsw")
+            from recforge._optional import available
+
+            kind = "flat" if len(self.ids) <= AUTO_FLAT_MAX else "hnsw"
+            config = replace(config, kind=kind if available("faiss") else "exact")
         self.config = config
         self.vectors: np.ndarray | None = np.ascontiguousarray(vecs[self.ids])
         self._index: Any = None
