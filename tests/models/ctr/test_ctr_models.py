@@ -7,12 +7,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.data.ctr import CTRData  # noqa: E402
-from recforge.evaluation.metrics import roc_auc  # noqa: E402
-from recforge.models.ctr.fm import FM, DeepFM, fm_interaction  # noqa: E402
-from recforge.models.ctr.linear import LogisticRegression  # noqa: E402
-from recforge.testing.ctr_conformance import CTRConformance, toy_ctr  # noqa: E402
+from recforge.config import FitOptions
+from recforge.data.ctr import CTRData
+from recforge.evaluation.metrics import roc_auc
+from recforge.models.ctr.fm import FM, DeepFM, fm_interaction
+from recforge.models.ctr.linear import LogisticRegression
+from recforge.testing.ctr_conformance import CTRConformance, toy_ctr
 
 
 class TestLogisticRegression(CTRConformance):

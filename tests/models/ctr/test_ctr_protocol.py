@@ -9,16 +9,16 @@ import pytest
 
 pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.data.ctr import CTRSplit  # noqa: E402
-from recforge.errors import ConfigError  # noqa: E402
-from recforge.evaluation.ctr_protocol import score_split  # noqa: E402
-from recforge.evaluation.protocols import evaluate, get_protocol, list_protocols  # noqa: E402
-from recforge.models.baselines.simple import Popularity  # noqa: E402
-from recforge.models.ctr.fm import FM  # noqa: E402
-from recforge.models.ctr.linear import LogisticRegression  # noqa: E402
-from recforge.testing.ctr_conformance import toy_ctr  # noqa: E402
-from tests.conftest import has_dataset  # noqa: E402
+from recforge.config import FitOptions
+from recforge.data.ctr import CTRSplit
+from recforge.errors import ConfigError
+from recforge.evaluation.ctr_protocol import score_split
+from recforge.evaluation.protocols import evaluate, get_protocol, list_protocols
+from recforge.models.baselines.simple import Popularity
+from recforge.models.ctr.fm import FM
+from recforge.models.ctr.linear import LogisticRegression
+from recforge.testing.ctr_conformance import toy_ctr
+from tests.conftest import has_dataset
 
 
 def test_registered():
@@ -27,7 +27,7 @@ def test_registered():
 
 
 def test_score_split_on_known_structure():
-    train, valid, test, p_true = toy_ctr()
+    train, valid, test, _ = toy_ctr()
     split = CTRSplit(train, valid, test, None, "toy")
     res = score_split(FM(epochs=20, batch_size=256, embedding_size=4, learning_rate=0.05, init_std=0.1), split,
                       FitOptions(seed=0, threads=1), "fm", "toy")

@@ -8,14 +8,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.data.interactions import Interactions  # noqa: E402
-from recforge.models.registry import get_model_class  # noqa: E402
-from recforge.models.sequential._base import latest, position_windows, user_sequences  # noqa: E402
-from recforge.models.sequential.caser import Caser, caser_windows  # noqa: E402
-from recforge.models.sequential.gru4rec import GRU4Rec  # noqa: E402
-from recforge.models.sequential.sasrec import SASRec  # noqa: E402
-from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+from recforge.config import FitOptions
+from recforge.data.interactions import Interactions
+from recforge.models.registry import get_model_class
+from recforge.models.sequential._base import latest, position_windows, user_sequences
+from recforge.models.sequential.caser import Caser, caser_windows
+from recforge.models.sequential.gru4rec import GRU4Rec
+from recforge.models.sequential.sasrec import SASRec
+from recforge.testing.conformance import RecommenderConformance
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from recforge.models.ctr._base import CTRConfig, CTRModel, CTRNetwork, check_hidden, feature_embedding, field_pool
+from recforge.models.ctr._base import (
+    CTRConfig,
+    CTRModel,
+    CTRNetwork,
+    check_hidden,
+    feature_embedding,
+    field_pool,
+)
 
 
 @dataclass(frozen=True)

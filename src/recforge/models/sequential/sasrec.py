@@ -52,7 +52,7 @@ class _SASRecNet(SequentialNetwork):
         self.norm = nn.LayerNorm(d)
 
     def states(self, seqs: torch.Tensor) -> torch.Tensor:
-        b, length = seqs.shape
+        length = seqs.shape[1]
         valid = seqs != self.pad
         pos = torch.arange(length, device=seqs.device)
         x = self.item(seqs) * math.sqrt(self.d) + self.pos(pos).unsqueeze(0)
