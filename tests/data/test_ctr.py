@@ -207,3 +207,23 @@ def test_movielens_as_ctr():
     assert len(genre_slots) == 6  # a movie has at most 6 genres
     np.testing.assert_allclose(s.train.value[:, genre_slots].sum(1), 1.0, rtol=1e-5)
     assert 0.5 < s.train.labels.mean() < 0.6  # share of ratings >= 4
+
+
+def test_bad_csv_values_name_file_and_line(tmp_path):
+    from recforge.data.ctr import criteo_ctr
+    from recforge.data.datasets import Dataset
+
+    cols = ["label", *[f"I{j}" for j in range(1, 14)], *[f"C{j}" for j in range(1, 27)]]
+    rows = [[j % 2, *[float(j)] * 13, *[f"{j:08x}"] * 26] for j in range(20)]
+    rows[7][3] = "seven"  # I3 of data row 7 = file line 9
+    path = tmp_path / "criteo_sample.txt"
+    pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
+    ds = Dataset("criteo-sample", "ctr", None, {"frame": pd.read_csv(path)}, tmp_path)
+    with pytest.raises(DataError, match=r"criteo_sample.txt: line 9: numeric field 'I3'"):
+        criteo_ctr(ds)
+    rows[7][3] = 1.0
+    rows[4][0] = 3  # label of data row 4 = file line 6
+    pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
+    ds = Dataset("criteo-sample", "ctr", None, {"frame": pd.read_csv(path)}, tmp_path)
+    with pytest.raises(DataError, match=r"criteo_sample.txt: line 6: label"):
+        criteo_ctr(ds)

@@ -240,8 +240,13 @@ class FeatureEncoder:
         self.fitted_ = False
 
     # -- fit ---------------------------------------------------------------------
-    def fit(self, df: pd.DataFrame, source: str = "DataFrame") -> FeatureEncoder:
-        """Learn vocabularies, bin edges and slot counts from the training rows ``df``."""
+    def fit(self, df: pd.DataFrame, source: str = "DataFrame", line_offset: int | None = None) -> FeatureEncoder:
+        """Learn vocabularies, bin edges and slot counts from the training rows ``df``.
+
+        Errors name ``source`` and the row, or the file line ``df.index[row] + line_offset`` when
+        ``line_offset`` is given (for frames read from a file and split without resetting the index).
+        """
+        self._line_offset = line_offset
         self._check_columns(df, source, need_label=False)
         if len(df) == 0:
             raise DataError(f"{source}: no rows to fit the feature encoder on")
@@ -287,13 +292,13 @@ class FeatureEncoder:
         self.vocab_[spec.name] = keep
         return len(keep) + 1
 
-    @staticmethod
-    def _numeric(col: pd.Series, source: str, name: str) -> np.ndarray:
+    def _numeric(self, col: pd.Series, source: str, name: str) -> np.ndarray:
         x = pd.to_numeric(col, errors="coerce")
         bad = x.isna().to_numpy() & col.notna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{source}: row {row}: numeric field {name!r} has value {col.iloc[row]!r}")
+            where = _where(col, row, getattr(self, "_line_offset", None))
+            raise DataError(f"{source}: {where}: numeric field {name!r} has value {col.iloc[row]!r}")
         return x.to_numpy(dtype=np.float64)
 
     def _check_columns(self, df: pd.DataFrame, source: str, need_label: bool) -> None:
@@ -305,8 +310,10 @@ class FeatureEncoder:
             raise DataError(f"{source}: missing field(s) {', '.join(map(repr, missing))}")
 
     # -- transform ---------------------------------------------------------------
-    def transform(self, df: pd.DataFrame, name: str = "ctr", source: str | None = None) -> CTRData:
-        """Encode ``df`` (labels are read when the label column is present)."""
+    def transform(self, df: pd.DataFrame, name: str = "ctr", source: str | None = None,
+                  line_offset: int | None = None) -> CTRData:
+        """Encode ``df`` (labels are read when the label column is present); errors as in :meth:`fit`."""
+        self._line_offset = line_offset
         if not self.fitted_:
             raise DataError("FeatureEncoder is not fitted; call fit() on the training rows first")
         source = source or name
@@ -352,7 +359,7 @@ class FeatureEncoder:
             slot_fields.extend([f] * idx_parts[-1].shape[1])
         labels = None
         if self.label and self.label in df.columns:
-            labels = _labels(df[self.label], source)
+            labels = _labels(df[self.label], source, line_offset)
         return CTRData(np.concatenate(idx_parts, axis=1), np.concatenate(val_parts, axis=1), labels,
                        np.asarray(slot_fields), tuple(s.name for s in self.fields), self.n_features_, name)
 
@@ -411,12 +418,18 @@ class FeatureEncoder:
             raise DataError(f"{path}: not a feature encoder file ({exc})") from exc
 
 
-def _labels(col: pd.Series, source: str) -> np.ndarray:
+def _where(col: pd.Series, row: int, line_offset: int | None) -> str:
+    if line_offset is None:
+        return f"row {row}"
+    return f"line {int(col.index[row]) + line_offset}"
+
+
+def _labels(col: pd.Series, source: str, line_offset: int | None = None) -> np.ndarray:
     y = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(y, (0.0, 1.0))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: row {row}: label {col.iloc[row]!r} is not 0 or 1")
+        raise DataError(f"{source}: {_where(col, row, line_offset)}: label {col.iloc[row]!r} is not 0 or 1")
     return y.astype(np.float32)
 
 
@@ -440,9 +453,9 @@ def libfm_frame(y: np.ndarray, x: np.ndarray, fields: Sequence[str]) -> pd.DataF
 
 
 def _encode_parts(enc: FeatureEncoder, frames: dict[str, pd.DataFrame | None], name: str,
-                  description: str) -> CTRSplit:
-    enc.fit(frames["train"], f"{name}/train")
-    out = {k: None if v is None else enc.transform(v, f"{name}/{k}") for k, v in frames.items()}
+                  description: str, source: str | None = None, line_offset: int | None = None) -> CTRSplit:
+    enc.fit(frames["train"], source or f"{name}/train", line_offset)
+    out = {k: None if v is None else enc.transform(v, f"{name}/{k}", source, line_offset) for k, v in frames.items()}
     return CTRSplit(out["train"], out["valid"], out["test"], enc, description)  # type: ignore[arg-type]
 
 
@@ -500,11 +513,14 @@ def criteo_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float
                min_count: int = 2, hash_buckets: int | None = None) -> CTRSplit:
     """The Criteo sample CSV: random split; numeric fields log1p, categorical with a min count."""
     ds = _load("criteo-sample", dataset)
-    df = ds.tables["frame"]
+    df = ds.tables["frame"].reset_index(drop=True)
     parts = random_parts(len(df), fractions, seed)
-    frames = {k: df.iloc[p].reset_index(drop=True) for k, p in zip(("train", "valid", "test"), parts, strict=True)}
+    # keep the file's row numbers as the index so a bad value is reported by file line (header = line 1)
+    frames = {k: df.iloc[p] for k, p in zip(("train", "valid", "test"), parts, strict=True)}
     enc = FeatureEncoder(criteo_fields(min_count, hash_buckets))
-    return _encode_parts(enc, frames, "criteo-sample", f"criteo-sample: random 8:1:1 split, seed {seed}")
+    source = str(ds.path / "criteo_sample.txt") if ds.path is not None else "criteo-sample"
+    return _encode_parts(enc, frames, "criteo-sample", f"criteo-sample: random 8:1:1 split, seed {seed}",
+                         source, 2)
 
 
 def movielens_frame(inter: Any, threshold: float = 4.0) -> pd.DataFrame:
