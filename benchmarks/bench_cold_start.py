@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.common import machine, md_table, write_fragment
@@ -38,20 +39,24 @@ def models(quick: bool = False) -> list[tuple[str, str, dict]]:
     return out
 
 
-def run(quick: bool = False) -> pd.DataFrame:
+def run(quick: bool = False) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
     ds = load("ml-100k")
     tables = []
+    per_user: dict[tuple[str, str], np.ndarray] = {}
     for label, name, cfg in models(quick):
         t0 = time.perf_counter()
         opts = FitOptions(seed=0, threads=1)
         res = evaluate(make_model(name, cfg), ds, "cold-start", options=opts, model_name=label)
         print(f"{label}: {time.perf_counter() - t0:.1f} s", flush=True)
         tables.append(res.table)
-    return pd.concat(tables, ignore_index=True)
+        per_user.update(res.per_user)
+    return pd.concat(tables, ignore_index=True), per_user
 
 
-def verdict(table: pd.DataFrame) -> list[str]:
-    """The issue's targets, checked against the measured table."""
+def verdict(table: pd.DataFrame, per_user: dict[tuple[str, str], np.ndarray]) -> list[str]:
+    """The issue's targets, checked against the measured table (with a paired Wilcoxon test)."""
+    from scipy.stats import wilcoxon
+
     def ndcg(model: str, scenario: str, r: int) -> float:
         row = table[(table["model"] == model) & (table["scenario"] == scenario) & (table["revealed"] == r)]
         return float(row["NDCG@10"].iloc[0])
@@ -65,13 +70,17 @@ def verdict(table: pd.DataFrame) -> list[str]:
         b, p, c = ndcg(best, scenario, r), ndcg("popularity", scenario, r), ndcg(cf, scenario, r)
         gain = f"{(b / p - 1) * 100:+.1f}% vs popularity" if p > 0 else "popularity cannot rank new items"
         ok = "beats" if b > p and b > c else "does NOT beat"
+        key = f"{scenario}/{r}:NDCG@10"
+        a, q = per_user[(best, key)], per_user[("popularity", key)]
+        pval = wilcoxon(a, q).pvalue if np.any(a != q) else 1.0
         lines.append(f"- {scenario}, {r} revealed: best hybrid `{best}` NDCG@10 {b:.4f} {ok} popularity "
-                     f"({p:.4f}) and {cf} ({c:.4f}); {gain}")
+                     f"({p:.4f}) and {cf} ({c:.4f}); {gain} (paired Wilcoxon vs popularity over "
+                     f"{len(a)} users: p = {pval:.2g})")
     return lines
 
 
 def main(quick: bool = False) -> str:
-    table = run(quick)
+    table, per_user = run(quick)
     rows = []
     for rec in table.to_dict(orient="records"):
         row = {"protocol": rec["protocol"], "scenario": rec["scenario"], "revealed": int(rec["revealed"]),
@@ -88,7 +97,7 @@ def main(quick: bool = False) -> str:
         "ranks the held-out items only. Ranking models learn from implicit feedback. `n_fallback`: test "
         "users the model "
         "could not score (popularity fallback) or held-out items it could not score.\n\n"
-        + md_table(rows) + "\n\nTargets (NDCG@10):\n\n" + "\n".join(verdict(table))
+        + md_table(rows) + "\n\nTargets (NDCG@10):\n\n" + "\n".join(verdict(table, per_user))
         + "\n\n_Measured on " + machine() + "._\n"
     )
     write_fragment("cold_start", text)

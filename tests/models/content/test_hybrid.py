@@ -179,3 +179,24 @@ def test_save_load_keeps_components(tmp_path):
     again = Recommender.load(m.save(tmp_path / "h.npz"))
     assert [type(p).__name__ for p in again.components()] == ["ContentBased", "Popularity"]
     np.testing.assert_allclose(again.weights_, m.weights_)
+
+
+@pytest.mark.slow
+def test_ml100k_weighted_hybrid_beats_popularity_on_cold_users_and_items(ml100k):
+    from recforge.evaluation.cold_start import evaluate_scenario
+    from recforge.models.baselines.simple import Popularity
+    from recforge.splits import cold_start_split
+
+    data = ml100k.interactions
+    opts = FitOptions(seed=0, threads=1)
+    hybrid = WeightedHybrid(models=("lightfm-style", "popularity"), grid_steps=5,
+                            model_configs={"lightfm-style": {"epochs": 10}})
+    users = cold_start_split(data, 0.2, "users", seed=0, reveal=5)
+    ours, _ = evaluate_scenario(hybrid, users.train, users.test, k=10, options=opts)
+    pop, _ = evaluate_scenario(Popularity(), users.train, users.test, k=10, options=opts)
+    assert ours["NDCG@10"] > pop["NDCG@10"] + 0.01, (ours["NDCG@10"], pop["NDCG@10"])  # pop: 0.4486
+    items = cold_start_split(data, 0.2, "items", seed=0)
+    cand = np.zeros(data.n_items, bool)
+    cand[items.info["held_out_idx"]] = True
+    ours, _ = evaluate_scenario(hybrid, items.train, items.test, k=10, options=opts, candidates=cand)
+    assert ours["NDCG@10"] > 0.15 and ours["n_fallback"] == 0  # popularity: 0 (cannot score new items)
