@@ -264,18 +264,32 @@ def _free_port() -> int:
 
 
 class Server:
-    """``recforge serve`` in a subprocess on 127.0.0.1 (one uvicorn process, one BLAS thread)."""
+    """``recforge serve`` in a subprocess on 127.0.0.1 (one BLAS thread per process).
 
-    def __init__(self, model: Path, workdir: Path, pipeline: str | None = None, timeout: float = 300) -> None:
+    With ``workers`` > 1, uvicorn runs that many processes on the port and recent history lives
+    in Redis under a private key prefix (removed by :meth:`stop`).
+    """
+
+    def __init__(self, model: Path, workdir: Path, pipeline: str | None = None, timeout: float = 300,
+                 workers: int = 1, redis: str | None = None) -> None:
+        import uuid
+
         self.port = _free_port()
+        self.redis = redis
+        self.prefix = f"recforge:bench:{uuid.uuid4().hex[:8]}:"
         env = {**os.environ, "RECFORGE_API_KEY": "bench", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-        args = [sys.executable, "-m", "recforge.serving", "serve", "--model-path", str(model), "--database",
-                str(workdir / "bench.db"), "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
+        cfg = workdir / f"serve-{self.port}.toml"
+        lines = [f'model = "{model}"', f'database = "{workdir / "bench.db"}"']
+        if redis:
+            lines += [f'redis = "{redis}"', f'redis_prefix = "{self.prefix}"']
         if pipeline:
             p = workdir / "pipeline.toml"
             p.write_text(pipeline)
-            args += ["--pipeline", str(p)]
+            lines.append(f'pipeline = "{p}"')
+        cfg.write_text("[serve]\n" + "\n".join(lines) + "\n")
+        args = [sys.executable, "-m", "recforge.serving", "serve", "--config", str(cfg), "--host", HOST,
+                "--port", str(self.port), "--log-level", "warning", "--workers", str(workers)]
         self.log = open(workdir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
@@ -301,9 +315,17 @@ class Server:
                 urllib.request.urlopen(req, timeout=10).read()
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server process has used so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server's processes (the process and its workers) have used."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(stat.parent.name)
+            if pid == self.proc.pid or int(fields[1]) == self.proc.pid:  # fields[1]: parent pid
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -312,6 +334,21 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        if self.redis:
+            import redis
+
+            client = redis.Redis.from_url(self.redis)
+            for key in client.scan_iter(match=f"{self.prefix}*"):
+                client.delete(key)
+
+
+def _redis_up() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis(host=HOST, port=6379, socket_timeout=1).ping())
+    except Exception:  # noqa: BLE001 - no Redis, no multi-process row
+        return False
 
 
 def _paths(user_ids: list[Any], n: int, seed: int, unknown_share: float = 0.1) -> list[str]:
@@ -463,6 +500,15 @@ def _load_section(args: argparse.Namespace) -> str:
                                   "ML-100K (1,682 items, faiss flat)")
         finally:
             srv.stop()
+        if _redis_up():
+            srv = Server(work / "ml100k.npz", work, workers=2, redis="redis://127.0.0.1:6379/0")
+            try:
+                srv.post_clicks([f"anon-{j}" for j in range(100)], model.items_.ids.tolist())
+                srv.post_clicks([str(u) for u in range(1, 101)], model.items_.ids.tolist(), seed=1)
+                load_rows += load_run(srv, model.users_.ids.tolist(), [500.0, 750.0], args.seconds, 16,
+                                      "ML-100K, 2 worker processes, history in Redis")
+            finally:
+                srv.stop()
         if not args.skip_1m:
             users, items = synthetic_model(work / "synthetic-1m.npz")
             rec = synthetic_recall(users, items, {"kind": "ivf", "nlist": 2048, "nprobe": 16})

@@ -61,3 +61,11 @@ def test_batch_command_fits_first_and_uses_a_pipeline_file(tmp_path, clustered_d
     eng.dispose()
     assert 1000 not in items and len(items) >= 2
     assert len(version) == 1 and version[0].startswith("popularity-")
+
+
+def test_serve_workers_need_redis(tmp_path, ials_model):
+    path = tmp_path / "m.npz"
+    ials_model.save(path)
+    res = CliRunner().invoke(app(), ["serve", "--model-path", str(path), "--database", str(tmp_path / "w.db"),
+                                     "--workers", "2"])
+    assert res.exit_code == 2 and "need a shared history: set redis" in res.output

@@ -75,16 +75,20 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
         watch_model_seconds: Annotated[float | None, typer.Option(help="reload the model file when it changes, checking this often")] = None,
+        workers: Annotated[int, typer.Option(help="service processes on the port (more than 1 needs --redis)")] = 1,
         config: ConfigOpt = None,
     ) -> None:
         """Run the recommendation service (FastAPI under uvicorn)."""
-        from recforge.serving.app import create_app, read_service_config, serve
+        from recforge.serving.app import create_app, read_service_config, serve, serve_workers
 
         cfg = read_service_config(config, {
             "model": str(model_path) if model_path else None, "database": database,
             "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
             "api_key": api_key, "watch_model_seconds": watch_model_seconds,
         })
+        if workers != 1:
+            serve_workers(cfg, workers, host=host, port=port, log_level=log_level)  # validates; workers load the model
+            return
         application = create_app(cfg)
         st = application.state.recforge
         what = st.bundle.version if st.bundle else f"no model ({st.load_error or 'none given'}): batch table only"

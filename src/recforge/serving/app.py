@@ -524,6 +524,39 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: st
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
+_CONFIG_ENV = "RECFORGE_SERVE_CONFIG"
+
+
+def serve_workers(config: ServiceConfig, workers: int, host: str = "127.0.0.1", port: int = 8000,
+                  log_level: str = "warning") -> None:
+    """Run ``workers`` service processes on one port (uvicorn's process manager).
+
+    Recent history must live in Redis so every process sees every user's events; the
+    configuration reaches the worker processes through the environment.
+    """
+    import dataclasses
+    import json
+
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and not config.redis:
+        raise ConfigError("several worker processes need a shared history: set redis (e.g. redis://127.0.0.1:6379/0)")
+    uvicorn = require("uvicorn", purpose="serving HTTP")
+    os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
+    uvicorn.run("recforge.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False)
+
+
+def app_from_env() -> FastAPI:
+    """The app of a worker process started by :func:`serve_workers`."""
+    import json
+
+    raw = os.environ.get(_CONFIG_ENV)
+    if not raw:
+        raise ConfigError(f"{_CONFIG_ENV} is not set; start workers with serve_workers()")
+    return create_app(ServiceConfig.from_dict(json.loads(raw)))
+
+
 def read_service_config(path: str | Path | None, overrides: dict[str, Any]) -> ServiceConfig:
     """A :class:`ServiceConfig` from a TOML/YAML file (its ``[serve]`` table, or the top level;
     a ``[pipeline]`` table is the pipeline config) with non-None ``overrides`` applied."""
