@@ -298,3 +298,18 @@ def test_model_file_watch_reloads_a_new_version(tmp_path, ials_model, clustered_
             assert time.time() < deadline, "the changed model file was not picked up"
             time.sleep(0.1)
         assert c.get("/v1/users/1/recommendations?k=2").status_code == 200
+
+
+def test_worker_processes_build_their_app_from_the_environment(tmp_path, model_file, monkeypatch):
+    import dataclasses
+    import json
+
+    from recforge.serving.app import app_from_env
+
+    cfg = ServiceConfig.from_dict({"model": str(model_file), "database": str(tmp_path / "env.db"), "default_k": 4})
+    monkeypatch.setenv("RECFORGE_SERVE_CONFIG", json.dumps(dataclasses.asdict(cfg)))
+    c = TestClient(app_from_env())
+    assert len(items_of(c.get("/v1/users/2/recommendations"))) == 4
+    monkeypatch.delenv("RECFORGE_SERVE_CONFIG")
+    with pytest.raises(Exception, match="RECFORGE_SERVE_CONFIG is not set"):
+        app_from_env()
