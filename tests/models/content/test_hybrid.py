@@ -32,7 +32,8 @@ class TestWeightedConformance(RecommenderConformance):
                "buckets": (100,)}
     invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0},
                {"valid_fraction": 1.0},
-               {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0}]
+               {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0},
+               {"max_valid_users": 0}]
     atol = 1e-9
 
     def make_data(self) -> Interactions:
@@ -200,3 +201,22 @@ def test_ml100k_weighted_hybrid_beats_popularity_on_cold_users_and_items(ml100k)
     cand[items.info["held_out_idx"]] = True
     ours, _ = evaluate_scenario(hybrid, items.train, items.test, k=10, options=opts, candidates=cand)
     assert ours["NDCG@10"] > 0.15 and ours["n_fallback"] == 0  # popularity: 0 (cannot score new items)
+
+
+def test_constraints_then_five_ratings_change_the_list():
+    """The onboarding story: stated constraints first, then five ratings, without any refit."""
+    from recforge.models.content.knowledge import KnowledgeBased
+
+    data = genre_ratings(n_users=60, n_items=36, seed=1)
+    knowledge = KnowledgeBased().fit(data)
+    hybrid = WeightedHybrid(models=("content", "popularity"), fixed_weights=(0.7, 0.3))
+    hybrid.fit(data.to_implicit())
+    wanted = {"exclude_genres": ["Drama"]}
+    first = knowledge.recommend_for_constraints(wanted, k=5)
+    allowed = data.items.ids[knowledge.satisfying(wanted)]
+    flags = data.item_features[list(GENRES)]
+    horror = [i for i in allowed if flags.loc[i, "Horror"] == 1][:5]
+    ids, _ = hybrid.recommend_for_history(horror, k=5, values=[5.0] * 5, candidates=allowed)
+    assert set(ids.tolist()) <= set(allowed.tolist()) and not set(ids.tolist()) & set(horror)
+    assert ids.tolist() != first.item_ids.tolist()
+    assert flags.loc[ids, "Horror"].mean() > flags.loc[first.item_ids, "Horror"].mean()

@@ -171,17 +171,19 @@ class ContentBased(Recommender):
         return self._cosine(sp.csr_matrix(self.profile_for_history(item_ids, values)))[0]
 
     def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True
+        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
+        candidates: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` raw item ids and scores for a new user who rated or clicked ``item_ids``.
 
         Uses the handful of interactions at once, without refitting; an empty history gives the
-        most popular items (scores NaN), like :meth:`recommend` for an unknown user.
+        most popular items (scores NaN), like :meth:`recommend` for an unknown user. ``candidates``
+        (raw item ids) restricts the list, e.g. to items that satisfy stated constraints.
         """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         s = self.scores_for_history(item_ids, values)
-        return _top_from_scores(self, s, item_ids, k, exclude_seen)
+        return _top_from_scores(self, s, item_ids, k, exclude_seen, candidates)
 
     def explain(self, user_id: Any, item_id: Any, top: int = 5) -> list[tuple[str, float]]:
         """The attributes shared by the user's profile and the item, largest contribution first.
@@ -217,20 +219,31 @@ class ContentBased(Recommender):
         return [(str(self.feature_names_[j]), float(contrib[j])) for j in order]
 
 
-def _top_from_scores(model: Recommender, s: np.ndarray, history: Any, k: int, exclude_seen: bool
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k raw ids from a score row over item indices (history excluded; popularity if empty)."""
+def _top_from_scores(model: Recommender, s: np.ndarray, history: Any, k: int, exclude_seen: bool,
+                     candidates: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k raw ids from a score row over item indices (history excluded; popularity if empty).
+
+    ``candidates`` (raw item ids) restricts the choice, e.g. to the items that satisfy a user's
+    stated constraints (:meth:`KnowledgeBased.satisfying`).
+    """
     from recforge.topk import topk_rows
 
     s = np.asarray(s, dtype=np.float64).copy()
     hist = model.items_.index(normalize_ids(np.atleast_1d(np.asarray(history)))) if np.size(history) else []
-    s[~model.item_known_] = -np.inf
+    allowed = model.item_known_.copy()
+    if candidates is not None:
+        ci = model.items_.index(normalize_ids(np.atleast_1d(np.asarray(candidates))))
+        mask = np.zeros(len(allowed), dtype=bool)
+        mask[ci[ci >= 0]] = True
+        allowed &= mask
+    s[~allowed] = -np.inf
     s[np.isnan(s)] = -np.inf
     if exclude_seen:
         hist = np.asarray(hist, dtype=np.int64)
         s[hist[hist >= 0]] = -np.inf
     if not np.isfinite(s).any() or np.all(s[np.isfinite(s)] == 0) and np.size(history) == 0:
         pop = model._popularity_order()
+        pop = pop[allowed[pop]]
         if exclude_seen:
             pop = pop[~np.isin(pop, np.asarray(hist, dtype=np.int64))]
         idx = np.full(k, -1, dtype=np.int64)

@@ -159,6 +159,9 @@ class WeightedConfig(ModelConfig):
     valid_reveals: tuple[int, ...] = (0, 1, 3, 5, 10, 20, -1)
     """History lengths simulated for the held-out users (cycled over them); ``-1`` keeps a random
     80% of the user's history instead."""
+    max_valid_users: int = 1000
+    """At most this many held-out users score the weight grid (a random subset): the search holds
+    a ``models x users x items`` array in memory."""
     k: int = 10
     """List length of the NDCG@k that the weights maximise."""
     fixed_weights: tuple[float, ...] = ()
@@ -176,6 +179,7 @@ class WeightedConfig(ModelConfig):
         self.check(all(r >= -1 for r in self.valid_reveals) and len(self.valid_reveals) > 0, "valid_reveals",
                    "must be integers >= -1")
         self.check(self.k >= 1, "k", "must be >= 1")
+        self.check(self.max_valid_users >= 1, "max_valid_users", "must be >= 1")
         self.check(not self.fixed_weights or (len(self.fixed_weights) == len(self.models)
                                               and all(w >= 0 for w in self.fixed_weights)),
                    "fixed_weights", "needs one weight >= 0 per model")
@@ -239,6 +243,9 @@ class WeightedHybrid(Recommender):
         parts = [_fit_component(_make(n, cfg.model_configs), train, vopts) for n in names]
         truth = valid.csr()
         users = np.flatnonzero(np.diff(truth.indptr) > 0)
+        if len(users) > cfg.max_valid_users:
+            rng = np.random.default_rng([0 if options.seed is None else int(options.seed), 43])
+            users = np.sort(rng.choice(users, cfg.max_valid_users, replace=False))
         lengths = train.user_counts()[users]
         buckets = self._bucket(lengths)
         seen = train.csr()
@@ -326,7 +333,8 @@ class WeightedHybrid(Recommender):
         return self._blend(Zs, self._bucket(np.array([len(idx)])))[0]
 
     def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True
+        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
+        candidates: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` raw item ids and scores for a new user with a handful of interactions.
 
@@ -336,7 +344,8 @@ class WeightedHybrid(Recommender):
         from recforge.models.content.content import _top_from_scores
 
         _check_k(k)
-        return _top_from_scores(self, self.scores_for_history(item_ids, values), item_ids, k, exclude_seen)
+        scores = self.scores_for_history(item_ids, values)
+        return _top_from_scores(self, scores, item_ids, k, exclude_seen, candidates)
 
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:
@@ -492,13 +501,15 @@ class SwitchingHybrid(Recommender):
         return self._rows(self.route(np.array([len(idx)])), None, (idx, vals))[0]
 
     def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True
+        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
+        candidates: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` raw item ids and scores for a new user, routed by the history's length."""
         from recforge.models.content.content import _top_from_scores
 
         _check_k(k)
-        return _top_from_scores(self, self.scores_for_history(item_ids, values), item_ids, k, exclude_seen)
+        scores = self.scores_for_history(item_ids, values)
+        return _top_from_scores(self, scores, item_ids, k, exclude_seen, candidates)
 
     def components(self) -> list[Recommender]:
         self._check_fitted()

@@ -178,14 +178,16 @@ class LightFMStyle(Recommender):
         return self.item_vectors_ @ vec + self.item_bias_
 
     def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True
+        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
+        candidates: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` raw item ids and scores for a new user with a handful of interactions."""
         from recforge.models.content.content import _top_from_scores
 
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
-        return _top_from_scores(self, self.scores_for_history(item_ids, values), item_ids, k, exclude_seen)
+        scores = self.scores_for_history(item_ids, values)
+        return _top_from_scores(self, scores, item_ids, k, exclude_seen, candidates)
 
 
 def _with_ids(feats: sp.csr_matrix, has_id: np.ndarray, id_weight: float) -> sp.csr_matrix:
