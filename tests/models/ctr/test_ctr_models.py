@@ -121,3 +121,11 @@ def test_validation_must_share_encoding():
     other = CTRData.from_indices(valid.labels, valid.index[:, :3], n_features=valid.n_features)
     with pytest.raises(DataError, match="encoded differently"):
         LogisticRegression(epochs=2).fit(train, TrainingOptions(validation=other))
+
+
+def test_every_ctr_model_has_a_ctr_conformance_test():
+    from recforge.models.registry import get_model_class, list_models
+
+    covered = {c.model_class for c in (TestLogisticRegression, TestFM, TestDeepFM)}
+    missing = [e.name for e in list_models() if e.task == "ctr" and get_model_class(e.name) not in covered]
+    assert not missing
