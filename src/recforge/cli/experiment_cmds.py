@@ -65,11 +65,11 @@ def _print_frame(df: Any, title: str) -> None:
     console.print(table)
 
 
-def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None) -> Any:
+def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None, threads: int | None = None) -> Any:
     from recforge.experiments import ExperimentSpec
 
     spec = ExperimentSpec.from_file(file)
-    return spec.replace(params=parse_sets(sets) or None, seed=seed, device=device)
+    return spec.replace(params=parse_sets(sets) or None, seed=seed, device=device, threads=threads)
 
 
 def register(app: typer.Typer) -> None:
@@ -85,6 +85,7 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
         seed: Annotated[int | None, typer.Option(help="override the file's seed")] = None,
         device: Annotated[str | None, typer.Option(help="cpu | cuda | auto")] = None,
+        threads: Annotated[int | None, typer.Option(help="CPU threads for training and scoring")] = None,
         set_: SetOpt = None,
         no_outputs: Annotated[bool, typer.Option("--no-outputs", help="results only: no model, export, plots")] = False,
         fmt: FormatOpt = "table",
@@ -92,7 +93,7 @@ def register(app: typer.Typer) -> None:
         """Run an experiment file: fit, evaluate under its protocol, log, save, export, plot."""
         from recforge.experiments import run
 
-        spec = _spec(file, set_, seed, device)
+        spec = _spec(file, set_, seed, device, threads)
         echo = (lambda s: err_console.print(s, highlight=False)) if fmt == "json" else \
             (lambda s: console.print(s, highlight=False))
         res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs, progress=fmt != "json")
