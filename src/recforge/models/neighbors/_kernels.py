@@ -314,6 +314,27 @@ def predict_pairs(
     return out
 
 
+@njit(parallel=True, cache=True)
+def _sparse_rows_dot(rows: np.ndarray, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray,
+                     m_indptr: np.ndarray, m_indices: np.ndarray, m_data: np.ndarray, out: np.ndarray) -> None:
+    for r in prange(len(rows)):
+        row = rows[r]
+        for p in range(a_indptr[row], a_indptr[row + 1]):
+            j = a_indices[p]
+            w = a_data[p]
+            for q in range(m_indptr[j], m_indptr[j + 1]):
+                out[r, m_indices[q]] += w * m_data[q]
+
+
+def sparse_rows_dot(a: sp.csr_matrix, rows: np.ndarray, m: sp.csr_matrix) -> np.ndarray:
+    """Dense ``a[rows] @ m`` in float64, in one pass (no sparse intermediate, no dtype copy)."""
+    out = np.zeros((len(rows), m.shape[1]), np.float64)
+    if len(rows):
+        _sparse_rows_dot(np.ascontiguousarray(rows, np.int64), a.indptr, a.indices, a.data,
+                         m.indptr, m.indices, m.data, out)
+    return out
+
+
 # ---------------------------------------------------------------------------------------- SLIM
 # (kept in this module: numba's on-disk cache only notices edits to a kernel's own file, so
 # kernels calling _select_top live next to it)

@@ -106,8 +106,8 @@ class _ImplicitKNN(SimilarEntities, Recommender):
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         if self.user_based:
-            return np.asarray((self.similarity_[u] @ self.history_).toarray(), np.float64)
-        return np.asarray((self.history_[u] @ self._item_scorer()).toarray(), np.float64)
+            return K.sparse_rows_dot(self.similarity_, u, self.history_)
+        return K.sparse_rows_dot(self.history_, u, self._item_scorer())
 
     def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
         return self.similarity_ if (side == "user") == self.user_based else None

@@ -101,7 +101,7 @@ class SLIM(SimilarEntities, Recommender):
         self.history_ = sp.csr_matrix(x, dtype=np.float32)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray((self.history_[u] @ self.weights_).toarray(), np.float64)
+        return K.sparse_rows_dot(self.history_, u, self.weights_)
 
     def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
         return self.weights_ if side == "item" else None
