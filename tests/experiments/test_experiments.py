@@ -147,20 +147,21 @@ def test_paired_tests_match_scipy_exactly():
 
 def test_compare_runs_on_one_split_and_tests_per_metric(make_spec, tmp_path):
     files = [make_spec("bias", "bias", protocol="loo-full"), make_spec("pop", "popularity", protocol="loo-full"),
-             make_spec("knn", "item-knn-implicit", {"k": 10}, protocol="loo-full")]
+             make_spec("rnd", "random", protocol="loo-full")]
     res = compare(files, output=tmp_path / "cmp")
     table = res.table()
-    assert table["model"].tolist() == ["bias", "pop", "knn"]
+    assert table["model"].tolist() == ["bias", "pop", "rnd"]
     assert {"HR@10 p(t)", "NDCG@10 p(W)", "MRR@10 p(t)"} <= set(table.columns)
     t = res.tests
     assert set(t["metric"]) == {"HR@10", "NDCG@10", "MRR@10"}
     assert t["p_ttest"].dropna().between(0, 1).all() and (t["n"] == 40).all()  # one held-out item per user
     # the test compares exactly the per-user numbers each run reported
-    knn = res.runs[2].result.per_user[("knn", "NDCG@10")]
+    pop = res.runs[1].result.per_user[("pop", "NDCG@10")]
     bias = res.runs[0].result.per_user[("bias", "NDCG@10")]
-    row = t[(t["metric"] == "NDCG@10") & (t["model"] == "knn")].iloc[0]
-    if not np.allclose(knn, bias):
-        assert row["p_ttest"] == pytest.approx(stats.ttest_rel(knn, bias).pvalue)
+    row = t[(t["metric"] == "NDCG@10") & (t["model"] == "pop")].iloc[0]
+    assert not np.allclose(pop, bias)
+    assert row["p_ttest"] == pytest.approx(stats.ttest_rel(pop, bias).pvalue)
+    assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(pop, bias).pvalue)
     md = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| bias |" in md and "Wilcoxon" in md
     assert len(pd.read_csv(tmp_path / "cmp" / "tests.csv")) == 9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,11 @@ class WandbLogger(ExperimentLogger):
 
     def _close(self, status: str) -> None:
         self.run.finish(exit_code=0 if status == "success" else 1)
+        if self.mode == "offline":
+            # wandb-core writes the run file in its own process; wait until it has written the exit
+            # record, so the run is complete on disk when close() returns
+            from recforge.logging.readers import wandb_run_complete
+
+            deadline = time.monotonic() + 60
+            while not wandb_run_complete(self._dir) and time.monotonic() < deadline:
+                time.sleep(0.05)

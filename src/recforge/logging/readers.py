@@ -78,6 +78,24 @@ def _leveldb_records(data: bytes) -> list[bytes]:
     return out
 
 
+def wandb_run_complete(run_dir: str | Path) -> bool:
+    """Whether an offline W&B run file holds its final ``exit`` record (the run is fully written)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_dir).glob("run-*.wandb"))
+    if not files:
+        return False
+    for raw in reversed(_leveldb_records(files[0].read_bytes())):
+        rec = pb.Record()
+        try:
+            rec.ParseFromString(raw)
+        except Exception:  # noqa: BLE001 - a record still being written
+            return False
+        if rec.WhichOneof("record_type") == "exit":
+            return True
+    return False
+
+
 def read_wandb_run(run_dir: str | Path) -> dict[str, Any]:
     """Decode an offline W&B run folder (``offline-run-*``): config, history rows and summary.
 
