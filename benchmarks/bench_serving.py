@@ -531,12 +531,13 @@ def _load_section(args: argparse.Namespace) -> str:
                          f"lookups): {start_s:.0f} s.")
     return _section(
         "Service under load: GET /v1/users/{id}/recommendations?k=10 over loopback", load_rows,
-        "One uvicorn process (httptools, uvloop), one BLAS/faiss thread; the load generator (asyncio, raw "
-        "HTTP/1.1 keep-alive) runs on the same machine. 10% of requests are for unknown users (popularity "
+        "One uvicorn process (httptools, uvloop) unless the row says 2 worker processes, one BLAS/faiss thread "
+        "per process; the load generator (asyncio, raw HTTP/1.1 keep-alive) runs on the same machine. 10% of "
+        "requests are for unknown users (popularity "
         "fallback) and 200 users have 3 recent clicks each (fold-in). Open loop: fixed arrival rate, latency "
         "from each request's scheduled send time (queueing included). `server CPU ms/req` is the service "
-        "process's CPU time per request, independent of other load on the machine: one core sustains about "
-        "1000 / that many requests per second. `load avg` is the machine's 1-minute load average at the end of "
+        "processes' CPU time per request, far less sensitive to other jobs on the machine than latency: one "
+        "core sustains about 1000 / that many requests per second. `load avg` is the machine's 1-minute load average at the end of "
         "the run (2 cores shared with other jobs). Target for ML-100K: p99 <= 20 ms at >= 500 req/s.\n\n"
         + " ".join(notes)) + f"\n_Load measured on {machine()}._\n"
 
