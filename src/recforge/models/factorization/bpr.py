@@ -47,6 +47,10 @@ class BPRConfig(ModelConfig):
     by picking the item of a random training pair (better HR/NDCG on ML-100K loo-full)."""
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of the factors."""
+    sampling: Literal["pairs", "users"] = "pairs"
+    """What an epoch visits: ``pairs``: every training pair once, in random order (so active users
+    weigh more); ``users``: as many draws of a uniform random user and one of their positives
+    (the sampler of NGCF/LightGCN, which weighs users equally). ``users`` needs ``hogwild``."""
     parallel: Literal["blocks", "hogwild"] = "hogwild"
     """How threads share the work. ``blocks``: race-free rounds over user x item blocks (a fit
     is a pure function of the seed and the thread count; ``threads`` barriers per epoch).
@@ -61,6 +65,8 @@ class BPRConfig(ModelConfig):
         self.check(self.reg >= 0, "reg", "must be >= 0")
         self.check(self.reg_bias >= 0, "reg_bias", "must be >= 0")
         self.check(self.init_std >= 0, "init_std", "must be >= 0")
+        self.check(self.sampling == "pairs" or self.parallel == "hogwild", "sampling",
+                   "sampling='users' needs parallel='hogwild'")
 
 
 class BPR(FactorRecommender):
@@ -112,13 +118,18 @@ class BPR(FactorRecommender):
         lr, reg, reg_b = np.float32(cfg.learning_rate), np.float32(cfg.reg), np.float32(cfg.reg_bias)
         with kernel_threads(options, work=6.0 * len(data) * k) as threads:
             if cfg.parallel == "hogwild":
-                bounds = chunk_bounds(csr.indptr, 0.0, 1.0, threads)
+                by_user = cfg.sampling == "users"
+                # threads split the users at equal shares of their draws: pairs, or users
+                bounds = chunk_bounds(csr.indptr, float(by_user), float(not by_user), threads)
+                active = (np.diff(indptr) > 0).astype(np.int64)
+                share = np.add.reduceat(active, bounds[:-1]) if by_user else np.diff(indptr[bounds])
+                draws = np.floor(len(indices) * share / max(share.sum(), 1) + 0.5).astype(np.int64)
                 stats = np.zeros((cfg.epochs, len(bounds) - 1, 2), np.int64)
                 # verbose runs report every epoch, at the price of one parallel region each
                 step = 1 if options.verbose else cfg.epochs
                 for e0 in range(0, cfg.epochs, step):
-                    _bpr_hogwild(indptr, indices, bitmap, bounds, P, Q, bias, popular, base_seed, e0,
-                                 min(step, cfg.epochs - e0), lr, reg, reg_b, cfg.item_bias, stats)
+                    _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, by_user, base_seed,
+                                 e0, min(step, cfg.epochs - e0), lr, reg, reg_b, cfg.item_bias, stats)
                     self._report(stats[:, :, 0].sum(1), stats[:, :, 1].sum(1), e0, step, options)
             else:
                 entries = np.empty((2, len(indices)), np.int32)
@@ -363,8 +374,8 @@ def _train_bucket(indptr, indices, bitmap, entries, lo, hi, cand, clo, csize, it
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def _bpr_hogwild(indptr, indices, bitmap, bounds, P, Q, bias, popular, base_seed, e0, n_epochs, lr, reg,  # type: ignore[no-untyped-def]
-                 reg_b, use_bias, stats):
+def _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, by_user, base_seed, e0, n_epochs,  # type: ignore[no-untyped-def]
+                 lr, reg, reg_b, use_bias, stats):
     """Epochs ``e0 .. e0 + n_epochs`` with one thread per user range ``bounds``, Hogwild-style."""
     n_items = Q.shape[0]
     k = P.shape[1]
@@ -374,24 +385,40 @@ def _bpr_hogwild(indptr, indices, bitmap, bounds, P, Q, bias, popular, base_seed
     for t in prange(T):
         lo = indptr[bounds[t]]
         hi = indptr[bounds[t + 1]]
-        entries = np.empty((2, hi - lo), np.int32)
+        n_draws = draws[t] if by_user else hi - lo
+        entries = np.empty((2, n_draws), np.int32)
+        if not by_user:
+            for u in range(bounds[t], bounds[t + 1]):
+                for m in range(indptr[u], indptr[u + 1]):
+                    entries[0, m - lo] = u
+                    entries[1, m - lo] = indices[m]
+        active = np.empty(bounds[t + 1] - bounds[t], np.int32)
+        n_active = 0
         for u in range(bounds[t], bounds[t + 1]):
-            for m in range(indptr[u], indptr[u + 1]):
-                entries[0, m - lo] = u
-                entries[1, m - lo] = indices[m]
-        for e in range(e0, e0 + n_epochs):
-            state = np.empty(1, np.uint64)
-            state[0] = base_seed ^ (np.uint64(e) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(t * 7919 + 1)
-            splitmix_next(state, 0)
-            for a in range(hi - lo - 1, 0, -1):
-                b = rand_below(state, 0, a + 1)
-                x0 = entries[0, a]
-                x1 = entries[1, a]
-                entries[0, a] = entries[0, b]
-                entries[1, a] = entries[1, b]
-                entries[0, b] = x0
-                entries[1, b] = x1
-            c, n = _train_bucket(indptr, indices, bitmap, entries, 0, hi - lo, all_items, 0, n_items,
-                                 no_blocks, 0, 1, popular, P, Q, bias, k, lr, reg, reg_b, use_bias, state, 0)
-            stats[e, t, 0] += c
-            stats[e, t, 1] += n
+            if indptr[u + 1] > indptr[u]:
+                active[n_active] = u
+                n_active += 1
+        if n_draws > 0 and n_active > 0:
+            for e in range(e0, e0 + n_epochs):
+                state = np.empty(1, np.uint64)
+                state[0] = base_seed ^ (np.uint64(e) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(t * 7919 + 1)
+                splitmix_next(state, 0)
+                if by_user:
+                    # LightGCN/NGCF's sampler: a uniform user, then a uniform positive of theirs
+                    for a in range(n_draws):
+                        u = active[rand_below(state, 0, n_active)]
+                        entries[0, a] = u
+                        entries[1, a] = indices[indptr[u] + rand_below(state, 0, indptr[u + 1] - indptr[u])]
+                else:
+                    for a in range(hi - lo - 1, 0, -1):
+                        b = rand_below(state, 0, a + 1)
+                        x0 = entries[0, a]
+                        x1 = entries[1, a]
+                        entries[0, a] = entries[0, b]
+                        entries[1, a] = entries[1, b]
+                        entries[0, b] = x0
+                        entries[1, b] = x1
+                c, n = _train_bucket(indptr, indices, bitmap, entries, 0, n_draws, all_items, 0, n_items,
+                                     no_blocks, 0, 1, popular, P, Q, bias, k, lr, reg, reg_b, use_bias, state, 0)
+                stats[e, t, 0] += c
+                stats[e, t, 1] += n

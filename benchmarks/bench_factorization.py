@@ -1,0 +1,340 @@
+"""Model-based CF: recforge vs scikit-surprise (SVD, SVD++, NMF) and implicit (ALS, BPR), side by side.
+
+Every row names its protocol. Peers run in the same process, on the same splits (recforge's
+``kfold`` reproduces scikit-surprise's ``KFold(5, random_state=0, shuffle=True)`` folds exactly) and
+are scored by the same code (implicit's factors go through recforge's full-ranking evaluation), with
+the same thread count on both sides (numba threads via ``FitOptions.threads``, implicit's
+``num_threads``; BLAS held to one thread with threadpoolctl on both sides).
+
+Times are medians of ``REPEATS`` runs unless a row says otherwise. Run with
+``python -m benchmarks.bench_factorization [--quick]`` (``--quick``: one repeat, no Gowalla BPR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import machine, md_table, write_fragment
+from recforge.config import FitOptions
+from recforge.data import load
+from recforge.data.interactions import Interactions
+from recforge.evaluation.protocols import full_ranking
+from recforge.models.factorization._base import FactorRecommender
+from recforge.splits import kfold, leave_one_out
+
+REPEATS = 3
+THREADS = 2
+
+# recforge configurations compared; "surprise-equal" rows use the peer's own hyperparameters
+OURS_RATING = {
+    "svd": [("recforge svd (defaults)", {}),
+            ("recforge svd (surprise's: 100 f, 20 ep, lr .005, reg .02)",
+             {"embedding_size": 100, "epochs": 20, "learning_rate": 0.005, "reg": 0.02, "reg_bias": 0.02})],
+    "svdpp": [("recforge svdpp (defaults)", {}),
+              ("recforge svdpp (surprise's: 20 f, 20 ep, lr .007, reg .02)",
+               {"embedding_size": 20, "epochs": 20, "learning_rate": 0.007, "reg": 0.02, "reg_implicit": 0.02,
+                "reg_bias": 0.02})],
+    "nmf": [("recforge nmf (defaults)", {}),
+            ("recforge nmf (surprise's: 15 f, 50 ep, reg .06)",
+             {"embedding_size": 15, "epochs": 50, "reg_user": 0.06, "reg_item": 0.06})],
+    "als": [("recforge als (defaults)", {})],
+}
+IALS_MATCHED = {"embedding_size": 64, "reg": 0.05, "epochs": 15, "alpha": 1.0, "cg_steps": 3}
+BPR_MATCHED = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.01, "reg": 0.01}
+GOWALLA_BPR = {"embedding_size": 64, "epochs": 300, "learning_rate": 0.05, "reg": 0.0025, "negatives": "uniform"}
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _blas_one_thread() -> Any:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _timed(fn: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+class _Factors(FactorRecommender):
+    """A peer's learned factors dressed as a recforge model, so one evaluation code scores all."""
+
+    name = "peer-factors"
+    task = "ranking"
+
+    def _fit(self, data: Interactions, options: FitOptions) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def wrap(cls, train: Interactions, users: np.ndarray, items: np.ndarray) -> _Factors:
+        m = cls.__new__(cls)
+        m.config = cls.config_class()
+        m.users_, m.items_ = train.users, train.items
+        m.user_known_ = train.user_counts() > 0
+        m.item_known_ = train.item_counts() > 0
+        m.seen_ = train.csr().astype(bool).astype(np.float32).tocsr()
+        m.rating_min_, m.rating_max_ = 1.0, 1.0
+        m.explicit_ = False
+        m.user_factors_ = np.ascontiguousarray(users, dtype=np.float32)
+        m.item_factors_ = np.ascontiguousarray(items, dtype=np.float32)
+        return m
+
+
+# ---------------------------------------------------------------------------------------- rating
+def _surprise_algo(name: str) -> Any:
+    import surprise
+
+    return {"svd": lambda: surprise.SVD(random_state=0), "svdpp": lambda: surprise.SVDpp(random_state=0),
+            "nmf": lambda: surprise.NMF(random_state=0)}[name]()
+
+
+def _rating_run_surprise(name: str, folds: list[Any]) -> dict[str, float]:
+    from surprise import Dataset, Reader
+
+    se, ae, fits, n = 0.0, 0.0, [], 0
+    for split in folds:
+        df = split.train.to_dataframe()
+        data = Dataset.load_from_df(df[["user_id", "item_id", "value"]], Reader(rating_scale=(1, 5)))
+        trainset = data.build_full_trainset()
+        algo = _surprise_algo(name)
+        fit_s, _ = _timed(lambda: algo.fit(trainset))
+        test = split.test.to_dataframe()
+        pred = np.array([algo.predict(u, i).est for u, i in zip(test["user_id"], test["item_id"])])
+        err = pred - test["value"].to_numpy()
+        se += float((err**2).sum())
+        ae += float(np.abs(err).sum())
+        n += len(err)
+        fits.append(fit_s)
+    return {"RMSE": float(np.sqrt(se / n)), "MAE": ae / n, "fit": float(np.mean(fits))}
+
+
+def _rating_run_ours(name: str, cfg: dict[str, Any], folds: list[Any], threads: int) -> dict[str, float]:
+    from recforge.models.registry import make_model
+
+    se, ae, fits, n = 0.0, 0.0, [], 0
+    for split in folds:
+        model = make_model(name, cfg)
+        fit_s, _ = _timed(lambda: model.fit(split.train, FitOptions(seed=0, threads=threads)))
+        test = split.test
+        pred = model.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
+        err = pred - test.values
+        se += float((err**2).sum())
+        ae += float(np.abs(err).sum())
+        n += len(err)
+        fits.append(fit_s)
+    return {"RMSE": float(np.sqrt(se / n)), "MAE": ae / n, "fit": float(np.mean(fits))}
+
+
+def rating_rows(repeats: int) -> list[dict[str, Any]]:
+    ds = load("ml-100k")
+    folds = kfold(ds.interactions, 5, seed=0)
+    rows = []
+    for name in ("svd", "svdpp", "nmf", "als"):
+        peer = None
+        if name != "als":
+            runs = [_rating_run_surprise(name, folds) for _ in range(repeats)]
+            peer = statistics.median(r["fit"] for r in runs)
+            rows.append({"protocol": "rating-kfold5", "model": f"surprise {name.upper()} (defaults)",
+                         "threads": 1, "RMSE": runs[0]["RMSE"], "MAE": runs[0]["MAE"], "fit s/fold": peer,
+                         "peer/recforge fit": ""})
+        for label, cfg in OURS_RATING[name]:
+            _rating_run_ours(name, cfg, folds[:1], 1)  # compile and warm caches outside the timing
+            runs = [_rating_run_ours(name, cfg, folds, 1) for _ in range(repeats)]
+            fit = statistics.median(r["fit"] for r in runs)
+            rows.append({"protocol": "rating-kfold5", "model": label, "threads": 1, "RMSE": runs[0]["RMSE"],
+                         "MAE": runs[0]["MAE"], "fit s/fold": fit,
+                         "peer/recforge fit": f"{peer / fit:.1f}x" if peer else ""})
+        print(f"  rating {name} done", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- ranking
+def _implicit_model(kind: str, cfg: dict[str, Any], threads: int, seed: int) -> Any:
+    import implicit
+
+    if kind == "ials":
+        return implicit.cpu.als.AlternatingLeastSquares(
+            factors=cfg["embedding_size"], regularization=cfg["reg"], iterations=cfg["epochs"],
+            alpha=cfg.get("alpha", 1.0), num_threads=threads, random_state=seed)
+    return implicit.cpu.bpr.BayesianPersonalizedRanking(
+        factors=cfg["embedding_size"], iterations=cfg["epochs"], learning_rate=cfg.get("learning_rate", 0.01),
+        regularization=cfg.get("reg", 0.01), num_threads=threads, random_state=seed)
+
+
+def _fit_implicit(kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0) -> tuple[float, Any]:
+    model = _implicit_model(kind, cfg, threads, seed)
+    X = train.csr()
+    fit_s, _ = _timed(lambda: model.fit(X, show_progress=False))
+    return fit_s, _Factors.wrap(train, model.user_factors, model.item_factors)
+
+
+def _fit_ours(kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0) -> tuple[float, Any]:
+    from recforge.models.registry import make_model
+
+    model = make_model(kind, cfg)
+    fit_s, _ = _timed(lambda: model.fit(train, FitOptions(seed=seed, threads=threads)))
+    return fit_s, model
+
+
+def _ranking_row(proto: str, label: str, fits: list[float], model: Any, test: Interactions, k: int,
+                 metrics: tuple[str, ...], threads: int, **extra: Any) -> dict[str, Any]:
+    per, _, _ = full_ranking(model, test, k, metrics)
+    row = {"protocol": proto, "model": label, "threads": threads}
+    row.update({m: float(np.nanmean(v)) for m, v in per.items()})
+    row["fit s"] = statistics.median(fits)
+    row.update(extra)
+    return row
+
+
+def loo_rows(repeats: int) -> list[dict[str, Any]]:
+    ds = load("ml-100k")
+    split = leave_one_out(ds.interactions)
+    train, test = split.train.to_implicit(), split.test
+    rows = []
+    plan = [
+        ("ials", "implicit ALS (64 f, reg .05, 15 it, alpha 1, CG 3)", "peer", IALS_MATCHED),
+        ("ials", "recforge ials (same settings)", "ours", IALS_MATCHED),
+        ("ials", "recforge ials (defaults: alpha 10, reg 1)", "ours", {}),
+        ("bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", "peer", BPR_MATCHED),
+        ("bpr", "recforge bpr (defaults: same settings, hogwild)", "ours", {}),
+        ("bpr", "recforge bpr (defaults, parallel=blocks)", "ours", {"parallel": "blocks"}),
+        ("bpr", "recforge bpr (uniform negatives)", "ours", {"negatives": "uniform"}),
+    ]
+    peer_fit: dict[str, float] = {}
+    for threads in (THREADS, 1):
+        for kind, label, side, cfg in plan:
+            fitter = _fit_ours if side == "ours" else _fit_implicit
+            if side == "ours":
+                fitter(kind, {**cfg, "epochs": 1}, train, threads)  # compile outside the timing
+            fits, model = [], None
+            for rep in range(repeats):
+                fit_s, model = fitter(kind, cfg, train, threads, seed=0)
+                fits.append(fit_s)
+            row = _ranking_row("loo-full (ML-100K, k=10)", label, fits, model, test, 10, ("HR", "NDCG"), threads)
+            fit = row["fit s"]
+            if side == "peer":
+                peer_fit[kind] = fit
+                row["peer/recforge fit"] = ""
+            else:
+                row["peer/recforge fit"] = f"{peer_fit[kind] / fit:.1f}x"
+            rows.append(row)
+        print(f"  loo-full threads={threads} done", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- Gowalla
+def _gowalla_child(side: str, kind: str, cfg: dict[str, Any], threads: int, repeats: int, queue: Any) -> None:
+    """One Gowalla fit+evaluation in a fresh process, so its peak memory is its own."""
+    with _blas_one_thread():
+        ds = load("gowalla")
+        split = ds.split("given")
+        train, test = split.train, split.test
+        train.csr()
+        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        fitter = _fit_ours if side == "ours" else _fit_implicit
+        if side == "ours":
+            fitter(kind, {**cfg, "epochs": 1}, train, threads)
+        fits, model = [], None
+        for _ in range(repeats):
+            fit_s, model = fitter(kind, cfg, train, threads)
+            fits.append(fit_s)
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        per, _, _ = full_ranking(model, test, 20, ("Recall", "NDCG"))
+        eval_s = time.perf_counter() - t0
+        queue.put({"Recall@20": float(np.nanmean(per["Recall@20"])), "NDCG@20": float(np.nanmean(per["NDCG@20"])),
+                   "fit s": statistics.median(fits), "fits": fits, "eval s": eval_s, "base_rss": base_rss,
+                   "peak_rss": peak_rss})
+
+
+def _in_child(*args: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_gowalla_child, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
+
+
+def gowalla_rows(repeats: int, with_bpr: bool) -> list[dict[str, Any]]:
+    rows = []
+    plan = [
+        ("peer", "ials", "implicit ALS (64 f, reg .05, 15 it, alpha 1, CG 3)", IALS_MATCHED, repeats),
+        ("ours", "ials", "recforge ials (same settings)", IALS_MATCHED, repeats),
+        ("ours", "ials", "recforge ials (defaults: alpha 10, reg 1)", {}, 1),
+    ]
+    if with_bpr:
+        plan += [
+            ("peer", "bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", BPR_MATCHED, 1),
+            ("ours", "bpr", "recforge bpr (same settings, hogwild)", BPR_MATCHED, 1),
+            ("ours", "bpr", "recforge bpr (" + ", ".join(f"{k} {v}" for k, v in GOWALLA_BPR.items()
+                                               if k != "embedding_size") + ")", GOWALLA_BPR, 1),
+        ]
+    peer_fit: dict[str, float] = {}
+    for side, kind, label, cfg, reps in plan:
+        res = _in_child(side, kind, cfg, THREADS, reps)
+        epochs = cfg.get("epochs", 15)
+        row = {"protocol": "given-split (Gowalla, k=20)", "model": label, "threads": THREADS,
+               "Recall@20": res["Recall@20"], "NDCG@20": res["NDCG@20"], "fit s": res["fit s"],
+               "s/iteration": res["fit s"] / epochs, "runs": len(res["fits"]),
+               "peak RSS MB (data alone)": f"{res['peak_rss']:.0f} ({res['base_rss']:.0f})",
+               "eval s": res["eval s"]}
+        if side == "peer":
+            peer_fit[kind] = res["fit s"] / epochs
+            row["peer/recforge s/it"] = ""
+        else:
+            row["peer/recforge s/it"] = f"{peer_fit[kind] / row['s/iteration']:.1f}x" if kind in peer_fit else ""
+        rows.append(row)
+        print(f"  gowalla {label}: {json.dumps({k: row[k] for k in ('Recall@20', 'NDCG@20', 'fit s')})}", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one repeat and no Gowalla BPR")
+    parser.add_argument("--only", choices=["rating", "loo", "gowalla"], action="append")
+    args = parser.parse_args(argv if argv is not None else [])
+    repeats = 1 if args.quick else REPEATS
+    parts = args.only or ["rating", "loo", "gowalla"]
+    t_all = time.perf_counter()
+    sections = []
+    with _blas_one_thread():
+        if "rating" in parts:
+            sections.append(("Rating prediction, ML-100K `rating-kfold5` (recforge and surprise single-threaded; "
+                             "fit s/fold: mean over the 5 folds, median of the runs)", rating_rows(repeats)))
+        if "loo" in parts:
+            sections.append(("Implicit feedback, ML-100K `loo-full` (every rating an interaction; latest per user "
+                             "held out, ties to the larger item id; all unseen items ranked)", loo_rows(repeats)))
+    if "gowalla" in parts:
+        sections.append(("Gowalla `given-split` (NGCF/LightGCN train.txt/test.txt; all unseen items ranked in "
+                         "user blocks; each model fitted and evaluated in its own process)",
+                         gowalla_rows(repeats, with_bpr=not args.quick)))
+    text = "## Model-based collaborative filtering (factorization)\n\n"
+    for title, rows in sections:
+        text += f"### {title}\n\n" + md_table(rows) + "\n\n"
+    text += (
+        f"Ratios are peer fit time / recforge fit time at the same thread count (> 1: recforge faster). "
+        f"Fit times are medians of {repeats} run(s) unless `runs` says otherwise. implicit's ALS confidence is "
+        "`alpha * r` (so alpha 1 weights positives like unobserved cells), recforge's is `1 + alpha * r`; the "
+        "work per iteration is the same. The machine is shared by several agents, so absolute times drift; "
+        "compare rows of one run. Total benchmark time "
+        f"{time.perf_counter() - t_all:.0f} s.\n\n_Measured on {machine()}._\n"
+    )
+    write_fragment("factorization", text)
+    return text
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))
