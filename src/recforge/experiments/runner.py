@@ -247,7 +247,8 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
         timings["total_seconds"] = time.perf_counter() - t_all
         summary = result.summary.iloc[0]
         final = {c: float(summary[c]) for c in result.metric_columns() if _is_number(summary[c])}
-        final.update({f"test_{c}": float(summary[c]) for c in ("predict_seconds",) if c in summary})
+        if "predict_seconds" in summary:
+            timings["predict_seconds"] = float(summary["predict_seconds"])
         if lg is not None:
             lg.log_summary({**{f"test/{k}": v for k, v in final.items()}, **{f"time/{k}": v for k, v in timings.items()}})
             for role in ("results",):
