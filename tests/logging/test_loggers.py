@@ -159,9 +159,8 @@ def test_mlflow_file_store(tmp_path):
 
 def test_failed_run_is_marked(tmp_path):
     pytest.importorskip("mlflow")
-    with pytest.raises(RuntimeError):
-        with make_logger("mlflow", root=tmp_path, name="boom") as lg:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), make_logger("mlflow", root=tmp_path, name="boom") as lg:
+        raise RuntimeError("boom")
     assert "status: 4" in (lg.run_dir / "meta.yaml").read_text()  # FAILED
 
 

@@ -11,8 +11,8 @@ from recforge.testing.datasets import toy_ratings
 
 optuna = pytest.importorskip("optuna")
 
-from recforge.tuning import parse_space, suggest, tune  # noqa: E402
-from recforge.tuning import search as search_mod  # noqa: E402
+from recforge.tuning import parse_space, suggest, tune
+from recforge.tuning import search as search_mod
 
 
 @pytest.fixture

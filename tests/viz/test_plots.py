@@ -35,7 +35,9 @@ def plotly_traces(path):
     assert text.lstrip().lower().startswith(("<!doctype html", "<html")) and text.rstrip().lower().endswith("</html>")
 
     class Tags(HTMLParser):
-        seen: set[str] = set()
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
 
         def handle_starttag(self, tag, attrs):
             self.seen.add(tag)
@@ -43,7 +45,7 @@ def plotly_traces(path):
     parser = Tags()
     parser.feed(text)
     assert {"html", "head", "body", "script", "div"} <= parser.seen
-    m = re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\])\s*,\s*\{', text, re.S)
+    m = re.search(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\])\s*,\s*\{', text, re.DOTALL)
     assert m, "no Plotly.newPlot call"
     traces = json.loads(m.group(1))
     for t in traces:
@@ -137,7 +139,7 @@ def test_umap_is_seeded_and_model_map_has_one_point_per_known_item(tmp_path):
     feats = pd.DataFrame({"title": [f"Film {i}" for i in data.items.ids],
                           "genres": ["Drama|War" if i % 2 else "Comedy" for i in data.items.ids]},
                          index=data.items.ids)
-    png, html, csv = plot_model_embeddings(model, tmp_path, data=data.with_features(None, feats), color_by="genre")
+    png, html, _ = plot_model_embeddings(model, tmp_path, data=data.with_features(None, feats), color_by="genre")
     png_shape(png)
     traces = plotly_traces(html)
     assert sum(len(t["x"]) for t in traces) == int(model.item_known_.sum())

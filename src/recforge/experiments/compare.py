@@ -127,8 +127,8 @@ class ComparisonResult:
                     cells.append(str(v))
             lines.append("| " + " | ".join(cells) + " |")
         tested = ", ".join(dict.fromkeys(self.tests["metric"]))
-        notes = [f"p(t): paired t-test, p(W): Wilcoxon signed-rank test, each model vs {self.baseline}, paired "
-                 f"over the per-user values of {tested or 'no metric'}."]
+        notes = [(f"p(t): paired t-test, p(W): Wilcoxon signed-rank test, each model vs {self.baseline}, paired "
+                  f"over the per-user values of {tested or 'no metric'}.")]
         notes.extend(self.result.notes)
         return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from recforge.config import FitOptions
-from recforge.errors import ConfigError
 from recforge.evaluation.results import EvaluationResult
 from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
@@ -357,5 +356,13 @@ def _plots(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, folder: Pat
     return files
 
 
-__all__ = ["ExperimentResult", "MULTI_FOLD", "carve_validation", "evaluate_spec", "fit_options", "protocol_split",
-           "run", "write_outputs"]
+__all__ = [
+    "MULTI_FOLD",
+    "ExperimentResult",
+    "carve_validation",
+    "evaluate_spec",
+    "fit_options",
+    "protocol_split",
+    "run",
+    "write_outputs",
+]

@@ -15,7 +15,7 @@ from recforge.export.portable import export_portable, read_portable
 FORMATS = ("auto", "onnx", "npz")
 
 
-def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs: Any) -> list[Path]:  # noqa: A002
+def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs: Any) -> list[Path]:
     """Export ``model`` into ``folder``; ``auto`` is ONNX for torch models and npz for the others."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")

@@ -193,7 +193,7 @@ class ExperimentLogger(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, *args: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *args: object) -> None:
         self.close("failed" if exc_type else "success")
 
     def __repr__(self) -> str:
