@@ -145,3 +145,18 @@ def test_umap_is_seeded_and_model_map_has_one_point_per_known_item(tmp_path):
     assert sum(len(t["x"]) for t in traces) == int(model.item_known_.sum())
     assert {t["name"] for t in traces} == {"Drama", "Comedy"}
     assert any(h.startswith("Film ") and "genres: Drama|War" in h for t in traces for h in t["hovertext"])
+
+
+def test_networks_without_embeddings_fall_back_to_their_id_tables():
+    pytest.importorskip("lightning")
+    from recforge.viz import model_embeddings
+
+    data = toy_ratings(n_users=20, n_items=15).to_implicit()
+    model = get_model_class("neumf")({"epochs": 1, "embedding_size": 4, "layers": [8, 4]})
+    model.fit(data, FitOptions(seed=0, threads=1))
+    uv, iv = model_embeddings(model)
+    net = model._net
+    # GMF table (4) then the MLP table (8 / 2), in name order: gmf_item, mlp_item
+    assert uv.shape == (len(model.users_), 8) and iv.shape == (len(model.items_), 8)
+    np.testing.assert_array_equal(iv[:, :4], net.gmf_item.weight.detach().numpy())
+    np.testing.assert_array_equal(iv[:, 4:], net.mlp_item.weight.detach().numpy())
