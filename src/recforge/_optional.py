@@ -23,6 +23,9 @@ _EXTRA_OF = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "optuna": "tune",
+    "tensorboard": "log",
+    "wandb": "log",
+    "mlflow": "log",
     "surprise": "bench",
     "implicit": "bench",
 }
