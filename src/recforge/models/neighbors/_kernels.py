@@ -315,8 +315,10 @@ def predict_pairs(
 
 
 @njit(parallel=True, cache=True)
-def _sparse_rows_dot(rows: np.ndarray, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray,
-                     m_indptr: np.ndarray, m_indices: np.ndarray, m_data: np.ndarray, out: np.ndarray) -> None:
+def _sparse_rows_dot(
+    rows: np.ndarray, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray,
+    m_indptr: np.ndarray, m_indices: np.ndarray, m_data: np.ndarray, out: np.ndarray,
+) -> None:
     for r in prange(len(rows)):
         row = rows[r]
         for p in range(a_indptr[row], a_indptr[row + 1]):
