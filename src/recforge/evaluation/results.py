@@ -46,7 +46,7 @@ class EvaluationResult:
         return float(rows.iloc[0][name])
 
     def metric_columns(self) -> list[str]:
-        skip = set(ID_COLUMNS) | {"fit_seconds", "predict_seconds", "n_eval", "n_fallback"}
+        skip = set(ID_COLUMNS) | {"scenario", "revealed", "fit_seconds", "predict_seconds", "n_eval", "n_fallback"}
         return [c for c in self.table.columns if c not in skip]
 
     def to_records(self) -> list[dict[str, Any]]:

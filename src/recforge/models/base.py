@@ -21,7 +21,7 @@ from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError
 from recforge.io import atomic_path
-from recforge.topk import topk_rows
+from recforge.topk import topk_excluding
 
 Task = Literal["rating", "ranking", "ctr", "sequence"]
 FORMAT_VERSION = 1
@@ -66,6 +66,7 @@ class Recommender(ABC):
         options = options or FitOptions()
         for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, key)
+        self.__dict__.pop("_pop_order", None)
         self.users_ = data.users
         self.items_ = data.items
         self.user_known_ = data.user_counts() > 0
@@ -227,18 +228,15 @@ class Recommender(ABC):
         step = max(1, _SCORE_BUDGET // max(1, n_items))
         for s in range(0, len(rows), step):
             r = rows[s : s + step]
-            block = np.asarray(self._score_users(u[r]), dtype=np.float64)
-            block[:, banned] = -np.inf
-            block[np.isnan(block)] = -np.inf
-            if exclude_seen:
-                _mask_csr_rows(block, self.seen_, u[r])
+            block = np.asarray(self._score_users(u[r]))
+            if block.dtype not in (np.float32, np.float64):
+                block = block.astype(np.float64)
+            excl = self.seen_[u[r]] if exclude_seen else sp.csr_matrix((len(r), n_items), dtype=np.float32)
             if exclude is not None:
-                _mask_csr_rows(block, exclude, u[r])
-            idx, sc = topk_rows(block, k_eff)
-            sc = sc.astype(np.float64)
-            bad = ~np.isfinite(sc)
-            idx[bad] = -1
-            sc[bad] = np.nan
+                excl = excl + exclude[u[r]]
+            excl = excl.tocsr()
+            excl.sort_indices()
+            idx, sc = topk_excluding(np.ascontiguousarray(block), excl.indptr, excl.indices, banned, k_eff)
             out_idx[r, :k_eff] = idx
             out_sc[r, :k_eff] = sc
         unknown = np.flatnonzero(~known)
@@ -341,12 +339,6 @@ class Recommender(ABC):
             state[key] = _unpack(key, spec, npz)
         model.set_state(state)
         return model
-
-
-def _mask_csr_rows(block: np.ndarray, mat: sp.csr_matrix, rows: np.ndarray) -> None:
-    sub = mat[rows]
-    r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
-    block[r, sub.indices] = -np.inf
 
 
 def _pack(key: str, val: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
