@@ -32,6 +32,7 @@ LINEUP: list[tuple[str, dict, str]] = [
     ("popularity", {}, "loo-full"),
     ("item-knn-implicit", {}, "loo-full"),
     ("ease", {}, "loo-full"),
+    ("slim", {}, "loo-full"),
     ("ials", {}, "loo-full"),
     ("bpr", {}, "loo-full"),
 ]
@@ -90,8 +91,47 @@ def main(argv: list[str] | None = None) -> int:
         for rank, (item, sc) in enumerate(zip(ids[row], scores[row], strict=True), start=1):
             tbl.add_row(str(rank), str(titles.loc[item]), f"{sc:.3f}")
         console.print(tbl)
+    _cold_start_scene(console, ds)
+    _serving_hint(console)
     console.print(f"demo finished in {time.perf_counter() - t_start:.1f} s")
     return 0
+
+
+def _cold_start_scene(console: Console, ds) -> None:
+    """A new user states constraints, then rates five movies: the list changes without refitting."""
+    available = {e.name for e in list_models()}
+    if not {"knowledge", "lightfm-style"} <= available:
+        return
+    console.rule("[bold]Cold start: a new user")
+    data = ds.interactions
+    titles = data.item_features["title"]
+    knowledge = get_model_class("knowledge")({}).fit(data, FitOptions(seed=0))
+    wanted = {"genres": ["Sci-Fi"], "year_min": 1990, "min_ratings": 20}
+    first = knowledge.recommend_for_constraints(wanted, k=5)
+    relaxed = f" (relaxed: {', '.join(first.relaxed)})" if first.relaxed else ""
+    console.print(f"states {wanted}: {first.n_matching} movies qualify{relaxed}")
+    for rank, item in enumerate(first.item_ids, start=1):
+        console.print(f"  {rank}. {titles.loc[item]}")
+    hybrid = get_model_class("lightfm-style")({}).fit(data.to_implicit(), FitOptions(seed=0))
+    rated = {50: 5, 181: 5, 172: 5, 271: 2, 258: 4}
+    console.print("then rates " + ", ".join(f"{titles.loc[i]}={v}" for i, v in rated.items()))
+    allowed = data.items.ids[knowledge.satisfying(wanted)]
+    ids, _ = hybrid.recommend_for_history(list(rated), 5, values=list(rated.values()), candidates=allowed)
+    for rank, item in enumerate(ids, start=1):
+        console.print(f"  {rank}. {titles.loc[item]}")
+
+
+def _serving_hint(console: Console) -> None:
+    console.rule("[bold]Serve it")
+    console.print(
+        "recforge train --dataset ml-100k --model ials --output models/ials.npz\n"
+        "recforge batch --model-path models/ials.npz            # top-k for every user into recommendations.db (SQLite)\n"
+        "RECFORGE_API_KEY=secret recforge serve --model-path models/ials.npz --port 8000\n"
+        "curl 'http://127.0.0.1:8000/v1/users/1/recommendations?k=10'\n"
+        "curl -X POST -H 'X-API-Key: secret' -H 'Content-Type: application/json' "
+        "-d '{\"user_id\": 1, \"item_id\": 50, \"type\": \"click\"}' http://127.0.0.1:8000/v1/events",
+        highlight=False, markup=False,
+    )
 
 
 def _best_ranking_model(table: EvaluationResult, available: set[str]) -> str:
