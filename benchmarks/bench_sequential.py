@@ -5,7 +5,8 @@ out, every unseen item is ranked; HR@10, NDCG@10, MRR@10 over the 943 users. Non
 use their ``configs/ml100k/<name>.toml`` parameters; sequence models the settings below. Published
 full-ranking anchor (RecBole, ML-1M, a different dataset): SASRec NDCG@10 0.129, GRU4Rec 0.155.
 
-Run ``python -m benchmarks.bench_sequential [model ...]``.
+Run ``python -m benchmarks.bench_sequential [model ...]``; rows of models not rerun are kept from
+``results/sequential.json``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, md_table, write_fragment
+from benchmarks.common import RESULTS_DIR, machine, md_table, write_fragment
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "ml100k"
 PEERS = ["popularity", "item-knn-implicit", "ease", "ials", "bpr"]
-SEQUENTIAL: dict[str, dict[str, Any]] = {
+SEQUENTIAL: dict[str, dict[str, Any]] = {  # model defaults, 20 epochs (CPU budget)
     "caser": {"epochs": 20},
     "gru4rec": {"epochs": 20},
     "sasrec": {"epochs": 20},
@@ -59,9 +60,25 @@ def run(names: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def merged(new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of earlier runs (``results/sequential.json``) updated with ``new``, so a subset can be rerun."""
+    import json
+
+    from recforge.io import atomic_write
+
+    path = RESULTS_DIR / "sequential.json"
+    old = json.loads(path.read_text()) if path.exists() else []
+    by_model = {r["model"]: r for r in old}
+    by_model.update({r["model"]: {k: (float(v) if hasattr(v, "item") else v) for k, v in r.items()} for r in new})
+    rows = list(by_model.values())
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(rows, indent=1))
+    return rows
+
+
 def main(names: list[str] | None = None) -> str:
     names = names or [*PEERS, *SEQUENTIAL]
-    rows = sorted(run(names), key=lambda r: -r["NDCG@10"])
+    rows = sorted(merged(run(names)), key=lambda r: -r["NDCG@10"])
     best = rows[0]
     seq = [r for r in rows if r["model"] in SEQUENTIAL]
     other = [r for r in rows if r["model"] not in SEQUENTIAL]
@@ -74,7 +91,7 @@ def main(names: list[str] | None = None) -> str:
             + md_table(rows) + "\n\n" + verdict
             + "Single run, seed 0, 1 torch thread; fit time includes the Lightning loop. _Measured on "
             + machine() + "; machine shared with other jobs, so times are indicative._\n")
-    write_fragment("sequential" if names == [*PEERS, *SEQUENTIAL] else "sequential-partial", text)
+    write_fragment("sequential", text)
     return text
 
 

@@ -19,6 +19,8 @@ class GRU4RecConfig(SequentialConfig):
 
     n_layers: int = 1
     """Stacked GRU layers."""
+    batch_size: int = 64
+    learning_rate: float = 3e-3
 
     def validate(self) -> None:
         super().validate()

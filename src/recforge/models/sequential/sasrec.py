@@ -23,6 +23,8 @@ class SASRecConfig(SequentialConfig):
     n_heads: int = 2
     """Attention heads (must divide ``embedding_size``)."""
     max_len: int = 50
+    batch_size: int = 64
+    learning_rate: float = 3e-3
 
     def validate(self) -> None:
         super().validate()
