@@ -266,12 +266,18 @@ class NegativeSampler:
 
 
 class RatingRows:
-    """Mini-batches of rows of a sparse rating matrix as dense ``(index, values, mask)`` tensors.
+    """Mini-batches of rows of a sparse rating matrix, for autoencoders such as AutoRec.
 
-    Used by AutoRec: item-based AutoRec iterates the rows of the items x users matrix, user-based
-    the rows of users x items. ``mask`` is 1 where a rating is stored (also for a stored 0) and 0
-    elsewhere, so a loss can ignore the unobserved entries. Small matrices are densified once
-    (on the device); larger ones one batch at a time.
+    Item-based AutoRec iterates the rows of the items x users matrix, user-based the rows of
+    users x items. The matrix stays sparse on the device (CSR as three tensors); a batch is built
+    by tensor ops on the row pointers, never by a Python loop over rows. Two layouts:
+
+    - ``"sparse"``: ``(rows, offsets, cols, values, local_rows)``: the batch's stored entries, with
+      ``offsets`` the start of each row's entries (the layout ``embedding_bag`` takes) and
+      ``local_rows`` the batch position of each entry. A loss over these entries is a loss over
+      observed ratings only, at a cost proportional to the ratings rather than the row width.
+    - ``"dense"``: ``(rows, values, mask)`` with ``mask`` 1 where a rating is stored (also a stored
+      0) and 0 elsewhere.
 
     Args:
         matrix: The rows x columns sparse matrix of ratings.
@@ -280,7 +286,7 @@ class RatingRows:
         generator: Seeded CPU generator for the permutation.
         device: Where the batches are delivered.
         rows: Only iterate these rows (default: rows with at least one rating).
-        dense_budget: Densify the whole matrix once when it has at most this many cells.
+        layout: ``"sparse"`` or ``"dense"``.
     """
 
     def __init__(
@@ -292,45 +298,58 @@ class RatingRows:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         rows: np.ndarray | None = None,
-        dense_budget: int = 2**26,
+        layout: Literal["sparse", "dense"] = "sparse",
     ) -> None:
+        if layout not in ("sparse", "dense"):
+            raise ValueError(f"layout must be 'sparse' or 'dense', not {layout!r}")
         csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         csr.sum_duplicates()
-        self._csr = csr
         self.shape = csr.shape
+        self.nnz = int(csr.nnz)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.layout = layout
         self.generator = generator if generator is not None else torch_generator(None)
+        self.indptr = torch.from_numpy(csr.indptr.astype(np.int64)).to(self.device)
+        self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(self.device)
+        self.data = torch.from_numpy(csr.data).to(self.device)
         if rows is None:
             rows = np.flatnonzero(np.diff(csr.indptr) > 0)
         self.rows = torch.as_tensor(np.asarray(rows, dtype=np.int64))
-        self._dense: tuple[torch.Tensor, torch.Tensor] | None = None
-        if csr.shape[0] * csr.shape[1] <= dense_budget:
-            self._dense = self._densify(np.arange(csr.shape[0]))
 
-    def _densify(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        sub = self._csr[idx]
-        mask = sp.csr_matrix((np.ones_like(sub.data), sub.indices, sub.indptr), shape=sub.shape)
-        vals = torch.from_numpy(sub.toarray()).to(self.device)
-        m = torch.from_numpy(mask.toarray()).to(self.device)
-        return vals, m
+    def entries(self, idx: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, ...]:
+        """``(offsets, cols, values, local_rows)`` of the stored entries of rows ``idx``."""
+        idx = torch.as_tensor(idx, dtype=torch.long).to(self.device)
+        starts = self.indptr[idx]
+        lens = self.indptr[idx + 1] - starts
+        offsets = torch.cumsum(lens, 0) - lens
+        total = int(lens.sum())
+        local = torch.repeat_interleave(torch.arange(len(idx), device=self.device), lens)
+        ent = (starts - offsets)[local] + torch.arange(total, device=self.device)
+        return offsets, self.indices[ent], self.data[ent], local
 
     def get(self, idx: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense ``(values, mask)`` of the given rows."""
-        if self._dense is not None:
-            i = torch.as_tensor(idx, device=self.device, dtype=torch.long)
-            return self._dense[0].index_select(0, i), self._dense[1].index_select(0, i)
-        return self._densify(np.asarray(torch.as_tensor(idx).cpu(), dtype=np.int64))
+        """Dense ``(values, mask)`` of rows ``idx``."""
+        n = len(idx)
+        _, cols, vals, local = self.entries(idx)
+        dense = torch.zeros(n, self.shape[1], device=self.device)
+        mask = torch.zeros(n, self.shape[1], device=self.device)
+        dense[local, cols] = vals
+        mask[local, cols] = 1.0
+        return dense, mask
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         rows = self.rows
         if self.shuffle and len(rows) > 1:
             rows = rows[torch.randperm(len(rows), generator=self.generator)]
+        rows = rows.to(self.device)
         for s in range(0, len(rows), self.batch_size):
             idx = rows[s : s + self.batch_size]
-            vals, mask = self.get(idx)
-            yield idx.to(self.device), vals, mask
+            if self.layout == "sparse":
+                yield (idx, *self.entries(idx))
+            else:
+                yield (idx, *self.get(idx))

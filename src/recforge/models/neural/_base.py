@@ -195,7 +195,7 @@ class TorchRecommender(Recommender):
             raise NotImplementedError(f"{type(self).__name__} has no embeddings")
         with torch.no_grad():
             uv, iv = net.embeddings()  # type: ignore[operator]
-        return uv.float().cpu().numpy(), iv.float().cpu().numpy()
+        return uv.detach().float().cpu().numpy(), iv.detach().float().cpu().numpy()
 
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:

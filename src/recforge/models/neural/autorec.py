@@ -8,11 +8,11 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recforge.data.interactions import Interactions
 from recforge.data.torch_data import RatingRows
-from recforge.models.neural import losses
 from recforge.models.neural._base import TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
@@ -37,6 +37,8 @@ class AutoRecConfig(TorchConfig):
     """Decoder non-linearity ``f``."""
     reg: float = 1.0
     """``lambda``: L2 penalty ``lambda / 2 * (|W|^2 + |V|^2)`` on the weight matrices."""
+    dropout: float = 0.0
+    """Dropout on the hidden layer during training (0: the paper's model)."""
     epochs: int = 300
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -45,19 +47,31 @@ class AutoRecConfig(TorchConfig):
         super().validate()
         self.check(self.hidden_size >= 1, "hidden_size", "must be >= 1")
         self.check(self.reg >= 0, "reg", "must be >= 0")
+        self.check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
 
 
 class _AutoRecNet(RecNetwork):
-    """Rows ``r`` (n_rows x n_cols ratings, 0 where unobserved) -> ``f(V g(W r + mu) + b)``."""
+    """Rows ``r`` (ratings, 0 where unobserved) -> ``f(V g(W r + mu) + b)``, trained on stored entries.
+
+    ``encoder`` holds ``W^T`` (one row per input column) so that ``W r`` over a sparse row is an
+    ``embedding_bag`` of the rated columns weighted by their ratings; ``decoder`` holds ``V`` (one
+    row per output column), so the reconstruction at the rated columns is a row-wise dot product.
+    Training therefore never touches unobserved entries, and costs O(ratings x hidden).
+    """
 
     def __init__(self, n_cols: int, hidden: int, act: str, out_act: str, reg: float, n_observed: int,
-                 item_based: bool) -> None:
+                 item_based: bool, dropout: float = 0.0) -> None:
         super().__init__()
-        self.encoder = nn.Linear(n_cols, hidden)
-        self.decoder = nn.Linear(hidden, n_cols)
+        bound = 1.0 / np.sqrt(n_cols)
+        self.encoder = nn.Parameter(torch.empty(n_cols, hidden).uniform_(-bound, bound))
+        self.encoder_bias = nn.Parameter(torch.empty(hidden).uniform_(-bound, bound))
+        hb = 1.0 / np.sqrt(hidden)
+        self.decoder = nn.Parameter(torch.empty(n_cols, hidden).uniform_(-hb, hb))
+        self.decoder_bias = nn.Parameter(torch.empty(n_cols).uniform_(-hb, hb))
         self.act = _ACT[act]
         self.out_act = _ACT[out_act]
         self.reg = reg
+        self.dropout = dropout
         self.n_observed = max(1, n_observed)
         self.item_based = item_based
         self.rows: RatingRows | None = None
@@ -70,56 +84,62 @@ class _AutoRecNet(RecNetwork):
     def clear_cache(self) -> None:
         self._hidden = None
 
+    def encode(self, offsets: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
+        """``g(W r + mu)`` of sparse rows given as ``embedding_bag`` inputs."""
+        z = F.embedding_bag(cols, self.encoder, offsets, mode="sum", per_sample_weights=vals)
+        return self.act(z + self.encoder_bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out_act(self.decoder(self.act(self.encoder(x))))
+        """Dense reconstruction of dense rows ``x`` (zeros where unobserved)."""
+        h = self.act(x @ self.encoder + self.encoder_bias)
+        return self.out_act(h @ self.decoder.T + self.decoder_bias)
+
+    def penalty(self) -> torch.Tensor:
+        return self.encoder.pow(2).sum() + self.decoder.pow(2).sum()
 
     def loss(self, batch: Any) -> torch.Tensor:
-        _, vals, mask = batch
-        recon = self(vals)
-        # the paper's objective divided by the number of observed ratings, so the batch estimate is
-        # unbiased: masked MSE + lambda / (2 N) (|W|^2 + |V|^2)
-        penalty = self.encoder.weight.pow(2).sum() + self.decoder.weight.pow(2).sum()
-        return losses.masked_mse(recon, vals, mask) + self.reg / (2 * self.n_observed) * penalty
+        _, offsets, cols, vals, local = batch
+        h = self.encode(offsets, cols, vals)
+        if self.dropout > 0:
+            h = F.dropout(h, self.dropout, self.training)
+        recon = self.out_act((h[local] * self.decoder[cols]).sum(-1) + self.decoder_bias[cols])
+        # the paper's objective divided by the number of observed ratings N, so each batch gives an
+        # unbiased estimate: mean squared error over observed entries + lambda / (2 N) (|W|^2 + |V|^2)
+        return torch.mean((recon - vals) ** 2) + self.reg / (2 * self.n_observed) * self.penalty()
 
     def hidden(self) -> torch.Tensor:
         """``g(W r + mu)`` for every input row (cached in eval mode)."""
         if self._hidden is not None and not self.training:
             return self._hidden
         assert self.rows is not None, "AutoRec network has no input rows"
-        dev = self.encoder.weight.device
+        dev = self.encoder.device
         n_rows = self.rows.shape[0]
-        step = max(1, (1 << 22) // max(1, self.rows.shape[1]))
+        step = 4096
         parts = []
         for s in range(0, n_rows, step):
-            idx = torch.arange(s, min(n_rows, s + step), device=dev)
-            vals, _ = self.rows.get(idx)
-            parts.append(self.act(self.encoder(vals.to(dev))))
-        h = torch.cat(parts) if parts else torch.zeros(0, self.encoder.out_features, device=dev)
+            idx = torch.arange(s, min(n_rows, s + step), device=self.rows.device)
+            offsets, cols, vals, _ = self.rows.entries(idx)
+            parts.append(self.encode(offsets.to(dev), cols.to(dev), vals.to(dev)))
+        h = torch.cat(parts) if parts else torch.zeros(0, self.encoder.shape[1], device=dev)
         if not self.training:
             self._hidden = h
         return h
 
-    def _out(self, rows: torch.Tensor, cols: torch.Tensor | None, pair: bool) -> torch.Tensor:
+    def _pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         h = self.hidden()[rows]
-        if pair:
-            assert cols is not None
-            z = (h * self.decoder.weight[cols]).sum(-1) + self.decoder.bias[cols]
-        else:
-            z = h @ self.decoder.weight.T + self.decoder.bias
-        return self.out_act(z)
+        return self.out_act((h * self.decoder[cols]).sum(-1) + self.decoder_bias[cols])
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         if self.item_based:
-            return self._out(items, users, pair=True)
-        return self._out(users, items, pair=True)
+            return self._pairs(items, users)
+        return self._pairs(users, items)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        h = self.hidden()
         if self.item_based:
-            # item rows x all users is too wide; gather only the requested users' decoder columns
-            h = self.hidden()
-            z = h @ self.decoder.weight[users].T + self.decoder.bias[users]
-            return self.out_act(z).T
-        return self._out(users, None, pair=False)
+            # all item rows, only the requested users' output columns
+            return self.out_act(h @ self.decoder[users].T + self.decoder_bias[users]).T
+        return self.out_act(h[users] @ self.decoder.T + self.decoder_bias)
 
 
 class AutoRec(TorchRecommender):
@@ -153,7 +173,7 @@ class AutoRec(TorchRecommender):
         cfg: AutoRecConfig = self.config  # type: ignore[assignment]
         mat = self._matrix()
         net = _AutoRecNet(mat.shape[1], cfg.hidden_size, cfg.activation, cfg.output_activation, cfg.reg,
-                          int(mat.nnz), cfg.based == "item")
+                          int(mat.nnz), cfg.based == "item", cfg.dropout)
         net.set_rows(RatingRows(mat, batch_size=cfg.batch_size, shuffle=False))
         return net
 

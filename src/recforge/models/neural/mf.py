@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,8 +27,14 @@ class TorchMFConfig(TorchConfig):
     ``auto`` picks ``mse`` for explicit and ``bpr`` for implicit training data."""
     biases: bool = True
     """Learn a user and an item bias (and use the global mean for ratings)."""
-    reg: float = 0.05
-    """L2 penalty on the factors and biases of each training example (SGD-style regularisation)."""
+    reg: float = 0.1
+    """L2 penalty on the factors of each training example (SGD-style, frequency-weighted)."""
+    reg_exponent: float = 0.0
+    """The factor penalty of an example is ``reg * n^-reg_exponent`` for a user (item) with ``n``
+    training rows: 0 is SGD-style (a user's total penalty grows like ``n``), 1 makes it independent
+    of ``n``, 0.5 lies in between."""
+    reg_bias: float = 0.01
+    """L2 penalty on the biases of each training example."""
     negatives: int | None = None
     """Sampled negatives per positive, redrawn every epoch: pointwise examples for ``bce`` (and
     ``mse`` on implicit data), triples for ``bpr``. None: 4 for pointwise losses, 1 for ``bpr``."""
@@ -35,7 +42,7 @@ class TorchMFConfig(TorchConfig):
     """Negative-sampling distribution."""
     init_std: float = 0.1
     """Standard deviation of the normal initialisation of the factors."""
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 1024
     learning_rate: float = 2e-3
 
@@ -43,13 +50,16 @@ class TorchMFConfig(TorchConfig):
         super().validate()
         self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
         self.check(self.reg >= 0, "reg", "must be >= 0")
+        self.check(self.reg_bias >= 0, "reg_bias", "must be >= 0")
+        self.check(0 <= self.reg_exponent <= 1, "reg_exponent", "must be in [0, 1]")
         self.check(self.negatives is None or self.negatives >= 1, "negatives", "must be >= 1 or None")
         self.check(self.init_std > 0, "init_std", "must be > 0")
 
 
 class _MFNet(RecNetwork):
     def __init__(self, n_users: int, n_items: int, k: int, biases: bool, mean: float, loss: str,
-                 reg: float, init_std: float) -> None:
+                 reg: float, reg_bias: float, init_std: float, user_weight: torch.Tensor,
+                 item_weight: torch.Tensor) -> None:
         super().__init__()
         self.user = nn.Embedding(n_users, k)
         self.item = nn.Embedding(n_items, k)
@@ -62,8 +72,11 @@ class _MFNet(RecNetwork):
             nn.init.zeros_(self.user_bias.weight)
             nn.init.zeros_(self.item_bias.weight)
         self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("user_weight", user_weight)
+        self.register_buffer("item_weight", item_weight)
         self.loss_name = loss
         self.reg = reg
+        self.reg_bias = reg_bias
 
     def _ub(self, u: torch.Tensor) -> torch.Tensor:
         return self.user_bias(u).squeeze(-1) if self.biases else torch.zeros(len(u), device=u.device)
@@ -86,27 +99,30 @@ class _MFNet(RecNetwork):
     def loss(self, batch: Any) -> torch.Tensor:
         u, i, third = batch
         pu, qi = self.user(u), self.item(i)
-        sq = pu.pow(2).sum(-1) + qi.pow(2).sum(-1)
+        sq = self.user_weight[u] * pu.pow(2).sum(-1) + self.item_weight[i] * qi.pow(2).sum(-1)
         if self.loss_name == "bpr":
             qj = self.item(third)
             x = (pu * (qi - qj)).sum(-1) + self._ib(i) - self._ib(third)
-            sq = sq + qj.pow(2).sum(-1)
+            sq = sq + self.item_weight[third] * qj.pow(2).sum(-1)
+            penalty = self.reg * sq.mean()
             if self.biases:
-                sq = sq + self._ib(i).pow(2) + self._ib(third).pow(2)
-            return losses.bpr(x, torch.zeros_like(x)) + self.reg * sq.mean()
+                penalty = penalty + self.reg_bias * (self._ib(i).pow(2) + self._ib(third).pow(2)).mean()
+            return losses.bpr(x, torch.zeros_like(x)) + penalty
         pred = (pu * qi).sum(-1) + self._ub(u) + self._ib(i) + self.mean
+        penalty = self.reg * sq.mean()
         if self.biases:
-            sq = sq + self._ub(u).pow(2) + self._ib(i).pow(2)
+            penalty = penalty + self.reg_bias * (self._ub(u).pow(2) + self._ib(i).pow(2)).mean()
         fit = losses.bce(pred, third) if self.loss_name == "bce" else losses.mse(pred, third)
-        return fit + self.reg * sq.mean()
+        return fit + penalty
 
 
 class TorchMF(TorchRecommender):
     """Biased matrix factorisation trained with mini-batch Adam (Koren, Bell and Volinsky, 2009).
 
     Score ``x_ui = mu + b_u + b_i + p_u . q_i`` (``mu`` is the training mean for ratings, 0
-    for implicit data). Objectives, each plus ``reg * (|p_u|^2 + |q_i|^2 + b_u^2 + b_i^2)`` on the
-    examples of the batch:
+    for implicit data). Objectives, each plus ``reg * (n_u^-a |p_u|^2 + n_i^-a |q_i|^2) +
+    reg_bias * (b_u^2 + b_i^2)`` averaged over the examples of the batch (``a = reg_exponent``;
+    with ``a = 0`` frequent users and items are penalised more, as in SGD matrix factorisation):
 
     - ``mse``: ``mean (r_ui - x_ui)^2`` over observed ratings (explicit feedback); on implicit data,
       observed pairs are 1 and ``negatives`` sampled pairs per positive are 0.
@@ -135,8 +151,12 @@ class TorchMF(TorchRecommender):
 
     def _network(self) -> RecNetwork:
         cfg: TorchMFConfig = self.config  # type: ignore[assignment]
+        # per-entity penalty weights n^-reg_exponent; restored from the state dict after load
+        uw = np.maximum(np.asarray(self.seen_.sum(axis=1)).ravel(), 1.0) ** -cfg.reg_exponent
+        iw = np.maximum(np.asarray(self.seen_.sum(axis=0)).ravel(), 1.0) ** -cfg.reg_exponent
         return _MFNet(len(self.users_), len(self.items_), cfg.embedding_size, cfg.biases, self.global_mean_,
-                      self.loss_, cfg.reg, cfg.init_std)
+                      self.loss_, cfg.reg, cfg.reg_bias, cfg.init_std, torch.from_numpy(uw.astype(np.float32)),
+                      torch.from_numpy(iw.astype(np.float32)))
 
     def _batches(self, data: Interactions, ctx: RunContext, net: RecNetwork) -> Any:
         cfg: TorchMFConfig = self.config  # type: ignore[assignment]

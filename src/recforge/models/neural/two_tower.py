@@ -144,10 +144,6 @@ def encode_features(frame: pd.DataFrame | None, ids: np.ndarray, max_categories:
     if frame is None or frame.shape[1] == 0:
         return np.zeros((len(ids), 0), np.float32), []
     frame = frame[~frame.index.duplicated()]
-    try:
-        frame = frame.reindex(pd.Index(ids))
-    except (TypeError, ValueError):
-        frame = frame.reindex(pd.Index(ids.astype(str)))
     cols: list[np.ndarray] = []
     names: list[str] = []
     for name in frame.columns:
@@ -160,8 +156,7 @@ def encode_features(frame: pd.DataFrame | None, ids: np.ndarray, max_categories:
             if ok.sum() == 0:
                 continue
             mu, sd = x[ok].mean(), x[ok].std()
-            z = np.where(ok, (x - mu) / (sd if sd > 0 else 1.0), 0.0)
-            cols.append(z[:, None])
+            cols.append(np.where(ok, (x - mu) / (sd if sd > 0 else 1.0), 0.0)[:, None])
             names.append(str(name))
             continue
         values = col.astype("string")
@@ -169,12 +164,19 @@ def encode_features(frame: pd.DataFrame | None, ids: np.ndarray, max_categories:
         if len(levels) == 0 or len(levels) > max_categories:
             continue
         levels = np.sort(np.asarray(levels, dtype=str))
-        onehot = (values.to_numpy(dtype=object, na_value=None)[:, None] == levels[None, :]).astype(float)
-        cols.append(onehot)
+        cols.append((values.to_numpy(dtype=object, na_value=None)[:, None] == levels[None, :]).astype(float))
         names += [f"{name}={lv}" for lv in levels]
+    out = np.zeros((len(ids), sum(c.shape[1] for c in cols)), np.float32)
     if not cols:
-        return np.zeros((len(ids), 0), np.float32), []
-    return np.hstack(cols).astype(np.float32), names
+        return out, []
+    encoded = np.hstack(cols).astype(np.float32)
+    index = frame.index
+    pos = index.get_indexer(pd.Index(ids))
+    if (pos < 0).all() and index.dtype != object:
+        pos = pd.Index(index.astype(str)).get_indexer(pd.Index(np.asarray(ids).astype(str)))
+    found = pos >= 0
+    out[found] = encoded[pos[found]]
+    return out, names
 
 
 def history_windows(data: Interactions, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,101 @@
+"""AutoRec (item- and user-based)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from recforge.config import FitOptions  # noqa: E402
+from recforge.models.baselines.bias import Bias  # noqa: E402
+from recforge.models.neural import losses  # noqa: E402
+from recforge.models.neural.autorec import AutoRec, _AutoRecNet  # noqa: E402
+from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+
+
+class TestAutoRec(RecommenderConformance):
+    model_class = AutoRec
+    config = {"epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01}
+    changes = {"based": "user", "hidden_size": 8, "activation": "relu", "output_activation": "sigmoid",
+               "reg": 1000.0, "epochs": 1, "learning_rate": 0.001, "batch_size": 4, "dropout": 0.5}
+    invalid = [{"hidden_size": 0}, {"reg": -1.0}, {"based": "both"}, {"activation": "swish"}, {"batch_size": 0}]
+    atol = 1e-5
+
+
+class TestUserAutoRec(RecommenderConformance):
+    model_class = AutoRec
+    config = {"based": "user", "epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01}
+    changes = {"based": "item"}
+    atol = 1e-5
+
+
+def _batch():
+    import scipy.sparse as sp
+
+    from recforge.data.torch_data import RatingRows
+
+    dense = np.array([[5.0, 0.0, 0.0, 3.0], [0.0, 2.0, 0.0, 0.0]], np.float32)
+    rows = RatingRows(sp.csr_matrix(dense), batch_size=2, shuffle=False)
+    (batch,) = list(rows)
+    vals, mask = rows.get(torch.tensor([0, 1]))
+    return batch, vals, mask
+
+
+def test_masked_loss_matches_hand_computation_and_ignores_unobserved():
+    torch.manual_seed(0)
+    net = _AutoRecNet(4, 3, "sigmoid", "identity", reg=0.0, n_observed=3, item_based=True)
+    batch, vals, mask = _batch()
+    loss = net.loss(batch)
+    recon = net(vals).detach()
+    expect = ((recon[0, 0] - 5) ** 2 + (recon[0, 3] - 3) ** 2 + (recon[1, 1] - 2) ** 2) / 3
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(losses.masked_mse(recon, vals, mask).item(), rel=1e-5)
+    loss.backward()
+    # column 2 is never observed: its decoder row and bias get no gradient
+    assert net.decoder.grad[2].abs().sum().item() == 0
+    assert net.decoder_bias.grad[2].item() == 0
+    assert net.decoder.grad[0].abs().sum().item() > 0
+    # moving the unobserved outputs does not move the loss
+    with torch.no_grad():
+        net.decoder_bias[2] += 100.0
+        net.decoder[2] += 1.0
+    assert net.loss(batch).item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_weight_penalty_is_lambda_over_2n():
+    net = _AutoRecNet(4, 3, "sigmoid", "identity", reg=6.0, n_observed=3, item_based=True)
+    batch, _, _ = _batch()
+    free = _AutoRecNet(4, 3, "sigmoid", "identity", reg=0.0, n_observed=3, item_based=True)
+    free.load_state_dict(net.state_dict())
+    sq = net.encoder.pow(2).sum() + net.decoder.pow(2).sum()
+    diff = net.loss(batch) - free.loss(batch)
+    assert diff.item() == pytest.approx((6.0 / (2 * 3) * sq).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("based", ["item", "user"])
+def test_learning_beats_bias_baseline(based, nh):
+    train, test = nh.rating_split()
+    model = AutoRec(based=based, hidden_size=32, epochs=150, batch_size=16, learning_rate=3e-3, reg=1.0)
+    model.fit(train, FitOptions(seed=0))
+    loss = model.history_["train_loss"]
+    assert loss[-1] < 0.2 * loss[0]
+    assert nh.rmse(model, test) < nh.rmse(Bias().fit(train), test) - 0.03
+
+
+def test_predictions_read_the_reconstruction(nh):
+    train, _ = nh.rating_split()
+    m = AutoRec(hidden_size=8, epochs=2).fit(train, FitOptions(seed=0))
+    net = m._net
+    rows = torch.from_numpy(m.ratings_.T.toarray())  # items x users
+    with torch.no_grad():
+        recon = net(rows).numpy()
+    u, i = train.user_idx[:20], train.item_idx[:20]
+    np.testing.assert_allclose(m.score(train.users.ids[u], train.items.ids[i]), recon[i, u], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_gpu_parity(nh):
+    train, _ = nh.rating_split()
+    nh.assert_cpu_gpu_parity(lambda: AutoRec(hidden_size=16, epochs=3, batch_size=16), train)

@@ -1,0 +1,205 @@
+"""The shared Lightning training loop (recforge.training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning")
+
+from recforge.config import FitOptions  # noqa: E402
+from recforge.data.torch_data import TensorBatcher  # noqa: E402
+from recforge.errors import ConfigError  # noqa: E402
+from recforge.training import (  # noqa: E402
+    RecNetwork,
+    TrainingOptions,
+    fit_network,
+    make_logger,
+    resolve_device,
+    run_context,
+    training_options,
+)
+from recforge.training.validation import Validation  # noqa: E402
+
+
+class _Linear(RecNetwork):
+    """y = w . x + b with squared loss: a network whose optimum is known."""
+
+    def __init__(self, d: int = 3) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(d, 1)
+
+    def loss(self, batch):
+        x, y = batch
+        return torch.mean((self.lin(x).squeeze(-1) - y) ** 2)
+
+
+def _regression(ctx, n=512, batch_size=64):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 3.0
+    return TensorBatcher(x, y, batch_size=batch_size, generator=ctx.generator, device=ctx.device)
+
+
+class _Scripted(Validation):
+    """Reports a scripted metric per epoch and snapshots the weights at each check."""
+
+    monitor = "val_score"
+    mode = "min"
+
+    def __init__(self, values):
+        self.values = list(values)
+        self.calls = 0
+        self.snapshots = []
+
+    def batches(self):
+        from recforge.data.torch_data import FixedBatches
+
+        return FixedBatches([0])
+
+    def step(self, net, batch):
+        self.snapshots.append(net.lin.weight.detach().clone())
+        return {"n": torch.tensor(1.0)}
+
+    def compute(self, sums):
+        v = self.values[min(self.calls, len(self.values) - 1)]
+        self.calls += 1
+        return {"val_score": v}
+
+
+def _fit(net, opts, epochs=5, lr=0.05, validation=None):
+    with run_context(opts) as ctx:
+        return fit_network(net, _regression(ctx), ctx, epochs=epochs, learning_rate=lr, validation=validation)
+
+
+# ------------------------------------------------------------------------------ options and context
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(None).type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_training_options_validate_and_convert():
+    with pytest.raises(ConfigError, match="patience"):
+        TrainingOptions(patience=0)
+    with pytest.raises(ConfigError, match="precision"):
+        TrainingOptions(precision="8-bit")
+    plain = FitOptions(seed=4, device="cpu", progress=True, threads=1, verbose=True)
+    conv = training_options(plain)
+    assert isinstance(conv, TrainingOptions)
+    assert (conv.seed, conv.progress, conv.threads, conv.verbose) == (4, True, 1, True)
+    assert conv.patience == 5
+    assert training_options(None) == TrainingOptions()
+
+
+def test_run_context_seeds_and_restores_threads():
+    before = torch.get_num_threads()
+    with run_context(FitOptions(seed=3, threads=1)) as a:
+        assert torch.get_num_threads() == 1
+        ra, ta, wa = a.rng.random(3), torch.rand(3, generator=a.generator), torch.rand(3)
+    assert torch.get_num_threads() == before
+    with run_context(FitOptions(seed=3)) as b:
+        rb, tb, wb = b.rng.random(3), torch.rand(3, generator=b.generator), torch.rand(3)
+    np.testing.assert_array_equal(ra, rb)
+    assert torch.equal(ta, tb) and torch.equal(wa, wb)
+    with run_context(FitOptions(seed=4)) as c:
+        assert not np.array_equal(c.rng.random(3), ra)
+
+
+# ------------------------------------------------------------------------------ training
+def test_loss_falls_and_the_optimum_is_found():
+    net = _Linear()
+    result = _fit(net, FitOptions(seed=0), epochs=30, lr=0.05)
+    loss = result.history["train_loss"]
+    assert len(loss) == 30 and result.epochs_run == 30
+    assert loss[-1] < 1e-3 < loss[0]
+    np.testing.assert_allclose(net.lin.weight.detach().numpy().ravel(), [1.0, -2.0, 0.5], atol=0.02)
+    np.testing.assert_allclose(net.lin.bias.item(), 3.0, atol=0.02)
+    assert not net.training  # left in eval mode
+
+
+def test_same_seed_same_weights():
+    a, b, c = _Linear(), _Linear(), _Linear()
+    for net, seed in ((a, 1), (b, 1), (c, 2)):
+        torch.manual_seed(seed)
+        net.lin.reset_parameters()
+        _fit(net, FitOptions(seed=seed), epochs=2)
+    assert torch.equal(a.lin.weight, b.lin.weight)
+    assert not torch.equal(a.lin.weight, c.lin.weight)
+
+
+def test_early_stopping_and_best_weights():
+    val = _Scripted([1.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
+    net = _Linear()
+    result = _fit(net, TrainingOptions(seed=0, patience=2), epochs=20, validation=val)
+    assert result.best_epoch == 1 and result.best_score == 0.5
+    assert result.epochs_run == 4  # epochs 0..3: two checks without improvement after epoch 1
+    assert result.history["val_score"] == pytest.approx([1.0, 0.5, 0.7, 0.8])
+    # the snapshot taken during the check after epoch 1 holds the best weights
+    assert torch.equal(net.lin.weight.detach(), val.snapshots[1])
+
+
+def test_no_restore_and_no_early_stopping():
+    val = _Scripted([1.0, 0.5, 0.7, 0.8, 0.9])
+    net = _Linear()
+    result = _fit(net, TrainingOptions(seed=0, patience=None, restore_best=False), epochs=5, validation=val)
+    assert result.epochs_run == 5 and result.best_epoch == 1
+    assert not torch.equal(net.lin.weight.detach(), val.snapshots[1])
+
+
+def test_csv_logger_and_checkpoints(tmp_path):
+    val = _Scripted([3.0, 2.0, 1.0])
+    ckpt = tmp_path / "ckpt"
+    _fit(_Linear(), TrainingOptions(seed=0, logger=str(tmp_path / "logs"), checkpoint_dir=str(ckpt)), epochs=3,
+         validation=val)
+    metrics = list((tmp_path / "logs").rglob("metrics.csv"))
+    assert len(metrics) == 1
+    text = metrics[0].read_text()
+    assert "train_loss" in text and "val_score" in text
+    assert (ckpt / "last.ckpt").exists()
+    assert any(p.name.startswith("model-epoch=2") for p in ckpt.iterdir())
+
+
+def test_make_logger_variants(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    assert make_logger(None, "m") is False
+    assert make_logger(False, "m") is False
+    lg = make_logger(tmp_path, "m")
+    assert isinstance(lg, CSVLogger) and lg.name == "m"
+    mine = CSVLogger(str(tmp_path))
+    assert make_logger(mine, "m") is mine
+
+
+def test_verbose_prints_epochs_and_progress_runs(capsys):
+    _fit(_Linear(), FitOptions(seed=0, verbose=True, progress=True), epochs=2)
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "train_loss" in out
+
+
+def test_cuda_request_without_gpu_is_a_config_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError):
+        with run_context(FitOptions(device="cuda")):
+            pass
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_gpu_parity_and_mixed_precision():
+    cpu, gpu, amp = _Linear(), _Linear(), _Linear()
+    for net in (cpu, gpu, amp):
+        torch.manual_seed(0)
+        net.lin.reset_parameters()
+    _fit(cpu, FitOptions(seed=0), epochs=5)
+    _fit(gpu, FitOptions(seed=0, device="cuda"), epochs=5)
+    _fit(amp, TrainingOptions(seed=0, device="cuda", precision="16-mixed"), epochs=5)
+    np.testing.assert_allclose(gpu.lin.weight.detach().cpu().numpy(), cpu.lin.weight.detach().numpy(), atol=1e-4)
+    np.testing.assert_allclose(amp.lin.weight.detach().cpu().numpy(), cpu.lin.weight.detach().numpy(), atol=5e-2)
