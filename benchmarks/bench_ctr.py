@@ -6,7 +6,8 @@ is used to train); iPinYou = the FNN sample's given train/test (10% of train, se
 ML-100K as CTR = label ``rating >= 4``, random 8:1:1, seed 0. Early stopping on validation AUC,
 patience 3. Published anchor (BARS, full Frappe train set): DeepFM AUC 0.9842.
 
-Run ``python -m benchmarks.bench_ctr [frappe ipinyou ml100k speed]`` (all by default), or
+Run ``python -m benchmarks.bench_ctr [frappe ipinyou ml100k speed] [lr fm deepfm]`` (all by default;
+rows not rerun are kept from ``results/ctr.json``), or
 ``python -m benchmarks.bench_ctr curve`` for the Frappe learning curve.
 """
 
@@ -19,19 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine, md_table, write_fragment
+from benchmarks.common import RESULTS_DIR, machine, md_table, write_fragment
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "lr": {"epochs": 40, "batch_size": 1024, "learning_rate": 0.02},
     "fm": {"epochs": 40, "batch_size": 512, "embedding_size": 32, "learning_rate": 2e-3, "reg": 1e-4,
            "init_std": 0.1},
-    "deepfm": {"epochs": 40, "batch_size": 1024, "embedding_size": 32, "learning_rate": 1e-3, "reg": 0.0,
-               "init_std": 0.01, "hidden": (256, 256), "dropout": 0.2},
+    "deepfm": {"epochs": 60, "batch_size": 256, "embedding_size": 64, "learning_rate": 1e-3, "reg": 1e-5,
+               "init_std": 0.05, "hidden": (400, 400), "dropout": 0.4},
 }
 DATASETS = {"frappe": "frappe", "ipinyou": "ipinyou-fnn-sample", "ml100k": "ml-100k"}
 
 
-def accuracy(key: str) -> list[dict[str, Any]]:
+def accuracy(key: str, models: list[str] | None = None) -> list[dict[str, Any]]:
     import torch
 
     from recforge.config import FitOptions
@@ -43,11 +44,13 @@ def accuracy(key: str) -> list[dict[str, Any]]:
     ds = load(DATASETS[key])
     rows = []
     for name, cfg in CONFIGS.items():
+        if models and name not in models:
+            continue
         res = evaluate(make_model(name, cfg), ds, "ctr-holdout", options=FitOptions(seed=0, threads=1))
         s = res.summary.iloc[0]
         rows.append({"protocol": "ctr-holdout", "dataset": ds.name, "model": name, "AUC": s["AUC"],
                      "LogLoss": s["LogLoss"], "epochs (best)": f"{int(s['epochs_run'])} ({int(s['best_epoch']) + 1})",
-                     "fit s": s["fit_seconds"], "split": res.notes[0]})
+                     "fit s": s["fit_seconds"], "split": res.notes[0], "config": str(cfg)})
         print(rows[-1], flush=True)
     return rows
 
@@ -62,7 +65,9 @@ def speed() -> list[dict[str, Any]]:
 
     split = frappe_ctr(seed=0)
     rows = []
-    for cfg_name, cfg in (("default (k=10, 400x3)", {}), ("bench (k=32, 256x2)", CONFIGS["deepfm"])):
+    bench = CONFIGS["deepfm"]
+    bench_name = f"bench (k={bench['embedding_size']}, {'x'.join(map(str, bench['hidden']))})"
+    for cfg_name, cfg in (("default (k=10, 400x3)", {}), (bench_name, bench)):
         for threads in (1, 2):
             torch.set_num_threads(threads)
             cfg3 = {**cfg, "epochs": 3}
@@ -123,25 +128,44 @@ def curve() -> str:
     return text
 
 
-def main(parts: list[str] | None = None) -> str:
+def _merge(name: str, new: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows of earlier runs (``results/<name>.json``) updated with ``new``, so a subset can be rerun."""
+    import json
+
+    from recforge.io import atomic_write
+
+    path = RESULTS_DIR / f"{name}.json"
+    old = json.loads(path.read_text()) if path.exists() else []
+    rows = {tuple(r[k] for k in key): r for r in old}
+    for r in new:
+        rows[tuple(r[k] for k in key)] = {k: (float(v) if hasattr(v, "item") else v) for k, v in r.items()}
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(list(rows.values()), indent=1))
+    return list(rows.values())
+
+
+def main(parts: list[str] | None = None, models: list[str] | None = None) -> str:
     parts = parts or [*DATASETS, "speed"]
-    acc = [r for key in parts if key in DATASETS for r in accuracy(key)]
-    spd = speed() if "speed" in parts else []
+    acc = _merge("ctr", [r for key in parts if key in DATASETS for r in accuracy(key, models)],
+                 ("dataset", "model"))
+    spd = _merge("ctr_speed", speed() if "speed" in parts else [], ("model", "device"))
     text = "## CTR (LR, FM, DeepFM)\n\n"
     if acc:
-        text += md_table([{k: v for k, v in r.items() if k != "split"} for r in acc]) + "\n\nSplits: " + "; ".join(
-            dict.fromkeys(r["split"] for r in acc)) + ". Configs: " + ", ".join(
-            f"{n} {c}" for n, c in CONFIGS.items()) + ".\n\n"
+        text += md_table([{k: v for k, v in r.items() if k not in ("split", "config")} for r in acc])
+        text += "\n\nSplits: " + "; ".join(dict.fromkeys(r["split"] for r in acc)) + ".\n\nConfigs: " + "; ".join(
+            dict.fromkeys(f"{r['model']} {r.get('config', '')}" for r in acc)) + ".\n\n"
     if spd:
         text += "DeepFM throughput on Frappe (training rows/s over 3 epochs, Lightning loop included; scoring " \
                 "latency median of 30 calls):\n\n" + md_table(spd) + "\n\n"
     text += "_Measured on " + machine() + "; machine shared with other jobs, so times are indicative._\n"
-    write_fragment("ctr" if len(parts) == len(DATASETS) + 1 else "ctr-" + "-".join(parts), text)
+    write_fragment("ctr", text)
     return text
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["curve"]:
+    args = sys.argv[1:]
+    if args == ["curve"]:
         print(curve())
     else:
-        print(main(sys.argv[1:] or None))
+        picked = [a for a in args if a in CONFIGS]
+        print(main([a for a in args if a not in CONFIGS] or None, picked or None))
