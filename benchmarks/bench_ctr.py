@@ -145,15 +145,15 @@ def _merge(name: str, new: list[dict[str, Any]], key: tuple[str, ...]) -> list[d
 
 
 def main(parts: list[str] | None = None, models: list[str] | None = None) -> str:
-    parts = parts or [*DATASETS, "speed"]
+    parts = parts or [*DATASETS, "speed"]  # "table" alone rewrites the fragment from results/*.json
     acc = _merge("ctr", [r for key in parts if key in DATASETS for r in accuracy(key, models)],
                  ("dataset", "model"))
     spd = _merge("ctr_speed", speed() if "speed" in parts else [], ("model", "device"))
     text = "## CTR (LR, FM, DeepFM)\n\n"
     if acc:
         text += md_table([{k: v for k, v in r.items() if k not in ("split", "config")} for r in acc])
-        text += "\n\nSplits: " + "; ".join(dict.fromkeys(r["split"] for r in acc)) + ".\n\nConfigs: " + "; ".join(
-            dict.fromkeys(f"{r['model']} {r.get('config', '')}" for r in acc)) + ".\n\n"
+        text += "\n\nSplits: " + "; ".join(dict.fromkeys(r["split"] for r in acc)) + ".\n\nConfigs:\n" + "".join(
+            f"- {r['dataset']} {r['model']}: {r.get('config', '')}\n" for r in acc) + "\n"
     if spd:
         text += "DeepFM throughput on Frappe (training rows/s over 3 epochs, Lightning loop included; scoring " \
                 "latency median of 30 calls):\n\n" + md_table(spd) + "\n\n"
