@@ -50,7 +50,8 @@ OURS_RATING = {
 }
 IALS_MATCHED = {"embedding_size": 64, "reg": 0.05, "epochs": 15, "alpha": 1.0, "cg_steps": 3}
 BPR_MATCHED = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.01, "reg": 0.01}
-GOWALLA_BPR = {"embedding_size": 64, "epochs": 300, "learning_rate": 0.05, "reg": 0.0025, "negatives": "uniform"}
+GOWALLA_BPR = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.05, "reg": 0.01, "init_std": 0.1,
+               "negatives": "uniform", "n_candidates": 16}
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -186,14 +187,9 @@ def _fit_ours(kind: str, cfg: dict[str, Any], train: Interactions, threads: int,
     return fit_s, model
 
 
-def _ranking_row(proto: str, label: str, fits: list[float], model: Any, test: Interactions, k: int,
-                 metrics: tuple[str, ...], threads: int, **extra: Any) -> dict[str, Any]:
+def _ranking_metrics(model: Any, test: Interactions, k: int, metrics: tuple[str, ...]) -> dict[str, float]:
     per, _, _ = full_ranking(model, test, k, metrics)
-    row = {"protocol": proto, "model": label, "threads": threads}
-    row.update({m: float(np.nanmean(v)) for m, v in per.items()})
-    row["fit s"] = statistics.median(fits)
-    row.update(extra)
-    return row
+    return {m: float(np.nanmean(v)) for m, v in per.items()}
 
 
 def loo_rows(repeats: int) -> list[dict[str, Any]]:
@@ -201,27 +197,36 @@ def loo_rows(repeats: int) -> list[dict[str, Any]]:
     split = leave_one_out(ds.interactions)
     train, test = split.train.to_implicit(), split.test
     rows = []
+    # (kind, label, side, config, also at 1 thread)
     plan = [
-        ("ials", "implicit ALS (64 f, reg .05, 15 it, alpha 1, CG 3)", "peer", IALS_MATCHED),
-        ("ials", "recforge ials (same settings)", "ours", IALS_MATCHED),
-        ("ials", "recforge ials (defaults: alpha 10, reg 1)", "ours", {}),
-        ("bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", "peer", BPR_MATCHED),
-        ("bpr", "recforge bpr (defaults: same settings, hogwild)", "ours", {}),
-        ("bpr", "recforge bpr (defaults, parallel=blocks)", "ours", {"parallel": "blocks"}),
-        ("bpr", "recforge bpr (uniform negatives)", "ours", {"negatives": "uniform"}),
+        ("ials", "implicit ALS (64 f, reg .05, 15 it, alpha 1, CG 3)", "peer", IALS_MATCHED, True),
+        ("ials", "recforge ials (same settings)", "ours", IALS_MATCHED, True),
+        ("ials", "recforge ials (defaults: alpha 10, reg 1)", "ours", {}, False),
+        ("bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", "peer", BPR_MATCHED, True),
+        ("bpr", "recforge bpr (defaults: same settings, user sampling, popularity negatives, hogwild)", "ours",
+         {}, True),
+        ("bpr", "recforge bpr (pair sampling, hogwild)", "ours", {"sampling": "pairs"}, True),
+        ("bpr", "recforge bpr (pair sampling, parallel=blocks: deterministic)", "ours",
+         {"sampling": "pairs", "parallel": "blocks"}, False),
+        ("bpr", "recforge bpr (uniform negatives)", "ours", {"negatives": "uniform"}, False),
     ]
     peer_fit: dict[str, float] = {}
     for threads in (THREADS, 1):
-        for kind, label, side, cfg in plan:
+        for kind, label, side, cfg, single in plan:
+            if threads == 1 and not single:
+                continue
             fitter = _fit_ours if side == "ours" else _fit_implicit
             if side == "ours":
                 fitter(kind, {**cfg, "epochs": 1}, train, threads)  # compile outside the timing
-            fits, model = [], None
-            for rep in range(repeats):
-                fit_s, model = fitter(kind, cfg, train, threads, seed=0)
+            fits, scores = [], []
+            for seed in range(repeats):  # seeds 0, 1, 2: metrics are their mean, fit time the median
+                fit_s, model = fitter(kind, cfg, train, threads, seed=seed)
                 fits.append(fit_s)
-            row = _ranking_row("loo-full (ML-100K, k=10)", label, fits, model, test, 10, ("HR", "NDCG"), threads)
-            fit = row["fit s"]
+                scores.append(_ranking_metrics(model, test, 10, ("HR", "NDCG")))
+            fit = statistics.median(fits)
+            row: dict[str, Any] = {"protocol": "loo-full (ML-100K, k=10)", "model": label, "threads": threads}
+            row.update({m: float(np.mean([s[m] for s in scores])) for m in scores[0]})
+            row["fit s"] = fit
             if side == "peer":
                 peer_fit[kind] = fit
                 row["peer/recforge fit"] = ""
@@ -316,7 +321,8 @@ def main(argv: list[str] | None = None) -> str:
                              "fit s/fold: mean over the 5 folds, median of the runs)", rating_rows(repeats)))
         if "loo" in parts:
             sections.append(("Implicit feedback, ML-100K `loo-full` (every rating an interaction; latest per user "
-                             "held out, ties to the larger item id; all unseen items ranked)", loo_rows(repeats)))
+                             "held out, ties to the larger item id; all unseen items ranked; HR/NDCG: mean over "
+                             "seeds 0..R-1, fit s: median)", loo_rows(repeats)))
     if "gowalla" in parts:
         sections.append(("Gowalla `given-split` (NGCF/LightGCN train.txt/test.txt; all unseen items ranked in "
                          "user blocks; each model fitted and evaluated in its own process)",

@@ -203,7 +203,8 @@ def test_bpr_block_parallel_fit_is_deterministic(monkeypatch):
     rows = {(int(u), int(i)) for u, i in zip(rng.integers(0, 300, 6000), rng.zipf(1.3, 6000) % 200)}
     data = Interactions.from_dataframe(pd.DataFrame(sorted(rows), columns=["user_id", "item_id"]))
     for negatives in ("popularity", "uniform"):
-        model = BPR(embedding_size=8, epochs=3, learning_rate=0.05, parallel="blocks", negatives=negatives)
+        model = BPR(embedding_size=8, epochs=3, learning_rate=0.05, parallel="blocks", sampling="pairs",
+                    negatives=negatives)
         fits = [BPR(model.config).fit(data, FitOptions(seed=3, threads=2)) for _ in range(2)]
         np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
         np.testing.assert_array_equal(fits[0].item_bias_, fits[1].item_bias_)

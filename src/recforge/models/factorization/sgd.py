@@ -52,7 +52,7 @@ class BiasedMF(BiasedFactorRecommender):
         \sum_{(u,i) \in R} (r_{ui} - \hat r_{ui})^2
         + \lambda (\lVert p_u \rVert^2 + \lVert q_i \rVert^2) + \lambda_b (b_u^2 + b_i^2)
 
-    by per-rating SGD over a fresh random order each epoch, with a geometrically decaying step.
+    by per-rating SGD over a fresh random order each epoch (the step may decay geometrically).
     ``mu`` is the training mean. References: S. Funk, "Netflix Update: Try This at Home" (2006);
     Koren, Bell, Volinsky, "Matrix Factorization Techniques for Recommender Systems", IEEE Computer
     42(8), 2009.
