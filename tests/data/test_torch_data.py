@@ -7,11 +7,11 @@ import pytest
 import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recforge.data.torch_data import NegativeSampler, RatingRows, TensorBatcher, torch_generator  # noqa: E402
-from recforge.errors import DataError  # noqa: E402
+from recforge.data.torch_data import NegativeSampler, RatingRows, TensorBatcher, torch_generator
+from recforge.errors import DataError
 
 
 def _positives(n_users: int, n_items: int, density: float, seed: int) -> sp.csr_matrix:

@@ -8,10 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.data.torch_data import TensorBatcher  # noqa: E402
-from recforge.errors import ConfigError  # noqa: E402
-from recforge.training import (  # noqa: E402
+from recforge.config import FitOptions
+from recforge.data.torch_data import TensorBatcher
+from recforge.errors import ConfigError
+from recforge.training import (
     RecNetwork,
     TrainingOptions,
     fit_network,
@@ -20,7 +20,7 @@ from recforge.training import (  # noqa: E402
     run_context,
     training_options,
 )
-from recforge.training.validation import Validation  # noqa: E402
+from recforge.training.validation import Validation
 
 
 class _Linear(RecNetwork):
@@ -186,9 +186,8 @@ def test_verbose_prints_epochs_and_progress_runs(capsys):
 def test_cuda_request_without_gpu_is_a_config_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(ConfigError):
-        with run_context(FitOptions(device="cuda")):
-            pass
+    with pytest.raises(ConfigError), run_context(FitOptions(device="cuda")):
+        pass
 
 
 @pytest.mark.gpu
@@ -203,3 +202,39 @@ def test_cpu_gpu_parity_and_mixed_precision():
     _fit(amp, TrainingOptions(seed=0, device="cuda", precision="16-mixed"), epochs=5)
     np.testing.assert_allclose(gpu.lin.weight.detach().cpu().numpy(), cpu.lin.weight.detach().numpy(), atol=1e-4)
     np.testing.assert_allclose(amp.lin.weight.detach().cpu().numpy(), cpu.lin.weight.detach().numpy(), atol=5e-2)
+
+
+def test_ema_weights_are_the_moving_average_of_the_trajectory():
+    from lightning.pytorch.callbacks import Callback
+
+    from recforge.training import TrainingOptions
+
+    class Record(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.seen.append(pl_module.net.lin.weight.detach().clone())
+
+    rec = Record()
+    net = _Linear()
+    torch.manual_seed(0)
+    net.lin.reset_parameters()
+    start = net.lin.weight.detach().clone()
+    with run_context(TrainingOptions(seed=0, callbacks=(rec,))) as ctx:
+        fit_network(net, _regression(ctx), ctx, epochs=2, learning_rate=0.05, ema_decay=0.9)
+    ema = start.clone()
+    for t, w in enumerate(rec.seen, start=1):
+        d = min(0.9, (1 + t) / (10 + t))
+        ema = d * ema + (1 - d) * w
+    torch.testing.assert_close(net.lin.weight.detach(), ema, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(net.lin.weight.detach(), rec.seen[-1])
+
+
+def test_ema_weights_are_validated_and_restored():
+    val = _Scripted([1.0, 0.5, 0.7, 0.8, 0.9])
+    net = _Linear()
+    with run_context(TrainingOptions(seed=0, patience=None)) as ctx:
+        fit_network(net, _regression(ctx), ctx, epochs=5, learning_rate=0.05, validation=val, ema_decay=0.9)
+    # the check after epoch 1 saw (and the restore brought back) the averaged weights
+    assert torch.equal(net.lin.weight.detach(), val.snapshots[1])

@@ -340,7 +340,7 @@ class RatingRows:
         return dense, mask
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // self.batch_size)
+        return int(-(-len(self.rows) // self.batch_size))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         rows = self.rows

@@ -29,7 +29,22 @@ _LAZY = {
     "Validation": "recforge.training.validation",
 }
 
-__all__ = ["TrainingOptions", "training_options", *_LAZY]
+__all__ = [
+    "RankingValidation",
+    "RatingValidation",
+    "RecDataModule",
+    "RecModule",
+    "RecNetwork",
+    "RunContext",
+    "TrainResult",
+    "TrainingOptions",
+    "Validation",
+    "fit_network",
+    "make_logger",
+    "resolve_device",
+    "run_context",
+    "training_options",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -199,16 +199,19 @@ def fit_network(
     weight_decay: float = 0.0,
     validation: Validation | None = None,
     name: str = "model",
+    ema_decay: float = 0.0,
 ) -> TrainResult:
     """Train ``net`` on the batches ``train`` for up to ``epochs`` epochs with one Lightning Trainer.
 
     With a validator, the monitored metric is checked after every epoch: training stops after
     ``patience`` checks without improvement and the best weights are restored (both per
-    :class:`TrainingOptions`). The network is left in ``eval()`` mode on ``ctx.device``.
+    :class:`TrainingOptions`). With ``ema_decay > 0`` the weights are an exponential moving average
+    of the trajectory (see :class:`RecModule`). The network is left in ``eval()`` mode on
+    ``ctx.device``.
     """
     opts = ctx.options
     module = RecModule(net, learning_rate=learning_rate, optimizer=optimizer, weight_decay=weight_decay,
-                       validation=validation)
+                       validation=validation, ema_decay=ema_decay)
     history = _History(opts.verbose, name)
     callbacks: list[Callback] = [history, *opts.callbacks]
     best: _BestWeights | None = None
@@ -260,9 +263,10 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
     names = ("lightning.pytorch", "lightning.fabric", "lightning")
     loggers = [logging.getLogger(n) for n in names]
     old = [lg.level for lg in loggers]
-    if not verbose:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
+    # Lightning's start-up chatter (accelerator summary, tips) is noise even in verbose runs,
+    # which print recforge's own per-epoch lines instead
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             for pat in _QUIET_WARNINGS:

@@ -56,6 +56,9 @@ class RecModule(L.LightningModule):
         optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` or ``"adagrad"``.
         weight_decay: The optimiser's weight decay (L2 on every parameter, every step).
         validation: Optional validator.
+        ema_decay: When > 0, keep an exponential moving average of the weights (decay warmed up as
+            ``min(decay, (1 + t) / (10 + t))`` over steps ``t``); validation uses the averaged
+            weights and they become the network's weights when training ends.
     """
 
     def __init__(
@@ -66,8 +69,11 @@ class RecModule(L.LightningModule):
         optimizer: str = "adam",
         weight_decay: float = 0.0,
         validation: Validation | None = None,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {ema_decay}")
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
         self.net = net
@@ -78,6 +84,10 @@ class RecModule(L.LightningModule):
         self._loss_sum: torch.Tensor | None = None
         self._loss_n = 0
         self._val_sums: dict[str, torch.Tensor] = {}
+        self.ema_decay = ema_decay
+        self._ema: list[torch.Tensor] | None = None
+        self._ema_steps = 0
+        self._swapped = False
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.net.score_pairs(users, items)
@@ -100,6 +110,42 @@ class RecModule(L.LightningModule):
             return None
         return float(self._loss_sum) / self._loss_n  # type: ignore[arg-type]
 
+    # -- weight averaging --------------------------------------------------------
+    def _params(self) -> list[torch.Tensor]:
+        return [p for p in self.net.parameters() if p.requires_grad]
+
+    def on_train_start(self) -> None:
+        if self.ema_decay > 0 and self._ema is None:
+            self._ema = [p.detach().clone() for p in self._params()]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._ema is None:
+            return
+        self._ema_steps += 1
+        d = min(self.ema_decay, (1 + self._ema_steps) / (10 + self._ema_steps))
+        with torch.no_grad():
+            torch._foreach_lerp_(self._ema, [p.detach() for p in self._params()], 1.0 - d)
+
+    def _swap_ema(self) -> None:
+        if self._ema is None:
+            return
+        with torch.no_grad():
+            for p, e in zip(self._params(), self._ema, strict=True):
+                tmp = p.detach().clone()
+                p.copy_(e)
+                e.copy_(tmp)
+        self._swapped = not self._swapped
+
+    def on_train_end(self) -> None:
+        # the averaged weights are the result (a best-check restore, if any, comes after this)
+        if self._ema is not None:
+            if self._swapped:
+                self._swap_ema()
+            with torch.no_grad():
+                for p, e in zip(self._params(), self._ema, strict=True):
+                    p.copy_(e)
+            self._ema = None
+
     def on_train_epoch_end(self) -> None:
         if self._loss_n:
             self.log("train_loss", self._loss_sum / self._loss_n, prog_bar=True)  # type: ignore[operator]
@@ -107,6 +153,13 @@ class RecModule(L.LightningModule):
     # -- validation ------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_sums = {}
+        if self._ema is not None and not self._swapped:
+            self._swap_ema()  # validate (and let callbacks snapshot) the averaged weights
+
+    def on_validation_end(self) -> None:
+        # runs after the callbacks' on_validation_end (best-weight snapshot, early stopping)
+        if self._swapped:
+            self._swap_ema()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         assert self.validation is not None

@@ -7,19 +7,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.models.baselines.bias import Bias  # noqa: E402
-from recforge.models.neural import losses  # noqa: E402
-from recforge.models.neural.autorec import AutoRec, _AutoRecNet  # noqa: E402
-from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+from recforge.config import FitOptions
+from recforge.models.baselines.bias import Bias
+from recforge.models.neural import losses
+from recforge.models.neural.autorec import AutoRec, _AutoRecNet
+from recforge.testing.conformance import RecommenderConformance
 
 
 class TestAutoRec(RecommenderConformance):
     model_class = AutoRec
     config = {"epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01}
     changes = {"based": "user", "hidden_size": 8, "activation": "relu", "output_activation": "sigmoid",
-               "reg": 1000.0, "epochs": 1, "learning_rate": 0.001, "batch_size": 4, "dropout": 0.5}
-    invalid = [{"hidden_size": 0}, {"reg": -1.0}, {"based": "both"}, {"activation": "swish"}, {"batch_size": 0}]
+               "reg": 1000.0, "epochs": 1, "learning_rate": 0.001, "batch_size": 4, "dropout": 0.0,
+               "ema_decay": 0.0}
+    invalid = [{"hidden_size": 0}, {"reg": -1.0}, {"based": "both"}, {"activation": "swish"}, {"batch_size": 0},
+               {"dropout": 1.0}, {"ema_decay": 1.0}]
     atol = 1e-5
 
 

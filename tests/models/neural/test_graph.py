@@ -10,15 +10,15 @@ import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.models.neural.graph import (  # noqa: E402
+from recforge.config import FitOptions
+from recforge.models.neural.graph import (
     NGCF,
     LightGCN,
     _spmm,
     normalized_adjacency,
     sparse_tensor,
 )
-from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+from recforge.testing.conformance import RecommenderConformance
 
 
 class TestLightGCN(RecommenderConformance):

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.models.neural import losses  # noqa: E402
+from recforge.models.neural import losses
 
 
 def t(x):

@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.models.baselines.bias import Bias  # noqa: E402
-from recforge.models.neural.mf import TorchMF  # noqa: E402
-from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+from recforge.config import FitOptions
+from recforge.models.baselines.bias import Bias
+from recforge.models.neural.mf import TorchMF
+from recforge.testing.conformance import RecommenderConformance
 
 
 class TestTorchMF(RecommenderConformance):

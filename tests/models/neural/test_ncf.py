@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.errors import ConfigError  # noqa: E402
-from recforge.models.neural.ncf import GMF, MLP, NeuMF  # noqa: E402
-from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+from recforge.config import FitOptions
+from recforge.errors import ConfigError
+from recforge.models.neural.ncf import GMF, MLP, NeuMF
+from recforge.testing.conformance import RecommenderConformance
 
 FAST = {"epochs": 2, "batch_size": 256, "learning_rate": 0.01}
 
@@ -88,9 +88,9 @@ def test_negative_ratio_sets_the_epoch_size(nh):
     m.fit(train)
     with run_context(FitOptions(seed=0)) as ctx:
         batches = m._batches(train, ctx, m._net)
-        (u, i, y), = list(batches)
+        (_, i, y), = list(batches)
         assert len(y) == 4 * len(train) and float(y.sum()) == len(train)
-        (u2, i2, y2), = list(batches)
+        (_, i2, y2), = list(batches)
         assert not torch.equal(i[y == 0].sort().values, i2[y2 == 0].sort().values)  # fresh negatives
 
 

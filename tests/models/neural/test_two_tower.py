@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recforge.config import FitOptions  # noqa: E402
-from recforge.data.interactions import Interactions  # noqa: E402
-from recforge.models.neural.two_tower import TwoTower, encode_features, history_windows  # noqa: E402
-from recforge.testing.conformance import RecommenderConformance  # noqa: E402
+from recforge.config import FitOptions
+from recforge.data.interactions import Interactions
+from recforge.models.neural.two_tower import TwoTower, encode_features, history_windows
+from recforge.testing.conformance import RecommenderConformance
 
 
 class TestTwoTower(RecommenderConformance):

@@ -37,12 +37,16 @@ class TorchConfig(ModelConfig):
     """Optimiser step size."""
     optimizer: Optimizer = "adam"
     """``adam``, ``adamw``, ``sgd`` or ``adagrad``."""
+    ema_decay: float = 0.0
+    """When > 0, the fitted weights are an exponential moving average of the training trajectory
+    with this decay per step (0: the last step's weights)."""
 
     def validate(self) -> None:
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
         self.check(self.batch_size >= 1, "batch_size", "must be >= 1")
         self.check(self.learning_rate > 0, "learning_rate", "must be > 0")
         self.check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        self.check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1)")
 
 
 class TorchRecommender(Recommender):
@@ -89,6 +93,7 @@ class TorchRecommender(Recommender):
             net, self._batches(data, ctx, net), ctx, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
             optimizer=cfg.optimizer, weight_decay=self._weight_decay(),
             validation=self._validation(data, ctx), name=self.name,
+            ema_decay=cfg.ema_decay,
         )
 
     def _after_fit(self, data: Interactions) -> None:

@@ -35,13 +35,14 @@ class AutoRecConfig(TorchConfig):
     """Encoder non-linearity ``g``."""
     output_activation: Activation = "identity"
     """Decoder non-linearity ``f``."""
-    reg: float = 1.0
+    reg: float = 100.0
     """``lambda``: L2 penalty ``lambda / 2 * (|W|^2 + |V|^2)`` on the weight matrices."""
-    dropout: float = 0.0
+    dropout: float = 0.5
     """Dropout on the hidden layer during training (0: the paper's model)."""
-    epochs: int = 300
-    batch_size: int = 64
+    epochs: int = 100
+    batch_size: int = 256
     learning_rate: float = 1e-3
+    ema_decay: float = 0.99
 
     def validate(self) -> None:
         super().validate()
@@ -102,7 +103,13 @@ class _AutoRecNet(RecNetwork):
         h = self.encode(offsets, cols, vals)
         if self.dropout > 0:
             h = F.dropout(h, self.dropout, self.training)
-        recon = self.out_act((h[local] * self.decoder[cols]).sum(-1) + self.decoder_bias[cols])
+        n_rows = len(offsets)
+        if n_rows * self.decoder.shape[0] <= 16 * len(cols):
+            # dense-ish batch: one matrix product then a gather beats gathering rows (BLAS vs scatter)
+            z = (h @ self.decoder.T + self.decoder_bias)[local, cols]
+        else:
+            z = (F.embedding(local, h) * F.embedding(cols, self.decoder)).sum(-1) + self.decoder_bias[cols]
+        recon = self.out_act(z)
         # the paper's objective divided by the number of observed ratings N, so each batch gives an
         # unbiased estimate: mean squared error over observed entries + lambda / (2 N) (|W|^2 + |V|^2)
         return torch.mean((recon - vals) ** 2) + self.reg / (2 * self.n_observed) * self.penalty()
@@ -153,8 +160,13 @@ class AutoRec(TorchRecommender):
     ``min sum_i |r_i - h(r_i)|^2_O + lambda / 2 (|W|_F^2 + |V|_F^2)``
 
     (divided by the number of observed ratings; ``|.|_O`` sums over observed ratings). The
-    prediction for ``(u, i)`` is ``h(r_i)_u``. User-based (U-AutoRec) swaps the roles. Defaults
-    follow the paper: 500 sigmoid hidden units, identity output.
+    prediction for ``(u, i)`` is ``h(r_i)_u``. User-based (U-AutoRec) swaps the roles.
+
+    The architecture follows the paper (500 sigmoid hidden units, identity output). The paper
+    trains full-batch with RProp/L-BFGS; here mini-batch Adam is used, and two regularisers beyond
+    the paper are on by default because they gave the best validation RMSE on ML-100K (selected on
+    a 10% validation split of u1.base): dropout 0.5 on the hidden layer and an exponential moving
+    average of the weights (``ema_decay=0.99``). ``dropout=0, ema_decay=0`` is the paper's model.
     """
 
     name = "autorec"

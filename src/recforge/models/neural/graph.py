@@ -12,6 +12,7 @@ and full ranking is a batched matrix product on the device.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from recforge.models.neural._base import Sampling, TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
 
-__all__ = ["LightGCN", "LightGCNConfig", "NGCF", "NGCFConfig", "normalized_adjacency", "sparse_tensor"]
+__all__ = ["NGCF", "LightGCN", "LightGCNConfig", "NGCFConfig", "normalized_adjacency", "sparse_tensor"]
 
 
 def normalized_adjacency(interactions: sp.spmatrix, self_loops: bool = False) -> sp.csr_matrix:
@@ -169,8 +170,8 @@ class _NGCFNet(_GraphNet):
         super().__init__(n_users, n_items, k, reg)
         nn.init.xavier_uniform_(self.embedding.weight)
         sizes = (k, *layers)
-        self.w1 = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        self.w2 = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        self.w1 = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
+        self.w2 = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
         for lin in [*self.w1, *self.w2]:
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)

