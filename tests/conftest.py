@@ -13,6 +13,13 @@ if "RECFORGE_DATA_DIR" not in os.environ and _DEFAULT.exists():
     os.environ["RECFORGE_DATA_DIR"] = str(_DEFAULT)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+try:  # pytest-xdist runs one process per core: intra-op threads only add synchronisation stalls
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # the core suite runs without torch
+    pass
+
 
 def _data_dir() -> Path | None:
     env = os.environ.get("RECFORGE_DATA_DIR")
