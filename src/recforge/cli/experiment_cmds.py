@@ -213,7 +213,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int | None, typer.Option(help="override the file's seed")] = None,
         set_: SetOpt = None,
     ) -> None:
-        """Optuna search over the file's [tune.space]; writes the trials table and the best experiment file."""
+        """Optuna search over the file's `tune.space` table; writes the trials table and the best experiment file."""
         from recforge.tuning import tune
 
         spec = _spec(file, set_, seed, None)
