@@ -58,9 +58,10 @@ class TestImplicitALS(RecommenderConformance):
 class TestBPR(RecommenderConformance):
     model_class = BPR
     config = {"embedding_size": 4, "epochs": 5, "sampling": "pairs"}
-    changes = {"embedding_size": 6, "epochs": 2, "learning_rate": 0.2, "reg": 0.2, "reg_bias": 0.5,
-               "item_bias": False, "negatives": "uniform", "init_std": 0.5, "n_candidates": 4,
-               "sampling": "users", "parallel": "blocks"}  # sampling: pairs above, so blocks is valid
+    # sampling is "pairs" in the base config, so parallel="blocks" alone is valid
+    changes = {"embedding_size": 6, "epochs": 2, "learning_rate": 0.2, "learning_rate_decay": 0.5, "reg": 0.2,
+               "reg_bias": 0.5, "item_bias": False, "negatives": "uniform", "init_std": 0.5, "n_candidates": 4,
+               "sampling": "users", "parallel": "blocks"}
     invalid = _COMMON_INVALID + [{"reg": -0.01}, {"reg_bias": -1.0}, {"learning_rate": 0.0},
-                                 {"negatives": "hard"}, {"init_std": -1.0}, {"n_candidates": 0},
-                                 {"sampling": "users", "parallel": "blocks"}]
+                                 {"learning_rate_decay": 0.0}, {"negatives": "hard"}, {"init_std": -1.0},
+                                 {"n_candidates": 0}, {"sampling": "users", "parallel": "blocks"}]

@@ -168,6 +168,11 @@ def test_recommend_for_history_matches_scores_and_excludes_history():
     assert {3, 4} <= set(ids_all.tolist())
     pad_ids, pad_scores = m.recommend_for_history([3, 4], k=25)
     assert (pad_ids[18:] == -1).all() and np.isnan(pad_scores[18:]).all()
+    # nothing known in the history: the popularity fallback of recommend() for unknown users
+    fb_ids, fb_scores = m.recommend_for_history([999], k=4)
+    want, _ = m.recommend(-1, k=4)
+    np.testing.assert_array_equal(fb_ids, want)
+    assert np.isnan(fb_scores).all()
 
 
 # ------------------------------------------------------------------------------------------ BPR sampler

@@ -16,12 +16,7 @@ from recforge.errors import ConfigError
 from recforge.models.base import _SCORE_BUDGET, Recommender
 from recforge.topk import topk_rows
 
-__all__ = [
-    "BiasedFactorRecommender",
-    "FactorRecommender", "chunk_bounds",
-    "kernel_threads",
-    "seed_sequence",
-]
+__all__ = ["BiasedFactorRecommender", "FactorRecommender", "chunk_bounds", "kernel_threads", "seed_sequence"]
 
 
 # Below this many multiply-adds per parallel region a kernel runs on one thread: on a shared

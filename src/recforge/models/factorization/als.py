@@ -401,15 +401,23 @@ class ImplicitALS(FactorRecommender):
 
         Returns:
             ``(item_ids, scores)`` best first, padded with ``-1`` (``""`` for string ids) and NaN.
+            A history with no known item gives the most popular training items with NaN scores,
+            as :meth:`recommend` does for an unknown user.
         """
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
+        self._check_fitted()
+        hist, _ = self._history(item_ids, values)
+        if len(hist) == 0:
+            top = self._popularity_order()[:k]
+            out = np.full(k, -1, np.int64)
+            out[: len(top)] = top
+            return self._ids_with_padding(out[None, :])[0], np.full(k, np.nan)
         x = self.recalculate_user(item_ids, values)
         scores = (self.item_factors_ @ x).astype(np.float64)
         scores[~self.item_known_] = -np.inf
         if exclude_history:
-            idx, _ = self._history(item_ids, values)
-            scores[idx] = -np.inf
+            scores[hist] = -np.inf
         idx, sc = topk_rows(scores[None, :], min(k, len(scores)))
         out_idx = np.full(k, -1, np.int64)
         out_sc = np.full(k, np.nan)

@@ -35,6 +35,8 @@ class BPRConfig(ModelConfig):
     """Epochs; each makes as many updates as there are training pairs."""
     learning_rate: float = 0.01
     """SGD step size."""
+    learning_rate_decay: float = 1.0
+    """The step size is multiplied by this after every epoch (1.0: constant)."""
     reg: float = 0.01
     """L2 penalty on the user and item factors, applied at every update that touches them."""
     reg_bias: float = 0.01
@@ -66,6 +68,7 @@ class BPRConfig(ModelConfig):
         self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
         self.check(0 < self.learning_rate < 10, "learning_rate", "must be in (0, 10)")
+        self.check(0 < self.learning_rate_decay <= 1, "learning_rate_decay", "must be in (0, 1]")
         self.check(self.reg >= 0, "reg", "must be >= 0")
         self.check(self.reg_bias >= 0, "reg_bias", "must be >= 0")
         self.check(self.init_std >= 0, "init_std", "must be >= 0")
@@ -135,6 +138,7 @@ class BPR(FactorRecommender):
         self.train_auc_ = np.zeros(cfg.epochs)
         popular = cfg.negatives == "popularity"
         lr, reg, reg_b = np.float32(cfg.learning_rate), np.float32(cfg.reg), np.float32(cfg.reg_bias)
+        decay = np.float32(cfg.learning_rate_decay)
         with kernel_threads(options, work=(5.0 + cfg.n_candidates) * len(data) * k) as threads:
             if cfg.parallel == "hogwild":
                 by_user = cfg.sampling == "users"
@@ -148,8 +152,8 @@ class BPR(FactorRecommender):
                 step = 1 if options.verbose else cfg.epochs
                 for e0 in range(0, cfg.epochs, step):
                     _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, cfg.n_candidates,
-                                 by_user, base_seed, e0, min(step, cfg.epochs - e0), lr, reg, reg_b, cfg.item_bias,
-                                 stats)
+                                 by_user, base_seed, e0, min(step, cfg.epochs - e0), lr, decay, reg, reg_b,
+                                 cfg.item_bias, stats)
                     self._report(stats[:, :, 0].sum(1), stats[:, :, 1].sum(1), e0, step, options)
             else:
                 entries = np.empty((2, len(indices)), np.int32)
@@ -157,7 +161,7 @@ class BPR(FactorRecommender):
                 for epoch in range(cfg.epochs):
                     correct, used = _bpr_epoch(
                         indptr, indices, bitmap, P, Q, bias, popular, cfg.n_candidates, entries, scratch, threads,
-                        base_seed, epoch, lr, reg, reg_b, cfg.item_bias,
+                        base_seed, epoch, np.float32(lr * decay**epoch), reg, reg_b, cfg.item_bias,
                     )
                     self._report(np.array([correct]), np.array([used]), epoch, 1, options, offset=epoch)
         self.user_factors_ = P
@@ -411,7 +415,7 @@ def _train_bucket(indptr, indices, bitmap, entries, lo, hi, cand, clo, csize, it
 
 @njit(cache=True, parallel=True, fastmath=True)
 def _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, n_cand, by_user, base_seed, e0,  # type: ignore[no-untyped-def]
-                 n_epochs, lr, reg, reg_b, use_bias, stats):
+                 n_epochs, lr0, decay, reg, reg_b, use_bias, stats):
     """Epochs ``e0 .. e0 + n_epochs`` with one thread per user range ``bounds``, Hogwild-style."""
     n_items = Q.shape[0]
     k = P.shape[1]
@@ -436,6 +440,7 @@ def _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, n_
                 n_active += 1
         if n_draws > 0 and n_active > 0:
             for e in range(e0, e0 + n_epochs):
+                lr = np.float32(lr0 * decay**e)
                 state = np.empty(1, np.uint64)
                 state[0] = base_seed ^ (np.uint64(e) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(t * 7919 + 1)
                 splitmix_next(state, 0)
