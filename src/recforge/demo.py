@@ -7,7 +7,12 @@ movie titles for a few users.
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# numba and torch each bring an OpenMP runtime; busy-waiting threads of one starve the other
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
 import time
 from pathlib import Path
 
@@ -35,6 +40,8 @@ LINEUP: list[tuple[str, dict, str]] = [
     ("slim", {}, "loo-full"),
     ("ials", {}, "loo-full"),
     ("bpr", {}, "loo-full"),
+    ("bias", {}, "rating-u1"),
+    ("mf-torch", {}, "rating-u1"),
 ]
 
 
@@ -74,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     table.save(out / "results")
     for protocol in dict.fromkeys(r.summary["protocol"].iloc[0] for r in results):
         summary = table.summary[table.summary["protocol"] == protocol].dropna(axis=1, how="all")
-        tbl = Table(*summary.columns, title=f"protocol {protocol}")
+        summary = summary.drop(columns=["protocol", "dataset", "fold", "n_eval", "n_fallback"], errors="ignore")
+        summary = summary.rename(columns={"fit_seconds": "fit s", "predict_seconds": "predict s"})
+        tbl = Table(*summary.columns, title=f"ML-100K, protocol {protocol}")
         for rec in summary.to_dict(orient="records"):
             tbl.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec.values()])
         console.print(tbl)
