@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -17,10 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from recforge.cli.config_file import parse_sets
-from recforge.errors import RecforgeError
+from recforge.cli._errors import err_console, handle_errors
 
 console = Console()
-err_console = Console(stderr=True)
 
 LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", help="output folder")]
@@ -28,16 +26,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="model hyperpara
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
 
 
-def _errors(fn: Any) -> Any:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RecforgeError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+_errors = handle_errors
 
 
 def _json(obj: Any) -> None:

@@ -6,7 +6,6 @@ override model hyperparameters. Errors caused by input are printed as one line a
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -18,30 +17,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from recforge.cli._errors import err_console, handle_errors
 from recforge.cli.config_file import parse_sets, read_config
-from recforge.errors import ConfigError, RecforgeError
+from recforge.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="recforge: recommender systems toolkit")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list and describe.")
 app.add_typer(data_app, name="data")
 console = Console()
-err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML or YAML file with these options")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="model hyperparameter override key=value")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
-
-
-def handle_errors(fn: Any) -> Any:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RecforgeError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _merge(config: Path | None, flags: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
