@@ -62,8 +62,11 @@ def _blas_one_thread() -> Any:
 
 
 def _timed(fn: Any) -> tuple[float, Any]:
+    """Wall seconds of ``fn()`` and its result; the process CPU seconds go to ``_timed.cpu``."""
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = fn()
+    _timed.cpu = time.process_time() - c0  # type: ignore[attr-defined]
     return time.perf_counter() - t0, out
 
 
@@ -179,6 +182,7 @@ def _fit_implicit(kind: str, cfg: dict[str, Any], train: Interactions, threads: 
     return fit_s, _Factors.wrap(train, model.user_factors, model.item_factors)
 
 
+
 def _fit_ours(kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0) -> tuple[float, Any]:
     from recforge.models.registry import make_model
 
@@ -210,23 +214,29 @@ def loo_rows(repeats: int) -> list[dict[str, Any]]:
          {"sampling": "pairs", "parallel": "blocks"}, False),
         ("bpr", "recforge bpr (uniform negatives)", "ours", {"negatives": "uniform"}, False),
     ]
-    peer_fit: dict[str, float] = {}
     for threads in (THREADS, 1):
-        for kind, label, side, cfg, single in plan:
-            if threads == 1 and not single:
-                continue
-            fitter = _fit_ours if side == "ours" else _fit_implicit
+        todo = [p for p in plan if threads == THREADS or p[4]]
+        for kind, _, side, cfg, _ in todo:
             if side == "ours":
-                fitter(kind, {**cfg, "epochs": 1}, train, threads)  # compile outside the timing
-            fits, scores = [], []
-            for seed in range(repeats):  # seeds 0, 1, 2: metrics are their mean, fit time the median
+                _fit_ours(kind, {**cfg, "epochs": 1}, train, threads)  # compile outside the timing
+        fits: dict[str, list[float]] = {p[1]: [] for p in todo}
+        cpus: dict[str, list[float]] = {p[1]: [] for p in todo}
+        scores: dict[str, list[dict[str, float]]] = {p[1]: [] for p in todo}
+        # repeats interleave the models (A B C A B C ...), so load drift on a shared machine hits all
+        for seed in range(repeats):
+            for kind, label, side, cfg, _ in todo:
+                fitter = _fit_ours if side == "ours" else _fit_implicit
                 fit_s, model = fitter(kind, cfg, train, threads, seed=seed)
-                fits.append(fit_s)
-                scores.append(_ranking_metrics(model, test, 10, ("HR", "NDCG")))
-            fit = statistics.median(fits)
+                fits[label].append(fit_s)
+                cpus[label].append(_timed.cpu)  # type: ignore[attr-defined]
+                scores[label].append(_ranking_metrics(model, test, 10, ("HR", "NDCG")))
+        peer_fit: dict[str, float] = {}
+        for kind, label, side, _, _ in todo:
+            fit = statistics.median(fits[label])
             row: dict[str, Any] = {"protocol": "loo-full (ML-100K, k=10)", "model": label, "threads": threads}
-            row.update({m: float(np.mean([s[m] for s in scores])) for m in scores[0]})
+            row.update({m: float(np.mean([sc[m] for sc in scores[label]])) for m in scores[label][0]})
             row["fit s"] = fit
+            row["CPU s"] = statistics.median(cpus[label])
             if side == "peer":
                 peer_fit[kind] = fit
                 row["peer/recforge fit"] = ""
@@ -249,16 +259,18 @@ def _gowalla_child(side: str, kind: str, cfg: dict[str, Any], threads: int, repe
         if side == "ours":
             fitter(kind, {**cfg, "epochs": 1}, train, threads)
         base_rss = _reset_peak_rss()
-        fits, model = [], None
+        fits, cpus, model = [], [], None
         for _ in range(repeats):
             fit_s, model = fitter(kind, cfg, train, threads)
             fits.append(fit_s)
+            cpus.append(_timed.cpu)  # type: ignore[attr-defined]
         peak_rss = _status_mb("VmHWM")
         t0 = time.perf_counter()
         per, _, _ = full_ranking(model, test, 20, ("Recall", "NDCG"))
         eval_s = time.perf_counter() - t0
         queue.put({"Recall@20": float(np.nanmean(per["Recall@20"])), "NDCG@20": float(np.nanmean(per["NDCG@20"])),
-                   "fit s": statistics.median(fits), "fits": fits, "eval s": eval_s, "base_rss": base_rss,
+                   "fit s": statistics.median(fits), "fits": fits, "cpu": statistics.median(cpus), "eval s": eval_s,
+                   "base_rss": base_rss,
                    "peak_rss": peak_rss})
 
 
@@ -304,17 +316,25 @@ def gowalla_rows(repeats: int, with_bpr: bool) -> list[dict[str, Any]]:
             ("ours", "bpr", "recforge bpr (" + ", ".join(f"{k} {v}" for k, v in GOWALLA_BPR.items()
                                                if k != "embedding_size") + ")", GOWALLA_BPR, 1),
         ]
+    # one process per fit; repeats interleave peer and recforge (P O P O ...) against load drift
+    results: dict[str, list[dict[str, Any]]] = {p[2]: [] for p in plan}
+    for rep in range(max(p[4] for p in plan)):
+        for side, kind, label, cfg, reps in plan:
+            if rep < reps:
+                results[label].append(_in_child(side, kind, cfg, THREADS, 1))
     peer_fit: dict[str, float] = {}
-    for side, kind, label, cfg, reps in plan:
-        res = _in_child(side, kind, cfg, THREADS, reps)
+    for side, kind, label, cfg, _ in plan:
+        runs = results[label]
+        res = runs[0]
         epochs = cfg.get("epochs", 15)
+        fit = statistics.median(r["fit s"] for r in runs)
         row = {"protocol": "given-split (Gowalla, k=20)", "model": label, "threads": THREADS,
-               "Recall@20": res["Recall@20"], "NDCG@20": res["NDCG@20"], "fit s": res["fit s"],
-               "s/iteration": res["fit s"] / epochs, "runs": len(res["fits"]),
-               "peak RSS MB during fit (before fit)": f"{res['peak_rss']:.0f} ({res['base_rss']:.0f})",
+               "Recall@20": res["Recall@20"], "NDCG@20": res["NDCG@20"], "fit s": fit,
+               "CPU s": statistics.median(r["cpu"] for r in runs), "s/iteration": fit / epochs, "runs": len(runs),
+               "peak RSS MB during fit (before fit)": f"{max(r['peak_rss'] for r in runs):.0f} ({res['base_rss']:.0f})",
                "eval s": res["eval s"]}
         if side == "peer":
-            peer_fit[kind] = res["fit s"] / epochs
+            peer_fit[kind] = row["s/iteration"]
             row["peer/recforge s/it"] = ""
         else:
             row["peer/recforge s/it"] = f"{peer_fit[kind] / row['s/iteration']:.1f}x" if kind in peer_fit else ""
@@ -350,7 +370,9 @@ def main(argv: list[str] | None = None) -> str:
         text += f"### {title}\n\n" + md_table(rows) + "\n\n"
     text += (
         f"Ratios are peer fit time / recforge fit time at the same thread count (> 1: recforge faster). "
-        f"Fit times are medians of {repeats} run(s) unless `runs` says otherwise. implicit's ALS confidence is "
+        f"Fit times are medians of {repeats} run(s) unless `runs` says otherwise; repeated runs interleave the "
+        "models compared (A B A B ...). `CPU s` is the process CPU time of the fit (all threads; spin-waiting "
+        "OpenMP threads count too), a measure less sensitive than wall time to other load. implicit's ALS confidence is "
         "`alpha * r` (so alpha 1 weights positives like unobserved cells), recforge's is `1 + alpha * r`; the "
         "work per iteration is the same. The machine is shared by several agents, so absolute times drift; "
         "compare rows of one run. Total benchmark time "
