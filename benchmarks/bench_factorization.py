@@ -36,22 +36,49 @@ THREADS = 2
 
 # recforge configurations compared; "surprise-equal" rows use the peer's own hyperparameters
 OURS_RATING = {
-    "svd": [("recforge svd (defaults)", {}),
-            ("recforge svd (surprise's: 100 f, 20 ep, lr .005, reg .02)",
-             {"embedding_size": 100, "epochs": 20, "learning_rate": 0.005, "reg": 0.02, "reg_bias": 0.02})],
-    "svdpp": [("recforge svdpp (defaults)", {}),
-              ("recforge svdpp (surprise's: 20 f, 20 ep, lr .007, reg .02)",
-               {"embedding_size": 20, "epochs": 20, "learning_rate": 0.007, "reg": 0.02, "reg_implicit": 0.02,
-                "reg_bias": 0.02})],
-    "nmf": [("recforge nmf (defaults)", {}),
-            ("recforge nmf (surprise's: 15 f, 50 ep, reg .06)",
-             {"embedding_size": 15, "epochs": 50, "reg_user": 0.06, "reg_item": 0.06})],
+    "svd": [
+        ("recforge svd (defaults)", {}),
+        (
+            "recforge svd (surprise's: 100 f, 20 ep, lr .005, reg .02)",
+            {"embedding_size": 100, "epochs": 20, "learning_rate": 0.005, "reg": 0.02, "reg_bias": 0.02},
+        ),
+    ],
+    "svdpp": [
+        ("recforge svdpp (defaults)", {}),
+        (
+            "recforge svdpp (surprise's: 20 f, 20 ep, lr .007, reg .02)",
+            {
+                "embedding_size": 20,
+                "epochs": 20,
+                "learning_rate": 0.007,
+                "reg": 0.02,
+                "reg_implicit": 0.02,
+                "reg_bias": 0.02,
+            },
+        ),
+    ],
+    "nmf": [
+        ("recforge nmf (defaults)", {}),
+        (
+            "recforge nmf (surprise's: 15 f, 50 ep, reg .06)",
+            {"embedding_size": 15, "epochs": 50, "reg_user": 0.06, "reg_item": 0.06},
+        ),
+    ],
     "als": [("recforge als (defaults)", {})],
 }
 IALS_MATCHED = {"embedding_size": 64, "reg": 0.05, "epochs": 15, "alpha": 1.0, "cg_steps": 3}
 BPR_MATCHED = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.01, "reg": 0.01}
-GOWALLA_BPR = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.05, "learning_rate_decay": 0.96, "reg": 0.01,
-               "init_std": 0.1, "negatives": "uniform", "n_candidates": 32, "sampling": "pairs"}
+GOWALLA_BPR = {
+    "embedding_size": 64,
+    "epochs": 100,
+    "learning_rate": 0.05,
+    "learning_rate_decay": 0.96,
+    "reg": 0.01,
+    "init_std": 0.1,
+    "negatives": "uniform",
+    "n_candidates": 32,
+    "sampling": "pairs",
+}
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -98,8 +125,11 @@ class _Factors(FactorRecommender):
 def _surprise_algo(name: str) -> Any:
     import surprise
 
-    return {"svd": lambda: surprise.SVD(random_state=0), "svdpp": lambda: surprise.SVDpp(random_state=0),
-            "nmf": lambda: surprise.NMF(random_state=0)}[name]()
+    return {
+        "svd": lambda: surprise.SVD(random_state=0),
+        "svdpp": lambda: surprise.SVDpp(random_state=0),
+        "nmf": lambda: surprise.NMF(random_state=0),
+    }[name]()
 
 
 def _rating_run_surprise(name: str, folds: list[Any]) -> dict[str, float]:
@@ -111,7 +141,7 @@ def _rating_run_surprise(name: str, folds: list[Any]) -> dict[str, float]:
         data = Dataset.load_from_df(df[["user_id", "item_id", "value"]], Reader(rating_scale=(1, 5)))
         trainset = data.build_full_trainset()
         algo = _surprise_algo(name)
-        fit_s, _ = _timed(lambda: algo.fit(trainset))
+        fit_s, _ = _timed(lambda algo=algo, trainset=trainset: algo.fit(trainset))
         test = split.test.to_dataframe()
         pred = np.array([algo.predict(u, i).est for u, i in zip(test["user_id"], test["item_id"])])
         err = pred - test["value"].to_numpy()
@@ -128,7 +158,9 @@ def _rating_run_ours(name: str, cfg: dict[str, Any], folds: list[Any], threads: 
     se, ae, fits, n = 0.0, 0.0, [], 0
     for split in folds:
         model = make_model(name, cfg)
-        fit_s, _ = _timed(lambda: model.fit(split.train, FitOptions(seed=0, threads=threads)))
+        fit_s, _ = _timed(
+            lambda model=model, split=split: model.fit(split.train, FitOptions(seed=0, threads=threads))
+        )
         test = split.test
         pred = model.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
         err = pred - test.values
@@ -148,16 +180,32 @@ def rating_rows(repeats: int) -> list[dict[str, Any]]:
         if name != "als":
             runs = [_rating_run_surprise(name, folds) for _ in range(repeats)]
             peer = statistics.median(r["fit"] for r in runs)
-            rows.append({"protocol": "rating-kfold5", "model": f"surprise {name.upper()} (defaults)",
-                         "threads": 1, "RMSE": runs[0]["RMSE"], "MAE": runs[0]["MAE"], "fit s/fold": peer,
-                         "peer/recforge fit": ""})
+            rows.append(
+                {
+                    "protocol": "rating-kfold5",
+                    "model": f"surprise {name.upper()} (defaults)",
+                    "threads": 1,
+                    "RMSE": runs[0]["RMSE"],
+                    "MAE": runs[0]["MAE"],
+                    "fit s/fold": peer,
+                    "peer/recforge fit": "",
+                }
+            )
         for label, cfg in OURS_RATING[name]:
             _rating_run_ours(name, cfg, folds[:1], 1)  # compile and warm caches outside the timing
             runs = [_rating_run_ours(name, cfg, folds, 1) for _ in range(repeats)]
             fit = statistics.median(r["fit"] for r in runs)
-            rows.append({"protocol": "rating-kfold5", "model": label, "threads": 1, "RMSE": runs[0]["RMSE"],
-                         "MAE": runs[0]["MAE"], "fit s/fold": fit,
-                         "peer/recforge fit": f"{peer / fit:.1f}x" if peer else ""})
+            rows.append(
+                {
+                    "protocol": "rating-kfold5",
+                    "model": label,
+                    "threads": 1,
+                    "RMSE": runs[0]["RMSE"],
+                    "MAE": runs[0]["MAE"],
+                    "fit s/fold": fit,
+                    "peer/recforge fit": f"{peer / fit:.1f}x" if peer else "",
+                }
+            )
         print(f"  rating {name} done", flush=True)
     return rows
 
@@ -168,22 +216,35 @@ def _implicit_model(kind: str, cfg: dict[str, Any], threads: int, seed: int) -> 
 
     if kind == "ials":
         return implicit.cpu.als.AlternatingLeastSquares(
-            factors=cfg["embedding_size"], regularization=cfg["reg"], iterations=cfg["epochs"],
-            alpha=cfg.get("alpha", 1.0), num_threads=threads, random_state=seed)
+            factors=cfg["embedding_size"],
+            regularization=cfg["reg"],
+            iterations=cfg["epochs"],
+            alpha=cfg.get("alpha", 1.0),
+            num_threads=threads,
+            random_state=seed,
+        )
     return implicit.cpu.bpr.BayesianPersonalizedRanking(
-        factors=cfg["embedding_size"], iterations=cfg["epochs"], learning_rate=cfg.get("learning_rate", 0.01),
-        regularization=cfg.get("reg", 0.01), num_threads=threads, random_state=seed)
+        factors=cfg["embedding_size"],
+        iterations=cfg["epochs"],
+        learning_rate=cfg.get("learning_rate", 0.01),
+        regularization=cfg.get("reg", 0.01),
+        num_threads=threads,
+        random_state=seed,
+    )
 
 
-def _fit_implicit(kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0) -> tuple[float, Any]:
+def _fit_implicit(
+    kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0
+) -> tuple[float, Any]:
     model = _implicit_model(kind, cfg, threads, seed)
     X = train.csr()
     fit_s, _ = _timed(lambda: model.fit(X, show_progress=False))
     return fit_s, _Factors.wrap(train, model.user_factors, model.item_factors)
 
 
-
-def _fit_ours(kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0) -> tuple[float, Any]:
+def _fit_ours(
+    kind: str, cfg: dict[str, Any], train: Interactions, threads: int, seed: int = 0
+) -> tuple[float, Any]:
     from recforge.models.registry import make_model
 
     model = make_model(kind, cfg)
@@ -207,11 +268,21 @@ def loo_rows(repeats: int) -> list[dict[str, Any]]:
         ("ials", "recforge ials (same settings)", "ours", IALS_MATCHED, True),
         ("ials", "recforge ials (defaults: alpha 10, reg 1)", "ours", {}, False),
         ("bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", "peer", BPR_MATCHED, True),
-        ("bpr", "recforge bpr (defaults: same settings, user sampling, popularity negatives, hogwild)", "ours",
-         {}, True),
+        (
+            "bpr",
+            "recforge bpr (defaults: same settings, user sampling, popularity negatives, hogwild)",
+            "ours",
+            {},
+            True,
+        ),
         ("bpr", "recforge bpr (pair sampling, hogwild)", "ours", {"sampling": "pairs"}, True),
-        ("bpr", "recforge bpr (pair sampling, parallel=blocks: deterministic)", "ours",
-         {"sampling": "pairs", "parallel": "blocks"}, False),
+        (
+            "bpr",
+            "recforge bpr (pair sampling, parallel=blocks: deterministic)",
+            "ours",
+            {"sampling": "pairs", "parallel": "blocks"},
+            False,
+        ),
         ("bpr", "recforge bpr (uniform negatives)", "ours", {"negatives": "uniform"}, False),
     ]
     for threads in (THREADS, 1):
@@ -268,10 +339,18 @@ def _gowalla_child(side: str, kind: str, cfg: dict[str, Any], threads: int, repe
         t0 = time.perf_counter()
         per, _, _ = full_ranking(model, test, 20, ("Recall", "NDCG"))
         eval_s = time.perf_counter() - t0
-        queue.put({"Recall@20": float(np.nanmean(per["Recall@20"])), "NDCG@20": float(np.nanmean(per["NDCG@20"])),
-                   "fit s": statistics.median(fits), "fits": fits, "cpu": statistics.median(cpus), "eval s": eval_s,
-                   "base_rss": base_rss,
-                   "peak_rss": peak_rss})
+        queue.put(
+            {
+                "Recall@20": float(np.nanmean(per["Recall@20"])),
+                "NDCG@20": float(np.nanmean(per["NDCG@20"])),
+                "fit s": statistics.median(fits),
+                "fits": fits,
+                "cpu": statistics.median(cpus),
+                "eval s": eval_s,
+                "base_rss": base_rss,
+                "peak_rss": peak_rss,
+            }
+        )
 
 
 def _status_mb(field: str) -> float:
@@ -313,8 +392,15 @@ def gowalla_rows(repeats: int, with_bpr: bool) -> list[dict[str, Any]]:
         plan += [
             ("peer", "bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", BPR_MATCHED, 1),
             ("ours", "bpr", "recforge bpr (same settings, hogwild)", BPR_MATCHED, 1),
-            ("ours", "bpr", "recforge bpr (" + ", ".join(f"{k} {v}" for k, v in GOWALLA_BPR.items()
-                                               if k != "embedding_size") + ")", GOWALLA_BPR, 1),
+            (
+                "ours",
+                "bpr",
+                "recforge bpr ("
+                + ", ".join(f"{k} {v}" for k, v in GOWALLA_BPR.items() if k != "embedding_size")
+                + ")",
+                GOWALLA_BPR,
+                1,
+            ),
         ]
     # one process per fit; repeats interleave peer and recforge (P O P O ...) against load drift
     results: dict[str, list[dict[str, Any]]] = {p[2]: [] for p in plan}
@@ -328,18 +414,33 @@ def gowalla_rows(repeats: int, with_bpr: bool) -> list[dict[str, Any]]:
         res = runs[0]
         epochs = cfg.get("epochs", 15)
         fit = statistics.median(r["fit s"] for r in runs)
-        row = {"protocol": "given-split (Gowalla, k=20)", "model": label, "threads": THREADS,
-               "Recall@20": res["Recall@20"], "NDCG@20": res["NDCG@20"], "fit s": fit,
-               "CPU s": statistics.median(r["cpu"] for r in runs), "s/iteration": fit / epochs, "runs": len(runs),
-               "peak RSS MB during fit (before fit)": f"{max(r['peak_rss'] for r in runs):.0f} ({res['base_rss']:.0f})",
-               "eval s": res["eval s"]}
+        row = {
+            "protocol": "given-split (Gowalla, k=20)",
+            "model": label,
+            "threads": THREADS,
+            "Recall@20": res["Recall@20"],
+            "NDCG@20": res["NDCG@20"],
+            "fit s": fit,
+            "CPU s": statistics.median(r["cpu"] for r in runs),
+            "s/iteration": fit / epochs,
+            "runs": len(runs),
+            "peak RSS MB during fit (before fit)": (
+                f"{max(r['peak_rss'] for r in runs):.0f} ({res['base_rss']:.0f})"
+            ),
+            "eval s": res["eval s"],
+        }
         if side == "peer":
             peer_fit[kind] = row["s/iteration"]
             row["peer/recforge s/it"] = ""
         else:
-            row["peer/recforge s/it"] = f"{peer_fit[kind] / row['s/iteration']:.1f}x" if kind in peer_fit else ""
+            # a ratio only where an iteration is the same work (not for the DNS configuration)
+            same_work = cfg.get("n_candidates", 1) == 1
+            row["peer/recforge s/it"] = f"{peer_fit[kind] / row['s/iteration']:.1f}x" if same_work else ""
         rows.append(row)
-        print(f"  gowalla {label}: {json.dumps({k: row[k] for k in ('Recall@20', 'NDCG@20', 'fit s')})}", flush=True)
+        print(
+            f"  gowalla {label}: {json.dumps({k: row[k] for k in ('Recall@20', 'NDCG@20', 'fit s')})}",
+            flush=True,
+        )
     return rows
 
 
@@ -353,29 +454,39 @@ def main(argv: list[str] | None = None) -> str:
     parts = args.only or ["rating", "loo", "gowalla"]
     t_all = time.perf_counter()
     sections = []
+    titles = {
+        "rating": (
+            "Rating prediction, ML-100K `rating-kfold5` (recforge and surprise single-threaded; "
+            "fit s/fold: mean over the 5 folds, median of the runs)"
+        ),
+        "loo": (
+            "Implicit feedback, ML-100K `loo-full` (every rating an interaction; latest per user held out, "
+            "ties to the larger item id; all unseen items ranked; HR/NDCG: mean over seeds 0..R-1, "
+            "fit s: median)"
+        ),
+        "gowalla": (
+            "Gowalla `given-split` (NGCF/LightGCN train.txt/test.txt; all unseen items ranked in user "
+            "blocks; each model fitted and evaluated in its own process)"
+        ),
+    }
     with _blas_one_thread():
         if "rating" in parts:
-            sections.append(("Rating prediction, ML-100K `rating-kfold5` (recforge and surprise single-threaded; "
-                             "fit s/fold: mean over the 5 folds, median of the runs)", rating_rows(repeats)))
+            sections.append((titles["rating"], rating_rows(repeats)))
         if "loo" in parts:
-            sections.append(("Implicit feedback, ML-100K `loo-full` (every rating an interaction; latest per user "
-                             "held out, ties to the larger item id; all unseen items ranked; HR/NDCG: mean over "
-                             "seeds 0..R-1, fit s: median)", loo_rows(repeats)))
+            sections.append((titles["loo"], loo_rows(repeats)))
     if "gowalla" in parts:
-        sections.append(("Gowalla `given-split` (NGCF/LightGCN train.txt/test.txt; all unseen items ranked in "
-                         "user blocks; each model fitted and evaluated in its own process)",
-                         gowalla_rows(repeats, with_bpr=not args.quick)))
+        sections.append((titles["gowalla"], gowalla_rows(repeats, with_bpr=not args.quick)))
     text = "## Model-based collaborative filtering (factorization)\n\n"
     for title, rows in sections:
         text += f"### {title}\n\n" + md_table(rows) + "\n\n"
     text += (
-        f"Ratios are peer fit time / recforge fit time at the same thread count (> 1: recforge faster). "
-        f"Fit times are medians of {repeats} run(s) unless `runs` says otherwise; repeated runs interleave the "
-        "models compared (A B A B ...). `CPU s` is the process CPU time of the fit (all threads; spin-waiting "
-        "OpenMP threads count too), a measure less sensitive than wall time to other load. implicit's ALS confidence is "
-        "`alpha * r` (so alpha 1 weights positives like unobserved cells), recforge's is `1 + alpha * r`; the "
-        "work per iteration is the same. The machine is shared by several agents, so absolute times drift; "
-        "compare rows of one run. Total benchmark time "
+        "Ratios are peer fit time / recforge fit time at the same thread count (> 1: recforge faster). "
+        f"Fit times are medians of {repeats} run(s) unless `runs` says otherwise; repeated runs interleave "
+        "the models compared (A B A B ...). `CPU s` is the process CPU time of the fit (all threads; "
+        "spin-waiting OpenMP threads count too), less sensitive than wall time to other load. implicit's "
+        "ALS confidence is `alpha * r` (so alpha 1 weights positives like unobserved cells), recforge's is "
+        "`1 + alpha * r`; the work per iteration is the same. The machine is shared by several agents, so "
+        "absolute times drift; compare rows of one run. Total benchmark time "
         f"{time.perf_counter() - t_all:.0f} s.\n\n_Measured on {machine()}._\n"
     )
     write_fragment("factorization", text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from recforge.models.factorization.als import ALS, ImplicitALS
 from recforge.models.factorization.bpr import BPR
 from recforge.models.factorization.nmf import NMF
-from recforge.models.factorization.sgd import SVDpp, BiasedMF
+from recforge.models.factorization.sgd import BiasedMF, SVDpp
 from recforge.testing.conformance import RecommenderConformance
 
 _COMMON_INVALID = [{"embedding_size": 0}, {"embedding_size": -3}, {"epochs": 0}]
@@ -14,29 +14,65 @@ _COMMON_INVALID = [{"embedding_size": 0}, {"embedding_size": -3}, {"epochs": 0}]
 class TestBiasedMF(RecommenderConformance):
     model_class = BiasedMF
     config = {"embedding_size": 4, "epochs": 5}
-    changes = {"embedding_size": 6, "epochs": 2, "learning_rate": 0.003, "reg": 0.5, "reg_bias": 0.5,
-               "init_std": 0.3, "learning_rate_decay": 0.5}
-    invalid = _COMMON_INVALID + [{"reg": -0.1}, {"reg_bias": -1.0}, {"learning_rate": 0.0},
-                                 {"learning_rate": 1.5}, {"init_std": -0.1}, {"learning_rate_decay": 0.0},
-                                 {"learning_rate_decay": 1.5}]
+    changes = {
+        "embedding_size": 6,
+        "epochs": 2,
+        "learning_rate": 0.003,
+        "reg": 0.5,
+        "reg_bias": 0.5,
+        "init_std": 0.3,
+        "learning_rate_decay": 0.5,
+    }
+    invalid = _COMMON_INVALID + [
+        {"reg": -0.1},
+        {"reg_bias": -1.0},
+        {"learning_rate": 0.0},
+        {"learning_rate": 1.5},
+        {"init_std": -0.1},
+        {"learning_rate_decay": 0.0},
+        {"learning_rate_decay": 1.5},
+    ]
 
 
 class TestSVDpp(RecommenderConformance):
     model_class = SVDpp
     config = {"embedding_size": 4, "epochs": 5}
-    changes = {"embedding_size": 6, "epochs": 2, "learning_rate": 0.003, "reg": 0.5, "reg_implicit": 2.0,
-               "reg_bias": 0.5, "init_std": 0.3, "learning_rate_decay": 0.5}
-    invalid = _COMMON_INVALID + [{"reg": -0.1}, {"reg_implicit": -1.0}, {"reg_bias": -1.0},
-                                 {"learning_rate": 0.0}, {"learning_rate_decay": 2.0}]
+    changes = {
+        "embedding_size": 6,
+        "epochs": 2,
+        "learning_rate": 0.003,
+        "reg": 0.5,
+        "reg_implicit": 2.0,
+        "reg_bias": 0.5,
+        "init_std": 0.3,
+        "learning_rate_decay": 0.5,
+    }
+    invalid = _COMMON_INVALID + [
+        {"reg": -0.1},
+        {"reg_implicit": -1.0},
+        {"reg_bias": -1.0},
+        {"learning_rate": 0.0},
+        {"learning_rate_decay": 2.0},
+    ]
 
 
 class TestNMF(RecommenderConformance):
     model_class = NMF
     config = {"embedding_size": 4, "epochs": 10}
-    changes = {"embedding_size": 6, "epochs": 3, "reg_user": 0.5, "reg_item": 0.5, "init_low": 0.5,
-               "init_high": 3.0}
-    invalid = _COMMON_INVALID + [{"reg_user": -0.1}, {"reg_item": -1.0}, {"init_low": -0.5},
-                                 {"init_low": 1.0, "init_high": 0.5}]
+    changes = {
+        "embedding_size": 6,
+        "epochs": 3,
+        "reg_user": 0.5,
+        "reg_item": 0.5,
+        "init_low": 0.5,
+        "init_high": 3.0,
+    }
+    invalid = _COMMON_INVALID + [
+        {"reg_user": -0.1},
+        {"reg_item": -1.0},
+        {"init_low": -0.5},
+        {"init_low": 1.0, "init_high": 0.5},
+    ]
 
 
 class TestALS(RecommenderConformance):
@@ -49,19 +85,50 @@ class TestALS(RecommenderConformance):
 class TestImplicitALS(RecommenderConformance):
     model_class = ImplicitALS
     config = {"embedding_size": 4, "epochs": 3}
-    changes = {"embedding_size": 6, "epochs": 1, "reg": 0.05, "alpha": 1.0, "solver": "cholesky",
-               "cg_steps": 1, "init_std": 0.5}
-    invalid = _COMMON_INVALID + [{"reg": -0.05}, {"reg": 0.0}, {"alpha": -1.0}, {"cg_steps": 0},
-                                 {"solver": "lu"}, {"init_std": -0.1}]
+    changes = {
+        "embedding_size": 6,
+        "epochs": 1,
+        "reg": 0.05,
+        "alpha": 1.0,
+        "solver": "cholesky",
+        "cg_steps": 1,
+        "init_std": 0.5,
+    }
+    invalid = _COMMON_INVALID + [
+        {"reg": -0.05},
+        {"reg": 0.0},
+        {"alpha": -1.0},
+        {"cg_steps": 0},
+        {"solver": "lu"},
+        {"init_std": -0.1},
+    ]
 
 
 class TestBPR(RecommenderConformance):
     model_class = BPR
     config = {"embedding_size": 4, "epochs": 5, "sampling": "pairs"}
     # sampling is "pairs" in the base config, so parallel="blocks" alone is valid
-    changes = {"embedding_size": 6, "epochs": 2, "learning_rate": 0.2, "learning_rate_decay": 0.5, "reg": 0.2,
-               "reg_bias": 0.5, "item_bias": False, "negatives": "uniform", "init_std": 0.5, "n_candidates": 4,
-               "sampling": "users", "parallel": "blocks"}
-    invalid = _COMMON_INVALID + [{"reg": -0.01}, {"reg_bias": -1.0}, {"learning_rate": 0.0},
-                                 {"learning_rate_decay": 0.0}, {"negatives": "hard"}, {"init_std": -1.0},
-                                 {"n_candidates": 0}, {"sampling": "users", "parallel": "blocks"}]
+    changes = {
+        "embedding_size": 6,
+        "epochs": 2,
+        "learning_rate": 0.2,
+        "learning_rate_decay": 0.5,
+        "reg": 0.2,
+        "reg_bias": 0.5,
+        "item_bias": False,
+        "negatives": "uniform",
+        "init_std": 0.5,
+        "n_candidates": 4,
+        "sampling": "users",
+        "parallel": "blocks",
+    }
+    invalid = _COMMON_INVALID + [
+        {"reg": -0.01},
+        {"reg_bias": -1.0},
+        {"learning_rate": 0.0},
+        {"learning_rate_decay": 0.0},
+        {"negatives": "hard"},
+        {"init_std": -1.0},
+        {"n_candidates": 0},
+        {"sampling": "users", "parallel": "blocks"},
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +20,9 @@ from recforge.models.factorization.sgd import BiasedMF, SVDpp
 
 
 def _ratings(rows: list[tuple[int, int, float]]) -> Interactions:
-    return Interactions.from_dataframe(pd.DataFrame(rows, columns=["user_id", "item_id", "rating"]), rating="rating")
+    return Interactions.from_dataframe(
+        pd.DataFrame(rows, columns=["user_id", "item_id", "rating"]), rating="rating"
+    )
 
 
 def _csr_args(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,7 +53,9 @@ def test_als_user_step_matches_normal_equations(bias):
 
 
 def test_als_objective_never_increases():
-    data = _ratings([(u, i, float(1 + (u * 7 + i * 3) % 5)) for u in range(12) for i in range(10) if (u + i) % 3])
+    data = _ratings(
+        [(u, i, float(1 + (u * 7 + i * 3) % 5)) for u in range(12) for i in range(10) if (u + i) % 3]
+    )
     model = ALS(embedding_size=3, epochs=8, reg=0.05).fit(data)
     hist = model.loss_history_
     assert np.all(np.diff(hist) <= 1e-9 * hist[0])
@@ -127,9 +133,11 @@ def test_ials_objective_decreases_with_epochs(solver):
     rng = np.random.default_rng(4)
     rows = [(u, i) for u in range(40) for i in range(30) if rng.random() < 0.2]
     data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["user_id", "item_id"]))
-    losses = [ImplicitALS(embedding_size=5, epochs=e, solver=solver, reg=0.1).fit(data).objective(data)
-              for e in (1, 2, 4, 8)]
-    assert all(b <= a * (1 + 1e-5) for a, b in zip(losses, losses[1:]))
+    losses = [
+        ImplicitALS(embedding_size=5, epochs=e, solver=solver, reg=0.1).fit(data).objective(data)
+        for e in (1, 2, 4, 8)
+    ]
+    assert all(b <= a * (1 + 1e-5) for a, b in itertools.pairwise(losses))
     assert losses[-1] < losses[0]
 
 
@@ -188,8 +196,9 @@ def test_bpr_sampler_never_returns_a_positive():
     assert not dense[users[found], neg[found]].any()
     # every non-positive item of a user can be drawn, roughly uniformly
     u = int(np.argmin(dense.sum(1)))
-    draws = draw_negatives(R.indptr.astype(np.int64), R.indices.astype(np.int32),
-                           np.full(20_000, u, np.int64), n_items, 5)
+    draws = draw_negatives(
+        R.indptr.astype(np.int64), R.indices.astype(np.int32), np.full(20_000, u, np.int64), n_items, 5
+    )
     counts = np.bincount(draws, minlength=n_items)
     assert set(np.flatnonzero(counts)) == set(np.flatnonzero(~dense[u]))
     expect = len(draws) / (~dense[u]).sum()
@@ -208,8 +217,14 @@ def test_bpr_block_parallel_fit_is_deterministic(monkeypatch):
     rows = {(int(u), int(i)) for u, i in zip(rng.integers(0, 300, 6000), rng.zipf(1.3, 6000) % 200)}
     data = Interactions.from_dataframe(pd.DataFrame(sorted(rows), columns=["user_id", "item_id"]))
     for negatives in ("popularity", "uniform"):
-        model = BPR(embedding_size=8, epochs=3, learning_rate=0.05, parallel="blocks", sampling="pairs",
-                    negatives=negatives)
+        model = BPR(
+            embedding_size=8,
+            epochs=3,
+            learning_rate=0.05,
+            parallel="blocks",
+            sampling="pairs",
+            negatives=negatives,
+        )
         fits = [BPR(model.config).fit(data, FitOptions(seed=3, threads=2)) for _ in range(2)]
         np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
         np.testing.assert_array_equal(fits[0].item_bias_, fits[1].item_bias_)
@@ -277,7 +292,7 @@ def test_similar_items_is_cosine_over_factors():
     order = np.argsort(-cos)[:4]
     np.testing.assert_array_equal(ids, m.items_.ids[order])
     np.testing.assert_allclose(sims, cos[order])
-    ids2, sims2 = m.similar_users(m.users_.ids[[0, 1]], k=3)
+    ids2, _ = m.similar_users(m.users_.ids[[0, 1]], k=3)
     assert ids2.shape == (2, 3) and m.users_.ids[0] not in ids2[0].tolist()
     bad_ids, bad_sims = m.similar_items(-42, k=2)
     assert bad_ids.tolist() == [-1, -1] and np.isnan(bad_sims).all()
@@ -285,8 +300,12 @@ def test_similar_items_is_cosine_over_factors():
 
 def test_embeddings_shapes():
     data = _ratings([(1, 1, 4.0), (1, 2, 2.0), (2, 1, 5.0), (2, 3, 1.0)])
-    for model in (BiasedMF(embedding_size=3, epochs=1), SVDpp(embedding_size=3, epochs=1),
-                  NMF(embedding_size=3, epochs=1), ALS(embedding_size=3, epochs=1)):
+    for model in (
+        BiasedMF(embedding_size=3, epochs=1),
+        SVDpp(embedding_size=3, epochs=1),
+        NMF(embedding_size=3, epochs=1),
+        ALS(embedding_size=3, epochs=1),
+    ):
         u, i = model.fit(data).embeddings()
         assert u.shape == (2, 3) and i.shape == (3, 3)
     imp = data.to_implicit()
@@ -307,8 +326,13 @@ def test_compiled_topk_equals_the_base_implementation():
     users = np.array([0, 5, 7, -1, 39, 2, 2])
     cand = rng.random(len(m.items_)) < 0.7
     exclude = sp.random(len(m.users_), len(m.items_), density=0.1, format="csr", random_state=1)
-    for kw in ({}, {"exclude_seen": False}, {"candidate_mask": cand}, {"exclude": exclude},
-               {"fallback": "none"}):
+    for kw in (
+        {},
+        {"exclude_seen": False},
+        {"candidate_mask": cand},
+        {"exclude": exclude},
+        {"fallback": "none"},
+    ):
         for k in (1, 5, 80):
             got = m.recommend_indices(users, k, **kw)
             want = Recommender.recommend_indices(m, users, k, **kw)

@@ -31,7 +31,12 @@ def _rmse(model, test):
 
 @pytest.mark.parametrize(
     "model",
-    [BiasedMF(), SVDpp(), ALS(embedding_size=10), NMF(embedding_size=5, epochs=200, reg_user=0.02, reg_item=0.02)],
+    [
+        BiasedMF(),
+        SVDpp(),
+        ALS(embedding_size=10),
+        NMF(embedding_size=5, epochs=200, reg_user=0.02, reg_item=0.02),
+    ],
     ids=["svd", "svdpp", "als", "nmf"],
 )
 def test_rating_models_beat_baselines_on_low_rank_data(model, low_rank_split):
@@ -60,8 +65,10 @@ def test_bpr_train_auc_rises():
 
 @pytest.mark.parametrize(
     "model",
-    [ImplicitALS(embedding_size=8, epochs=10, reg=0.01),
-     BPR(embedding_size=8, epochs=150, learning_rate=0.05, negatives="uniform", item_bias=False)],
+    [
+        ImplicitALS(embedding_size=8, epochs=10, reg=0.01),
+        BPR(embedding_size=8, epochs=150, learning_rate=0.05, negatives="uniform", item_bias=False),
+    ],
     ids=["ials", "bpr"],
 )
 def test_ranking_models_recover_the_checkerboard(model):

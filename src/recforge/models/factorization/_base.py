@@ -141,7 +141,11 @@ class FactorRecommender(Recommender):
         out_sc = np.full((len(u), k), np.nan)
         if not known.all():
             fb_idx, fb_sc = super().recommend_indices(
-                u[~known], k, exclude_seen=exclude_seen, candidate_mask=candidate_mask, fallback=fallback,
+                u[~known],
+                k,
+                exclude_seen=exclude_seen,
+                candidate_mask=candidate_mask,
+                fallback=fallback,
                 exclude=exclude,
             )
             out_idx[~known] = fb_idx
@@ -154,15 +158,24 @@ class FactorRecommender(Recommender):
         if candidate_mask is not None:
             banned = banned | ~candidate_mask
         empty = np.zeros(1, np.int64), np.zeros(0, np.int32)
-        seen = (self.seen_.indptr.astype(np.int64), self.seen_.indices.astype(np.int32)) if exclude_seen else empty
-        ex = (exclude.indptr.astype(np.int64), exclude.indices.astype(np.int32)) if exclude is not None else empty
+        seen = (
+            (self.seen_.indptr.astype(np.int64), self.seen_.indices.astype(np.int32))
+            if exclude_seen
+            else empty
+        )
+        ex = (
+            (exclude.indptr.astype(np.int64), exclude.indices.astype(np.int32))
+            if exclude is not None
+            else empty
+        )
         kk = min(k, n_items)
         step = max(1, _SCORE_BUDGET // max(1, n_items))
         for s in range(0, len(rows), step):
             r = rows[s : s + step]
             block = np.ascontiguousarray(self._score_users(u[r]))
-            idx, sc = _topk_rows_masked(block, kk, u[r], banned, exclude_seen, seen[0], seen[1],
-                                        exclude is not None, ex[0], ex[1])
+            idx, sc = _topk_rows_masked(
+                block, kk, u[r], banned, exclude_seen, seen[0], seen[1], exclude is not None, ex[0], ex[1]
+            )
             out_idx[r, :kk] = idx
             out_sc[r, :kk] = sc
         return out_idx, out_sc

@@ -108,9 +108,19 @@ class ALS(BiasedFactorRecommender):
         k = self.config.embedding_size
         X = np.column_stack([self.user_factors_, self.user_bias_])
         Y = np.column_stack([self.item_factors_, self.item_bias_])
-        return float(_als_objective(csr.indptr.astype(np.int64), csr.indices.astype(np.int64),
-                                    csr.data.astype(np.float64), X, Y, k, True, self.intercept_,
-                                    self.config.reg))
+        return float(
+            _als_objective(
+                csr.indptr.astype(np.int64),
+                csr.indices.astype(np.int64),
+                csr.data.astype(np.float64),
+                X,
+                Y,
+                k,
+                True,
+                self.intercept_,
+                self.config.reg,
+            )
+        )
 
 
 @njit(cache=True, inline="always")
@@ -304,10 +314,16 @@ class ImplicitALS(FactorRecommender):
         Y = rng.normal(0.0, cfg.init_std, (data.n_items, k)).astype(np.float32)
         Y[~self.item_known_] = 0.0
         csr, csc = data.csr(), data.csc()
-        rows = (csr.indptr.astype(np.int64), csr.indices.astype(np.int32),
-                (cfg.alpha * csr.data).astype(np.float32))
-        cols = (csc.indptr.astype(np.int64), csc.indices.astype(np.int32),
-                (cfg.alpha * csc.data).astype(np.float32))
+        rows = (
+            csr.indptr.astype(np.int64),
+            csr.indices.astype(np.int32),
+            (cfg.alpha * csr.data).astype(np.float32),
+        )
+        cols = (
+            csc.indptr.astype(np.int64),
+            csc.indices.astype(np.int32),
+            (cfg.alpha * csc.data).astype(np.float32),
+        )
         if cfg.solver == "cg":
             per_row, per_nnz = cfg.cg_steps * k * k, cfg.cg_steps * 4 * k
         else:
@@ -336,9 +352,16 @@ class ImplicitALS(FactorRecommender):
         """The weighted objective (above) of the fitted factors on ``data`` (same vocabularies)."""
         self._check_fitted()
         csr = data.csr()
-        return float(_ials_objective(csr.indptr.astype(np.int64), csr.indices.astype(np.int32),
-                                     (self.config.alpha * csr.data).astype(np.float32),
-                                     self.user_factors_, self.item_factors_, self.config.reg))
+        return float(
+            _ials_objective(
+                csr.indptr.astype(np.int64),
+                csr.indices.astype(np.int32),
+                (self.config.alpha * csr.data).astype(np.float32),
+                self.user_factors_,
+                self.item_factors_,
+                self.config.reg,
+            )
+        )
 
     def _gram(self) -> np.ndarray:
         Y = self.item_factors_

@@ -73,8 +73,11 @@ class BPRConfig(ModelConfig):
         self.check(self.reg_bias >= 0, "reg_bias", "must be >= 0")
         self.check(self.init_std >= 0, "init_std", "must be >= 0")
         self.check(1 <= self.n_candidates <= 1024, "n_candidates", "must be in [1, 1024]")
-        self.check(self.sampling == "pairs" or self.parallel == "hogwild", "sampling",
-                   "sampling='users' needs parallel='hogwild' (set sampling='pairs' for parallel='blocks')")
+        self.check(
+            self.sampling == "pairs" or self.parallel == "hogwild",
+            "sampling",
+            "sampling='users' needs parallel='hogwild' (set sampling='pairs' for parallel='blocks')",
+        )
 
 
 class BPR(FactorRecommender):
@@ -113,9 +116,9 @@ class BPR(FactorRecommender):
 
     References: S. Rendle, C. Freudenthaler, Z. Gantner, L. Schmidt-Thieme, "BPR: Bayesian
     Personalized Ranking from Implicit Feedback", UAI 2009; W. Zhang, T. Chen, J. Wang, Y. Yu,
-    "Optimizing Top-N Collaborative Filtering via Dynamic Negative Item Sampling", SIGIR 2013; F. Niu, B. Recht, C. Re, S. Wright,
-    "Hogwild!", NIPS 2011; block rounds as in R. Gemulla et al., "Large-Scale Matrix Factorization
-    with Distributed Stochastic Gradient Descent", KDD 2011.
+    "Optimizing Top-N Collaborative Filtering via Dynamic Negative Item Sampling", SIGIR 2013;
+    F. Niu, B. Recht, C. Re, S. Wright, "Hogwild!", NIPS 2011; block rounds as in R. Gemulla et al.,
+    "Large-Scale Matrix Factorization with Distributed Stochastic Gradient Descent", KDD 2011.
     """
 
     name = "bpr"
@@ -151,25 +154,60 @@ class BPR(FactorRecommender):
                 # verbose runs report every epoch, at the price of one parallel region each
                 step = 1 if options.verbose else cfg.epochs
                 for e0 in range(0, cfg.epochs, step):
-                    _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, cfg.n_candidates,
-                                 by_user, base_seed, e0, min(step, cfg.epochs - e0), lr, decay, reg, reg_b,
-                                 cfg.item_bias, stats)
+                    _bpr_hogwild(
+                        indptr,
+                        indices,
+                        bitmap,
+                        bounds,
+                        draws,
+                        P,
+                        Q,
+                        bias,
+                        popular,
+                        cfg.n_candidates,
+                        by_user,
+                        base_seed,
+                        e0,
+                        min(step, cfg.epochs - e0),
+                        lr,
+                        decay,
+                        reg,
+                        reg_b,
+                        cfg.item_bias,
+                        stats,
+                    )
                     self._report(stats[:, :, 0].sum(1), stats[:, :, 1].sum(1), e0, step, options)
             else:
                 entries = np.empty((2, len(indices)), np.int32)
                 scratch = np.empty((2, len(indices)), np.int32)
                 for epoch in range(cfg.epochs):
                     correct, used = _bpr_epoch(
-                        indptr, indices, bitmap, P, Q, bias, popular, cfg.n_candidates, entries, scratch, threads,
-                        base_seed, epoch, np.float32(lr * decay**epoch), reg, reg_b, cfg.item_bias,
+                        indptr,
+                        indices,
+                        bitmap,
+                        P,
+                        Q,
+                        bias,
+                        popular,
+                        cfg.n_candidates,
+                        entries,
+                        scratch,
+                        threads,
+                        base_seed,
+                        epoch,
+                        np.float32(lr * decay**epoch),
+                        reg,
+                        reg_b,
+                        cfg.item_bias,
                     )
                     self._report(np.array([correct]), np.array([used]), epoch, 1, options, offset=epoch)
         self.user_factors_ = P
         self.item_factors_ = Q
         self.item_bias_ = bias
 
-    def _report(self, correct: np.ndarray, used: np.ndarray, e0: int, n: int, options: FitOptions,
-                offset: int = 0) -> None:
+    def _report(
+        self, correct: np.ndarray, used: np.ndarray, e0: int, n: int, options: FitOptions, offset: int = 0
+    ) -> None:
         for e in range(e0, min(e0 + n, len(self.train_auc_))):
             self.train_auc_[e] = correct[e - offset] / max(used[e - offset], 1)
             if options.verbose:
@@ -252,7 +290,9 @@ def draw_negatives(indptr, indices, users, n_items, seed, popular=False):  # typ
         if popular:
             out[t] = _sample_popular(indptr, indices, no_bitmap, n_items, users[t], block, 0, 1, state, 0)
         else:
-            out[t] = _sample_negative(indptr, indices, no_bitmap, n_items, users[t], cand, 0, n_items, state, 0)
+            out[t] = _sample_negative(
+                indptr, indices, no_bitmap, n_items, users[t], cand, 0, n_items, state, 0
+            )
     return out
 
 
@@ -266,8 +306,25 @@ def _shuffle(arr, state, slot):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def _bpr_epoch(indptr, indices, bitmap, P, Q, bias, popular, n_cand, entries, scratch, B, base_seed, epoch, lr,  # type: ignore[no-untyped-def]
-               reg, reg_b, use_bias):
+def _bpr_epoch(
+    indptr,
+    indices,
+    bitmap,
+    P,
+    Q,
+    bias,
+    popular,
+    n_cand,
+    entries,
+    scratch,
+    B,
+    base_seed,
+    epoch,
+    lr,  # type: ignore[no-untyped-def]
+    reg,
+    reg_b,
+    use_bias,
+):
     n_users = P.shape[0]
     n_items = Q.shape[0]
     k = P.shape[1]
@@ -310,20 +367,71 @@ def _bpr_epoch(indptr, indices, bitmap, P, Q, bias, popular, n_cand, entries, sc
     for s in range(B):
         for b in prange(B):
             if s == 0:
-                _fill_block(indptr, indices, users_perm, user_off[b], user_off[b + 1], entry_off[b],
-                            entry_off[b + 1], item_block, B, entries, scratch, bucket[b], state, b)
+                _fill_block(
+                    indptr,
+                    indices,
+                    users_perm,
+                    user_off[b],
+                    user_off[b + 1],
+                    entry_off[b],
+                    entry_off[b + 1],
+                    item_block,
+                    B,
+                    entries,
+                    scratch,
+                    bucket[b],
+                    state,
+                    b,
+                )
             ib = (b + s) % B
-            c, n = _train_bucket(indptr, indices, bitmap, entries, bucket[b, ib], bucket[b, ib + 1],
-                                 items_perm, item_off[ib], item_off[ib + 1] - item_off[ib], item_block, ib, B,
-                                 popular, n_cand, P, Q, bias, k, lr, reg, reg_b, use_bias, state, b)
+            c, n = _train_bucket(
+                indptr,
+                indices,
+                bitmap,
+                entries,
+                bucket[b, ib],
+                bucket[b, ib + 1],
+                items_perm,
+                item_off[ib],
+                item_off[ib + 1] - item_off[ib],
+                item_block,
+                ib,
+                B,
+                popular,
+                n_cand,
+                P,
+                Q,
+                bias,
+                k,
+                lr,
+                reg,
+                reg_b,
+                use_bias,
+                state,
+                b,
+            )
             correct[b] += c
             used[b] += n
     return correct.sum(), used.sum()
 
 
 @njit(cache=True)
-def _fill_block(indptr, indices, users_perm, ulo, uhi, elo, ehi, item_block, B, entries, scratch,  # type: ignore[no-untyped-def]
-                bucket, state, slot):
+def _fill_block(
+    indptr,
+    indices,
+    users_perm,
+    ulo,
+    uhi,
+    elo,
+    ehi,
+    item_block,
+    B,
+    entries,
+    scratch,  # type: ignore[no-untyped-def]
+    bucket,
+    state,
+    slot,
+):
     """Lay out user block's pairs in ``entries[:, elo:ehi]``: shuffled, then grouped by item block."""
     t = elo
     for p in range(ulo, uhi):
@@ -356,8 +464,32 @@ def _fill_block(indptr, indices, users_perm, ulo, uhi, elo, ehi, item_block, B, 
 
 
 @njit(cache=True, fastmath=True)
-def _train_bucket(indptr, indices, bitmap, entries, lo, hi, cand, clo, csize, item_block, s, B, popular,  # type: ignore[no-untyped-def]
-                  n_cand, P, Q, bias, k, lr, reg, reg_b, use_bias, state, slot):
+def _train_bucket(
+    indptr,
+    indices,
+    bitmap,
+    entries,
+    lo,
+    hi,
+    cand,
+    clo,
+    csize,
+    item_block,
+    s,
+    B,
+    popular,  # type: ignore[no-untyped-def]
+    n_cand,
+    P,
+    Q,
+    bias,
+    k,
+    lr,
+    reg,
+    reg_b,
+    use_bias,
+    state,
+    slot,
+):
     """SGD over ``entries[:, lo:hi]``, negatives drawn from item block ``s`` of ``B``."""
     correct = 0
     used = 0
@@ -414,8 +546,28 @@ def _train_bucket(indptr, indices, bitmap, entries, lo, hi, cand, clo, csize, it
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, n_cand, by_user, base_seed, e0,  # type: ignore[no-untyped-def]
-                 n_epochs, lr0, decay, reg, reg_b, use_bias, stats):
+def _bpr_hogwild(
+    indptr,
+    indices,
+    bitmap,
+    bounds,
+    draws,
+    P,
+    Q,
+    bias,
+    popular,
+    n_cand,
+    by_user,
+    base_seed,
+    e0,  # type: ignore[no-untyped-def]
+    n_epochs,
+    lr0,
+    decay,
+    reg,
+    reg_b,
+    use_bias,
+    stats,
+):
     """Epochs ``e0 .. e0 + n_epochs`` with one thread per user range ``bounds``, Hogwild-style."""
     n_items = Q.shape[0]
     k = P.shape[1]
@@ -442,7 +594,9 @@ def _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, n_
             for e in range(e0, e0 + n_epochs):
                 lr = np.float32(lr0 * decay**e)
                 state = np.empty(1, np.uint64)
-                state[0] = base_seed ^ (np.uint64(e) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(t * 7919 + 1)
+                state[0] = (
+                    base_seed ^ (np.uint64(e) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(t * 7919 + 1)
+                )
                 splitmix_next(state, 0)
                 if by_user:
                     # LightGCN/NGCF's sampler: a uniform user, then a uniform positive of theirs
@@ -459,8 +613,31 @@ def _bpr_hogwild(indptr, indices, bitmap, bounds, draws, P, Q, bias, popular, n_
                         entries[1, a] = entries[1, b]
                         entries[0, b] = x0
                         entries[1, b] = x1
-                c, n = _train_bucket(indptr, indices, bitmap, entries, 0, n_draws, all_items, 0, n_items,
-                                     no_blocks, 0, 1, popular, n_cand, P, Q, bias, k, lr, reg, reg_b, use_bias,
-                                     state, 0)
+                c, n = _train_bucket(
+                    indptr,
+                    indices,
+                    bitmap,
+                    entries,
+                    0,
+                    n_draws,
+                    all_items,
+                    0,
+                    n_items,
+                    no_blocks,
+                    0,
+                    1,
+                    popular,
+                    n_cand,
+                    P,
+                    Q,
+                    bias,
+                    k,
+                    lr,
+                    reg,
+                    reg_b,
+                    use_bias,
+                    state,
+                    0,
+                )
                 stats[e, t, 0] += c
                 stats[e, t, 1] += n

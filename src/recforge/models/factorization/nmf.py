@@ -82,10 +82,14 @@ class NMF(FactorRecommender):
         with kernel_threads(options, work=2.0 * len(data) * k) as threads:
             n_chunks = 8 * threads
             args = (
-                chunk_bounds(csr.indptr, k, k, n_chunks), csr.indptr.astype(np.int64),
-                csr.indices.astype(np.int64), csr.data.astype(np.float64),
-                chunk_bounds(csc.indptr, k, k, n_chunks), csc.indptr.astype(np.int64),
-                csc.indices.astype(np.int64), csc.data.astype(np.float64),
+                chunk_bounds(csr.indptr, k, k, n_chunks),
+                csr.indptr.astype(np.int64),
+                csr.indices.astype(np.int64),
+                csr.data.astype(np.float64),
+                chunk_bounds(csc.indptr, k, k, n_chunks),
+                csc.indptr.astype(np.int64),
+                csc.indices.astype(np.int64),
+                csc.data.astype(np.float64),
             )
             for _ in range(cfg.epochs):
                 P, Q = _nmf_sweep(*args, P, Q, cfg.reg_user, cfg.reg_item)

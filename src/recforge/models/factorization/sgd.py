@@ -186,8 +186,23 @@ class SVDpp(BiasedFactorRecommender):
             user_order = rng.permutation(data.n_users).astype(np.int64)
             # a random permutation per user's row, drawn as one global sort key
             keys = rng.random(len(r))
-            sse = _svdpp_epoch(indptr, indices, r, user_order, keys, mu, bu, bi, P, Q, Y, lr, cfg.reg,
-                               cfg.reg_implicit, cfg.reg_bias)
+            sse = _svdpp_epoch(
+                indptr,
+                indices,
+                r,
+                user_order,
+                keys,
+                mu,
+                bu,
+                bi,
+                P,
+                Q,
+                Y,
+                lr,
+                cfg.reg,
+                cfg.reg_implicit,
+                cfg.reg_bias,
+            )
             self.loss_history_[epoch] = np.sqrt(sse / len(r))
             lr *= cfg.learning_rate_decay
             if options.verbose:
