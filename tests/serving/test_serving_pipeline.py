@@ -186,7 +186,8 @@ def test_from_config_file_and_errors(tmp_path, ials_model, clustered_data):
     )
     p = Pipeline.from_config(cfg, ials_model, item_features=clustered_data.item_features)
     assert p.describe() == {"retrieval": "ann", "index": "hnsw", "fallback": ["item-knn", "popularity"],
-                            "n_candidates": 30, "ranker": "ials", "postprocess": ["drop-seen", "mmr"]}
+                            "n_candidates": 30, "ranker": "ials", "cold_start": None,
+                            "postprocess": ["drop-seen", "mmr"]}
     assert len(p.recommend(3, 5).item_ids) == 5
     yml = tmp_path / "pipe.yaml"
     yml.write_text("pipeline:\n  retrieval: {kind: popularity}\n")

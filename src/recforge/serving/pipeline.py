@@ -11,8 +11,20 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
     fallback = ["item-knn", "popularity"]
 
     [ranking]
-    kind = "model"          # none | model
+    kind = "model"          # none | model | ctr
     model = "models/ranker.npz"   # default: the retrieval model itself
+
+    # or a CTR model (lr, fm, deepfm) over user and item features:
+    # kind = "ctr"
+    # model = "models/deepfm.npz"
+    # encoder = "models/deepfm-encoder.json"   # the FeatureEncoder its training rows used
+    # features = "ml-100k"  # dataset (or user_features / item_features: dataset or CSV/Parquet file)
+    # user_field = "user"   # encoder fields holding the raw ids
+    # item_field = "item"
+
+    [cold_start]            # users the model never saw, or with a short history
+    model = "models/content.npz"  # content, hybrid-switching, hybrid-weighted, lightfm-style
+    threshold = 5           # history length (training + recent events) from which a user is warm
 
     [[postprocess]]
     kind = "drop-seen"
@@ -44,6 +56,7 @@ import pandas as pd
 from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
 from recforge.serving.postprocess import MMR, AllowList, BlockList, DropSeen, MinScore, Stage
+from recforge.serving.ranking import ColdStart, CTRRanker
 from recforge.serving.retrieval import (
     CooccurrenceRetriever,
     EmbeddingIndex,
@@ -111,6 +124,11 @@ class ModelView:
             return np.empty(0, np.int64)
         return self.seen.indices[self.seen.indptr[u] : self.seen.indptr[u + 1]].astype(np.int64)
 
+    def train_values(self, u: int) -> np.ndarray:
+        if u < 0:
+            return np.empty(0, np.float64)
+        return self.seen.data[self.seen.indptr[u] : self.seen.indptr[u + 1]].astype(np.float64)
+
     def fold_in(self, items: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
         """A user vector for a history of item indices, without refitting (None without embeddings).
 
@@ -145,6 +163,9 @@ class UserContext:
         recent: Item indices of recent events, most recent first.
         vector: Query vector for embedding retrieval (trained, or folded in from events).
         folded: True when ``vector`` was recomputed from recent events.
+        cold: True when the cold-start model answers for this user.
+        recent_values: Values of the recent events (ratings, 1 for clicks), aligned with ``recent``.
+        train_items / train_values: The training history (item indices, values) of a known user.
     """
 
     user_id: Any
@@ -153,6 +174,10 @@ class UserContext:
     recent: np.ndarray
     vector: np.ndarray | None = None
     folded: bool = False
+    cold: bool = False
+    recent_values: np.ndarray | None = None
+    train_items: np.ndarray | None = None
+    train_values: np.ndarray | None = None
 
     def query(self) -> Query:
         return Query(self.vector, self.history, self.recent)
@@ -228,10 +253,16 @@ class Pipeline:
         n_candidates: Candidates to retrieve before ranking and post-processing.
         fallback: Retrievers tried, in order, when the primary has nothing for a user (no
             embedding vector, no history).
-        ranker: A fitted model that scores pairs, or None.
+        ranker: A fitted model that scores pairs, a :class:`~recforge.serving.ranking.CTRRanker`
+            (a CTR model over user and item features), or None.
         stages: Post-processing stages, in order.
         item_knn_neighbors: Neighbours kept per item for the co-occurrence retriever.
         recent_weight: Weight of recent events against training history in item-kNN retrieval.
+        cold_start: A fitted model with ``scores_for_history`` (``content``, ``hybrid-switching``,
+            ``lightfm-style``...) or a :class:`~recforge.serving.ranking.ColdStart`: users the
+            retrieval model never saw, or with fewer than ``cold_threshold`` items of history
+            (training plus recent events), are answered from it; None = the fallback chain.
+        cold_threshold: History length from which a user is warm.
     """
 
     def __init__(
@@ -246,6 +277,8 @@ class Pipeline:
         stages: list[Stage] | None = None,
         item_knn_neighbors: int = 100,
         recent_weight: float = 3.0,
+        cold_start: Any = None,
+        cold_threshold: int = 5,
     ) -> None:
         if retriever not in RETRIEVERS:
             raise ConfigError(f"retrieval kind must be one of {', '.join(RETRIEVERS)}, not {retriever!r}")
@@ -272,7 +305,16 @@ class Pipeline:
         self.chain = [retriever, *[f for f in fallback if f != retriever]]
         if "popularity" not in self.chain:
             self.chain.append("popularity")
-        self.ranker = ModelRanker(ranker, self.view) if ranker is not None else None
+        self.ranker: ModelRanker | CTRRanker | None
+        if ranker is None or isinstance(ranker, CTRRanker):
+            self.ranker = ranker
+        else:
+            self.ranker = ModelRanker(ranker, self.view)
+        self.cold: ColdStart | None
+        if cold_start is None or isinstance(cold_start, ColdStart):
+            self.cold = cold_start
+        else:
+            self.cold = ColdStart(cold_start, self.view.item_ids, self.view.item_known, cold_threshold)
         self.stages = list(stages or [DropSeen()])
         self.drop_seen = any(isinstance(s, DropSeen) for s in self.stages)
         # with drop-seen, retrieval and padding already leave the history out
@@ -288,11 +330,17 @@ class Pipeline:
         item_features: pd.DataFrame | None = None,
         ranker: Recommender | None = None,
         base_dir: Path | None = None,
+        user_features: pd.DataFrame | None = None,
+        cold_start: Recommender | None = None,
     ) -> Pipeline:
         """Build from a config dict or a TOML/YAML file (see the module docstring).
 
         ``ranking.model`` names a saved model file (relative paths resolve against the config
         file's folder); ``ranking.kind = "model"`` without one reranks with the retrieval model.
+        ``ranking.kind = "ctr"`` needs the CTR model and its feature encoder file, and user and
+        item features (``features`` names a dataset with both, or the ``user_features`` /
+        ``item_features`` arguments). ``cold_start.model`` (or the ``cold_start`` argument)
+        answers cold users.
         """
         if not isinstance(config, dict):
             from recforge.cli.config_file import read_config
@@ -302,9 +350,15 @@ class Pipeline:
             config = read_config(path)
             config = config.get("pipeline", config)
         cfg = dict(config)
-        unknown = sorted(set(cfg) - {"retrieval", "ranking", "postprocess"})
+        unknown = sorted(set(cfg) - {"retrieval", "ranking", "postprocess", "cold_start"})
         if unknown:
-            raise ConfigError(f"unknown pipeline section(s) {', '.join(unknown)}; valid: retrieval, ranking, postprocess")
+            raise ConfigError(f"unknown pipeline section(s) {', '.join(unknown)}; valid: retrieval, ranking, "
+                              "postprocess, cold_start")
+
+        def resolve(path: Any) -> Path:
+            p = Path(str(path))
+            return base_dir / p if not p.is_absolute() and base_dir is not None else p
+
         ret = dict(cfg.get("retrieval", {}))
         kind = ret.pop("kind", "ann" if _has_embeddings(model) else "item-knn")
         index = {k: ret.pop(k) for k in list(ret) if k in IndexConfig.__dataclass_fields__ or k == "index"}
@@ -321,62 +375,94 @@ class Pipeline:
             raise ConfigError(f"unknown retrieval option(s) {', '.join(sorted(ret))}")
         rank = dict(cfg.get("ranking", {}))
         rkind = rank.pop("kind", "none")
-        if rkind not in ("none", "model"):
-            raise ConfigError(f"ranking kind must be none or model, not {rkind!r}")
-        if rkind == "model" and ranker is None:
+        if rkind not in ("none", "model", "ctr"):
+            raise ConfigError(f"ranking kind must be none, model or ctr, not {rkind!r}")
+        ranker_obj: Any = None
+        if rkind == "model":
             path = rank.pop("model", None)
-            if path:
-                p = Path(path)
-                if not p.is_absolute() and base_dir is not None:
-                    p = base_dir / p
-                ranker = Recommender.load(p)
-            else:
-                ranker = model
+            if ranker is None:
+                ranker = Recommender.load(resolve(path)) if path else model
+            ranker_obj = ranker
+        elif rkind == "ctr":
+            ranker_obj = _ctr_ranker(rank, model, ranker, resolve, user_features, item_features)
         rank.pop("model", None)
         if rank:
             raise ConfigError(f"unknown ranking option(s) {', '.join(sorted(rank))}")
+        cold = dict(cfg.get("cold_start", {}))
+        cold_path = cold.pop("model", None)
+        if cold_start is None and cold_path:
+            cold_start = Recommender.load(resolve(cold_path))
+        if "threshold" in cold:
+            kwargs["cold_threshold"] = cold.pop("threshold")
+        if cold:
+            raise ConfigError(f"unknown cold_start option(s) {', '.join(sorted(cold))}; valid: model, threshold")
         post = cfg.get("postprocess", [{"kind": "drop-seen"}])
         if not isinstance(post, list):
             raise ConfigError("postprocess must be a list of tables ([[postprocess]] in TOML)")
         stages = [make_stage(dict(s), model, item_features) for s in post]
-        return cls(model, retriever=kind, index=index, ranker=ranker if rkind == "model" else None,
-                   stages=stages, **kwargs)
+        return cls(model, retriever=kind, index=index, ranker=ranker_obj, stages=stages, cold_start=cold_start,
+                   **kwargs)
 
     # ------------------------------------------------------------------ requests
     def context(self, user_id: Any, recent: list[tuple[int, float]] | None = None) -> UserContext:
         """The request context of a raw user id plus recent events ``[(item index, value), ...]``
         (most recent first)."""
+        return self._context(user_id, self.view.user_index(user_id), recent)
+
+    def _context(self, user_id: Any, u: int, recent: list[tuple[int, float]] | None) -> UserContext:
         v = self.view
-        u = v.user_index(user_id)
         train = v.train_history(u)
-        rec = np.asarray([i for i, _ in recent or []], np.int64)
-        if len(rec):
-            _, first = np.unique(rec, return_index=True)
-            rec = rec[np.sort(first)]
-        history = np.union1d(train, rec) if len(rec) else train
+        if recent:
+            rec = np.fromiter((i for i, _ in recent), np.int64, len(recent))
+            vals = np.fromiter((x for _, x in recent), np.float64, len(recent))
+            if len(rec) > 1:
+                _, first = np.unique(rec, return_index=True)
+                keep = np.sort(first)
+                rec, vals = rec[keep], vals[keep]
+            history = np.union1d(train, rec)
+        else:
+            rec, vals = np.empty(0, np.int64), np.empty(0, np.float64)
+            history = train
+        cold = self.cold is not None and self.cold.is_cold(UserContext(user_id, u, history, rec)) and len(history) > 0
         vector = None
         folded = False
-        if v.has_embeddings:
+        if v.has_embeddings and not cold:
             if len(rec):
                 vector = v.fold_in(history)
                 folded = vector is not None
             elif u >= 0:
                 vector = v.user_vectors[u]
-        return UserContext(user_id, u, history, rec, vector, folded)
+        tv = v.train_values(u) if cold else None
+        return UserContext(user_id, u, history, rec, vector, folded, cold, vals, train, tv)
 
     def recommend(self, user_id: Any, k: int = 10, recent: list[tuple[int, float]] | None = None,
                   *, ctx: UserContext | None = None) -> Recommendation:
         """Top-``k`` raw item ids for one user (recent events as item indices, latest first)."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
+        items, scores, source, n_cand = self.recommend_top(user_id, k, recent, ctx=ctx)
+        ids = self.view.item_ids[items].tolist()
+        sc = [s if math.isfinite(s) else None for s in scores.tolist()]
+        return Recommendation(ids, sc, source, n_cand)
+
+    def recommend_top(self, user_id: Any, k: int, recent: list[tuple[int, float]] | None = None,
+                      *, ctx: UserContext | None = None) -> tuple[np.ndarray, np.ndarray, str, int]:
+        """:meth:`recommend` at index level: ``(item indices, scores, source, n_candidates)``."""
         ctx = ctx or self.context(user_id, recent)
         items, scores, source = self._retrieve(ctx, max(self.n_candidates, k))
         n_cand = len(items)
-        items, scores = self._rank_and_process(ctx, items, scores)
+        items, scores = self._rank_and_process(ctx, items, scores, source)
         items, scores = self._pad(ctx, items, scores, k)
-        ids = self.view.item_ids[items[:k]].tolist()
-        sc = [s if math.isfinite(s) else None for s in np.asarray(scores[:k], np.float64).tolist()]
-        return Recommendation(ids, sc, source, n_cand)
+        return items[:k], np.asarray(scores[:k], np.float64), source, n_cand
+
+    def item_json(self) -> list[bytes]:
+        """Per item index, the start of its JSON list entry ``{"item_id":<id>,"score":`` (cached)."""
+        if "_item_json" not in self.__dict__:
+            import json
+
+            self._item_json = [b'{"item_id":' + json.dumps(_plain_id(x), ensure_ascii=False).encode() + b',"score":'
+                               for x in self.view.item_ids.tolist()]
+        return self._item_json
 
     def recommend_indices(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores for user indices of the retrieval model, no events.
@@ -393,8 +479,7 @@ class Pipeline:
         for u in users.tolist():
             uk = u if u >= 0 and v.user_known[u] else -1
             raw = v.users.ids[u] if u >= 0 else None
-            vec = v.user_vectors[uk] if v.has_embeddings and uk >= 0 else None
-            ctxs.append(UserContext(raw, uk, v.train_history(uk), np.empty(0, np.int64), vec))
+            ctxs.append(self._context(raw, uk, None))
         retrieved: list[tuple[np.ndarray, np.ndarray, str] | None] = [None] * len(users)
         if self.chain[0] == "ann":
             rows = [r for r, c in enumerate(ctxs) if c.vector is not None]
@@ -406,7 +491,7 @@ class Pipeline:
                     retrieved[r] = (it, sc, "model")
         for r, ctx in enumerate(ctxs):
             got = retrieved[r] or self._retrieve(ctx, max(self.n_candidates, k))
-            items, scores = self._rank_and_process(ctx, got[0], got[1])
+            items, scores = self._rank_and_process(ctx, got[0], got[1], got[2])
             items, scores = self._pad(ctx, items, scores, k)
             out[r, : min(k, len(items))] = items[:k]
             out_sc[r, : min(k, len(items))] = scores[:k]
@@ -414,8 +499,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
     def _retrieve(self, ctx: UserContext, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-        q = ctx.query()
         excl = ctx.history if self.drop_seen else None
+        if ctx.cold and self.cold is not None:
+            row = self.cold.scores(ctx)
+            if row is not None:
+                items, scores = _top_of_row(row, n, excl)
+                if len(items):
+                    return items, scores, "cold-start"
+        q = ctx.query()
         for j, name in enumerate(self.chain):
             r = self.retrievers[name]
             if not r.can_answer(q):
@@ -426,8 +517,11 @@ class Pipeline:
                 return items, scores, source
         return np.empty(0, np.int64), np.empty(0), "none"
 
-    def _rank_and_process(self, ctx: UserContext, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.ranker is not None and len(items):
+    def _rank_and_process(self, ctx: UserContext, items: np.ndarray, scores: np.ndarray,
+                          source: str = "model") -> tuple[np.ndarray, np.ndarray]:
+        # the cold-start model's order is the answer for a cold user; a ranker trained on warm
+        # users would undo it
+        if self.ranker is not None and len(items) and source != "cold-start":
             rs = self.ranker.score(ctx, items)
             if rs is not None:
                 order = np.lexsort((items, -np.nan_to_num(rs, nan=-np.inf)))
@@ -484,9 +578,30 @@ class Pipeline:
             "index": self.index.config.kind if self.chain[0] == "ann" else None,
             "fallback": self.chain[1:],
             "n_candidates": self.n_candidates,
-            "ranker": None if self.ranker is None else self.ranker.model.name,
+            "ranker": None if self.ranker is None else (
+                self.ranker.describe() if isinstance(self.ranker, CTRRanker) else self.ranker.model.name),
+            "cold_start": None if self.cold is None else self.cold.describe(),
             "postprocess": [s.kind for s in self.stages],
         }
+
+
+def _plain_id(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _top_of_row(row: np.ndarray, n: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best finite entries of a score row over item indices (``exclude`` left out)."""
+    if exclude is not None and len(exclude):
+        row = row.copy()
+        row[exclude] = -np.inf
+    ok = int(np.isfinite(row).sum())
+    n = min(n, ok)
+    if n <= 0:
+        return np.empty(0, np.int64), np.empty(0)
+    top = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
+    top = top[np.lexsort((top, -row[top]))]
+    top = top[np.isfinite(row[top])]
+    return top.astype(np.int64), row[top].astype(np.float64)
 
 
 def _has_embeddings(model: Recommender) -> bool:
@@ -495,6 +610,41 @@ def _has_embeddings(model: Recommender) -> bool:
     except NotImplementedError:
         return False
     return True
+
+
+def _ctr_ranker(spec: dict[str, Any], model: Recommender, ctr_model: Recommender | None, resolve: Any,
+                user_features: pd.DataFrame | None, item_features: pd.DataFrame | None) -> CTRRanker:
+    """A :class:`CTRRanker` from a ``[ranking]`` table with ``kind = "ctr"`` (options popped)."""
+    from recforge.data.ctr import FeatureEncoder
+
+    path = spec.pop("model", None)
+    if ctr_model is None:
+        if not path:
+            raise ConfigError("ranking kind ctr needs model = <a saved CTR model file>")
+        ctr_model = Recommender.load(resolve(path))
+    enc = spec.pop("encoder", None)
+    kept = getattr(ctr_model, "encoder_", None)  # a CTR model that keeps its training rows' encoder
+    if enc:
+        encoder = FeatureEncoder.load(resolve(enc))
+    elif kept is not None:
+        encoder = FeatureEncoder.from_dict(kept) if isinstance(kept, dict) else kept
+    else:
+        raise ConfigError("ranking kind ctr needs encoder = <the FeatureEncoder file of its training rows>")
+    features = spec.pop("features", None)
+    uf_src, if_src = spec.pop("user_features", None), spec.pop("item_features", None)
+    if features is not None:
+        uf_src, if_src = uf_src or features, if_src or features
+    if uf_src is not None:
+        user_features = load_user_features(_source(uf_src, resolve))
+    if if_src is not None:
+        item_features = load_item_features(_source(if_src, resolve))
+    kw = {k: spec.pop(k) for k in ("user_field", "item_field") if k in spec}
+    return CTRRanker(ctr_model, encoder, model.items_.ids, user_features, item_features, **kw)
+
+
+def _source(s: Any, resolve: Any) -> str:
+    """A dataset name as is; a feature file relative to the config file's folder."""
+    return str(resolve(s)) if Path(str(s)).suffix.lower() in (".csv", ".parquet", ".pq") else str(s)
 
 
 def make_stage(spec: dict[str, Any], model: Recommender, item_features: pd.DataFrame | None) -> Stage:
@@ -528,18 +678,28 @@ def make_stage(spec: dict[str, Any], model: Recommender, item_features: pd.DataF
 
 def load_item_features(source: str | Path | None) -> pd.DataFrame | None:
     """Item features from a registered dataset name or a CSV/Parquet file (first column = item id)."""
+    return _load_features(source, "item")
+
+
+def load_user_features(source: str | Path | None) -> pd.DataFrame | None:
+    """User features from a registered dataset name or a CSV/Parquet file (first column = user id)."""
+    return _load_features(source, "user")
+
+
+def _load_features(source: str | Path | None, side: str) -> pd.DataFrame | None:
     if source is None:
         return None
     s = str(source)
     p = Path(s)
     if p.suffix.lower() in (".csv", ".parquet", ".pq"):
         if not p.exists():
-            raise DataError(f"{p}: no such item-features file")
+            raise DataError(f"{p}: no such {side}-features file")
         df = pd.read_parquet(p) if p.suffix.lower() != ".csv" else pd.read_csv(p)
         return df.set_index(df.columns[0])
     from recforge.data import load
 
     ds = load(s)
-    if ds.interactions is None or ds.interactions.item_features is None:
-        raise DataError(f"dataset {s!r} has no item features")
-    return ds.interactions.item_features
+    feats = None if ds.interactions is None else getattr(ds.interactions, f"{side}_features")
+    if feats is None:
+        raise DataError(f"dataset {s!r} has no {side} features")
+    return feats

@@ -23,6 +23,7 @@ from recforge.topk import topk_rows
 IndexKind = Literal["auto", "exact", "flat", "ivf", "hnsw"]
 INDEX_KINDS = ("auto", "exact", "flat", "ivf", "hnsw")
 AUTO_FLAT_MAX = 100_000  # "auto": exhaustive search up to this many items (~1 ms/query at d=64), HNSW above
+DENSE_MAX = 50_000  # exact/flat: one query scores every item with one NumPy product up to this many items
 _FAISS_LOCK = threading.Lock()
 
 
@@ -100,6 +101,13 @@ class EmbeddingIndex:
         self.config = config
         self.vectors: np.ndarray | None = np.ascontiguousarray(vecs[self.ids])
         self._index: Any = None
+        # small exact/flat catalogues: a served query scores every item (one matrix-vector product,
+        # seen items masked in place), cheaper than asking faiss for n + len(seen) results
+        self.dense: np.ndarray | None = None
+        if self.config.kind in ("exact", "flat") and self.n_items <= DENSE_MAX:
+            self.dense = vecs
+            self.inactive = np.ones(self.n_items, bool)
+            self.inactive[self.ids] = False
         if self.config.kind != "exact":
             self._index = self._build()
             self.vectors = None  # faiss holds its own copy
@@ -135,6 +143,21 @@ class EmbeddingIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def search_one(self, query: np.ndarray, n: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``n`` of one query with ``exclude`` left out, by scoring every item (needs
+        ``dense``); ties break towards the lower item index."""
+        s = self.dense @ np.asarray(query, np.float32)
+        s[self.inactive] = -np.inf
+        if exclude is not None and len(exclude):
+            s[exclude] = -np.inf
+        m = min(n, len(s))
+        if m <= 0:
+            return np.empty(0, np.int64), np.empty(0)
+        top = np.argpartition(-s, m - 1)[:m] if m < len(s) else np.arange(len(s))
+        top = top[np.lexsort((top, -s[top]))]
+        top = top[np.isfinite(s[top])]
+        return top.astype(np.int64), s[top].astype(np.float64)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items with the largest inner product with each query row.
@@ -227,6 +250,8 @@ class EmbeddingRetriever(Retriever):
     def retrieve(self, query: Query, n: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if query.vector is None:
             return np.empty(0, np.int64), np.empty(0)
+        if self.index.dense is not None:
+            return self.index.search_one(query.vector, n, exclude)
         extra = 0 if exclude is None else len(exclude)
         idx, sc = self.index.search(query.vector[None, :], min(n + extra, len(self.index)))
         return _drop(idx[0], sc[0], exclude, n)
