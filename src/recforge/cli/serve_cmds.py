@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
         watch_model_seconds: Annotated[float | None, typer.Option(help="reload the model file when it changes, checking this often")] = None,
         workers: Annotated[int, typer.Option(help="service processes on the port (more than 1 needs --redis)")] = 1,
+        cold_model: Annotated[Path | None, typer.Option(help="saved cold-start model (content, hybrid-switching, lightfm-style) for new users")] = None,
         config: ConfigOpt = None,
     ) -> None:
         """Run the recommendation service (FastAPI under uvicorn)."""
@@ -85,6 +86,7 @@ def register(app: typer.Typer) -> None:
             "model": str(model_path) if model_path else None, "database": database,
             "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
             "api_key": api_key, "watch_model_seconds": watch_model_seconds,
+            "cold_model": str(cold_model) if cold_model else None,
         })
         if workers != 1:
             serve_workers(cfg, workers, host=host, port=port, log_level=log_level)  # validates; workers load the model

@@ -669,7 +669,7 @@ def read_service_config(path: str | Path | None, overrides: dict[str, Any]) -> S
             data["pipeline"] = raw["pipeline"]
         base = Path(path).parent
         # relative file paths in the config file are relative to the file
-        for key in ("model", "pipeline", "item_features"):
+        for key in ("model", "pipeline", "item_features", "cold_model"):
             val = data.get(key)
             if isinstance(val, str) and Path(val).suffix and not Path(val).is_absolute() and (base / val).exists():
                 data[key] = str(base / val)
