@@ -120,3 +120,94 @@ def test_save_load_round_trip_is_exact(name, tmp_path):
     np.testing.assert_array_equal(back.predict(users, items), model.predict(users, items))
     np.testing.assert_array_equal(back.recommend(users[:5], k=5)[0], model.recommend(users[:5], k=5)[0])
     np.load(path, allow_pickle=False)
+
+
+# ---------------------------------------------------------------------------------------- CTR models
+CTR_SMALL = {
+    "lr": {"epochs": 2, "batch_size": 128},
+    "fm": {"epochs": 2, "batch_size": 128, "embedding_size": 4},
+    # batch norm and a multi-valued field (several slots pooled into one field) in the graph
+    "deepfm": {"epochs": 2, "batch_size": 128, "embedding_size": 4, "hidden": (8, 8), "batch_norm": True},
+}
+
+
+def _ctr_model(name):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from recforge.testing.ctr_conformance import toy_ctr
+
+    train = toy_ctr(600)[0]
+    return get_model_class(name)(CTR_SMALL[name]).fit(train, FitOptions(seed=0, threads=1))
+
+
+def test_every_ctr_model_is_covered():
+    ctr = {e.name for e in list_models() if e.task == "ctr"}
+    assert ctr == set(CTR_SMALL)
+
+
+@pytest.mark.parametrize("name", sorted(CTR_SMALL))
+def test_onnx_parity_every_ctr_model(name, tmp_path):
+    import onnx
+
+    from recforge.export import OnnxCTRScorer
+    from recforge.export.onnx import onnx_session
+    from recforge.testing.ctr_conformance import toy_ctr, toy_ctr_frame
+
+    model = _ctr_model(name)
+    paths = export_model(model, tmp_path)  # auto: ONNX for the torch CTR models
+    assert [p.name for p in paths] == ["score.onnx", "encoder.json", "model.json"]
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["task"] == "ctr" and meta["n_slots"] == len(model.slot_fields_)
+    assert set(meta["parity_max_abs_diff"]) == {"logit", "probability"}
+    assert all(v <= 1e-4 for v in meta["parity_max_abs_diff"].values())
+    graph = onnx.load(str(tmp_path / "score.onnx")).graph
+    assert [i.name for i in graph.input] == ["index", "value"]
+    assert [o.name for o in graph.output] == ["logit", "probability"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic batch size
+
+    # encoded rows of three batch sizes, straight through onnxruntime
+    test = toy_ctr(600)[2]
+    sess = onnx_session(tmp_path / "score.onnx")
+    for n in (1, 7, len(test)):
+        z, p = sess.run(None, {"index": test.index[:n], "value": test.value[:n]})
+        np.testing.assert_allclose(z, model.decision_function(test.subset(np.arange(n))), atol=1e-4)
+        np.testing.assert_allclose(p, model.predict_proba(test.subset(np.arange(n))), atol=1e-4)
+    # raw rows through the exported encoder, no torch involved
+    scorer = OnnxCTRScorer(tmp_path)
+    df, _ = toy_ctr_frame(40, seed=5)
+    np.testing.assert_allclose(scorer.score_frame(df), model.score_frame(df), atol=1e-4)
+    ctx, cand = {"user": "u3", "ctx": "b"}, df[["item", "price", "tags"]]
+    np.testing.assert_allclose(scorer.score_candidates(ctx, cand), model.score_candidates(ctx, cand), atol=1e-4)
+
+
+def test_ctr_onnx_parity_failure_is_reported(tmp_path, monkeypatch):
+    from recforge.errors import DataError
+    from recforge.export import onnx as onnx_mod
+
+    model = _ctr_model("fm")
+    monkeypatch.setattr(onnx_mod, "ctr_onnx_parity", lambda m, f: {"logit": 0.5, "probability": 0.1})
+    with pytest.raises(DataError, match="parity check failed"):
+        export_model(model, tmp_path, format="onnx")
+
+
+def test_cli_exports_a_saved_ctr_model(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from recforge.cli.experiment_cmds import register
+
+    app = typer.Typer()
+
+    @app.command("version")
+    def _version() -> None:  # a second command keeps typer in multi-command mode
+        pass
+
+    register(app)
+    model = _ctr_model("deepfm")
+    path = model.save(tmp_path / "deepfm.npz")
+    res = CliRunner().invoke(app, ["export", str(path), "--format", "onnx", "--output", str(tmp_path / "onnx")])
+    assert res.exit_code == 0, res.output
+    assert "parity" in res.output
+    assert (tmp_path / "onnx" / "score.onnx").exists() and (tmp_path / "onnx" / "encoder.json").exists()
+    meta = json.loads((tmp_path / "onnx" / "model.json").read_text())
+    assert meta["model"] == "deepfm" and max(meta["parity_max_abs_diff"].values()) <= 1e-4

@@ -69,6 +69,8 @@ class CTRData:
         field_names: One name per field.
         n_features: Size of the feature space (embedding table rows).
         name: A label for reports.
+        encoder: The fitted :class:`FeatureEncoder` that produced the rows, when known; a CTR
+            model fitted on these rows keeps it, so it can score raw feature frames later.
     """
 
     index: np.ndarray
@@ -78,6 +80,7 @@ class CTRData:
     field_names: tuple[str, ...]
     n_features: int
     name: str = "ctr"
+    encoder: FeatureEncoder | None = None
 
     def __post_init__(self) -> None:
         self.index = np.ascontiguousarray(np.atleast_2d(self.index), dtype=np.int64)
@@ -113,7 +116,7 @@ class CTRData:
     def subset(self, rows: np.ndarray, name: str | None = None) -> CTRData:
         """The rows selected by a boolean mask or an index array."""
         return CTRData(self.index[rows], self.value[rows], None if self.labels is None else self.labels[rows],
-                       self.slot_fields, self.field_names, self.n_features, name or self.name)
+                       self.slot_fields, self.field_names, self.n_features, name or self.name, self.encoder)
 
     @classmethod
     def from_indices(cls, labels: np.ndarray | None, index: np.ndarray, n_features: int | None = None,
@@ -187,8 +190,22 @@ class FieldSpec:
 
 
 def _as_str(col: pd.Series) -> np.ndarray:
-    out = col.astype(object).where(col.notna(), _MISSING)
-    return out.map(_canon).to_numpy(dtype=object)
+    """Category strings of a column, vectorised for numeric and string columns (the serving path)."""
+    missing = col.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype):
+        out = col.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
+    elif pd.api.types.is_float_dtype(col.dtype):
+        v = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        whole = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**62)
+        out = np.where(whole, np.where(whole, v, 0).astype(np.int64).astype(str), v.astype(str)).astype(object)
+    elif pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        out = col.to_numpy(dtype=object, na_value=_MISSING)
+    else:
+        # mixed objects (3, 3.0 and "3" in one column): one call per value
+        return col.astype(object).where(col.notna(), _MISSING).map(_canon).to_numpy(dtype=object)
+    if missing.any():
+        out[missing] = _MISSING
+    return out
 
 
 def _canon(v: Any) -> str:
@@ -251,6 +268,7 @@ class FeatureEncoder:
         if len(df) == 0:
             raise DataError(f"{source}: no rows to fit the feature encoder on")
         self.vocab_: dict[str, list[str]] = {}
+        self._index_cache: dict[str, pd.Index] = {}
         self.edges_: dict[str, list[float]] = {}
         self.slots_: dict[str, int] = {}
         self.offsets_: dict[str, int] = {}
@@ -361,7 +379,7 @@ class FeatureEncoder:
         if self.label and self.label in df.columns:
             labels = _labels(df[self.label], source, line_offset)
         return CTRData(np.concatenate(idx_parts, axis=1), np.concatenate(val_parts, axis=1), labels,
-                       np.asarray(slot_fields), tuple(s.name for s in self.fields), self.n_features_, name)
+                       np.asarray(slot_fields), tuple(s.name for s in self.fields), self.n_features_, name, self)
 
     def fit_transform(self, df: pd.DataFrame, name: str = "ctr") -> CTRData:
         return self.fit(df, name).transform(df, name)
@@ -369,7 +387,10 @@ class FeatureEncoder:
     def _lookup(self, spec: FieldSpec, values: np.ndarray) -> np.ndarray:
         if spec.hash_buckets is not None:
             return _hash(values, spec.hash_buckets)
-        pos = pd.Index(self.vocab_[spec.name], dtype=object).get_indexer(values.astype(object))
+        cache = self.__dict__.setdefault("_index_cache", {})
+        if spec.name not in cache:
+            cache[spec.name] = pd.Index(self.vocab_[spec.name], dtype=object)
+        pos = cache[spec.name].get_indexer(values.astype(object))
         return pos.astype(np.int64) + 1  # -1 (unknown) -> 0, the OOV index
 
     def oov_rate(self, data: CTRData) -> dict[str, float]:

@@ -19,7 +19,8 @@ def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs:
     """Export ``model`` into ``folder``; ``auto`` is ONNX for torch models and npz for the others."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
-    torch_model = any(c.__name__ == "TorchRecommender" for c in type(model).__mro__)
+    # CTR models (lr, fm, deepfm) are torch networks over feature rows: ONNX too
+    torch_model = any(c.__name__ in ("TorchRecommender", "CTRModel") for c in type(model).__mro__)
     if format == "onnx" or (format == "auto" and torch_model):
         from recforge.export.onnx import export_onnx
 
@@ -28,11 +29,13 @@ def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("export_onnx", "onnx_parity", "OnnxScorer", "onnx_session", "tower_functions"):
+    if name in ("export_onnx", "onnx_parity", "OnnxScorer", "onnx_session", "tower_functions", "export_ctr_onnx",
+                "ctr_onnx_parity", "OnnxCTRScorer"):
         import importlib
 
         return getattr(importlib.import_module("recforge.export.onnx"), name)
     raise AttributeError(f"module 'recforge.export' has no attribute {name!r}")
 
 
-__all__ = ["FORMATS", "OnnxScorer", "export_model", "export_onnx", "export_portable", "onnx_parity", "read_portable"]
+__all__ = ["FORMATS", "OnnxCTRScorer", "OnnxScorer", "ctr_onnx_parity", "export_ctr_onnx", "export_model",
+           "export_onnx", "export_portable", "onnx_parity", "read_portable"]

@@ -8,6 +8,13 @@ clipping that ``predict`` applies to ratings. A two-tower network (one that has
 ``item_vector``), so retrieval can embed users and items separately. ``ids.npz`` maps raw ids to
 the indices the graphs take (``users``/``items`` arrays: index = position) and ``model.json``
 describes the graphs and records the parity check.
+
+CTR models (``lr``, ``fm``, ``deepfm``) score feature rows, not (user, item) pairs: their
+``score.onnx`` maps ``index`` (int64 ``[batch, slots]`` feature indices) and ``value`` (float32
+``[batch, slots]`` feature values, 1 for one-hot slots) to ``logit`` and ``probability`` (float32
+``[batch]``); ``encoder.json`` (when the model was fitted on encoder output) is the
+:class:`~recforge.data.ctr.FeatureEncoder` that turns raw feature rows into those tensors, and
+:class:`OnnxCTRScorer` runs both without torch.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ from recforge.io import atomic_path, atomic_write
 OPSET = 17
 PARITY_TOL = 1e-4
 _TOWERS = (("encode_users", "encode_items"), ("user_tower", "item_tower"), ("users", "items"))
+
+
+def is_ctr_model(model: Any) -> bool:
+    """Whether ``model`` is a torch CTR model (scores feature rows)."""
+    return any(c.__name__ == "CTRModel" for c in type(model).__mro__)
 
 
 def _torch_net(model: Any) -> Any:
@@ -66,10 +78,12 @@ def _wrap(fn: Any, net: Any) -> Any:
     return g
 
 
-def _export_graph(module: Any, args: tuple[Any, ...], inputs: list[str], output: str, path: Path) -> None:
+def _export_graph(module: Any, args: tuple[Any, ...], inputs: list[str], output: str | list[str],
+                  path: Path) -> None:
     import torch
 
-    dynamic = {name: {0: "batch"} for name in [*inputs, output]}
+    outputs = [output] if isinstance(output, str) else list(output)
+    dynamic = {name: {0: "batch"} for name in [*inputs, *outputs]}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with atomic_path(path) as tmp:
@@ -77,7 +91,7 @@ def _export_graph(module: Any, args: tuple[Any, ...], inputs: list[str], output:
             # onnxscript; dynamic_axes makes the batch dimension free
             # PRESERVE: switching modes would clear eval-mode caches (e.g. propagated graph
             # embeddings), which then become constants of the graph
-            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=inputs, output_names=[output],
+            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=inputs, output_names=outputs,
                               dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True,
                               training=torch.onnx.TrainingMode.PRESERVE)
 
@@ -144,6 +158,8 @@ def export_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: flo
     require("onnx", purpose="ONNX export")
     import torch
 
+    if is_ctr_model(model):
+        return export_ctr_onnx(model, folder, verify=verify, tol=tol)
     model._check_fitted()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -223,3 +239,140 @@ class OnnxScorer:
         if ok.any():
             out[ok] = self.session.run(["score"], {"user": u[ok].astype(np.int64), "item": i[ok].astype(np.int64)})[0]
         return out
+
+
+# ---------------------------------------------------------------------------------------- CTR models
+def _ctr_rows(model: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random rows over the whole feature space, with values in (0, 1] (covers multi-valued slots)."""
+    rng = np.random.default_rng(seed)
+    s = len(model.slot_fields_)
+    idx = rng.integers(0, model.n_features_, (n, s)).astype(np.int64)
+    val = rng.uniform(0.05, 1.0, (n, s)).astype(np.float32)
+    val[: n // 2] = 1.0  # half the rows one-hot, as encoded categorical rows are
+    return idx, val
+
+
+def ctr_onnx_parity(model: Any, folder: str | Path, n: int = 2048, seed: int = 0) -> dict[str, float]:
+    """Max absolute difference between onnxruntime and the model's logits / probabilities on ``n`` rows.
+
+    Batches of two sizes are run so a graph that fixed its batch size fails here.
+    """
+    idx, val = _ctr_rows(model, n, seed)
+    ref_z = model.decision_function(idx, val)
+    ref_p = model.predict_proba(idx, val)
+    sess = onnx_session(Path(folder) / "score.onnx")
+    dz = dp = 0.0
+    for s, e in ((0, 1), (1, n)):
+        z, p = sess.run(["logit", "probability"], {"index": idx[s:e], "value": val[s:e]})
+        dz = max(dz, float(np.max(np.abs(z.reshape(-1) - ref_z[s:e]))))
+        dp = max(dp, float(np.max(np.abs(p.reshape(-1) - ref_p[s:e]))))
+    return {"logit": dz, "probability": dp}
+
+
+def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: float = PARITY_TOL) -> list[Path]:
+    """Write a CTR model's ``score.onnx`` (index, value -> logit, probability), ``encoder.json`` and ``model.json``.
+
+    Args:
+        model: A fitted CTR model (:mod:`recforge.models.ctr`).
+        folder: Output folder (created).
+        verify: Run the onnxruntime parity check and raise when an output differs by more than ``tol``.
+        tol: Largest accepted absolute difference.
+
+    Returns:
+        The written paths.
+    """
+    require("onnx", purpose="ONNX export")
+    import copy
+
+    import torch
+
+    net = copy.deepcopy(model._require_net()).cpu()
+    net.training = False
+    for m in net.modules():  # eval mode: dropout off, batch norm on its running statistics
+        m.training = False
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    class _CTRGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, index: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z = self.net.logits(index, value)
+            return z, torch.sigmoid(z)
+
+    graph = _CTRGraph()
+    graph.training = False
+    idx, val = _ctr_rows(model, 4, 0)
+    paths = [folder / "score.onnx"]
+    _export_graph(graph, (torch.from_numpy(idx), torch.from_numpy(val)), ["index", "value"],
+                  ["logit", "probability"], paths[0])
+    enc = getattr(model, "encoder_", None)
+    if enc is not None:
+        with atomic_write(folder / "encoder.json") as fh:
+            fh.write(json.dumps(enc.to_dict()))
+        paths.append(folder / "encoder.json")
+    parity = ctr_onnx_parity(model, folder) if verify else {}
+    s = len(model.slot_fields_)
+    meta = {
+        "format": "recforge-onnx", "version": 1, "model": model.name, "task": "ctr",
+        "class": f"{type(model).__module__}.{type(model).__qualname__}", "config": model.config.to_dict(),
+        "n_features": int(model.n_features_), "n_slots": s, "field_names": list(model.field_names_),
+        "slot_fields": [int(f) for f in model.slot_fields_], "opset": OPSET,
+        "graphs": {"score.onnx": {"inputs": {"index": f"int64[batch, {s}]", "value": f"float32[batch, {s}]"},
+                                  "outputs": {"logit": "float32[batch]", "probability": "float32[batch]"}}},
+        "encoder": "encoder.json" if enc is not None else None,
+        "score": "logit y(x) and click probability s(y(x)) of each encoded feature row",
+        "parity_max_abs_diff": parity,
+    }
+    with atomic_write(folder / "model.json") as fh:
+        fh.write(json.dumps(meta, indent=2) + "\n")
+    paths.append(folder / "model.json")
+    bad = {k: v for k, v in parity.items() if not v <= tol}
+    if bad:
+        raise DataError(f"ONNX parity check failed (max abs diff {bad}, tolerance {tol})")
+    return paths
+
+
+class OnnxCTRScorer:
+    """Score CTR feature rows with an exported CTR ``score.onnx`` (no torch needed).
+
+    ``predict_proba(index, value)`` takes encoded rows; ``score_frame(df)`` and
+    ``score_candidates(context, candidates)`` take raw fields and encode them with the exported
+    ``encoder.json``, as the torch model's methods of the same names do.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        self.meta = json.loads((folder / "model.json").read_text())
+        if self.meta.get("task") != "ctr":
+            raise DataError(f"{folder}: not an exported CTR model (use OnnxScorer)")
+        self.session = onnx_session(folder / "score.onnx")
+        self.encoder = None
+        if self.meta.get("encoder"):
+            from recforge.data.ctr import FeatureEncoder
+
+            self.encoder = FeatureEncoder.load(folder / self.meta["encoder"])
+
+    def predict_proba(self, index: Any, value: Any = None) -> np.ndarray:
+        idx = np.atleast_2d(np.asarray(index, dtype=np.int64))
+        if idx.shape[1] != self.meta["n_slots"]:
+            raise DataError(f"rows have {idx.shape[1]} slots; the model takes {self.meta['n_slots']}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.meta["n_features"]):
+            raise DataError(f"feature indices must lie in [0, {self.meta['n_features']})")
+        val = np.ones(idx.shape, np.float32) if value is None else np.asarray(value, np.float32).reshape(idx.shape)
+        if len(idx) == 0:
+            return np.empty(0)
+        return self.session.run(["probability"], {"index": idx, "value": val})[0].astype(np.float64)
+
+    def score_frame(self, frame: Any) -> np.ndarray:
+        if self.encoder is None:
+            raise DataError("this export has no encoder.json; encode rows yourself and call predict_proba()")
+        lab = self.encoder.label
+        rows = self.encoder.transform(frame.drop(columns=[lab], errors="ignore") if lab else frame, "frame")
+        return self.predict_proba(rows.index, rows.value)
+
+    def score_candidates(self, context: Any, candidates: Any) -> np.ndarray:
+        frame = candidates.reset_index(drop=True).assign(**{str(k): v for k, v in dict(context).items()})
+        return self.score_frame(frame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -18,8 +19,9 @@ from recforge.testing.ctr_conformance import CTRConformance, toy_ctr
 class TestLogisticRegression(CTRConformance):
     model_class = LogisticRegression
     config = {"epochs": 8, "batch_size": 256, "learning_rate": 0.1}
-    changes = {"reg": 0.1, "learning_rate": 0.01, "batch_size": 128, "epochs": 3, "optimizer": "adagrad"}
-    invalid = [{"reg": -1.0}, {"epochs": 0}, {"batch_size": 0}, {"learning_rate": 0.0}, {"optimizer": "lbfgs"}]
+    changes = {"reg": 0.1, "learning_rate": 0.01, "batch_size": 128, "epochs": 3, "optimizer": "adagrad",
+               "embedding_reg": 0.1}
+    invalid = [{"reg": -1.0}, {"embedding_reg": -0.1}, {"epochs": 0}, {"batch_size": 0}, {"learning_rate": 0.0}, {"optimizer": "lbfgs"}]
     min_auc = 0.6
 
 
@@ -27,8 +29,8 @@ class TestFM(CTRConformance):
     model_class = FM
     config = {"epochs": 10, "batch_size": 256, "embedding_size": 4, "learning_rate": 0.05, "init_std": 0.1}
     changes = {"embedding_size": 6, "reg": 0.1, "init_std": 0.01, "learning_rate": 0.005, "batch_size": 128,
-               "epochs": 5}
-    invalid = [{"embedding_size": 0}, {"init_std": 0.0}, {"reg": -0.1}]
+               "epochs": 5, "embedding_reg": 0.1}
+    invalid = [{"embedding_size": 0}, {"init_std": 0.0}, {"reg": -0.1}, {"embedding_reg": -1.0}]
     min_auc = 0.72
 
 
@@ -36,7 +38,8 @@ class TestDeepFM(CTRConformance):
     model_class = DeepFM
     config = {"epochs": 10, "batch_size": 256, "embedding_size": 4, "learning_rate": 0.02, "init_std": 0.1,
               "hidden": (16, 16), "dropout": 0.1}
-    changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": True, "embedding_size": 6, "reg": 0.1}
+    changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": True, "embedding_size": 6, "reg": 0.1,
+               "embedding_reg": 0.1}
     invalid = [{"hidden": ()}, {"hidden": (0, 4)}, {"dropout": 1.0}, {"dropout": -0.1}, {"embedding_size": 0}]
     min_auc = 0.72
 
@@ -129,3 +132,44 @@ def test_every_ctr_model_has_a_ctr_conformance_test():
     covered = {c.model_class for c in (TestLogisticRegression, TestFM, TestDeepFM)}
     missing = [e.name for e in list_models() if e.task == "ctr" and get_model_class(e.name) not in covered]
     assert not missing
+
+
+def test_embedding_reg_shrinks_the_whole_table():
+    """``embedding_reg`` also decays rows no training row touches (here the padding feature 0,
+    whose value is always 0), which the per-row ``reg`` never reaches."""
+    train, _, _, _ = toy_ctr(400)
+    cfg = {"epochs": 5, "batch_size": 64, "embedding_size": 4, "init_std": 0.1, "learning_rate": 0.02}
+    plain = FM(cfg).fit(train, FitOptions(seed=0, threads=1))
+    per_row = FM({**cfg, "reg": 1.0}).fit(train, FitOptions(seed=0, threads=1))
+    whole = FM({**cfg, "embedding_reg": 1.0}).fit(train, FitOptions(seed=0, threads=1))
+    row0 = [m.feature_factors()[0].norm().item() for m in (plain, per_row, whole)]
+    assert row0[0] == pytest.approx(row0[1])  # untouched by per-row L2
+    assert row0[2] < 0.5 * row0[0]
+    assert whole.feature_factors().norm() < 0.5 * plain.feature_factors().norm()
+
+
+def test_score_frame_and_candidates_use_the_training_encoder(tmp_path):
+    from recforge.errors import DataError
+    from recforge.models.base import Recommender
+    from recforge.testing.ctr_conformance import toy_ctr_frame
+
+    train, _, test, _ = toy_ctr(600)
+    model = DeepFM(epochs=2, batch_size=64, embedding_size=4, hidden=(8,)).fit(train, FitOptions(seed=0, threads=1))
+    assert model.encoder_ is train.encoder
+    df, _ = toy_ctr_frame(600)
+    tail = df.iloc[480:]  # toy_ctr's test rows, raw
+    np.testing.assert_allclose(model.score_frame(tail), model.predict_proba(test), atol=1e-7)
+    # one request: the context is broadcast over the candidates; unseen values go to OOV, no error
+    cand = pd.DataFrame({"item": ["i1", "i2", "i-new"], "price": [1.0, 5.0, 2.0], "tags": ["x", "", "y|z"]})
+    got = model.score_candidates({"user": "u4", "ctx": "b"}, cand)
+    want = model.score_frame(cand.assign(user="u4", ctx="b"))
+    np.testing.assert_allclose(got, want, atol=0)
+    assert got.shape == (3,) and np.all((got > 0) & (got < 1))
+    # the encoder is saved with the model (as JSON, no pickle)
+    back = Recommender.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_allclose(back.score_candidates({"user": "u4", "ctx": "b"}, cand), got, atol=1e-7)
+    with pytest.raises(DataError, match="missing field"):
+        model.score_candidates({"user": "u4"}, cand)
+    bare = LogisticRegression(epochs=1).fit((train.labels, train.index), FitOptions(seed=0, threads=1))
+    with pytest.raises(DataError, match="FeatureEncoder"):
+        bare.score_frame(tail)

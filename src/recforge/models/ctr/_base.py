@@ -11,16 +11,18 @@ best epoch's weights are restored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from recforge.config import FitOptions, ModelConfig
-from recforge.data.ctr import CTRData
+from recforge.data.ctr import CTRData, FeatureEncoder
 from recforge.data.torch_data import TensorBatcher
 from recforge.errors import ConfigError, DataError, NotFittedError
 from recforge.evaluation.metrics import roc_auc
@@ -50,6 +52,10 @@ class CTRConfig(ModelConfig):
     reg: float = 0.0
     """L2 penalty on the weights (and embeddings) of the features active in each row, averaged over
     the batch."""
+    embedding_reg: float = 0.0
+    """L2 penalty ``embedding_reg / 2 * ||table||^2`` on the *whole* feature weight and embedding
+    tables at every step (BARS/FuxiCTR's ``embedding_regularizer``): unlike ``reg`` it also shrinks
+    the rows of features absent from the batch, so rare features stay near zero."""
 
     def validate(self) -> None:
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
@@ -57,12 +63,14 @@ class CTRConfig(ModelConfig):
         self.check(self.learning_rate > 0, "learning_rate", "must be > 0")
         self.check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         self.check(self.reg >= 0, "reg", "must be >= 0")
+        self.check(self.embedding_reg >= 0, "embedding_reg", "must be >= 0")
 
 
 class CTRNetwork(RecNetwork):
     """A network mapping ``(index, value)`` slot tensors to logits; the loss is BCE + ``reg`` L2."""
 
     reg: float = 0.0
+    embedding_reg: float = 0.0
 
     def logits(self, index: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -71,11 +79,17 @@ class CTRNetwork(RecNetwork):
         """Squared norm of the parameters of each row's active features, per row."""
         raise NotImplementedError
 
+    def tables(self) -> list[nn.Embedding]:
+        """The feature tables (weights, factors) that ``embedding_reg`` shrinks."""
+        return [m for m in self.modules() if isinstance(m, nn.Embedding)]
+
     def loss(self, batch: Any) -> torch.Tensor:
         index, value, y = batch
         out = F.binary_cross_entropy_with_logits(self.logits(index, value), y)
         if self.reg > 0:
             out = out + self.reg * self.penalty(index, value).mean()
+        if self.embedding_reg > 0:
+            out = out + 0.5 * self.embedding_reg * sum(t.weight.pow(2).sum() for t in self.tables())
         return out
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -175,9 +189,11 @@ class CTRModel(Recommender):
         self.n_features_ = int(data.n_features)
         self.slot_fields_ = data.slot_fields.copy()
         self.field_names_ = list(data.field_names)
+        self.encoder_ = data.encoder
         self.base_rate_ = float(np.clip(data.labels.mean(), 1e-4, 1 - 1e-4))
         with run_context(options) as ctx:
             net = self._network().to(ctx.device)
+            net.embedding_reg = float(cfg.embedding_reg)
             batches = TensorBatcher(
                 torch.from_numpy(data.index), torch.from_numpy(data.value), torch.from_numpy(data.labels),
                 batch_size=cfg.batch_size, shuffle=True, generator=ctx.generator, device=ctx.device,
@@ -210,22 +226,70 @@ class CTRModel(Recommender):
 
     # ------------------------------------------------------------------ scoring
     def decision_function(self, rows: Any, value: np.ndarray | None = None) -> np.ndarray:
-        """Logits of rows: a :class:`CTRData` or an ``(n, slots)`` index matrix (with optional values)."""
+        """Logits of rows: a :class:`CTRData` or an ``(n, slots)`` index matrix (with optional values).
+
+        One batched forward pass per 65,536 rows (no per-row Python), in inference mode.
+        """
         net = self._require_net()
         idx, val = self._inputs(rows, value)
         dev = next(net.parameters()).device
         out = np.empty(len(idx), dtype=np.float64)
-        with torch.no_grad():
+        with torch.inference_mode():
             for s in range(0, len(idx), _SCORE_CHUNK):
-                ii = torch.as_tensor(idx[s : s + _SCORE_CHUNK], device=dev)
-                vv = torch.as_tensor(val[s : s + _SCORE_CHUNK], device=dev)
+                ii = torch.from_numpy(idx[s : s + _SCORE_CHUNK]).to(dev)
+                vv = torch.from_numpy(val[s : s + _SCORE_CHUNK]).to(dev)
                 out[s : s + _SCORE_CHUNK] = net.logits(ii, vv).double().cpu().numpy()
         return out
 
     def predict_proba(self, rows: Any, value: np.ndarray | None = None) -> np.ndarray:
-        """Click probability of each row, in [0, 1]."""
+        """Click probability of each row, in [0, 1]: the batch-scoring entry point.
+
+        Args:
+            rows: Encoded rows: a :class:`CTRData` (from the training encoder) or an ``(n, slots)``
+                int index matrix.
+            value: ``(n, slots)`` feature values for an index matrix (default: all ones).
+
+        Returns:
+            float64 ``(n,)`` probabilities ``s(y(x))``, in row order.
+        """
         z = self.decision_function(rows, value)
         return 1.0 / (1.0 + np.exp(-z))
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Click probabilities of raw feature rows (one column per field), encoded as in training.
+
+        Needs the model to have been fitted on rows from a :class:`~recforge.data.ctr.FeatureEncoder`
+        (it is kept with the model, and saved with it): values unseen in training go to their
+        field's out-of-vocabulary feature. A label column, if present, is ignored.
+        """
+        enc = self._require_encoder()
+        return self.predict_proba(enc.transform(frame.drop(columns=[enc.label], errors="ignore")
+                                                if enc.label else frame, "frame"))
+
+    def score_candidates(self, context: Mapping[str, Any], candidates: pd.DataFrame) -> np.ndarray:
+        """Score candidate items for one request: the ranking stage of a serving pipeline.
+
+        Args:
+            context: The request's fields shared by every candidate (user id, user features,
+                time, device...), as ``{field: value}``.
+            candidates: One row per candidate with the item's fields (item id, genres, ...).
+                Context fields override candidate columns of the same name.
+
+        Returns:
+            float64 click probabilities, one per candidate row, in order (sort them to rank).
+        """
+        if not isinstance(candidates, pd.DataFrame):
+            raise DataError(f"candidates must be a DataFrame of item fields, got {type(candidates).__name__}")
+        frame = candidates.reset_index(drop=True).assign(**{str(k): v for k, v in dict(context).items()})
+        return self.score_frame(frame)
+
+    def _require_encoder(self) -> FeatureEncoder:
+        self._require_net()
+        enc = getattr(self, "encoder_", None)
+        if enc is None:
+            raise DataError(f"{type(self).__name__} was fitted on pre-encoded rows without a FeatureEncoder; "
+                            "encode raw rows yourself and call predict_proba()")
+        return enc
 
     def _inputs(self, rows: Any, value: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(rows, CTRData):
@@ -260,6 +324,8 @@ class CTRModel(Recommender):
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
+        enc = getattr(self, "encoder_", None)
+        state["encoder_"] = None if enc is None else enc.to_dict()
         for key, val in self._require_net().state_dict().items():
             state[_TORCH_PREFIX + key] = val.detach().cpu().numpy()
         return state
@@ -268,6 +334,8 @@ class CTRModel(Recommender):
         tensors = {k[len(_TORCH_PREFIX):]: torch.from_numpy(np.array(v)) for k, v in state.items()
                    if k.startswith(_TORCH_PREFIX)}
         super().set_state({k: v for k, v in state.items() if not k.startswith(_TORCH_PREFIX)})
+        enc = state.get("encoder_")
+        self.encoder_ = FeatureEncoder.from_dict(enc) if isinstance(enc, dict) else None
         net = self._network()
         net.load_state_dict(tensors)
         self._net = net.eval()
@@ -295,8 +363,9 @@ def field_pool(e: torch.Tensor, slot_fields: torch.Tensor, n_fields: int) -> tor
     """``(B, S, k)`` value-weighted slot embeddings -> ``(B, F, k)`` sums per field."""
     if e.shape[1] == n_fields:
         return e  # one slot per field: nothing to pool
-    out = e.new_zeros(e.shape[0], n_fields, e.shape[2])
-    return out.index_add_(1, slot_fields, e)
+    # a product with the (S, F) slot-to-field indicator, not index_add_: it exports to ONNX
+    pool = F.one_hot(slot_fields, n_fields).to(e.dtype)
+    return torch.einsum("bsk,sf->bfk", e, pool)
 
 
 def check_hidden(cfg: ModelConfig, name: str = "hidden") -> None:
