@@ -33,7 +33,7 @@ class TestWeightedConformance(RecommenderConformance):
     invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0},
                {"valid_fraction": 1.0},
                {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0},
-               {"max_valid_users": 0}]
+               {"max_valid_users": 0}, {"valid_rounds": 0}]
     atol = 1e-9
 
     def make_data(self) -> Interactions:
@@ -190,7 +190,7 @@ def test_ml100k_weighted_hybrid_beats_popularity_on_cold_users_and_items(ml100k)
 
     data = ml100k.interactions
     opts = FitOptions(seed=0, threads=1)
-    hybrid = WeightedHybrid(models=("lightfm-style", "popularity"), grid_steps=5,
+    hybrid = WeightedHybrid(models=("lightfm-style", "popularity"), grid_steps=5, valid_rounds=1,
                             model_configs={"lightfm-style": {"epochs": 10}})
     users = cold_start_split(data, 0.2, "users", seed=0, reveal=5)
     ours, _ = evaluate_scenario(hybrid, users.train, users.test, k=10, options=opts)
@@ -220,3 +220,37 @@ def test_constraints_then_five_ratings_change_the_list():
     assert set(ids.tolist()) <= set(allowed.tolist()) and not set(ids.tolist()) & set(horror)
     assert ids.tolist() != first.item_ids.tolist()
     assert flags.loc[ids, "Horror"].mean() > flags.loc[first.item_ids, "Horror"].mean()
+
+
+def test_rounds_pool_validation_users_and_rotate_lengths():
+    data = _implicit(n_users=60, n_items=30, seed=2)
+    m = WeightedHybrid(models=("content", "popularity"), grid_steps=2, valid_rounds=3)
+    opts = FitOptions(seed=0)
+    splits = [m._holdout(data, opts, r) for r in range(3)]
+    held = [set(np.unique(v.user_idx).tolist()) for _, v in splits]
+    assert held[0] != held[1] != held[2]  # fresh users each round
+    m.fit(data, opts)
+    again = WeightedHybrid(models=("content", "popularity"), grid_steps=2, valid_rounds=3).fit(data, opts)
+    np.testing.assert_allclose(m.weights_, again.weights_)  # deterministic under a seed
+    np.testing.assert_allclose(m.weights_.sum(axis=1), 1.0)
+
+
+def test_default_components_and_cold_user_api():
+    """The defaults the service relies on: a prior-heavy blend that scores any short history."""
+    cfg = WeightedHybrid().config
+    assert cfg.models == ("lightfm-style", "auto", "demographic", "popularity")
+    assert cfg.model_configs == {"ease": {"reg": 200_000.0}}
+    data = genre_ratings(n_users=60, n_items=36, seed=1).to_implicit()
+    m = WeightedHybrid(models=("demographic", "popularity"), fixed_weights=(1.0, 0.0)).fit(data)
+    demo = m.components()[0]
+    # no history, only attributes: the demographic ranking for those attributes
+    ids, sc = m.recommend_for_history([], k=5, attributes={"gender": "F", "age": 30})
+    order = data.items.ids[np.argsort(-demo.scores_for_attributes({"gender": "F", "age": 30}), kind="stable")]
+    assert ids.tolist() == order[:5].tolist() and np.isfinite(sc).all()
+    # (item, value) pairs: the items are excluded, unknown ids ignored, nothing refitted
+    hist = list(data.items.ids[:3]) + [999_999]
+    before = m.weights_.copy()
+    ids2, _ = m.recommend_for_history(hist, k=5, values=[5.0, 3.0, 1.0, 4.0],
+                                      attributes={"gender": "F", "age": 30})
+    assert not set(ids2.tolist()) & set(hist) and len(ids2) == 5
+    np.testing.assert_array_equal(m.weights_, before)

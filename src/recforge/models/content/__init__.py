@@ -8,6 +8,8 @@
   knowledge, warm -> collaborative filtering).
 - ``lightfm-style``: :class:`~recforge.models.content.lightfm.LightFMStyle` (id + feature embeddings,
   BPR or WARP).
+- ``demographic``: :class:`~recforge.models.content.demographic.DemographicPopularity` (popularity
+  among users with the same attributes; the prior for users with no history).
 """
 
 CATALOG = {
@@ -16,4 +18,5 @@ CATALOG = {
     "hybrid-weighted": ("recforge.models.content.hybrid", "WeightedHybrid", "ranking"),
     "hybrid-switching": ("recforge.models.content.hybrid", "SwitchingHybrid", "ranking"),
     "lightfm-style": ("recforge.models.content.lightfm", "LightFMStyle", "ranking"),
+    "demographic": ("recforge.models.content.demographic", "DemographicPopularity", "ranking"),
 }
