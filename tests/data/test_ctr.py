@@ -158,6 +158,12 @@ def test_libfm_frame_is_categorical():
     ("1 3:1 7:1\n0 3:1\n", "line 2: 1 features, expected 2"),
     ("1 3:1 7:1\n\n2 3:1 7:1\n", "line 3: label '2'"),
     ("1 3:1 7:a\n", "line 1: bad feature value"),
+    ("1 3:1 7:1\n1 3:1 7:1\n0 3:1 7:\n", "line 3: bad feature value"),
+    ("1 3:1 7:1\n0 -3:1 7:1\n", "line 2: bad feature token '-3:1'"),
+    ("1 3:1 7:1\n0 3 7:1\n", "line 2: bad feature token '3'"),
+    ("1 3:1 7:1\n0 3:1 7:1 9:1\n", "line 2: 3 features, expected 2"),
+    ("yes 3:1 7:1\n", "line 1: label 'yes' is not a number"),
+    ("1 3:1 7:1\n-1 3:1 7:1\n", "line 2: label '-1'"),
 ])
 def test_malformed_feature_files_name_file_and_line(tmp_path, text, match):
     path = tmp_path / "bad.libfm"
@@ -227,3 +233,30 @@ def test_bad_csv_values_name_file_and_line(tmp_path):
     ds = Dataset("criteo-sample", "ctr", None, {"frame": pd.read_csv(path)}, tmp_path)
     with pytest.raises(DataError, match=r"criteo_sample.txt: line 6: label"):
         criteo_ctr(ds)
+    # a missing field (column): the error names the file and its header line
+    rows[4][0] = 1
+    pd.DataFrame(rows, columns=cols).drop(columns=["C7"]).to_csv(path, index=False)
+    ds = Dataset("criteo-sample", "ctr", None, {"frame": pd.read_csv(path)}, tmp_path)
+    with pytest.raises(DataError, match=r"criteo_sample.txt: line 1 \(header\): missing field\(s\) 'C7'"):
+        criteo_ctr(ds)
+
+
+def test_vectorised_category_strings_match_the_per_value_rule():
+    from recforge.data.ctr import _MISSING, _as_str, _canon
+
+    cols = [pd.Series([3, 4, 5]), pd.Series([3.0, np.nan, 0.5, -2.0]), pd.Series(["a", None, "b"]),
+            pd.Series([True, False]), pd.Series([3, "3", 4.0, None], dtype=object),
+            pd.Series([1, None], dtype="Int64"), pd.Series([], dtype=float)]
+    for col in cols:
+        slow = col.astype(object).where(col.notna(), _MISSING).map(_canon).to_numpy(dtype=object)
+        assert _as_str(col).tolist() == slow.tolist()
+
+
+def test_encoded_rows_carry_their_encoder():
+    enc = FeatureEncoder(["city"]).fit(_frame())
+    rows = enc.transform(_frame())
+    assert rows.encoder is enc and rows.subset(np.arange(2)).encoder is enc
+    refit = FeatureEncoder(["city"]).fit(pd.DataFrame({"city": ["q"]}))
+    assert refit.transform(pd.DataFrame({"city": ["q", "b"]})).index[:, 0].tolist() == [2, 1]
+    enc.fit(pd.DataFrame({"city": ["z"]}))  # refit drops the cached vocabulary lookups
+    assert enc.transform(pd.DataFrame({"city": ["z", "b"]})).index[:, 0].tolist() == [2, 1]

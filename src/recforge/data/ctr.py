@@ -192,7 +192,9 @@ class FieldSpec:
 def _as_str(col: pd.Series) -> np.ndarray:
     """Category strings of a column, vectorised for numeric and string columns (the serving path)."""
     missing = col.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_integer_dtype(col.dtype):
+    if pd.api.types.is_bool_dtype(col.dtype):
+        out = np.where(col.to_numpy(dtype=bool, na_value=False), "True", "False").astype(object)
+    elif pd.api.types.is_integer_dtype(col.dtype):
         out = col.to_numpy(dtype=np.int64, na_value=0).astype(str).astype(object)
     elif pd.api.types.is_float_dtype(col.dtype):
         v = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -325,7 +327,10 @@ class FeatureEncoder:
         need = [s.name for s in self.fields] + ([self.label] if need_label and self.label else [])
         missing = [c for c in need if c not in df.columns]
         if missing:
-            raise DataError(f"{source}: missing field(s) {', '.join(map(repr, missing))}")
+            # a frame read from a file: the columns come from its header, the line before the first row
+            line_offset = getattr(self, "_line_offset", None)
+            where = f" line {line_offset - 1} (header):" if line_offset else ""
+            raise DataError(f"{source}:{where} missing field(s) {', '.join(map(repr, missing))}")
 
     # -- transform ---------------------------------------------------------------
     def transform(self, df: pd.DataFrame, name: str = "ctr", source: str | None = None,
