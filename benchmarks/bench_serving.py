@@ -11,8 +11,13 @@
    and on a synthetic catalogue of 1M items (faiss IVF). Target on 2 cores for ML-100K:
    p99 <= 20 ms at >= 500 requests/s.
 
-Run: ``python -m benchmarks.bench_serving [quality] [load] [--gowalla-users N] [--skip-1m]``.
-Only loopback is ever contacted.
+3. CTR ranker (``ctr``): end-to-end NDCG on ML-100K ``loo-full`` with and without a DeepFM ranker
+   over user features (age, gender, occupation) and item features (genres, release year).
+
+Run: ``python -m benchmarks.bench_serving [quality] [ctr] [load] [--gowalla-users N] [--full]``.
+``load`` alone takes about 1.5 minutes (ML-100K, one service process); ``--full`` adds the
+2-process Redis rows and the synthetic 1M-item catalogue (several minutes). Only loopback is
+ever contacted.
 """
 
 from __future__ import annotations
@@ -151,6 +156,81 @@ def quality_ml100k() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"kind": "hnsw", "ef_search": 200}, {"kind": "hnsw", "ef_search": 400}, {"kind": "hnsw", "hnsw_m": 16, "ef_search": 200},
     ])
     return rows, ann
+
+
+def deepfm_ranker(train: Any, ds: Any, seed: int = 0, negatives: int = 1) -> Any:
+    """A DeepFM ranker for the pipeline: trained on the training interactions (label 1) and as many
+    uniformly sampled unobserved items per interaction (label 0), over the ML-100K user and item
+    features plus both ids, with the encoder fitted on those rows."""
+    import pandas as pd
+
+    from recforge.data.ctr import FeatureEncoder, movielens_fields
+    from recforge.models.ctr.fm import DeepFM
+    from recforge.serving.ranking import CTRRanker
+
+    rng = np.random.default_rng(seed)
+    seen = train.csr()
+    u_pos = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    i_pos = seen.indices
+    u_neg = np.repeat(u_pos, negatives)
+    i_neg = rng.integers(0, seen.shape[1], len(u_neg))
+    ok = ~np.asarray(seen[u_neg, i_neg]).ravel().astype(bool)  # drop the few that hit a seen item
+    users = np.concatenate([u_pos, u_neg[ok]])
+    items = np.concatenate([i_pos, i_neg[ok]])
+    labels = np.concatenate([np.ones(len(u_pos)), np.zeros(int(ok.sum()))]).astype(np.float32)
+    uf = ds.interactions.user_features.reindex(train.users.ids[users])
+    itf = ds.interactions.item_features.reindex(train.items.ids[items])
+    df = pd.DataFrame({"user": train.users.ids[users].astype(str), "age": uf["age"].to_numpy(),
+                       "gender": uf["gender"].to_numpy(), "occupation": uf["occupation"].to_numpy(),
+                       "item": train.items.ids[items].astype(str), "genres": itf["genres"].to_numpy(),
+                       "year": itf["year"].astype("float64").to_numpy(), "label": labels})
+    enc = FeatureEncoder(movielens_fields(ids=True))
+    rows = enc.fit_transform(df, "ml-100k implicit")
+    t0 = time.perf_counter()
+    model = DeepFM(embedding_size=16, hidden=(64, 64), dropout=0.1, epochs=4, batch_size=1024,
+                   learning_rate=2e-3).fit(rows, FitOptions(seed=seed, threads=1))
+    print(f"  DeepFM fit on {len(rows):,} rows: {time.perf_counter() - t0:.1f} s", flush=True)
+    return CTRRanker(model, enc, train.items.ids, ds.interactions.user_features, ds.interactions.item_features,
+                     user_ids=train.users.ids)
+
+
+def ctr_ml100k() -> list[dict[str, Any]]:
+    """NDCG@10 on ML-100K loo-full with and without the DeepFM ranker (and with MMR after it)."""
+    from recforge.serving.postprocess import DropSeen
+    from recforge.splits import leave_one_out
+
+    ds = load("ml-100k")
+    split = leave_one_out(ds.interactions.to_implicit())
+    train = split.train
+    model = _ials(train)
+    t0 = time.perf_counter()
+    ranker = deepfm_ranker(train, ds)
+    build = time.perf_counter() - t0
+    truth_all = split.test.csr()
+    users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
+    truth = truth_all[users]
+    feats = ds.interactions.item_features
+    sets = attribute_sets(feats, train.items, "genres")
+    names = sorted(set().union(*sets))
+    genre_vecs = np.array([[g in s for g in names] for s in sets], np.float64)
+
+    def pipe(ranker_: Any = None, n: int = N_CAND, stages: list[Any] | None = None, retriever: str = "ann") -> Pipeline:
+        return Pipeline(model, retriever=retriever, index={"kind": "exact"}, n_candidates=n, ranker=ranker_,
+                        stages=[DropSeen(), *(stages or [])], fallback=("popularity",))
+
+    configs: list[tuple[str, Any]] = [
+        ("exact top-200 (no ranker)", lambda: pipe()),
+        ("exact top-200 -> DeepFM ranker", lambda: pipe(ranker)),
+        ("exact top-50 -> DeepFM ranker", lambda: pipe(ranker, 50)),
+        ("exact top-50 -> DeepFM ranker -> MMR genres (0.8)", lambda: pipe(ranker, 50, [MMR(genre_vecs, 0.8, 10, 50)])),
+        ("popularity top-200 -> DeepFM ranker", lambda: pipe(ranker, retriever="popularity")),
+    ]
+    print("ML-100K DeepFM ranker", flush=True)
+    rows = _run_configs(model, configs, users, truth, 10, genre_vecs)
+    for r in rows:
+        if "DeepFM" in r["pipeline"]:
+            r["build s"] = build
+    return rows
 
 
 def quality_gowalla(n_users: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -445,10 +525,11 @@ def _section(title: str, rows: list[dict[str, Any]], note: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("parts", nargs="*", default=["quality", "load"], help="quality and/or load")
+    ap.add_argument("parts", nargs="*", default=["quality", "ctr", "load"], help="quality, ctr and/or load")
     ap.add_argument("--gowalla-users", type=int, default=3000)
-    ap.add_argument("--skip-1m", action="store_true")
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--full", action="store_true", help="load: add the 2-process Redis rows and the 1M-item catalogue")
+    ap.add_argument("--skip-1m", action="store_true", help="with --full: leave out the 1M-item catalogue")
+    ap.add_argument("--seconds", type=float, default=8.0, help="load: seconds per open-loop rate")
     args = ap.parse_args(argv if argv is not None else [])
     header = (
         "## Serving\n\n"
@@ -467,12 +548,21 @@ def main(argv: list[str] | None = None) -> str:
             q.append(_section(f"Gowalla, given-split ({args.gowalla_users} test users sampled with seed 0, k=20)", rows))
             q.append(_section(f"Gowalla: ANN candidates vs exact search (recall@{N_CAND}, 1000 user queries)", ann))
         sections["quality"] = "\n".join(q) + f"\n_Quality measured on {machine()}._\n"
+    if "ctr" in args.parts:
+        rows = ctr_ml100k()
+        sections["ctr"] = _section(
+            "ML-100K, loo-full: DeepFM as the ranker (all 943 users, k=10)", rows,
+            "Retrieval: iALS (as above), exact top-n; ranker: DeepFM (16-dim embeddings, 64x64 MLP, 4 epochs) over "
+            "user id, age (bins), gender, occupation, item id, genres, release year (bins), trained on the "
+            "training interactions as positives and one uniformly sampled unobserved item each as negative; "
+            "the pipeline builds each user's rows for the candidates from the features and scores them in one "
+            "call. `build s`: DeepFM rows + fit. `ms/user` includes the ranker.") + f"\n_Measured on {machine()}._\n"
     if "load" in args.parts:
         sections["load"] = _load_section(args)
     path = RESULTS / "serving.md"
     old = path.read_text() if path.exists() else ""
     body = []
-    for part in ("quality", "load"):
+    for part in ("quality", "ctr", "load"):
         text = sections.get(part)
         if text is None:  # keep the section of a part not run this time
             m = re.search(rf"<!-- {part} -->\n(.*?)<!-- /{part} -->", old, re.S)
@@ -496,11 +586,11 @@ def _load_section(args: argparse.Namespace) -> str:
         try:
             srv.post_clicks([f"anon-{j}" for j in range(100)], model.items_.ids.tolist())
             srv.post_clicks([str(u) for u in range(1, 101)], model.items_.ids.tolist(), seed=1)
-            load_rows += load_run(srv, model.users_.ids.tolist(), [250.0, 500.0, 750.0], args.seconds, 16,
-                                  "ML-100K (1,682 items, faiss flat)")
+            load_rows += load_run(srv, model.users_.ids.tolist(), [500.0, 750.0, 1000.0], args.seconds, 16,
+                                  "ML-100K (1,682 items, flat)")
         finally:
             srv.stop()
-        if _redis_up():
+        if args.full and _redis_up():
             srv = Server(work / "ml100k.npz", work, workers=2, redis="redis://127.0.0.1:6379/0")
             try:
                 srv.post_clicks([f"anon-{j}" for j in range(100)], model.items_.ids.tolist())
@@ -509,7 +599,7 @@ def _load_section(args: argparse.Namespace) -> str:
                                       "ML-100K, 2 worker processes, history in Redis")
             finally:
                 srv.stop()
-        if not args.skip_1m:
+        if args.full and not args.skip_1m:
             users, items = synthetic_model(work / "synthetic-1m.npz")
             rec = synthetic_recall(users, items, {"kind": "ivf", "nlist": 2048, "nprobe": 16})
             del users, items

@@ -72,11 +72,14 @@ class CTRRanker:
         user_field: Name of the encoder field holding the raw user id ("" or None: no id field).
         item_field: Name of the encoder field holding the raw item id.
         cache_users: Users whose encoded slots are kept.
+        user_ids: Raw user ids to encode up front in one call (e.g. the retrieval model's users),
+            so their first request does not pay for it; others are encoded on first sight.
     """
 
     def __init__(self, model: Any, encoder: Any, item_ids: np.ndarray, user_features: pd.DataFrame | None,
                  item_features: pd.DataFrame | None, *, user_field: str | None = "user",
-                 item_field: str | None = "item", cache_users: int = 100_000) -> None:
+                 item_field: str | None = "item", cache_users: int = 100_000,
+                 user_ids: np.ndarray | None = None) -> None:
         if not getattr(model, "task", None) == "ctr" or not hasattr(model, "decision_function"):
             raise ConfigError(f"a ctr ranker needs a fitted CTR model (lr, fm, deepfm), not {type(model).__name__}")
         if not model.is_fitted():
@@ -115,6 +118,14 @@ class CTRRanker:
         self.item_value = np.ascontiguousarray(rows.value)
         self._users: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_users = cache_users
+        if user_ids is not None and len(user_ids):
+            ids = list(np.asarray(user_ids).tolist())[:cache_users]
+            frame = self._frame(ids, self.user_side, user_features, self.user_field, self.item_side)
+            rows = encoder.transform(frame, name="ctr-ranker users")
+            ui = rows.index[:, self.user_slots]
+            uv = rows.value[:, self.user_slots]
+            for r, x in enumerate(ids):
+                self._users[_key(x)] = (ui[r].copy(), uv[r].copy())
 
     def _frame(self, ids: list[Any], side: list[str], features: pd.DataFrame | None, id_field: str | None,
                other: list[str]) -> pd.DataFrame:
