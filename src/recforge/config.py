@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -78,6 +79,12 @@ class FitOptions:
         validation: Optional held-out interactions for early stopping.
         threads: Thread count for compiled kernels (None: all cores).
         verbose: Print per-epoch metrics.
+        epoch_callback: Called as ``epoch_callback(epoch, model)`` after every epoch (iteration)
+            of the iterative classical models (SVD, SVD++, NMF, ALS, iALS, BPR), between two
+            compiled epochs, with ``epoch`` the number of epochs done (1, 2, ...) and ``model``
+            scorable (``predict``, ``recommend``) as it stands. It may raise
+            :class:`StopTraining` to end the fit there (the model keeps that state) or any other
+            exception to abort the fit (the tuner raises ``optuna.TrialPruned``). None costs nothing.
     """
 
     seed: int | None = 0
@@ -87,8 +94,13 @@ class FitOptions:
     validation: Any = None
     threads: int | None = None
     verbose: bool = False
+    epoch_callback: Callable[[int, Any], None] | None = None
 
     FIELDS: ClassVar[tuple[str, ...]] = ("seed", "device", "progress", "threads", "verbose")
+
+
+class StopTraining(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a :attr:`FitOptions.epoch_callback` to end a fit after the current epoch."""
 
 
 def _coerce(val: Any, hint: Any) -> Any:

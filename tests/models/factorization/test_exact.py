@@ -314,10 +314,35 @@ def test_embeddings_shapes():
         assert u.shape == (2, 3) and i.shape == (3, 3)
 
 
-# ------------------------------------------------------------------------------------------ compiled top-k
-def test_compiled_topk_equals_the_base_implementation():
-    from recforge.models.base import Recommender
+# ------------------------------------------------------------------------------------------ top-k
+def _reference_topk(m, users, k, exclude_seen=True, candidate_mask=None, fallback="popular", exclude=None):
+    """Brute force: mask, then sort every row by (score desc, item index asc)."""
+    n_items = len(m.items_)
+    out_i = np.full((len(users), k), -1)
+    out_v = np.full((len(users), k), np.nan)
+    for row, u in enumerate(users):
+        if u < 0 or not m.user_known_[u]:
+            if fallback == "popular":
+                pop = m._popularity_order()
+                pop = pop if candidate_mask is None else pop[candidate_mask[pop]]
+                out_i[row, : min(k, len(pop))] = pop[:k]
+            continue
+        sc = m._score_users(np.array([u]))[0].astype(np.float64)
+        ok = m.item_known_.copy()
+        if candidate_mask is not None:
+            ok &= candidate_mask
+        if exclude_seen:
+            ok[m.seen_[u].indices] = False
+        if exclude is not None:
+            ok[exclude[u].indices] = False
+        items = np.flatnonzero(ok)
+        order = items[np.lexsort((items, -sc[items]))][:k]
+        out_i[row, : len(order)] = order
+        out_v[row, : len(order)] = sc[order]
+    return out_i, out_v
 
+
+def test_recommend_indices_matches_brute_force_with_ties():
     rng = np.random.default_rng(10)
     rows = [(u, i, float(rng.integers(1, 6))) for u in range(40) for i in range(60) if rng.random() < 0.2]
     m = BiasedMF(embedding_size=3, epochs=2).fit(_ratings(rows))
@@ -335,6 +360,10 @@ def test_compiled_topk_equals_the_base_implementation():
     ):
         for k in (1, 5, 80):
             got = m.recommend_indices(users, k, **kw)
-            want = Recommender.recommend_indices(m, users, k, **kw)
+            want = _reference_topk(m, users, k, **kw)
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    tied = m.recommend_indices(np.array([0]), 60, exclude_seen=False)[0][0]
+    pos = {int(i): j for j, i in enumerate(tied)}
+    group = sorted({3, *range(0, len(m.items_), 7)})  # the tied items, adjacent and by index in the list
+    assert [pos[i] for i in group] == list(range(pos[group[0]], pos[group[0]] + len(group)))

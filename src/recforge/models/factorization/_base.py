@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numba
 import numpy as np
-import scipy.sparse as sp
-from numba import njit, prange
+from numba import njit
 
-from recforge.config import FitOptions
+from recforge.config import FitOptions, StopTraining
 from recforge.errors import ConfigError
-from recforge.models.base import _SCORE_BUDGET, Recommender
+from recforge.models.base import Recommender
 from recforge.topk import topk_rows
 
-__all__ = ["BiasedFactorRecommender", "FactorRecommender", "chunk_bounds", "kernel_threads", "seed_sequence"]
+__all__ = [
+    "BiasedFactorRecommender",
+    "FactorRecommender",
+    "chunk_bounds",
+    "end_of_epoch",
+    "kernel_threads",
+    "seed_sequence",
+]
 
 
 # Below this many multiply-adds per parallel region a kernel runs on one thread: on a shared
@@ -74,6 +80,26 @@ def seed_sequence(options: FitOptions, salt: int) -> np.random.Generator:
     return np.random.default_rng([seed, salt])
 
 
+def end_of_epoch(model: Recommender, options: FitOptions, epoch: int, publish: Callable[[], None]) -> bool:
+    """Run ``options.epoch_callback`` after epoch ``epoch`` (1-based); True when it asks to stop.
+
+    ``publish`` first sets the model's learned attributes to the state being trained, so the
+    callback can score the model. Fit loops call this between compiled epochs, and only when a
+    callback is set (``if options.epoch_callback is not None and end_of_epoch(...)``): without
+    one a fit does exactly what it did before. :class:`~recforge.config.StopTraining` stops the
+    fit; any other exception propagates out of ``fit``.
+    """
+    callback = options.epoch_callback
+    if callback is None:
+        return False
+    publish()
+    try:
+        callback(epoch, model)
+    except StopTraining:
+        return True
+    return False
+
+
 class FactorRecommender(Recommender):
     """A model that scores ``score(u, i) = offset(u, i) + <user_vector(u), item_vector(i)>``.
 
@@ -116,69 +142,6 @@ class FactorRecommender(Recommender):
             scores += uo
         scores += self._item_offsets()
         return scores
-
-    def recommend_indices(
-        self,
-        u: np.ndarray,
-        k: int,
-        *,
-        exclude_seen: bool = True,
-        candidate_mask: np.ndarray | None = None,
-        fallback: Literal["popular", "none"] = "popular",
-        exclude: sp.csr_matrix | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Recommender.recommend_indices` (same results), with a compiled top-k.
-
-        Scores are formed a block of users at a time by one matrix product, then one parallel
-        pass per row skips excluded items and keeps a heap of the best ``k``: on Gowalla this
-        ranks all 29,858 users in a fraction of the time of a partition-based top-k over a
-        float64 copy of each block.
-        """
-        u = np.asarray(u, dtype=np.int64)
-        known = u >= 0
-        known[known] = self.user_known_[u[known]]
-        out_idx = np.full((len(u), k), -1, dtype=np.int64)
-        out_sc = np.full((len(u), k), np.nan)
-        if not known.all():
-            fb_idx, fb_sc = super().recommend_indices(
-                u[~known],
-                k,
-                exclude_seen=exclude_seen,
-                candidate_mask=candidate_mask,
-                fallback=fallback,
-                exclude=exclude,
-            )
-            out_idx[~known] = fb_idx
-            out_sc[~known] = fb_sc
-        rows = np.flatnonzero(known)
-        if len(rows) == 0:
-            return out_idx, out_sc
-        n_items = len(self.items_)
-        banned = ~self.item_known_
-        if candidate_mask is not None:
-            banned = banned | ~candidate_mask
-        empty = np.zeros(1, np.int64), np.zeros(0, np.int32)
-        seen = (
-            (self.seen_.indptr.astype(np.int64), self.seen_.indices.astype(np.int32))
-            if exclude_seen
-            else empty
-        )
-        ex = (
-            (exclude.indptr.astype(np.int64), exclude.indices.astype(np.int32))
-            if exclude is not None
-            else empty
-        )
-        kk = min(k, n_items)
-        step = max(1, _SCORE_BUDGET // max(1, n_items))
-        for s in range(0, len(rows), step):
-            r = rows[s : s + step]
-            block = np.ascontiguousarray(self._score_users(u[r]))
-            idx, sc = _topk_rows_masked(
-                block, kk, u[r], banned, exclude_seen, seen[0], seen[1], exclude is not None, ex[0], ex[1]
-            )
-            out_idx[r, :kk] = idx
-            out_sc[r, :kk] = sc
-        return out_idx, out_sc
 
     # ------------------------------------------------------------------ embeddings and neighbours
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -280,78 +243,3 @@ def rand_below(state: np.ndarray, slot: int, n: int) -> int:
     """A uniform integer in ``[0, n)`` (Lemire's multiply-shift on the high 32 bits; n < 2**32)."""
     x = splitmix_next(state, slot) >> np.uint64(32)
     return np.int64((x * np.uint64(n)) >> np.uint64(32))
-
-
-# ---------------------------------------------------------------------- compiled top-k
-@njit(cache=True, inline="always")
-def _worse(va, ia, vb, ib):  # type: ignore[no-untyped-def]
-    """(va, ia) ranks below (vb, ib): a lower score, or an equal score and a higher index."""
-    return va < vb or (va == vb and ia > ib)
-
-
-@njit(cache=True, inline="always")
-def _sift_down(hv, hi, size, p):  # type: ignore[no-untyped-def]
-    while True:
-        c = 2 * p + 1
-        if c >= size:
-            return
-        if c + 1 < size and _worse(hv[c + 1], hi[c + 1], hv[c], hi[c]):
-            c += 1
-        if _worse(hv[c], hi[c], hv[p], hi[p]):
-            hv[c], hv[p] = hv[p], hv[c]
-            hi[c], hi[p] = hi[p], hi[c]
-            p = c
-        else:
-            return
-
-
-@njit(cache=True, parallel=True)
-def _topk_rows_masked(scores, k, users, banned, use_seen, seen_ptr, seen_idx, use_ex, ex_ptr, ex_idx):  # type: ignore[no-untyped-def]
-    """Best ``k`` columns of each row, best first (ties: lower column), skipping banned columns,
-    the row's user's CSR entries in ``seen``/``ex`` and non-finite scores; ``-1``/NaN padding."""
-    n, m = scores.shape
-    out_i = np.full((n, k), -1, np.int64)
-    out_v = np.full((n, k), np.nan)
-    ninf = -np.inf
-    for r in prange(n):
-        row = scores[r]
-        u = users[r]
-        if use_seen:
-            for p in range(seen_ptr[u], seen_ptr[u + 1]):
-                row[seen_idx[p]] = ninf
-        if use_ex:
-            for p in range(ex_ptr[u], ex_ptr[u + 1]):
-                row[ex_idx[p]] = ninf
-        hv = np.empty(k, np.float64)
-        hi = np.empty(k, np.int64)
-        size = 0
-        for j in range(m):
-            v = row[j]
-            if not v > ninf or banned[j]:  # also drops NaN
-                continue
-            if size < k:
-                # sift the new entry up a min-heap ordered by _worse
-                c = size
-                hv[c] = v
-                hi[c] = j
-                size += 1
-                while c > 0:
-                    p = (c - 1) // 2
-                    if _worse(hv[c], hi[c], hv[p], hi[p]):
-                        hv[c], hv[p] = hv[p], hv[c]
-                        hi[c], hi[p] = hi[p], hi[c]
-                        c = p
-                    else:
-                        break
-            elif v > hv[0]:  # equal scores keep the earlier (lower) column already held
-                hv[0] = v
-                hi[0] = j
-                _sift_down(hv, hi, size, 0)
-        # pop the worst entry to the back until the heap is empty: best-first order
-        for t in range(size - 1, -1, -1):
-            out_v[r, t] = hv[0]
-            out_i[r, t] = hi[0]
-            hv[0] = hv[t]
-            hi[0] = hi[t]
-            _sift_down(hv, hi, t, 0)
-    return out_i, out_v

@@ -16,6 +16,7 @@ from recforge.models.factorization._base import (
     BiasedFactorRecommender,
     FactorRecommender,
     chunk_bounds,
+    end_of_epoch,
     kernel_threads,
     seed_sequence,
 )
@@ -94,12 +95,22 @@ class ALS(BiasedFactorRecommender):
                 self.loss_history_[epoch] = _als_objective(*rows, X, Y, k, cfg.bias, mu, cfg.reg)
                 if options.verbose:
                     print(f"als epoch {epoch + 1}: objective {self.loss_history_[epoch]:.2f}")
+                if options.epoch_callback is not None and end_of_epoch(
+                    self, options, epoch + 1, lambda: self._set_factors(data, X, Y, mu)
+                ):
+                    self.loss_history_ = self.loss_history_[: epoch + 1]
+                    break
+        self._set_factors(data, X, Y, mu)
+
+    def _set_factors(self, data: Interactions, X: np.ndarray, Y: np.ndarray, mu: float) -> None:
+        k = self.config.embedding_size
+        bias = self.config.bias
         self.global_mean_ = float(data.values.mean())
         self.intercept_ = mu
         self.user_factors_ = np.ascontiguousarray(X[:, :k])
         self.item_factors_ = np.ascontiguousarray(Y[:, :k])
-        self.user_bias_ = X[:, k].copy() if cfg.bias else np.zeros(data.n_users)
-        self.item_bias_ = Y[:, k].copy() if cfg.bias else np.zeros(data.n_items)
+        self.user_bias_ = X[:, k].copy() if bias else np.zeros(data.n_users)
+        self.item_bias_ = Y[:, k].copy() if bias else np.zeros(data.n_items)
 
     def objective(self, data: Interactions) -> float:
         """The ALS-WR objective (above) of the fitted model on ``data`` (same vocabularies)."""
@@ -344,6 +355,14 @@ class ImplicitALS(FactorRecommender):
                 if options.verbose:
                     loss = _ials_objective(*rows, X, Y, cfg.reg)
                     print(f"ials epoch {epoch + 1}: objective {loss:.2f}")
+                if options.epoch_callback is not None and end_of_epoch(
+                    self, options, epoch + 1, lambda: self._set_factors(X, Y)
+                ):
+                    break
+        self._set_factors(X, Y)
+
+    def _set_factors(self, X: np.ndarray, Y: np.ndarray) -> None:
+        self.__dict__.pop("_gram_cache", None)  # Y changes in place between epochs
         self.user_factors_ = X
         self.item_factors_ = Y
 

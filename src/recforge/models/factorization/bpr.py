@@ -13,6 +13,7 @@ from recforge.data.interactions import Interactions
 from recforge.models.factorization._base import (
     FactorRecommender,
     chunk_bounds,
+    end_of_epoch,
     kernel_threads,
     rand_below,
     seed_sequence,
@@ -151,8 +152,8 @@ class BPR(FactorRecommender):
                 share = np.add.reduceat(active, bounds[:-1]) if by_user else np.diff(indptr[bounds])
                 draws = np.floor(len(indices) * share / max(share.sum(), 1) + 0.5).astype(np.int64)
                 stats = np.zeros((cfg.epochs, len(bounds) - 1, 2), np.int64)
-                # verbose runs report every epoch, at the price of one parallel region each
-                step = 1 if options.verbose else cfg.epochs
+                # verbose runs and epoch callbacks see every epoch, at the price of one parallel region each
+                step = 1 if options.verbose or options.epoch_callback is not None else cfg.epochs
                 for e0 in range(0, cfg.epochs, step):
                     _bpr_hogwild(
                         indptr,
@@ -177,6 +178,11 @@ class BPR(FactorRecommender):
                         stats,
                     )
                     self._report(stats[:, :, 0].sum(1), stats[:, :, 1].sum(1), e0, step, options)
+                    if options.epoch_callback is not None and end_of_epoch(
+                        self, options, e0 + 1, lambda: self._set_factors(P, Q, bias)
+                    ):
+                        self.train_auc_ = self.train_auc_[: e0 + 1]
+                        break
             else:
                 entries = np.empty((2, len(indices)), np.int32)
                 scratch = np.empty((2, len(indices)), np.int32)
@@ -201,6 +207,14 @@ class BPR(FactorRecommender):
                         cfg.item_bias,
                     )
                     self._report(np.array([correct]), np.array([used]), epoch, 1, options, offset=epoch)
+                    if options.epoch_callback is not None and end_of_epoch(
+                        self, options, epoch + 1, lambda: self._set_factors(P, Q, bias)
+                    ):
+                        self.train_auc_ = self.train_auc_[: epoch + 1]
+                        break
+        self._set_factors(P, Q, bias)
+
+    def _set_factors(self, P: np.ndarray, Q: np.ndarray, bias: np.ndarray) -> None:
         self.user_factors_ = P
         self.item_factors_ = Q
         self.item_bias_ = bias

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numba import njit, prange
@@ -12,6 +13,7 @@ from recforge.data.interactions import Interactions
 from recforge.models.factorization._base import (
     FactorRecommender,
     chunk_bounds,
+    end_of_epoch,
     kernel_threads,
     seed_sequence,
 )
@@ -91,8 +93,15 @@ class NMF(FactorRecommender):
                 csc.indices.astype(np.int64),
                 csc.data.astype(np.float64),
             )
-            for _ in range(cfg.epochs):
+            for epoch in range(cfg.epochs):
                 P, Q = _nmf_sweep(*args, P, Q, cfg.reg_user, cfg.reg_item)
+                if options.epoch_callback is not None and end_of_epoch(
+                    self, options, epoch + 1, partial(self._set_factors, data, P, Q)
+                ):
+                    break
+        self._set_factors(data, P, Q)
+
+    def _set_factors(self, data: Interactions, P: np.ndarray, Q: np.ndarray) -> None:
         self.global_mean_ = float(data.values.mean())
         self.user_factors_ = P
         self.item_factors_ = Q

@@ -9,7 +9,7 @@ from numba import njit
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
-from recforge.models.factorization._base import BiasedFactorRecommender, seed_sequence
+from recforge.models.factorization._base import BiasedFactorRecommender, end_of_epoch, seed_sequence
 
 __all__ = ["BiasedMF", "BiasedMFConfig", "SVDpp", "SVDppConfig"]
 
@@ -75,6 +75,15 @@ class BiasedMF(BiasedFactorRecommender):
         Q = rng.normal(0.0, cfg.init_std, (data.n_items, k))
         lr = cfg.learning_rate
         self.loss_history_ = np.zeros(cfg.epochs)
+
+        def publish() -> None:  # the kernels update these arrays in place
+            self.global_mean_ = mu
+            self.intercept_ = mu
+            self.user_bias_ = bu
+            self.item_bias_ = bi
+            self.user_factors_ = P
+            self.item_factors_ = Q
+
         for epoch in range(cfg.epochs):
             order = rng.permutation(len(r)).astype(np.int64)
             sse = _biased_mf_epoch(u, i, r, order, mu, bu, bi, P, Q, lr, cfg.reg, cfg.reg_bias)
@@ -82,12 +91,10 @@ class BiasedMF(BiasedFactorRecommender):
             lr *= cfg.learning_rate_decay
             if options.verbose:
                 print(f"svd epoch {epoch + 1}: train rmse {self.loss_history_[epoch]:.4f}")
-        self.global_mean_ = mu
-        self.intercept_ = mu
-        self.user_bias_ = bu
-        self.item_bias_ = bi
-        self.user_factors_ = P
-        self.item_factors_ = Q
+            if options.epoch_callback is not None and end_of_epoch(self, options, epoch + 1, publish):
+                self.loss_history_ = self.loss_history_[: epoch + 1]
+                break
+        publish()
 
 
 @njit(cache=True, fastmath=True)
@@ -182,6 +189,17 @@ class SVDpp(BiasedFactorRecommender):
         Y = rng.normal(0.0, cfg.init_std, (data.n_items, k))
         lr = cfg.learning_rate
         self.loss_history_ = np.zeros(cfg.epochs)
+
+        def publish() -> None:  # the kernels update the arrays in place; the implicit sums are derived
+            self.global_mean_ = mu
+            self.intercept_ = mu
+            self.user_bias_ = bu
+            self.item_bias_ = bi
+            self.user_factors_ = P
+            self.item_factors_ = Q
+            self.implicit_factors_ = Y
+            self.user_implicit_ = _implicit_sums(indptr, indices, Y)
+
         for epoch in range(cfg.epochs):
             user_order = rng.permutation(data.n_users).astype(np.int64)
             # a random permutation per user's row, drawn as one global sort key
@@ -207,14 +225,10 @@ class SVDpp(BiasedFactorRecommender):
             lr *= cfg.learning_rate_decay
             if options.verbose:
                 print(f"svdpp epoch {epoch + 1}: train rmse {self.loss_history_[epoch]:.4f}")
-        self.global_mean_ = mu
-        self.intercept_ = mu
-        self.user_bias_ = bu
-        self.item_bias_ = bi
-        self.user_factors_ = P
-        self.item_factors_ = Q
-        self.implicit_factors_ = Y
-        self.user_implicit_ = _implicit_sums(indptr, indices, Y)
+            if options.epoch_callback is not None and end_of_epoch(self, options, epoch + 1, publish):
+                self.loss_history_ = self.loss_history_[: epoch + 1]
+                break
+        publish()
 
     def _user_vectors(self, u: np.ndarray | None = None) -> np.ndarray:
         vecs = self.user_factors_ + self.user_implicit_
