@@ -6,10 +6,15 @@ only when they run.
 
 # no ``from __future__ import annotations``: typer reads the option annotations at definition time,
 # and they name objects imported inside register()
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+# the service may run numba (fold-in), faiss and torch (a CTR ranker) in one process: passive
+# OpenMP waits keep one library's idle workers from starving the others' calls
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def register(app: typer.Typer) -> None:
