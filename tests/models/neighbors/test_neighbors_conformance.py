@@ -78,7 +78,7 @@ class TestEASE(RecommenderConformance):
     model_class = EASE
     config = {"reg": 10.0}
     changes = {"reg": 1.0}
-    invalid = [{"reg": 0.0}, {"reg": -5.0}, {"max_items": 0}]
+    invalid = [{"reg": 0.0}, {"reg": -5.0}, {"max_items": 0}, {"max_items": 50_000}]
     atol = 1e-5
 
 

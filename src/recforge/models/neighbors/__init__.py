@@ -1,4 +1,4 @@
-"""Memory-based models: rating kNN (item, user, baseline-centred), implicit kNN, EASE and SLIM."""
+"""Memory-based models: rating kNN (item, user, baseline-centred), implicit kNN, RP3beta, EASE and SLIM."""
 
 CATALOG = {
     "item-knn": ("recforge.models.neighbors.knn", "ItemKNN", "rating"),
@@ -8,4 +8,5 @@ CATALOG = {
     "user-knn-implicit": ("recforge.models.neighbors.implicit_knn", "UserKNNImplicit", "ranking"),
     "ease": ("recforge.models.neighbors.ease", "EASE", "ranking"),
     "slim": ("recforge.models.neighbors.slim", "SLIM", "ranking"),
+    "rp3beta": ("recforge.models.neighbors.rp3beta", "RP3beta", "ranking"),
 }

@@ -97,12 +97,14 @@ def _similarity_block(
     x_indptr: np.ndarray, x_indices: np.ndarray, x_data: np.ndarray,
     y_indptr: np.ndarray, y_indices: np.ndarray, y_data: np.ndarray,
     n_x: int, kind: int, min_support: int, shrinkage: float, width: int, n_chunks: int,
-    out_idx: np.ndarray, out_val: np.ndarray, out_cnt: np.ndarray,
+    col_scale: np.ndarray, out_idx: np.ndarray, out_val: np.ndarray, out_cnt: np.ndarray,
 ) -> None:
     """Positive similarities of entities ``start..stop-1`` to all others, top ``width`` per row.
 
-    ``x_*`` is the entities x features CSR matrix and ``y_*`` its transpose (same values).
+    ``x_*`` is the entities x features CSR matrix and ``y_*`` its transpose (same values); each
+    similarity ``s_ab`` is multiplied by ``col_scale[b]`` (empty: no scaling) before the top-k.
     """
+    scaled = col_scale.shape[0] > 0
     n_rows = stop - start
     step = (n_rows + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
@@ -168,6 +170,8 @@ def _similarity_block(
                         sim = 1.0 / (max(msd, 0.0) + 1.0)
                     if shrinkage > 0:
                         sim *= (n - 1.0) / (n - 1.0 + shrinkage)
+                    if scaled:
+                        sim *= col_scale[x2]
                 if sim > 0:
                     cand[m] = x2
                     vals[m] = sim
@@ -189,6 +193,7 @@ def similarity_matrix(
     width: int | None,
     min_support: int = 1,
     shrinkage: float = 0.0,
+    col_scale: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Pruned entity x entity similarity matrix; each row holds its top ``width`` positive entries.
 
@@ -199,6 +204,9 @@ def similarity_matrix(
         width: Neighbours kept per row (None: all positive ones).
         min_support: Fewest co-rated features for a non-zero similarity.
         shrinkage: ``lambda`` of the factor ``(n - 1) / (n - 1 + lambda)`` (0: none).
+        col_scale: Optional per-entity factor applied to the similarity *to* that entity before
+            the top ``width`` are chosen (so the result is no longer symmetric), e.g. RP3beta's
+            popularity penalty ``deg(b)^-beta``.
 
     Returns:
         A float32 CSR matrix whose rows are ordered by decreasing similarity (not by column), with
@@ -212,6 +220,9 @@ def similarity_matrix(
     w = max(1, n_x - 1 if width is None else min(width, max(1, n_x - 1)))
     block = max(1, min(n_x, _OUT_BUDGET // w))
     threads = numba.get_num_threads()
+    scale = np.empty(0, np.float64) if col_scale is None else np.ascontiguousarray(col_scale, np.float64)
+    if len(scale) not in (0, n_x):
+        raise ValueError(f"col_scale has {len(scale)} entries for {n_x} entities")
     indptr = np.zeros(n_x + 1, np.int64)
     idx_parts, val_parts = [], []
     for start in range(0, n_x, block):
@@ -222,7 +233,7 @@ def similarity_matrix(
         out_cnt = np.zeros(rows, np.int64)
         n_chunks = max(1, min(rows, threads * 8))
         _similarity_block(start, stop, x.indptr, x.indices, x.data, y.indptr, y.indices, y.data,
-                          n_x, kind, int(min_support), float(shrinkage), w, n_chunks,
+                          n_x, kind, int(min_support), float(shrinkage), w, n_chunks, scale,
                           out_idx, out_val, out_cnt)
         keep = np.arange(w)[None, :] < out_cnt[:, None]
         idx_parts.append(out_idx[keep])
