@@ -112,6 +112,27 @@ def test_run_context_seeds_and_restores_threads():
         assert not np.array_equal(c.rng.random(3), ra)
 
 
+def test_training_threads_default_to_one_on_cpu():
+    from recforge.training.loop import training_threads
+
+    cpu = torch.device("cpu")
+    assert training_threads(None, cpu) == 1
+    assert training_threads(3, cpu) == 3
+    with pytest.raises(ConfigError, match="threads"):
+        training_threads(0, cpu)
+    torch.set_num_threads(2)
+    try:
+        with run_context(FitOptions(seed=0)):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # restored
+        with run_context(FitOptions(seed=0, threads=2)):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(ConfigError, match="threads"), run_context(FitOptions(threads=0)):
+            pass
+    finally:
+        torch.set_num_threads(1)
+
+
 # ------------------------------------------------------------------------------ training
 def test_loss_falls_and_the_optimum_is_found():
     net = _Linear()

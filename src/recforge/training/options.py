@@ -16,6 +16,8 @@ class TrainingOptions(FitOptions):
     """:class:`~recforge.config.FitOptions` plus the knobs of the shared Lightning loop.
 
     Any model that takes ``FitOptions`` accepts these; plain ``FitOptions`` get the defaults below.
+    ``threads`` sets torch's intra-op threads for the fit; left at None, the loop trains on one
+    thread (see :func:`recforge.training.loop.training_threads` for why).
 
     Attributes:
         patience: Stop after this many validation checks without improvement of the monitored
