@@ -97,7 +97,9 @@ def test_tune_command(app, make_spec, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- configs
-NAMES = [e.name for e in list_models() if e.task != "ctr"]
+NAMES = [e.name for e in list_models()]
+ALL_FILES = sorted(p for ext in ("*.toml", "*.yaml", "*.yml") for p in (REPO / "configs").rglob(ext))
+PROTOCOL_TASK = {"rating": "rating", "ctr": "ctr"}  # every other task is ranked under a ranking protocol
 
 
 def test_every_registered_model_has_a_config_file():
@@ -120,12 +122,51 @@ def test_config_file_builds_its_model(name):
     from recforge.evaluation.protocols import get_protocol
 
     proto = get_protocol(spec.protocol)
-    assert proto.task == ("rating" if model.task == "rating" else "ranking")
+    assert proto.task == PROTOCOL_TASK.get(model.task, "ranking")
     if spec.tune:
         from recforge.tuning import parse_space
 
         for dim in parse_space(spec.tune["space"]):
             assert dim.name in model.config.to_dict()
+
+
+def test_ctr_models_have_ctr_holdout_files():
+    ctr = [e.name for e in list_models() if e.task == "ctr"]
+    assert {"lr", "fm", "deepfm"} <= set(ctr)
+    for name in ctr:
+        spec = ExperimentSpec.from_file(CONFIGS / f"{name}.toml")
+        assert spec.protocol == "ctr-holdout" and spec.tune["space"]
+        assert "embeddings" not in spec.outputs["plots"]  # CTR models embed features, not users and items
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=[p.relative_to(REPO / "configs").as_posix() for p in ALL_FILES])
+def test_every_file_under_configs_parses_and_names_a_registered_model(path):
+    from recforge.data.datasets import list_datasets
+    from recforge.evaluation.protocols import get_protocol
+    from recforge.models.registry import _entries
+
+    spec = ExperimentSpec.from_file(path)
+    assert spec.model in _entries(), f"{path}: model {spec.model!r} is not registered"
+    if spec.protocol is not None:
+        get_protocol(spec.protocol)  # raises ConfigError for an unknown protocol
+    if spec.dataset.get("name"):
+        assert spec.dataset["name"] in {name for name, _ in list_datasets()}
+    if spec.tune:
+        from recforge.tuning import parse_space
+
+        parse_space(spec.tune.get("space"))
+
+
+def test_generator_writes_the_ctr_files_as_they_are(tmp_path):
+    """configs/ml100k/{lr,fm,deepfm}.toml are exactly what the template generator writes."""
+    from recforge.experiments.templates import write_configs
+
+    ctr = [e.name for e in list_models() if e.task == "ctr"]
+    written = write_configs(tmp_path, models=ctr)
+    assert sorted(p.name for p in written) == sorted(f"{n}.toml" for n in ctr)
+    for p in written:
+        got = p.read_text().replace(tmp_path.as_posix(), "configs/ml100k")
+        assert got == (CONFIGS / p.name).read_text(), f"{p.name}: regenerate with --models {','.join(ctr)} --overwrite"
 
 
 # ---------------------------------------------------------------------------------------- done means

@@ -109,3 +109,92 @@ def test_torch_trials_are_pruned_through_the_training_loop(spec_file, tmp_path, 
 def test_unknown_tune_key(spec_file):
     with pytest.raises(ConfigError, match="unknown key"):
         tune(spec_file(extra="trials = 3"))
+
+
+# ---------------------------------------------------------------------------------------- classical models
+def test_classical_trials_report_every_few_epochs_and_bad_ones_are_pruned(spec_file, tmp_path):
+    """SVD under the file's median pruner: three sane step sizes run to the end, a step size too small
+    to learn anything in 10 epochs is pruned at its first report (no monkeypatching)."""
+    enqueue = "enqueue = [{learning_rate = 0.02}, {learning_rate = 0.03}, {learning_rate = 0.015}, " \
+              "{learning_rate = 0.0001}]"
+    path = spec_file("svd", {"epochs": 10, "embedding_size": 4}, n_trials=4,
+                     space={"learning_rate": '{ type = "float", low = 0.0001, high = 0.1, log = true }'},
+                     extra=f'pruner = "median"\nreport_every = 2\n{enqueue}')
+    res = tune(path, output=tmp_path / "t")
+    table = pd.read_csv(tmp_path / "t" / "trials.csv")
+    assert table["state"].tolist() == ["complete", "complete", "complete", "pruned"]
+    assert table["epochs_reported"].tolist() == [5, 5, 5, 1]  # epochs 2, 4, ..., 10; pruned after epoch 2
+    assert table["param_learning_rate"].tolist() == [0.02, 0.03, 0.015, 0.0001]
+    steps = [sorted(t.intermediate_values) for t in res.study.trials]
+    assert steps[0] == [2, 4, 6, 8, 10] and steps[3] == [2]
+    # the value reported at the last epoch is the trial's final validation score
+    first = res.study.trials[0]
+    assert first.intermediate_values[10] == pytest.approx(first.value)
+    assert res.best_params["learning_rate"] != 0.0001
+
+
+def test_ranking_model_pruned_through_the_epoch_callback(spec_file, tmp_path, monkeypatch):
+    seen = []
+    real = search_mod._score
+
+    def spy(model, valid, metric):
+        seen.append(metric)
+        return real(model, valid, metric)
+
+    monkeypatch.setattr(search_mod, "_score", spy)
+    monkeypatch.setattr(search_mod, "_pruner", lambda name: _PruneAfterFirstTrial())
+    path = spec_file("ials", {"epochs": 3, "embedding_size": 4}, n_trials=2,
+                     space={"reg": '{ type = "float", low = 0.01, high = 1.0, log = true }'})
+    path.write_text(path.read_text().replace('protocol = "rating-kfold5"', 'protocol = "loo-full"'))
+    res = tune(path, output=tmp_path / "t")
+    assert res.metric == "NDCG@10" and res.direction == "maximize"
+    assert res.trials["state"].tolist() == ["complete", "pruned"]
+    assert res.trials["epochs_reported"].tolist() == [3, 1]  # report_every defaults to epochs // 10 -> 1
+    assert seen == ["NDCG@10"] * (3 + 1 + 1)  # per epoch, then the final score of the complete trial
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("report_every = 0", "report_every"),
+    ("enqueue = [{embedding_size = 4, nope = 1}]", "nope not in"),
+])
+def test_bad_pruning_settings(spec_file, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        tune(spec_file(extra=extra))
+
+
+# ---------------------------------------------------------------------------------------- CTR configs
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_tune_ctr_config_from_the_command_line(ml100k, tmp_path, monkeypatch):
+    """`recforge tune configs/ml100k/deepfm.toml --trials 3`: AUC on the ctr-holdout validation rows."""
+    pytest.importorskip("torch")
+    from pathlib import Path
+
+    import typer
+    from typer.testing import CliRunner
+
+    from recforge.cli.experiment_cmds import register
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "ml100k" / "deepfm.toml"
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+
+    @app.command("version")
+    def _version() -> None:  # a second command keeps typer in multi-command mode
+        pass
+
+    register(app)
+    fast = ["--set", "epochs=1", "--set", "hidden=[16]", "--set", "batch_size=16384"]
+    res = CliRunner().invoke(app, ["tune", str(config), "--trials", "3", *fast, "--output", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert "best AUC" in res.stdout
+    table = pd.read_csv(tmp_path / "t" / "trials.csv")
+    assert len(table) == 3 and set(table["state"]) <= {"complete", "pruned"}
+    assert (table["state"] == "complete").sum() >= 1
+    done = table[table["state"] == "complete"]
+    assert done["value"].between(0.55, 0.9).all()
+    assert (done["epochs_reported"] == 1).all()  # validation AUC reported to Optuna every epoch
+    assert {"param_learning_rate", "param_reg", "param_embedding_size", "param_dropout"} <= set(table.columns)
+    best = ExperimentSpec.from_file(tmp_path / "t" / "deepfm-ml100k-best.toml")
+    assert best.protocol == "ctr-holdout" and best.params["hidden"] == [16]
+    assert best.params["learning_rate"] == pytest.approx(done.loc[done["value"].idxmax(), "param_learning_rate"])

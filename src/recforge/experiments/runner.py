@@ -146,6 +146,9 @@ class _FoldHook:
         fold = len(self.models) + 1
         prefix = f"fold{fold}/" if self.n_folds > 1 else ""
         extra = dict(self.extra)
+        given = getattr(options, "validation", None)
+        if given is not None and "validation" not in extra:
+            extra["validation"] = given  # the protocol's own validation rows (ctr-holdout)
         if self.torch_model:
             if self.logger is not None:
                 extra["logger"] = self.logger.lightning(prefix.rstrip("/"))
@@ -304,7 +307,8 @@ def write_outputs(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, out:
 
 def _export_format(model: Any, fmt: str) -> str:
     if fmt == "auto":
-        return "onnx" if is_torch_model(model) else "npz"
+        # CTR models are torch networks over feature rows: recforge.export writes ONNX for them too
+        return "onnx" if is_torch_model(model) or getattr(model, "task", None) == "ctr" else "npz"
     return fmt
 
 

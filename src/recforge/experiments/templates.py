@@ -16,7 +16,8 @@ from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
 
 #: Protocol per task on a dataset with ratings and timestamps (ML-100K).
-PROTOCOL_BY_TASK = {"rating": ("rating-u1", None), "ranking": ("loo-full", 10), "sequence": ("loo-full", 10)}
+PROTOCOL_BY_TASK = {"rating": ("rating-u1", None), "ranking": ("loo-full", 10), "sequence": ("loo-full", 10),
+                    "ctr": ("ctr-holdout", None)}
 
 
 def _space(params: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +40,11 @@ def _space(params: dict[str, Any]) -> dict[str, Any]:
             space[name] = {"type": "float", "low": val / 10, "high": val * 40, "log": True}
         elif name == "shrinkage" and isinstance(val, (int, float)) and val > 0:
             space[name] = {"type": "float", "low": 0.0, "high": val * 10}
+    # round the bounds (1e-05 / 100 is 1.0000000000000001e-07 in binary floating point)
+    for dim in space.values():
+        for key in ("low", "high"):
+            if isinstance(dim[key], float):
+                dim[key] = float(f"{dim[key]:.6g}")
     return space
 
 
@@ -59,10 +65,11 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
     torch_model = entry.extra == "torch" or (cls is not None and any(c.__name__ == "TorchRecommender"
                                                                       for c in cls.__mro__))
     protocol, k = PROTOCOL_BY_TASK.get(entry.task, ("loo-full", 10))
-    has_emb = torch_model or (cls is not None and cls.embeddings is not Recommender.embeddings)
+    # CTR models embed features, not users and items: nothing for the embedding plot
+    has_emb = entry.task != "ctr" and (torch_model or (cls is not None and cls.embeddings is not Recommender.embeddings))
     iterative = "epochs" in params or torch_model
     plots = [p for p, ok in (("embeddings", has_emb), ("learning_curve", iterative),
-                             ("metric_vs_k", entry.task != "rating")) if ok]
+                             ("metric_vs_k", entry.task not in ("rating", "ctr"))) if ok]
     data: dict[str, Any] = {
         "name": f"{model}-{dataset.replace('-', '')}",
         "seed": 0,
@@ -71,7 +78,8 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
         "model": {"name": model, "params": params},
         "training": {"device": "cpu"},
         "logger": {"kind": "csv", "project": "recforge"},
-        "outputs": {"save_model": True, "export": ["auto"], "plots": plots, "color_by": "genre"},
+        "outputs": {"save_model": True, "export": ["auto"], "plots": plots,
+                    **({} if entry.task == "ctr" else {"color_by": "genre"})},
     }
     space = _space(params)
     if space:
@@ -81,13 +89,13 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
 
 def write_configs(folder: str | Path, dataset: str = "ml-100k", *, models: list[str] | None = None,
                   overwrite: bool = False) -> list[Path]:
-    """Write one ``<model>.toml`` per registered model (CTR models excluded: they need CTR data)."""
+    """Write one ``<model>.toml`` per registered model (CTR models run ``ctr-holdout``: the dataset as CTR rows)."""
     from recforge.models.registry import list_models
 
     folder = Path(folder)
     written = []
     for entry in list_models():
-        if entry.task == "ctr" or (models is not None and entry.name not in models):
+        if models is not None and entry.name not in models:
             continue
         path = folder / f"{entry.name}.toml"
         if path.exists() and not overwrite:
@@ -103,7 +111,19 @@ def write_configs(folder: str | Path, dataset: str = "ml-100k", *, models: list[
     return written
 
 
-if __name__ == "__main__":  # pragma: no cover
-    target = sys.argv[1] if len(sys.argv) > 1 else "configs/ml100k"
-    for p in write_configs(target, overwrite="--overwrite" in sys.argv):
+def main(argv: list[str]) -> None:
+    """``python -m recforge.experiments.templates [FOLDER] [--overwrite] [--models a,b,...]``."""
+    args = list(argv)
+    overwrite = "--overwrite" in args
+    models = None
+    if "--models" in args:
+        at = args.index("--models")
+        models = [m for m in args[at + 1].split(",") if m] if at + 1 < len(args) else []
+        del args[at : at + 2]
+    rest = [a for a in args if not a.startswith("--")]
+    for p in write_configs(rest[0] if rest else "configs/ml100k", models=models, overwrite=overwrite):
         print(f"wrote {p}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

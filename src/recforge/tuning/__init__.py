@@ -5,17 +5,23 @@ An experiment file's ``[tune]`` table sets the search (``n_trials``, ``metric``,
 
     [tune]
     n_trials = 30
-    metric = "NDCG@10"            # default: RMSE for rating models, NDCG@k for the others
+    metric = "NDCG@10"            # default: RMSE for rating models, AUC for CTR models, NDCG@k for the others
     pruner = "median"             # median | hyperband | none
+    report_every = 3              # classical models: score the validation data every 3 epochs
+    enqueue = [{ embedding_size = 64 }]   # values to try first (Optuna's enqueue_trial)
     [tune.space]
     embedding_size = { type = "int", low = 8, high = 128, log = true }
     learning_rate = { type = "float", low = 1e-4, high = 1e-1, log = true }
     loss = ["bpr", "bce"]         # a list is a categorical choice
 
 Trials train on the protocol's training part minus a validation part carved from it (each
-user's latest interaction, or a random fraction) and are scored on that validation part: the
-protocol's test set is never looked at. Torch models report their validation metric to Optuna
-every epoch through the shared Lightning loop, so bad trials are pruned early.
+user's latest interaction, or a random fraction; CTR models: the ``ctr-holdout`` split's
+validation rows) and are scored on that validation part: the protocol's test set is never looked
+at. Bad trials are pruned early: torch and CTR models report their validation metric to Optuna
+every epoch through the shared Lightning loop; the classical iterative models (svd, svdpp, nmf,
+als, ials, bpr) through :attr:`recforge.config.FitOptions.epoch_callback`, which the tuner sets to
+score the model on the validation part every ``report_every`` epochs (default ``epochs // 10``)
+and raise ``optuna.TrialPruned`` when the pruner says so (or the score is not finite).
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
 from recforge.tuning.space import parse_space, suggest
 
-_MINIMIZE = ("RMSE", "MAE", "MSE", "loss", "logloss", "log_loss")
+_MINIMIZE = ("RMSE", "MAE", "MSE", "loss", "logloss", "log_loss", "LogLoss")
+_TUNE_KEYS = {"space", "n_trials", "metric", "direction", "pruner", "validation", "timeout", "report_every", "enqueue"}
 
 
 @dataclass
@@ -78,9 +79,29 @@ def _train_part(ds: Any, protocol: str, seed: int) -> Any:
     raise ConfigError(f"tuning does not support protocol {protocol!r}")
 
 
+def _ctr_parts(ds: Any, protocol: str, seed: int) -> tuple[Any, Any]:
+    """CTR training and validation rows of the ``ctr-holdout`` split (its test rows are never used)."""
+    from recforge.data.ctr import ctr_splits, random_parts
+
+    if protocol != "ctr-holdout":
+        raise ConfigError(f"CTR models are tuned under protocol 'ctr-holdout', not {protocol!r}")
+    split = ctr_splits(ds, seed=seed)
+    if split.valid is not None:
+        return split.train, split.valid
+    inner, valid = random_parts(len(split.train), (0.9, 0.1), seed)
+    return split.train.subset(inner), split.train.subset(valid)
+
+
 def _score(model: Any, valid: Any, metric: str) -> float:
     from recforge.evaluation import metrics as M
 
+    if getattr(model, "task", None) == "ctr":
+        p = model.predict_proba(valid)
+        if metric == "AUC":
+            return float(M.roc_auc(valid.labels, p))
+        if metric == "LogLoss":
+            return float(M.log_loss(valid.labels, p))
+        raise ConfigError(f"tune metric {metric!r}: CTR models are tuned on AUC or LogLoss")
     if metric in ("RMSE", "MAE"):
         pred = model.predict(valid.users.ids[valid.user_idx], valid.items.ids[valid.item_idx], fallback="mean")
         truth = valid.values.astype(np.float64)
@@ -121,6 +142,28 @@ def _pruning_callback(trial: Any, direction: str) -> Any:
     return OptunaPruning()
 
 
+def _epoch_callback(trial: Any, valid: Any, metric: str, every: int) -> Any:
+    """A :attr:`FitOptions.epoch_callback` for the classical iterative models (SVD, ALS, BPR, ...).
+
+    Every ``every`` epochs it scores the model being trained on the validation data, reports the
+    value to the trial and raises ``optuna.TrialPruned`` when the pruner says so; a non-finite
+    score (a diverged fit) prunes at once.
+    """
+    import optuna
+
+    def callback(epoch: int, model: Any) -> None:
+        if epoch % every:
+            return
+        value = _score(model, valid, metric)
+        if not np.isfinite(value):
+            raise optuna.TrialPruned(f"validation {metric} is {value} after epoch {epoch}")
+        trial.report(value, step=epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}: validation {metric} {value:.6g}")
+
+    return callback
+
+
 def _pruner(name: str) -> Any:
     import optuna
 
@@ -149,14 +192,15 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     say = echo or (lambda s: None)
     cfg = dict(spec.tune)
     dims = parse_space(cfg.get("space"))
-    unknown = set(cfg) - {"space", "n_trials", "metric", "direction", "pruner", "validation", "timeout"}
+    unknown = set(cfg) - _TUNE_KEYS
     if unknown:
-        raise ConfigError(f"[tune]: unknown key(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"[tune]: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_TUNE_KEYS))}")
     probe = make_model(spec.model, spec.params)
     protocol = spec.protocol or default_protocol(probe)
     k = spec.k or 10
     rating = probe.task == "rating" and protocol.startswith("rating")
-    metric = str(cfg.get("metric") or ("RMSE" if rating else f"NDCG@{k}"))
+    ctr = probe.task == "ctr"
+    metric = str(cfg.get("metric") or ("AUC" if ctr else "RMSE" if rating else f"NDCG@{k}"))
     direction = str(cfg.get("direction") or ("minimize" if metric.split("@")[0] in _MINIMIZE else "maximize"))
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"[tune] direction must be minimize or maximize, got {direction!r}")
@@ -164,13 +208,28 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     if n < 1:
         raise ConfigError(f"n_trials must be >= 1, got {n}")
     how = cfg.get("validation", 0.1 if rating else "loo")
+    every = cfg.get("report_every")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ConfigError(f"[tune] report_every must be a positive integer (epochs), got {every!r}")
+    enqueue = cfg.get("enqueue") or []
+    if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
+        raise ConfigError("[tune] enqueue must be a list of tables of hyperparameters to try first")
 
     ds = load_dataset(spec)
-    train = _train_part(ds, protocol, spec.seed)
-    if probe.task != "rating":
-        train = train.to_implicit()
-    inner, valid = carve_validation(train, how, spec.seed)
-    torch_model = is_torch_model(probe)
+    if ctr:
+        inner, valid = _ctr_parts(ds, protocol, spec.seed)
+    else:
+        train = _train_part(ds, protocol, spec.seed)
+        if probe.task != "rating":
+            train = train.to_implicit()
+        inner, valid = carve_validation(train, how, spec.seed)
+    # CTR models train through the shared Lightning loop too
+    torch_model = is_torch_model(probe) or ctr
+    epochs = spec.params.get("epochs", probe.config.to_dict().get("epochs"))
+    # the classical iterative models report through FitOptions.epoch_callback, about 10 times a fit
+    iterative = not torch_model and isinstance(epochs, int)
+    if every is None and isinstance(epochs, int):
+        every = max(1, epochs // 10)
     say(f"tuning {spec.model} on {len(inner):,} rows, validating {metric} on {len(valid):,} rows ({n} trials)")
 
     def objective(trial: Any) -> float:
@@ -181,6 +240,8 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
         if torch_model:
             cb = _pruning_callback(trial, direction)
             extra = {"validation": valid, "callbacks": (cb,)}
+        elif iterative:
+            extra = {"epoch_callback": _epoch_callback(trial, valid, metric, int(every))}
         t0 = time.perf_counter()
         model.fit(inner, fit_options(spec, **extra))
         trial.set_user_attr("fit_seconds", time.perf_counter() - t0)
@@ -194,6 +255,12 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=spec.seed),
                                 pruner=_pruner(cfg.get("pruner", "median")), study_name=spec.name)
+    names = {d.name for d in dims}
+    for params in enqueue:
+        bad = sorted(set(params) - names)
+        if bad:
+            raise ConfigError(f"[tune] enqueue: {', '.join(bad)} not in [tune.space]")
+        study.enqueue_trial(dict(params))
     study.optimize(objective, n_trials=n, timeout=timeout or cfg.get("timeout"), catch=(RecforgeError,),
                    callbacks=[lambda st, tr: say(_trial_line(tr, metric))])
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
