@@ -21,7 +21,7 @@ from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError
 from recforge.io import atomic_path
-from recforge.topk import topk_excluding
+from recforge.topk import topk_excluding, topk_sparse_product
 
 Task = Literal["rating", "ranking", "ctr", "sequence"]
 FORMAT_VERSION = 1
@@ -228,15 +228,19 @@ class Recommender(ABC):
         step = max(1, _SCORE_BUDGET // max(1, n_items))
         for s in range(0, len(rows), step):
             r = rows[s : s + step]
-            block = np.asarray(self._score_users(u[r]))
-            if block.dtype not in (np.float32, np.float64):
-                block = block.astype(np.float64)
             excl = self.seen_[u[r]] if exclude_seen else sp.csr_matrix((len(r), n_items), dtype=np.float32)
             if exclude is not None:
                 excl = excl + exclude[u[r]]
             excl = excl.tocsr()
             excl.sort_indices()
-            idx, sc = topk_excluding(np.ascontiguousarray(block), excl.indptr, excl.indices, banned, k_eff)
+            product = self._nonnegative_sparse_product()
+            if product is not None:
+                idx, sc = topk_sparse_product(product[0], u[r], product[1], excl.indptr, excl.indices, banned, k_eff)
+            else:
+                block = np.asarray(self._score_users(u[r]))
+                if block.dtype not in (np.float32, np.float64):
+                    block = block.astype(np.float64)
+                idx, sc = topk_excluding(np.ascontiguousarray(block), excl.indptr, excl.indices, banned, k_eff)
             out_idx[r, :k_eff] = idx
             out_sc[r, :k_eff] = sc
         unknown = np.flatnonzero(~known)
@@ -251,6 +255,23 @@ class Recommender(ABC):
                 top = items[:k]
                 out_idx[j, : len(top)] = top
         return out_idx, out_sc
+
+    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+        """``(a, m)`` with ``_score_users(u) == a[u] @ m`` for sparse models (None: dense scores)."""
+        return None
+
+    def _nonnegative_sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+        """:meth:`_sparse_product` when both factors are non-negative, so that items a user's row
+        never touches score exactly 0 and top-k needs only the touched ones (checked once per fit)."""
+        product = self._sparse_product()
+        if product is None:
+            return None
+        cached = self.__dict__.get("_sparse_ok")
+        if cached is None or cached[0] is not product[0] or cached[1] is not product[1]:
+            ok = all(len(x.data) == 0 or float(x.data.min()) >= 0.0 for x in product)
+            self._sparse_ok = (product[0], product[1], ok)
+            cached = self._sparse_ok
+        return product if cached[2] else None
 
     def _popularity_order(self) -> np.ndarray:
         if "_pop_order" not in self.__dict__:

@@ -109,6 +109,11 @@ class _ImplicitKNN(SimilarEntities, Recommender):
             return K.sparse_rows_dot(self.similarity_, u, self.history_)
         return K.sparse_rows_dot(self.history_, u, self._item_scorer())
 
+    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        if self.user_based:
+            return self.similarity_, self.history_
+        return self.history_, self._item_scorer()
+
     def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
         return self.similarity_ if (side == "user") == self.user_based else None
 

@@ -81,5 +81,8 @@ class RP3beta(SimilarEntities, Recommender):
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return K.sparse_rows_dot(self.history_, u, self.weights_)
 
+    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        return self.history_, self.weights_
+
     def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
         return self.weights_ if side == "item" else None
