@@ -78,6 +78,42 @@ def _sift_down(hv: np.ndarray, hi: np.ndarray, size: int, pos: int) -> None:
             return
 
 
+@njit(cache=True, inline="always")
+def _heap_offer(hv: np.ndarray, hi: np.ndarray, size: int, k: int, v: float, j: int) -> int:
+    """Offer ``(v, j)`` to a min-heap of at most ``k`` entries (the root is the worst kept); new size."""
+    if size < k:
+        pos = size
+        hv[pos] = v
+        hi[pos] = j
+        size += 1
+        while pos > 0:  # sift up
+            parent = (pos - 1) // 2
+            if _worse(hv[pos], hi[pos], hv[parent], hi[parent]):
+                hv[pos], hv[parent] = hv[parent], hv[pos]
+                hi[pos], hi[parent] = hi[parent], hi[pos]
+                pos = parent
+            else:
+                break
+    elif _worse(hv[0], hi[0], v, j):
+        hv[0] = v
+        hi[0] = j
+        _sift_down(hv, hi, size, 0)
+    return size
+
+
+@njit(cache=True, inline="always")
+def _heap_drain(hv: np.ndarray, hi: np.ndarray, size: int, out_idx: np.ndarray, out_val: np.ndarray) -> None:
+    """Pop the worst repeatedly, filling from the back, so the best ends first."""
+    n = size
+    while n > 0:
+        out_val[n - 1] = hv[0]
+        out_idx[n - 1] = hi[0]
+        n -= 1
+        hv[0] = hv[n]
+        hi[0] = hi[n]
+        _sift_down(hv, hi, n, 0)
+
+
 @njit(cache=True, parallel=True)
 def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragma: no cover - compiled
     n_rows, n_items = scores.shape
@@ -97,33 +133,8 @@ def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragm
             v = scores[r, j]
             if not (v > -np.inf):  # NaN or -inf
                 continue
-            if size < k:
-                # sift up: the root holds the worst kept entry
-                pos = size
-                hv[pos] = v
-                hi[pos] = j
-                size += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if _worse(hv[pos], hi[pos], hv[parent], hi[parent]):
-                        hv[pos], hv[parent] = hv[parent], hv[pos]
-                        hi[pos], hi[parent] = hi[parent], hi[pos]
-                        pos = parent
-                    else:
-                        break
-            elif _worse(hv[0], hi[0], v, j):
-                hv[0] = v
-                hi[0] = j
-                _sift_down(hv, hi, size, 0)
-        # pop the worst repeatedly, filling from the back: best ends first
-        n = size
-        while n > 0:
-            out_val[r, n - 1] = hv[0]
-            out_idx[r, n - 1] = hi[0]
-            n -= 1
-            hv[0] = hv[n]
-            hi[0] = hi[n]
-            _sift_down(hv, hi, n, 0)
+            size = _heap_offer(hv, hi, size, k, v, j)
+        _heap_drain(hv, hi, size, out_idx[r], out_val[r])
 
 
 def topk_sparse_product(
@@ -191,32 +202,10 @@ def _sparse_topk_kernel(rows, a_indptr, a_indices, a_data, m_indptr, m_indices, 
                 acc[j] = 0.0
                 if not (v > 0.0) or banned[j] or skip_tag[j] == tag:
                     continue
-                if size < k:
-                    pos = size
-                    hv[pos] = v
-                    hi[pos] = j
-                    size += 1
-                    while pos > 0:
-                        parent = (pos - 1) // 2
-                        if _worse(hv[pos], hi[pos], hv[parent], hi[parent]):
-                            hv[pos], hv[parent] = hv[parent], hv[pos]
-                            hi[pos], hi[parent] = hi[parent], hi[pos]
-                            pos = parent
-                        else:
-                            break
-                elif _worse(hv[0], hi[0], v, j):
-                    hv[0] = v
-                    hi[0] = j
-                    _sift_down(hv, hi, size, 0)
-            n = size
-            while n > 0:
-                out_val[r, n - 1] = hv[0]
-                out_idx[r, n - 1] = hi[0]
-                skip_tag[hi[0]] = tag
-                n -= 1
-                hv[0] = hv[n]
-                hi[0] = hi[n]
-                _sift_down(hv, hi, n, 0)
+                size = _heap_offer(hv, hi, size, k, v, j)
+            _heap_drain(hv, hi, size, out_idx[r], out_val[r])
+            for t in range(size):
+                skip_tag[out_idx[r, t]] = tag
             filled = size
             j = 0
             while filled < k and j < n_items:

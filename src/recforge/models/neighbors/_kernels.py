@@ -370,8 +370,7 @@ def _coordinate_descent(gram: np.ndarray, resid: np.ndarray, w: np.ndarray, n: i
                 w[a] = new
                 for b in range(n):
                     resid[b] -= gram[b, a] * delta
-                if abs(delta) > max_delta:
-                    max_delta = abs(delta)
+                max_delta = max(max_delta, abs(delta))
         if max_delta < tol:
             break
 

@@ -74,3 +74,22 @@ class SimilarEntities:
         if single:
             return out_ids[0], out_val[0]
         return out_ids, out_val
+
+
+class SparseItemItem(SimilarEntities):
+    """Mixin for models that score ``x_u W`` with a sparse item x item matrix ``weights_`` and the
+    users' training rows ``history_`` (SLIM, RP3beta): scores, neighbours and the sparse top-k."""
+
+    history_: sp.csr_matrix
+    weights_: sp.csr_matrix
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        from recforge.models.neighbors._kernels import sparse_rows_dot
+
+        return sparse_rows_dot(self.history_, u, self.weights_)
+
+    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        return self.history_, self.weights_
+
+    def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
+        return self.weights_ if side == "item" else None

@@ -11,7 +11,7 @@ from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.models.base import Recommender
 from recforge.models.neighbors import _kernels as K
-from recforge.models.neighbors._similar import Side, SimilarEntities
+from recforge.models.neighbors._similar import SparseItemItem
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RP3betaConfig(ModelConfig):
         self.check(self.beta >= 0, "beta", "must be >= 0")
 
 
-class RP3beta(SimilarEntities, Recommender):
+class RP3beta(SparseItemItem, Recommender):
     """RP3beta (Paudel, Christoffel, Newell and Bernstein, "Updatable, Accurate, Diverse, and
     Scalable Recommendations for Interactive Applications", ACM TiiS 2017; the P^3_alpha walk of
     Cooper et al., WWW 2014), an item-based neighbourhood model on the user-item graph.
@@ -77,12 +77,3 @@ class RP3beta(SimilarEntities, Recommender):
         w.data = (w.data * np.repeat(safe ** -cfg.alpha, counts)).astype(np.float32)
         self.weights_ = w
         self.history_ = sp.csr_matrix(x, dtype=np.float32)
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return K.sparse_rows_dot(self.history_, u, self.weights_)
-
-    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        return self.history_, self.weights_
-
-    def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
-        return self.weights_ if side == "item" else None

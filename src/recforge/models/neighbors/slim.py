@@ -12,8 +12,7 @@ from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.models.base import Recommender
 from recforge.models.neighbors import _kernels as K
-from recforge.models.neighbors._similar import Side, SimilarEntities
-
+from recforge.models.neighbors._similar import SparseItemItem
 
 # up to this many items the whole Gram matrix is formed densely (float32, <= 144 MB) and the
 # candidates' entries are read from it; above, each item's candidate Gram is built from user rows
@@ -47,7 +46,7 @@ class SLIMConfig(ModelConfig):
         self.check(self.tol > 0, "tol", "must be > 0")
 
 
-class SLIM(SimilarEntities, Recommender):
+class SLIM(SparseItemItem, Recommender):
     """Sparse Linear Methods for top-N recommendation (Ning & Karypis, ICDM 2011), with the
     feature selection of fsSLIM (same paper, section 4.2).
 
@@ -99,12 +98,3 @@ class SLIM(SimilarEntities, Recommender):
         w = sp.csr_matrix((out_val[keep].astype(np.float32), (out_idx[keep], cols)), shape=(n_items, n_items))
         self.weights_ = w
         self.history_ = sp.csr_matrix(x, dtype=np.float32)
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return K.sparse_rows_dot(self.history_, u, self.weights_)
-
-    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        return self.history_, self.weights_
-
-    def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
-        return self.weights_ if side == "item" else None
