@@ -38,7 +38,7 @@ class TestDeepFM(CTRConformance):
     model_class = DeepFM
     config = {"epochs": 10, "batch_size": 256, "embedding_size": 4, "learning_rate": 0.02, "init_std": 0.1,
               "hidden": (16, 16), "dropout": 0.1}
-    changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": True, "embedding_size": 6, "reg": 0.1,
+    changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": False, "embedding_size": 6, "reg": 0.1,
                "embedding_reg": 0.1}
     invalid = [{"hidden": ()}, {"hidden": (0, 4)}, {"dropout": 1.0}, {"dropout": -0.1}, {"embedding_size": 0}]
     min_auc = 0.72

@@ -36,7 +36,8 @@ class LogisticRegression(CTRModel):
     """Logistic regression: ``p(y = 1 | x) = s(w0 + sum_i w_i x_i)``.
 
     Trained by minimising the mean binary cross-entropy ``-[y log p + (1 - y) log(1 - p)]`` plus
-    ``reg * sum_{i active} w_i^2`` per row, with mini-batch Adam (the linear part of Rendle's
+    ``reg * sum_{i active} w_i^2`` per row (and ``embedding_reg / 2 * |w|^2`` over all features),
+    with mini-batch Adam (the linear part of Rendle's
     factorisation machine; McMahan et al., "Ad Click Prediction: a View from the Trenches",
     KDD 2013, for LR as the CTR workhorse). ``w0`` starts at the logit of the training click rate.
     """
