@@ -140,16 +140,19 @@ def _similarity_block(
                         if kind == PEARSON:
                             si[x2] += ri
                             sj[x2] += rj
-            # visit candidates in id order (a scan beats a sort when many were touched), so the
-            # top-n selection need not sort by id to break ties
-            if nt > n_x // 16:
-                nt = 0
-                for x2 in range(n_x):
-                    if freq[x2] > 0:
-                        touched[nt] = x2
-                        nt += 1
-            else:
-                touched[:nt].sort()
+            # with few neighbours kept out of many candidates, the selection sorts only the kept
+            # ones by id; otherwise visit candidates in id order (a scan beats a sort when many
+            # were touched) so the selection need not sort by id to break ties
+            ids_sorted = width * 8 >= nt
+            if ids_sorted:
+                if nt > n_x // 16:
+                    nt = 0
+                    for x2 in range(n_x):
+                        if freq[x2] > 0:
+                            touched[nt] = x2
+                            nt += 1
+                else:
+                    touched[:nt].sort()
             m = 0
             for t in range(nt):
                 x2 = touched[t]
@@ -183,7 +186,7 @@ def _similarity_block(
                 si[x2] = 0.0
                 sj[x2] = 0.0
             r = x - start
-            out_cnt[r] = _select_top(cand, vals, m, width, out_idx[r], out_val[r], True)
+            out_cnt[r] = _select_top(cand, vals, m, width, out_idx[r], out_val[r], ids_sorted)
 
 
 def similarity_matrix(
