@@ -19,15 +19,16 @@ class TestAutoRec(RecommenderConformance):
     config = {"epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01}
     changes = {"based": "user", "hidden_size": 8, "activation": "relu", "output_activation": "sigmoid",
                "reg": 1000.0, "epochs": 1, "learning_rate": 0.001, "batch_size": 4, "dropout": 0.0,
-               "ema_decay": 0.0}
+               "ema_decay": 0.0, "validation_fraction": 0.3, "average_selection": False}
     invalid = [{"hidden_size": 0}, {"reg": -1.0}, {"based": "both"}, {"activation": "swish"}, {"batch_size": 0},
-               {"dropout": 1.0}, {"ema_decay": 1.0}]
+               {"dropout": 1.0}, {"ema_decay": 1.0}, {"validation_fraction": 1.0}, {"validation_fraction": -0.1}]
     atol = 1e-5
 
 
 class TestUserAutoRec(RecommenderConformance):
     model_class = AutoRec
-    config = {"based": "user", "epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01}
+    config = {"based": "user", "epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01,
+              "validation_fraction": 0.0}
     changes = {"based": "item"}
     atol = 1e-5
 
@@ -78,7 +79,8 @@ def test_weight_penalty_is_lambda_over_2n():
 @pytest.mark.parametrize("based", ["item", "user"])
 def test_learning_beats_bias_baseline(based, nh):
     train, test = nh.rating_split()
-    model = AutoRec(based=based, hidden_size=32, epochs=150, batch_size=16, learning_rate=3e-3, reg=1.0)
+    model = AutoRec(based=based, hidden_size=32, epochs=150, batch_size=16, learning_rate=3e-3, reg=1.0,
+                    validation_fraction=0.0)
     model.fit(train, FitOptions(seed=0))
     loss = model.history_["train_loss"]
     assert loss[-1] < 0.2 * loss[0]
@@ -87,13 +89,56 @@ def test_learning_beats_bias_baseline(based, nh):
 
 def test_predictions_read_the_reconstruction(nh):
     train, _ = nh.rating_split()
-    m = AutoRec(hidden_size=8, epochs=2).fit(train, FitOptions(seed=0))
+    m = AutoRec(hidden_size=8, epochs=2, validation_fraction=0.0).fit(train, FitOptions(seed=0))
     net = m._net
     rows = torch.from_numpy(m.ratings_.T.toarray())  # items x users
     with torch.no_grad():
         recon = net(rows).numpy()
     u, i = train.user_idx[:20], train.item_idx[:20]
     np.testing.assert_allclose(m.score(train.users.ids[u], train.items.ids[i]), recon[i, u], rtol=1e-5, atol=1e-5)
+
+
+def test_epoch_count_is_chosen_on_held_out_ratings_then_refitted(nh):
+    train, _ = nh.rating_split()
+    cfg = {"hidden_size": 16, "epochs": 12, "batch_size": 16, "learning_rate": 0.01}
+    m = AutoRec(**cfg).fit(train, FitOptions(seed=0))
+    h = m.history_["val_rmse"]  # the selection run's curve on the held-out 5%
+    assert 1 <= len(h) <= 12
+    assert m.selected_epochs_ == m.best_epoch_ + 1 == int(np.argmin(h)) + 1
+    # the first member is the refit on every rating for that many epochs; predictions average it
+    # with the selection run's network
+    assert m.n_members_ == 2
+    again = AutoRec(**{**cfg, "epochs": m.selected_epochs_, "validation_fraction": 0.0}).fit(train, FitOptions(seed=0))
+    u, i = train.user_idx[:50], train.item_idx[:50]
+    a = m.score(train.users.ids[u], train.items.ids[i])
+    refit = again.score(train.users.ids[u], train.items.ids[i])
+    with torch.no_grad():
+        uu, ii = torch.as_tensor(u, dtype=torch.long), torch.as_tensor(i, dtype=torch.long)
+        first, second = (net.score_pairs(uu, ii).double().numpy() for net in m._net.members)
+    np.testing.assert_allclose(first, refit, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a, (first + second) / 2, rtol=1e-5, atol=1e-5)
+    assert np.abs(second - first).max() > 1e-3
+    single = AutoRec(**cfg, average_selection=False).fit(train, FitOptions(seed=0))
+    assert single.n_members_ == 1
+    np.testing.assert_allclose(single.score(train.users.ids[u], train.items.ids[i]), refit, rtol=1e-5, atol=1e-5)
+    # deterministic under a seed, including the held-out draw
+    b = AutoRec(**cfg).fit(train, FitOptions(seed=0)).score(train.users.ids[u], train.items.ids[i])
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_unseen_items_get_the_baseline_estimate(nh):
+    train, _ = nh.rating_split()
+    counts = train.item_counts()
+    keep = train.item_idx != int(np.argmax(counts))  # an item with ratings in general, none in training
+    sub = train.subset(keep)
+    gone = int(np.argmax(counts))
+    users = sub.users.ids[:5]
+    items = np.repeat(sub.items.ids[gone], 5)
+    m = AutoRec(hidden_size=8, epochs=2, validation_fraction=0.0).fit(sub, FitOptions(seed=0))
+    assert np.isnan(m.predict(users, items)).all()
+    expect = Bias().fit(sub).predict(users, items, fallback="mean")  # mu + b_u, same regularisation
+    np.testing.assert_allclose(m.predict(users, items, fallback="mean"), expect, rtol=1e-6)
+    assert np.ptp(expect) > 0  # the user's bias matters, not one constant
 
 
 @pytest.mark.gpu

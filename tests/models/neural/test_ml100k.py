@@ -23,14 +23,14 @@ def _u1_rmse(ml100k, model) -> float:
 def test_torch_mf_u1_rmse(ml100k):
     from recforge.models.neural.mf import TorchMF
 
-    # defaults; measured 0.9213 (surprise SVD 0.951, BaselineOnly 0.960 on the same split)
+    # defaults; measured 0.9197 (surprise SVD 0.951, BaselineOnly 0.960 on the same split)
     assert _u1_rmse(ml100k, TorchMF()) <= 0.925
 
 
 def test_autorec_u1_rmse(ml100k):
     from recforge.models.neural.autorec import AutoRec
 
-    # defaults (I-AutoRec, 500 sigmoid units); measured 0.9006. The target is 0.895, which
-    # this implementation does not reach; the band guards the measured accuracy.
-    rmse = _u1_rmse(ml100k, AutoRec())
-    assert rmse <= 0.905
+    # defaults (I-AutoRec, 500 sigmoid units, epochs chosen on 5% of u1.base, refit averaged with
+    # the selection network, baseline estimate for the 32 test items unseen in u1.base); measured
+    # 0.8943 against the target of 0.895 (GLocal-K 0.8889, GC-MC 0.910)
+    assert _u1_rmse(ml100k, AutoRec()) <= 0.895

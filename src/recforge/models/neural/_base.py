@@ -49,6 +49,37 @@ class TorchConfig(ModelConfig):
         self.check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1)")
 
 
+def baseline_biases(data: Interactions, reg_user: float = 15.0, reg_item: float = 10.0,
+                    sweeps: int = 10) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(mu, b_u, b_i)`` of the regularised baseline ``mu + b_u + b_i`` (as the ``bias`` model).
+
+    Alternating closed-form updates ``b_i = sum_u (r - mu - b_u) / (reg_item + |U_i|)`` and
+    ``b_u = sum_i (r - mu - b_i) / (reg_user + |I_u|)``; rating models use it as the estimate for
+    pairs whose user or item has no training rows (the known side's bias still informs it).
+    """
+    u, i, r = data.user_idx, data.item_idx, data.values.astype(np.float64)
+    mu = float(r.mean()) if len(r) else 0.0
+    n_u = np.bincount(u, minlength=data.n_users)
+    n_i = np.bincount(i, minlength=data.n_items)
+    bu = np.zeros(data.n_users)
+    bi = np.zeros(data.n_items)
+    for _ in range(sweeps):
+        bi = np.bincount(i, weights=r - mu - bu[u], minlength=data.n_items) / (reg_item + n_i)
+        bu = np.bincount(u, weights=r - mu - bi[i], minlength=data.n_users) / (reg_user + n_u)
+    return mu, bu, bi
+
+
+def partial_baseline(model: Recommender, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """``mu + b_u + b_i`` with the unknown side's bias (index ``-1``) left out; NaN without biases."""
+    ub = getattr(model, "user_bias_", None)
+    ib = getattr(model, "item_bias_", None)
+    if ub is None or ib is None or not hasattr(model, "global_mean_"):
+        return np.full(len(u), np.nan)
+    bu = np.where(u >= 0, ub[np.maximum(u, 0)], 0.0)
+    bi = np.where(i >= 0, ib[np.maximum(i, 0)], 0.0)
+    return float(model.global_mean_) + bu + bi  # type: ignore[attr-defined]
+
+
 class TorchRecommender(Recommender):
     """Base of the torch models: a private :class:`RecNetwork` trained by :func:`fit_network`.
 
@@ -90,11 +121,16 @@ class TorchRecommender(Recommender):
     def _train(self, net: RecNetwork, data: Interactions, ctx: RunContext) -> TrainResult:
         cfg: Any = self.config
         return fit_network(
-            net, self._batches(data, ctx, net), ctx, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+            net, self._batches(data, ctx, net), ctx, epochs=self._epochs(), learning_rate=cfg.learning_rate,
             optimizer=cfg.optimizer, weight_decay=self._weight_decay(),
             validation=self._validation(data, ctx), name=self.name,
             ema_decay=cfg.ema_decay,
         )
+
+    def _epochs(self) -> int:
+        """Epochs of this fit: the config's, unless a subclass fixed them (e.g. a refit)."""
+        fixed = getattr(self, "_fixed_epochs", None)
+        return int(fixed) if fixed is not None else int(self.config.epochs)  # type: ignore[attr-defined]
 
     def _after_fit(self, data: Interactions) -> None:
         """Anything to cache once the network is trained."""

@@ -173,6 +173,16 @@ class TorchMF(TorchRecommender):
             return self._pair_batches(data, ctx, "pairwise", cfg.batch_size, cfg.negatives or 1, cfg.sampling)
         return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives or 4, cfg.sampling)
 
+    def _score_partial(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        # a pair with one unseen side: mu plus the learned bias of the known side
+        net = self._require_net()
+        if not (self._rating_objective() and getattr(net, "biases", False)):
+            return np.full(len(u), np.nan)
+        bu = net.user_bias.weight.detach().cpu().numpy().ravel()  # type: ignore[union-attr]
+        bi = net.item_bias.weight.detach().cpu().numpy().ravel()  # type: ignore[union-attr]
+        return (self.global_mean_ + np.where(u >= 0, bu[np.maximum(u, 0)], 0.0)
+                + np.where(i >= 0, bi[np.maximum(i, 0)], 0.0))
+
     def _fallback_rating(self) -> float:
         if self._rating_objective():
             return float(self.global_mean_)
