@@ -211,3 +211,13 @@ def test_cli_exports_a_saved_ctr_model(tmp_path):
     assert (tmp_path / "onnx" / "score.onnx").exists() and (tmp_path / "onnx" / "encoder.json").exists()
     meta = json.loads((tmp_path / "onnx" / "model.json").read_text())
     assert meta["model"] == "deepfm" and max(meta["parity_max_abs_diff"].values()) <= 1e-4
+
+
+def test_ctr_model_portable_npz(tmp_path):
+    model = _ctr_model("fm")
+    paths = export_model(model, tmp_path, format="npz")
+    assert [p.name for p in paths] == ["arrays.npz", "model.json"]
+    manifest, arrays = read_portable(tmp_path)
+    assert manifest["task"] == "ctr" and manifest["n_features"] == model.n_features_ and manifest["ids"] is None
+    np.testing.assert_array_equal(arrays["torch_state.factors.weight"], model.feature_factors().numpy())
+    assert manifest["scalars"]["encoder_"]["n_features"] == model.n_features_

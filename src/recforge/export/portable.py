@@ -72,9 +72,12 @@ def export_portable(model: Any, folder: str | Path) -> list[Path]:
     manifest = {
         "format": "recforge-portable", "version": 1, "model": model.name, "task": model.task,
         "class": f"{type(model).__module__}.{type(model).__qualname__}", "config": model.config.to_dict(),
-        "n_users": len(model.users_), "n_items": len(model.items_), "arrays": meta, "scalars": scalars,
-        "ids": {"users": "users_", "items": "items_"},
+        "arrays": meta, "scalars": scalars,
     }
+    if hasattr(model, "users_"):
+        manifest.update(n_users=len(model.users_), n_items=len(model.items_), ids={"users": "users_", "items": "items_"})
+    else:  # CTR models score feature rows: their network arrays are "torch_state.*", the encoder a scalar
+        manifest.update(n_features=int(getattr(model, "n_features_", 0)), ids=None)
     with atomic_write(folder / "model.json") as fh:
         fh.write(json.dumps(manifest, indent=2, default=_default) + "\n")
     return [folder / "arrays.npz", folder / "model.json"]
