@@ -23,10 +23,14 @@ class FMConfig(CTRConfig):
 
     embedding_size: int = 10
     """Dimension ``k`` of the factor vector ``v_i`` of every feature."""
-    init_std: float = 0.01
+    init_std: float = 0.1
     """Standard deviation of the normal initialisation of the factors."""
-    reg: float = 1e-5
-    learning_rate: float = 1e-3
+    reg: float = 1e-4
+    learning_rate: float = 2e-3
+    batch_size: int = 512
+    # batches of 512 at lr 2e-3 with a larger initialisation converge within the epoch budget:
+    # Frappe 8:1:1 AUC 0.9494 against 0.9300 (still rising after 30 epochs) with batch 4,096 at
+    # lr 1e-3, init 0.01; ML-100K as CTR 0.7729 against 0.7719
 
     def validate(self) -> None:
         super().validate()
@@ -103,6 +107,9 @@ class DeepFMConfig(FMConfig):
     """Batch normalisation before every hidden ReLU."""
     batch_size: int = 1024
     embedding_reg: float = 0.01
+    learning_rate: float = 1e-3
+    reg: float = 1e-5
+    init_std: float = 0.01
     # BARS' DeepFM set-up (k=10, 400x3, batch norm, dropout 0.2, whole-table embedding L2) with
     # batches of 1,024: on Frappe 8:1:1 AUC 0.9628 in 14 epochs against 0.9505 after 30 with
     # batch 4,096, no batch norm and no embedding L2; ML-100K as CTR 0.7860 against 0.7806
