@@ -155,7 +155,7 @@ def test_score_frame_and_candidates_use_the_training_encoder(tmp_path):
 
     train, _, test, _ = toy_ctr(600)
     model = DeepFM(epochs=2, batch_size=64, embedding_size=4, hidden=(8,)).fit(train, FitOptions(seed=0, threads=1))
-    assert model.encoder_ is train.encoder
+    assert model.encoder_ is not train.encoder and model.encoder_.to_dict() == train.encoder.to_dict()
     df, _ = toy_ctr_frame(600)
     tail = df.iloc[480:]  # toy_ctr's test rows, raw
     np.testing.assert_allclose(model.score_frame(tail), model.predict_proba(test), atol=1e-7)

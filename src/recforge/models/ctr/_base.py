@@ -189,7 +189,8 @@ class CTRModel(Recommender):
         self.n_features_ = int(data.n_features)
         self.slot_fields_ = data.slot_fields.copy()
         self.field_names_ = list(data.field_names)
-        self.encoder_ = data.encoder
+        # a copy: refitting the caller's encoder later must not re-map this model's features
+        self.encoder_ = None if data.encoder is None else FeatureEncoder.from_dict(data.encoder.to_dict())
         self.base_rate_ = float(np.clip(data.labels.mean(), 1e-4, 1 - 1e-4))
         with run_context(options) as ctx:
             net = self._network().to(ctx.device)
