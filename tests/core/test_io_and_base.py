@@ -22,6 +22,28 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from recforge.io import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        new_file = tmp_path / "new.txt"
+        with atomic_write(new_file) as fh:
+            fh.write("x")
+        assert stat.S_IMODE(new_file.stat().st_mode) == 0o644  # not mkstemp's 0o600
+        kept = tmp_path / "kept.npz"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        with atomic_path(kept) as tmp:
+            tmp.write_bytes(b"new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_bytes() == b"new"
+    finally:
+        os.umask(old)
+
+
 def test_failed_save_leaves_previous_model(tmp_path, monkeypatch):
     data = toy_ratings()
     path = tmp_path / "m.npz"
