@@ -146,3 +146,15 @@ def test_unseen_items_get_the_baseline_estimate(nh):
 def test_cpu_gpu_parity(nh):
     train, _ = nh.rating_split()
     nh.assert_cpu_gpu_parity(lambda: AutoRec(hidden_size=16, epochs=3, batch_size=16), train)
+
+
+def test_tiny_data_trains_without_a_held_out_split():
+    import pandas as pd
+
+    from recforge.data.interactions import Interactions
+
+    df = pd.DataFrame({"u": [1, 1, 2, 2, 3], "i": [10, 11, 10, 12, 11], "r": [5.0, 3.0, 4.0, 1.0, 2.0]})
+    data = Interactions.from_dataframe(df, "u", "i", rating="r")
+    m = AutoRec(hidden_size=4, epochs=3).fit(data, FitOptions(seed=0))
+    assert m.n_members_ == 1 and m.selected_epochs_ == 3
+    assert np.isfinite(m.predict([1, 2], [12, 11])).all()

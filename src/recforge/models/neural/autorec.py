@@ -17,8 +17,8 @@ from recforge.data.interactions import Interactions
 from recforge.data.torch_data import RatingRows
 from recforge.models.neural._base import TorchConfig, TorchRecommender, baseline_biases, partial_baseline
 from recforge.training.loop import RunContext
-from recforge.training.options import training_options
 from recforge.training.module import RecNetwork
+from recforge.training.options import training_options
 
 Activation = Literal["sigmoid", "relu", "tanh", "elu", "identity"]
 _ACT = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
@@ -220,13 +220,19 @@ class AutoRec(TorchRecommender):
         opts = training_options(options)
         self._fixed_epochs = None
         self.n_members_ = 1
-        if opts.validation is not None or cfg.validation_fraction == 0 or len(data) < 20:
+        held = np.zeros(len(data), dtype=bool)
+        if opts.validation is None and cfg.validation_fraction > 0:
+            # choose the epoch count on held-out ratings, then use every rating for the final network
+            rng = np.random.default_rng(None if opts.seed is None else [int(opts.seed), 0xA0])
+            held = rng.random(len(data)) < cfg.validation_fraction
+            rest_u = np.bincount(data.user_idx[~held], minlength=data.n_users)
+            rest_i = np.bincount(data.item_idx[~held], minlength=data.n_items)
+            if not ((rest_u[data.user_idx[held]] > 0) & (rest_i[data.item_idx[held]] > 0)).any():
+                held[:] = False  # too little data to hold any scorable rating out
+        if not held.any():
             super()._fit(data, opts)
             self.selected_epochs_ = int(cfg.epochs if self.best_epoch_ is None else self.best_epoch_ + 1)
             return
-        # choose the epoch count on held-out ratings, then use every rating for the final network
-        rng = np.random.default_rng(None if opts.seed is None else [int(opts.seed), 0xA0])
-        held = rng.random(len(data)) < cfg.validation_fraction
         inner = dataclasses.replace(opts, validation=data.subset(held), restore_best=True,
                                     patience=opts.patience if opts.patience is not None else 5)
         super()._fit(data.subset(~held), inner)
