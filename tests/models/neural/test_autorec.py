@@ -158,3 +158,18 @@ def test_tiny_data_trains_without_a_held_out_split():
     m = AutoRec(hidden_size=4, epochs=3).fit(data, FitOptions(seed=0))
     assert m.n_members_ == 1 and m.selected_epochs_ == 3
     assert np.isfinite(m.predict([1, 2], [12, 11])).all()
+
+
+@pytest.mark.parametrize("factor", [2.0, 0.5])
+def test_defaults_mean_the_same_on_any_rating_scale(nh, factor):
+    import dataclasses
+
+    train, test = nh.rating_split()
+    scaled = dataclasses.replace(train, values=(train.values * factor).astype(np.float32), _cache={})
+    cfg = {"hidden_size": 16, "epochs": 4, "batch_size": 16}
+    a = AutoRec(**cfg).fit(train, FitOptions(seed=0))
+    b = AutoRec(**cfg).fit(scaled, FitOptions(seed=0))
+    assert b.selected_epochs_ == a.selected_epochs_
+    users, items = test.users.ids[test.user_idx], test.items.ids[test.item_idx]
+    np.testing.assert_allclose(b.predict(users, items, fallback="mean"),
+                               factor * a.predict(users, items, fallback="mean"), rtol=1e-4, atol=1e-4)

@@ -76,7 +76,7 @@ class _AutoRecNet(RecNetwork):
     """
 
     def __init__(self, n_cols: int, hidden: int, act: str, out_act: str, reg: float, n_observed: int,
-                 item_based: bool, dropout: float = 0.0) -> None:
+                 item_based: bool, dropout: float = 0.0, unit: float = 1.0) -> None:
         super().__init__()
         bound = 1.0 / np.sqrt(n_cols)
         self.encoder = nn.Parameter(torch.empty(n_cols, hidden).uniform_(-bound, bound))
@@ -90,6 +90,7 @@ class _AutoRecNet(RecNetwork):
         self.dropout = dropout
         self.n_observed = max(1, n_observed)
         self.item_based = item_based
+        self.unit = float(unit)  # rows hold ratings / unit; scores are multiplied back
         self.rows: RatingRows | None = None
         self._hidden: torch.Tensor | None = None
 
@@ -106,9 +107,9 @@ class _AutoRecNet(RecNetwork):
         return self.act(z + self.encoder_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense reconstruction of dense rows ``x`` (zeros where unobserved)."""
+        """Dense reconstruction of dense rows ``x`` (zeros where unobserved), in rating units."""
         h = self.act(x @ self.encoder + self.encoder_bias)
-        return self.out_act(h @ self.decoder.T + self.decoder_bias)
+        return self.unit * self.out_act(h @ self.decoder.T + self.decoder_bias)
 
     def penalty(self) -> torch.Tensor:
         return self.encoder.pow(2).sum() + self.decoder.pow(2).sum()
@@ -149,7 +150,7 @@ class _AutoRecNet(RecNetwork):
 
     def _pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         h = self.hidden()[rows]
-        return self.out_act((h * self.decoder[cols]).sum(-1) + self.decoder_bias[cols])
+        return self.unit * self.out_act((h * self.decoder[cols]).sum(-1) + self.decoder_bias[cols])
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         if self.item_based:
@@ -160,8 +161,8 @@ class _AutoRecNet(RecNetwork):
         h = self.hidden()
         if self.item_based:
             # all item rows, only the requested users' output columns
-            return self.out_act(h @ self.decoder[users].T + self.decoder_bias[users]).T
-        return self.out_act(h[users] @ self.decoder.T + self.decoder_bias)
+            return self.unit * self.out_act(h @ self.decoder[users].T + self.decoder_bias[users]).T
+        return self.unit * self.out_act(h[users] @ self.decoder.T + self.decoder_bias)
 
 
 class _Averaged(RecNetwork):
@@ -257,7 +258,10 @@ class AutoRec(TorchRecommender):
         return self.ratings_.T.tocsr() if cfg.based == "item" else self.ratings_
 
     def _setup(self, data: Interactions, ctx: RunContext) -> None:
-        self.ratings_ = sp.csr_matrix(data.csr(), dtype=np.float32)
+        # the network sees ratings in units of max|r| / 5, so the defaults (tuned on 1-5 stars: reg
+        # against squared errors, sigmoid inputs) mean the same on a 1-10 or 0.5-2.5 scale
+        self.rating_unit_ = float(max(float(np.abs(data.values).max()) if len(data) else 5.0, 1e-6) / 5.0)
+        self.ratings_ = sp.csr_matrix(sp.csr_matrix(data.csr(), dtype=np.float32) / self.rating_unit_, dtype=np.float32)
         # the network has no input row for an unseen item (I-AutoRec) or user (U-AutoRec), and an
         # all-zero row is not one it was trained on: such pairs get the baseline mu + b_u + b_i
         self.global_mean_, self.user_bias_, self.item_bias_ = baseline_biases(data)
@@ -266,7 +270,7 @@ class AutoRec(TorchRecommender):
         cfg: AutoRecConfig = self.config  # type: ignore[assignment]
         mat = self._matrix()
         nets = [_AutoRecNet(mat.shape[1], cfg.hidden_size, cfg.activation, cfg.output_activation, cfg.reg,
-                            int(mat.nnz), cfg.based == "item", cfg.dropout)
+                            int(mat.nnz), cfg.based == "item", cfg.dropout, getattr(self, "rating_unit_", 1.0))
                 for _ in range(int(getattr(self, "n_members_", 1)))]
         net: RecNetwork = nets[0] if len(nets) == 1 else _Averaged(nets)
         net.set_rows(RatingRows(mat, batch_size=cfg.batch_size, shuffle=False))  # type: ignore[operator]
