@@ -39,7 +39,7 @@ def test_rating_kfold5_rmse_band(ml100k, model, band):
     ("model", "hr_min", "ndcg_min"),
     [
         (ImplicitALS(), 0.085, 0.040),  # HR@10 0.0944, NDCG@10 0.0474
-        (BPR(), 0.088, 0.045),  # HR@10 0.1022, NDCG@10 0.0535 (mean of 3 seeds, 1 thread)
+        (BPR(), 0.088, 0.043),  # HR@10 0.098, NDCG@10 0.048 (mean of 3 seeds, 2 threads)
     ],
     ids=["ials", "bpr"],
 )
@@ -48,3 +48,9 @@ def test_loo_full_band(ml100k, model, hr_min, ndcg_min):
     hr, ndcg = res.metric("HR@10"), res.metric("NDCG@10")
     assert hr >= hr_min and ndcg >= ndcg_min, f"{model.name}: HR@10 {hr:.4f}, NDCG@10 {ndcg:.4f}"
     assert hr <= 0.13  # far above this would mean test leakage
+
+
+def test_bpr_ratio_full_beats_implicit_bpr(ml100k):
+    """implicit's BPR (64 f, 100 it, lr .01, reg .01) on this split: Recall@20 0.2528, NDCG@20 0.2890."""
+    res = evaluate(BPR(), ml100k, "ratio-full", options=FitOptions(seed=0, threads=1))
+    assert res.metric("Recall@20") >= 0.33 and res.metric("NDCG@20") >= 0.39  # measured 0.353 / 0.421

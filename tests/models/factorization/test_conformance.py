@@ -116,9 +116,9 @@ class TestBPR(RecommenderConformance):
         "reg": 0.2,
         "reg_bias": 0.5,
         "item_bias": False,
-        "negatives": "uniform",
+        "negatives": "popularity",
         "init_std": 0.5,
-        "n_candidates": 4,
+        "n_candidates": 1,
         "sampling": "users",
         "parallel": "blocks",
     }

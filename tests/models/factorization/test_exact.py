@@ -224,6 +224,7 @@ def test_bpr_block_parallel_fit_is_deterministic(monkeypatch):
             parallel="blocks",
             sampling="pairs",
             negatives=negatives,
+            n_candidates=1,
         )
         fits = [BPR(model.config).fit(data, FitOptions(seed=3, threads=2)) for _ in range(2)]
         np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)

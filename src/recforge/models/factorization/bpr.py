@@ -28,7 +28,13 @@ _MAX_TRIES = 64
 
 @dataclass(frozen=True)
 class BPRConfig(ModelConfig):
-    """Hyperparameters of :class:`BPR` (defaults tuned on ML-100K loo-full)."""
+    """Hyperparameters of :class:`BPR`.
+
+    Defaults chosen to hold up on both ML-100K protocols rather than one: uniform negatives with
+    4 candidates (dynamic negative sampling) give loo-full HR@10/NDCG@10 0.098/0.048 and
+    ratio-full Recall@20/NDCG@20 0.353/0.421 (3 seeds); the popularity negatives of implicit's BPR
+    give 0.099/0.051 on loo-full but only 0.214/0.254 on ratio-full.
+    """
 
     embedding_size: int = 64
     """Number of latent factors ``k`` (the item bias is extra)."""
@@ -44,11 +50,12 @@ class BPRConfig(ModelConfig):
     """L2 penalty on the item biases."""
     item_bias: bool = True
     """Learn an item bias ``b_i`` (as implicit's BPR does)."""
-    negatives: Literal["uniform", "popularity"] = "popularity"
+    negatives: Literal["uniform", "popularity"] = "uniform"
     """How negatives are drawn among the user's non-positives: ``uniform`` over the items (the BPR
     paper) or ``popularity``: proportional to each item's training count, as implicit's BPR does,
-    by picking the item of a random training pair (better HR/NDCG on ML-100K loo-full)."""
-    n_candidates: int = 1
+    by picking the item of a random training pair (slightly better on leave-last-out splits,
+    where the held-out item is often a popular one, much worse on random holdouts)."""
+    n_candidates: int = 4
     """Negatives drawn per update; with more than one, the update uses the candidate the model
     currently scores highest (dynamic negative sampling, Zhang et al., SIGIR 2013). 1 is plain BPR."""
     init_std: float = 0.01
