@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import machine, md_table, write_fragment
+from benchmarks.common import RESULTS_DIR, machine, md_table, write_fragment
 from recforge.config import FitOptions
 from recforge.data import load
 from recforge.data.interactions import Interactions
 from recforge.evaluation.protocols import full_ranking
 from recforge.models.factorization._base import FactorRecommender
-from recforge.splits import kfold, leave_one_out
+from recforge.splits import kfold, leave_one_out, random_split
 
 REPEATS = 3
 THREADS = 2
@@ -68,6 +68,8 @@ OURS_RATING = {
 }
 IALS_MATCHED = {"embedding_size": 64, "reg": 0.05, "epochs": 15, "alpha": 1.0, "cg_steps": 3}
 BPR_MATCHED = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.01, "reg": 0.01}
+# implicit's BPR draws one negative per update in proportion to popularity and visits every pair
+IMPLICIT_SAMPLING = {"negatives": "popularity", "n_candidates": 1, "sampling": "pairs"}
 GOWALLA_BPR = {
     "embedding_size": 64,
     "epochs": 100,
@@ -78,6 +80,7 @@ GOWALLA_BPR = {
     "negatives": "uniform",
     "n_candidates": 32,
     "sampling": "pairs",
+    "parallel": "blocks",  # as configs/gowalla/bpr.toml: bit-reproducible on any thread count
 }
 
 
@@ -259,33 +262,55 @@ def _ranking_metrics(model: Any, test: Interactions, k: int, metrics: tuple[str,
 
 def loo_rows(repeats: int) -> list[dict[str, Any]]:
     ds = load("ml-100k")
-    split = leave_one_out(ds.interactions)
+    return ranking_rows(leave_one_out(ds.interactions), "loo-full (ML-100K, k=10)", 10, ("HR", "NDCG"), repeats)
+
+
+def ratio_rows(repeats: int) -> list[dict[str, Any]]:
+    ds = load("ml-100k")
+    split = random_split(ds.interactions, test_fraction=0.2, seed=0)
+    return ranking_rows(split, "ratio-full (ML-100K, k=20)", 20, ("Recall", "NDCG"), repeats, one_thread=False)
+
+
+def ranking_rows(split: Any, protocol: str, k: int, metrics: tuple[str, ...], repeats: int,
+                 one_thread: bool = True) -> list[dict[str, Any]]:
     train, test = split.train.to_implicit(), split.test
     rows = []
     # (kind, label, side, config, also at 1 thread)
     plan = [
         ("ials", "implicit ALS (64 f, reg .05, 15 it, alpha 1, CG 3)", "peer", IALS_MATCHED, True),
         ("ials", "recforge ials (same settings)", "ours", IALS_MATCHED, True),
-        ("ials", "recforge ials (defaults: alpha 10, reg 1)", "ours", {}, False),
+        ("ials", "recforge ials (defaults: alpha 10, reg 30)", "ours", {}, False),
         ("bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", "peer", BPR_MATCHED, True),
         (
             "bpr",
-            "recforge bpr (defaults: same settings, user sampling, popularity negatives, hogwild)",
+            "recforge bpr (implicit's sampling: popularity negatives, one per update, pair sampling, hogwild)",
+            "ours",
+            {**BPR_MATCHED, **IMPLICIT_SAMPLING},
+            True,
+        ),
+        (
+            "bpr",
+            "recforge bpr (defaults: uniform negatives, best of 4 candidates, user sampling, hogwild)",
             "ours",
             {},
             True,
         ),
-        ("bpr", "recforge bpr (pair sampling, hogwild)", "ours", {"sampling": "pairs"}, True),
         (
             "bpr",
-            "recforge bpr (pair sampling, parallel=blocks: deterministic)",
+            "recforge bpr (popularity negatives, user sampling: the previous default)",
             "ours",
-            {"sampling": "pairs", "parallel": "blocks"},
+            {"negatives": "popularity", "n_candidates": 1},
             False,
         ),
-        ("bpr", "recforge bpr (uniform negatives)", "ours", {"negatives": "uniform"}, False),
+        (
+            "bpr",
+            "recforge bpr (implicit's sampling, parallel=blocks: deterministic)",
+            "ours",
+            {**IMPLICIT_SAMPLING, "parallel": "blocks"},
+            False,
+        ),
     ]
-    for threads in (THREADS, 1):
+    for threads in (THREADS, 1) if one_thread else (THREADS,):
         todo = [p for p in plan if threads == THREADS or p[4]]
         for kind, _, side, cfg, _ in todo:
             if side == "ours":
@@ -300,11 +325,11 @@ def loo_rows(repeats: int) -> list[dict[str, Any]]:
                 fit_s, model = fitter(kind, cfg, train, threads, seed=seed)
                 fits[label].append(fit_s)
                 cpus[label].append(_timed.cpu)  # type: ignore[attr-defined]
-                scores[label].append(_ranking_metrics(model, test, 10, ("HR", "NDCG")))
+                scores[label].append(_ranking_metrics(model, test, k, metrics))
         peer_fit: dict[str, float] = {}
         for kind, label, side, _, _ in todo:
             fit = statistics.median(fits[label])
-            row: dict[str, Any] = {"protocol": "loo-full (ML-100K, k=10)", "model": label, "threads": threads}
+            row: dict[str, Any] = {"protocol": protocol, "model": label, "threads": threads}
             row.update({m: float(np.mean([sc[m] for sc in scores[label]])) for m in scores[label][0]})
             row["fit s"] = fit
             row["CPU s"] = statistics.median(cpus[label])
@@ -314,7 +339,7 @@ def loo_rows(repeats: int) -> list[dict[str, Any]]:
             else:
                 row["peer/recforge fit"] = f"{peer_fit[kind] / fit:.1f}x"
             rows.append(row)
-        print(f"  loo-full threads={threads} done", flush=True)
+        print(f"  {protocol} threads={threads} done", flush=True)
     return rows
 
 
@@ -386,12 +411,12 @@ def gowalla_rows(repeats: int, with_bpr: bool) -> list[dict[str, Any]]:
     plan = [
         ("peer", "ials", "implicit ALS (64 f, reg .05, 15 it, alpha 1, CG 3)", IALS_MATCHED, repeats),
         ("ours", "ials", "recforge ials (same settings)", IALS_MATCHED, repeats),
-        ("ours", "ials", "recforge ials (defaults: alpha 10, reg 1)", {}, 1),
+        ("ours", "ials", "recforge ials (defaults: alpha 10, reg 30)", {}, 1),
     ]
     if with_bpr:
         plan += [
             ("peer", "bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", BPR_MATCHED, 1),
-            ("ours", "bpr", "recforge bpr (same settings, hogwild)", BPR_MATCHED, 1),
+            ("ours", "bpr", "recforge bpr (same settings and sampling, hogwild)", {**BPR_MATCHED, **IMPLICIT_SAMPLING}, 1),
             (
                 "ours",
                 "bpr",
@@ -445,15 +470,30 @@ def gowalla_rows(repeats: int, with_bpr: bool) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------- main
+PARTS: dict[str, Any] = {"rating": rating_rows, "loo": loo_rows, "ratio": ratio_rows, "gowalla": None}
+
+
+def _kept_sections() -> dict[str, str]:
+    """The sections of the last fragment, by part, so ``--only`` reruns replace just their own."""
+    path = RESULTS_DIR / "factorization.md"
+    if not path.exists():
+        return {}
+    out = {}
+    for chunk in path.read_text().split("<!-- part: ")[1:]:
+        name, _, body = chunk.partition(" -->")
+        out[name.strip()] = body.split("\nRatios are peer fit time")[0].strip()
+    return out
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one repeat and no Gowalla BPR")
-    parser.add_argument("--only", choices=["rating", "loo", "gowalla"], action="append")
+    parser.add_argument("--only", choices=list(PARTS), action="append",
+                        help="run these parts; the others keep their last results")
     args = parser.parse_args(argv if argv is not None else [])
     repeats = 1 if args.quick else REPEATS
-    parts = args.only or ["rating", "loo", "gowalla"]
+    parts = args.only or list(PARTS)
     t_all = time.perf_counter()
-    sections = []
     titles = {
         "rating": (
             "Rating prediction, ML-100K `rating-kfold5` (recforge and surprise single-threaded; "
@@ -464,21 +504,26 @@ def main(argv: list[str] | None = None) -> str:
             "ties to the larger item id; all unseen items ranked; HR/NDCG: mean over seeds 0..R-1, "
             "fit s: median)"
         ),
+        "ratio": (
+            "Implicit feedback, ML-100K `ratio-full` (random 80/20 of the interactions, seed 0; all unseen "
+            "items ranked; Recall/NDCG: mean over seeds 0..R-1, fit s: median)"
+        ),
         "gowalla": (
             "Gowalla `given-split` (NGCF/LightGCN train.txt/test.txt; all unseen items ranked in user "
             "blocks; each model fitted and evaluated in its own process)"
         ),
     }
+    kept = _kept_sections()
     with _blas_one_thread():
-        if "rating" in parts:
-            sections.append((titles["rating"], rating_rows(repeats)))
-        if "loo" in parts:
-            sections.append((titles["loo"], loo_rows(repeats)))
+        for part in ("rating", "loo", "ratio"):
+            if part in parts:
+                kept[part] = f"### {titles[part]}\n\n" + md_table(PARTS[part](repeats))
     if "gowalla" in parts:
-        sections.append((titles["gowalla"], gowalla_rows(repeats, with_bpr=not args.quick)))
+        kept["gowalla"] = f"### {titles['gowalla']}\n\n" + md_table(gowalla_rows(repeats, with_bpr=not args.quick))
     text = "## Model-based collaborative filtering (factorization)\n\n"
-    for title, rows in sections:
-        text += f"### {title}\n\n" + md_table(rows) + "\n\n"
+    for part in PARTS:
+        if part in kept:
+            text += f"<!-- part: {part} -->\n{kept[part].strip()}\n\n"
     text += (
         "Ratios are peer fit time / recforge fit time at the same thread count (> 1: recforge faster). "
         f"Fit times are medians of {repeats} run(s) unless `runs` says otherwise; repeated runs interleave "
@@ -486,8 +531,8 @@ def main(argv: list[str] | None = None) -> str:
         "spin-waiting OpenMP threads count too), less sensitive than wall time to other load. implicit's "
         "ALS confidence is `alpha * r` (so alpha 1 weights positives like unobserved cells), recforge's is "
         "`1 + alpha * r`; the work per iteration is the same. The machine is shared by several agents, so "
-        "absolute times drift; compare rows of one run. Total benchmark time "
-        f"{time.perf_counter() - t_all:.0f} s.\n\n_Measured on {machine()}._\n"
+        "absolute times drift; compare rows of one run (parts run separately carry their own date). "
+        f"Last run: {', '.join(parts)} in {time.perf_counter() - t_all:.0f} s.\n\n_Measured on {machine()}._\n"
     )
     write_fragment("factorization", text)
     return text

@@ -84,7 +84,7 @@ class TestALS(RecommenderConformance):
 
 class TestImplicitALS(RecommenderConformance):
     model_class = ImplicitALS
-    config = {"embedding_size": 4, "epochs": 3}
+    config = {"embedding_size": 4, "epochs": 3, "reg": 1.0}
     changes = {
         "embedding_size": 6,
         "epochs": 1,

@@ -263,14 +263,20 @@ def _als_objective(indptr, indices, vals, X, Y, k, bias, mu, reg):  # type: igno
 # ====================================================================== implicit ALS
 @dataclass(frozen=True)
 class ImplicitALSConfig(ModelConfig):
-    """Hyperparameters of :class:`ImplicitALS` (defaults tuned on ML-100K loo-full)."""
+    """Hyperparameters of :class:`ImplicitALS`.
+
+    ``alpha`` and ``reg`` were chosen on validation carves of ML-100K's training data (an inner
+    leave-one-out and an inner random 80/20): ``reg=30`` beats ``reg=1`` on both (inner ratio
+    Recall@20 0.286 vs 0.252) and costs Gowalla almost nothing (Recall@20 0.1395 vs 0.1411).
+    """
 
     embedding_size: int = 64
     """Number of latent factors ``k``."""
     epochs: int = 15
     """ALS sweeps (each solves every user, then every item)."""
-    reg: float = 1.0
-    """L2 penalty ``lambda`` on every user and item vector."""
+    reg: float = 30.0
+    """L2 penalty ``lambda`` on every user and item vector (not scaled by the row's count, so
+    it is large next to the ``1 + alpha * r`` confidences of a short row)."""
     alpha: float = 10.0
     """Confidence slope: an observed value ``r`` gets confidence ``1 + alpha * r``."""
     solver: Literal["cg", "cholesky"] = "cg"
