@@ -31,7 +31,7 @@ import numpy as np
 from benchmarks.common import machine, md_table, write_fragment
 from recforge.config import FitOptions
 from recforge.data import load
-from recforge.evaluation.protocols import full_ranking, sample_negatives
+from recforge.evaluation.protocols import full_ranking, sampled_ranks
 from recforge.models.registry import make_model
 from recforge.splits import kfold, leave_one_out
 
@@ -126,15 +126,7 @@ def _sampled(
     fitted: Any, data: Any, test: Any, k: int = 10, n_neg: int = 99, seed: int = 0
 ) -> tuple[float, float]:
     """HR@k and NDCG@k of ``loo-sampled`` (the protocol's own candidates and tie rule)."""
-    cand = sample_negatives(data.csr(), test.user_idx, n_neg, seed)
-    items = np.concatenate([test.item_idx[:, None], cand], axis=1)
-    users = np.repeat(test.user_idx, items.shape[1])
-    scores = np.full(users.shape, np.nan)
-    known = fitted.user_known_[users] & fitted.item_known_[items.ravel()]
-    scores[known] = fitted._score_pairs(users[known].astype(np.int64), items.ravel()[known].astype(np.int64))
-    scores = scores.reshape(items.shape)
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    rank = (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    rank = sampled_ranks(fitted, data, test, n_neg, seed)
     hit = rank < k
     return float(hit.mean()), float(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0).mean())
 

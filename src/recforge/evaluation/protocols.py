@@ -265,6 +265,22 @@ def _run_given(*, model, dataset, k, options, label, progress) -> EvaluationResu
     return EvaluationResult(_rows_with_mean([row]), per)
 
 
+def sampled_ranks(fitted: Recommender, data: Interactions, test: Interactions, n_negatives: int = 99,
+                  seed: int = 0) -> np.ndarray:
+    """``loo-sampled``: each test item's rank among ``n_negatives`` items the user never
+    interacted with in ``data`` (sampled with ``seed``). Ties count against the test item, so a
+    constant scorer is not rewarded; unscorable pairs rank last."""
+    cand = sample_negatives(data.csr(), test.user_idx, n_negatives, seed)
+    items = np.concatenate([test.item_idx[:, None], cand], axis=1)
+    users = np.repeat(test.user_idx, items.shape[1])
+    scores = np.full(users.shape, np.nan)
+    known = fitted.user_known_[users] & fitted.item_known_[items.ravel()]
+    scores[known] = fitted._score_pairs(users[known].astype(np.int64), items.ravel()[known].astype(np.int64))
+    scores = scores.reshape(items.shape)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    return (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+
+
 def _run_loo_sampled(*, model, dataset, k, options, label, progress, n_negatives: int = 99) -> EvaluationResult:
     from recforge.splits import leave_one_out
 
@@ -274,16 +290,7 @@ def _run_loo_sampled(*, model, dataset, k, options, label, progress, n_negatives
     t0 = time.perf_counter()
     test = split.test
     seed = 0 if options.seed is None else options.seed
-    cand = sample_negatives(data.csr(), test.user_idx, n_negatives, seed)
-    items = np.concatenate([test.item_idx[:, None], cand], axis=1)
-    users = np.repeat(test.user_idx, items.shape[1])
-    scores = np.full(users.shape, np.nan)
-    known = fitted.user_known_[users] & fitted.item_known_[items.ravel()]
-    scores[known] = fitted._score_pairs(users[known].astype(np.int64), items.ravel()[known].astype(np.int64))
-    scores = scores.reshape(items.shape)
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    # rank of the held-out item (column 0): ties count against it, so a constant scorer is not rewarded
-    rank = (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    rank = sampled_ranks(fitted, data, test, n_negatives, seed)
     hit = rank < k
     ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
     pred_s = time.perf_counter() - t0
