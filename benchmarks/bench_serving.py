@@ -58,6 +58,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # ---------------------------------------------------------------------------------------- quality
+def _test_users_and_genres(split: Any, ds: Any, train: Any) -> tuple[np.ndarray, Any, np.ndarray]:
+    """The test users, their held-out items (CSR rows) and a 0/1 genre vector per training item."""
+    truth_all = split.test.csr()
+    users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
+    sets = attribute_sets(ds.interactions.item_features, train.items, "genres")
+    names = sorted(set().union(*sets))
+    genre_vecs = np.array([[g in s for g in names] for s in sets], np.float64)
+    return users, truth_all[users], genre_vecs
+
+
 def _ials(train: Any, seed: int = 0) -> Any:
     from recforge.models.factorization.als import ImplicitALS
 
@@ -124,13 +134,7 @@ def quality_ml100k() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     train = split.train.with_features(item_features=ds.interactions.item_features)
     model = _ials(train)
     ease = EASE().fit(train, FitOptions(seed=0))
-    truth_all = split.test.csr()
-    users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
-    truth = truth_all[users]
-    feats = ds.interactions.item_features
-    sets = attribute_sets(feats, train.items, "genres")
-    names = sorted(set().union(*sets))
-    genre_vecs = np.array([[g in s for g in names] for s in sets], np.float64)
+    users, truth, genre_vecs = _test_users_and_genres(split, ds, train)
     mmr_emb = lambda lam: MMR(model.embeddings()[1], lambda_=lam, k=10, pool=50)  # noqa: E731
     mmr_gen = lambda lam: MMR(genre_vecs, lambda_=lam, k=10, pool=50)  # noqa: E731
     from recforge.serving.postprocess import DropSeen
@@ -211,13 +215,7 @@ def ctr_ml100k() -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     ranker = deepfm_ranker(train, ds)
     build = time.perf_counter() - t0
-    truth_all = split.test.csr()
-    users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
-    truth = truth_all[users]
-    feats = ds.interactions.item_features
-    sets = attribute_sets(feats, train.items, "genres")
-    names = sorted(set().union(*sets))
-    genre_vecs = np.array([[g in s for g in names] for s in sets], np.float64)
+    users, truth, genre_vecs = _test_users_and_genres(split, ds, train)
 
     def pipe(ranker_: Any = None, n: int = N_CAND, stages: list[Any] | None = None, retriever: str = "ann") -> Pipeline:
         return Pipeline(model, retriever=retriever, index={"kind": "exact"}, n_candidates=n, ranker=ranker_,
