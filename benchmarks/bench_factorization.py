@@ -68,8 +68,10 @@ OURS_RATING = {
 }
 IALS_MATCHED = {"embedding_size": 64, "reg": 0.05, "epochs": 15, "alpha": 1.0, "cg_steps": 3}
 BPR_MATCHED = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.01, "reg": 0.01}
-# implicit's BPR draws one negative per update in proportion to popularity and visits every pair
-IMPLICIT_SAMPLING = {"negatives": "popularity", "n_candidates": 1, "sampling": "pairs"}
+# implicit's BPR recipe: one negative per update in proportion to popularity, an update skipped
+# when that negative is a positive, random pairs, and its initial scale ((U(0,1) - 0.5) / factors)
+IMPLICIT_SAMPLING = {"negatives": "popularity", "n_candidates": 1, "sampling": "pairs", "collisions": "skip",
+                     "init_std": 0.0045}
 GOWALLA_BPR = {
     "embedding_size": 64,
     "epochs": 100,
@@ -283,7 +285,7 @@ def ranking_rows(split: Any, protocol: str, k: int, metrics: tuple[str, ...], re
         ("bpr", "implicit BPR (64 f, 100 it, lr .01, reg .01)", "peer", BPR_MATCHED, True),
         (
             "bpr",
-            "recforge bpr (implicit's sampling: popularity negatives, one per update, pair sampling, hogwild)",
+            "recforge bpr (implicit's recipe: popularity negatives, collisions skipped, pairs, its init scale; hogwild)",
             "ours",
             {**BPR_MATCHED, **IMPLICIT_SAMPLING},
             True,
@@ -304,7 +306,7 @@ def ranking_rows(split: Any, protocol: str, k: int, metrics: tuple[str, ...], re
         ),
         (
             "bpr",
-            "recforge bpr (implicit's sampling, parallel=blocks: deterministic)",
+            "recforge bpr (implicit's recipe, parallel=blocks: deterministic)",
             "ours",
             {**IMPLICIT_SAMPLING, "parallel": "blocks"},
             False,

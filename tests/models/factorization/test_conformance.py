@@ -121,6 +121,7 @@ class TestBPR(RecommenderConformance):
         "n_candidates": 1,
         "sampling": "users",
         "parallel": "blocks",
+        "collisions": "skip",
     }
     invalid = _COMMON_INVALID + [
         {"reg": -0.01},

@@ -368,3 +368,16 @@ def test_recommend_indices_matches_brute_force_with_ties():
     pos = {int(i): j for j, i in enumerate(tied)}
     group = sorted({3, *range(0, len(m.items_), 7)})  # the tied items, adjacent and by index in the list
     assert [pos[i] for i in group] == list(range(pos[group[0]], pos[group[0]] + len(group)))
+
+
+def test_bpr_collisions_skip_leaves_updates_out_and_redraw_does_not():
+    # each user has 18 of 20 items: a popularity-drawn negative is almost always a positive
+    rng = np.random.default_rng(4)
+    rows = [(u, i) for u in range(30) for i in rng.permutation(20)[:18]]
+    data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["user_id", "item_id"]))
+    cfg = {"embedding_size": 4, "epochs": 3, "negatives": "popularity", "n_candidates": 1, "sampling": "pairs"}
+    redraw = BPR(**cfg).fit(data, FitOptions(seed=0, threads=1))
+    skip = BPR(**cfg, collisions="skip").fit(data, FitOptions(seed=0, threads=1))
+    assert np.all(redraw.updates_ >= 0.99 * len(data))  # 64 tries nearly always find one of the 2 negatives
+    assert np.all(skip.updates_ < 0.3 * len(data))  # ~10% of draws miss the user's positives
+    assert np.all(skip.updates_ > 0)

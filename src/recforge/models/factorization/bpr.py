@@ -58,6 +58,12 @@ class BPRConfig(ModelConfig):
     n_candidates: int = 4
     """Negatives drawn per update; with more than one, the update uses the candidate the model
     currently scores highest (dynamic negative sampling, Zhang et al., SIGIR 2013). 1 is plain BPR."""
+    collisions: Literal["redraw", "skip"] = "redraw"
+    """What happens when a drawn negative is one of the user's positives: ``redraw`` until a true
+    negative turns up (up to 64 tries), or ``skip`` the update, as implicit's BPR does (with
+    popularity negatives this leaves active users' pairs less trained: set it, with ``negatives=
+    "popularity"``, ``n_candidates=1``, ``sampling="pairs"`` and ``init_std=0.0045``, to reproduce
+    implicit's BPR)."""
     init_std: float = 0.01
     """Standard deviation of the normal initialisation of the factors."""
     sampling: Literal["pairs", "users"] = "users"
@@ -147,7 +153,9 @@ class BPR(FactorRecommender):
         bitmap = positives_bitmap(indptr, indices, data.n_items)
         base_seed = np.uint64(rng.integers(0, 2**63))
         self.train_auc_ = np.zeros(cfg.epochs)
+        self.updates_ = np.zeros(cfg.epochs, np.int64)
         popular = cfg.negatives == "popularity"
+        tries = _MAX_TRIES if cfg.collisions == "redraw" else 1
         lr, reg, reg_b = np.float32(cfg.learning_rate), np.float32(cfg.reg), np.float32(cfg.reg_bias)
         decay = np.float32(cfg.learning_rate_decay)
         with kernel_threads(options, work=(5.0 + cfg.n_candidates) * len(data) * k) as threads:
@@ -173,6 +181,7 @@ class BPR(FactorRecommender):
                         bias,
                         popular,
                         cfg.n_candidates,
+                        tries,
                         by_user,
                         base_seed,
                         e0,
@@ -188,7 +197,7 @@ class BPR(FactorRecommender):
                     if options.epoch_callback is not None and end_of_epoch(
                         self, options, e0 + 1, lambda: self._set_factors(P, Q, bias)
                     ):
-                        self.train_auc_ = self.train_auc_[: e0 + 1]
+                        self.train_auc_, self.updates_ = self.train_auc_[: e0 + 1], self.updates_[: e0 + 1]
                         break
             else:
                 entries = np.empty((2, len(indices)), np.int32)
@@ -203,6 +212,7 @@ class BPR(FactorRecommender):
                         bias,
                         popular,
                         cfg.n_candidates,
+                        tries,
                         entries,
                         scratch,
                         threads,
@@ -217,7 +227,7 @@ class BPR(FactorRecommender):
                     if options.epoch_callback is not None and end_of_epoch(
                         self, options, epoch + 1, lambda: self._set_factors(P, Q, bias)
                     ):
-                        self.train_auc_ = self.train_auc_[: epoch + 1]
+                        self.train_auc_, self.updates_ = self.train_auc_[: epoch + 1], self.updates_[: epoch + 1]
                         break
         self._set_factors(P, Q, bias)
 
@@ -231,6 +241,7 @@ class BPR(FactorRecommender):
     ) -> None:
         for e in range(e0, min(e0 + n, len(self.train_auc_))):
             self.train_auc_[e] = correct[e - offset] / max(used[e - offset], 1)
+            self.updates_[e] = used[e - offset]
             if options.verbose:
                 print(f"bpr epoch {e + 1}: train AUC {self.train_auc_[e]:.4f}")
 
@@ -275,9 +286,9 @@ def _is_positive(indptr, indices, bitmap, n_items, u, j):  # type: ignore[no-unt
 
 
 @njit(cache=True, inline="always")
-def _sample_negative(indptr, indices, bitmap, n_items, u, cand, lo, size, state, slot):  # type: ignore[no-untyped-def]
+def _sample_negative(indptr, indices, bitmap, n_items, u, cand, lo, size, state, slot, tries):  # type: ignore[no-untyped-def]
     """A uniform draw from ``cand[lo:lo+size]`` that ``u`` has not interacted with, or -1."""
-    for _ in range(_MAX_TRIES):
+    for _ in range(tries):
         j = cand[lo + rand_below(state, slot, size)]
         if not _is_positive(indptr, indices, bitmap, n_items, u, j):
             return j
@@ -285,11 +296,11 @@ def _sample_negative(indptr, indices, bitmap, n_items, u, cand, lo, size, state,
 
 
 @njit(cache=True, inline="always")
-def _sample_popular(indptr, indices, bitmap, n_items, u, item_block, s, B, state, slot):  # type: ignore[no-untyped-def]
+def _sample_popular(indptr, indices, bitmap, n_items, u, item_block, s, B, state, slot, tries):  # type: ignore[no-untyped-def]
     """The item of a uniform random training pair, kept if it lies in item block ``s`` and is not
     ``u``'s: a draw proportional to popularity among ``u``'s non-positives in the block, or -1."""
     nnz = indices.shape[0]
-    for _ in range(_MAX_TRIES * B):
+    for _ in range(tries * B):
         j = indices[rand_below(state, slot, nnz)]
         if B > 1 and item_block[j] != s:
             continue
@@ -309,10 +320,10 @@ def draw_negatives(indptr, indices, users, n_items, seed, popular=False):  # typ
     out = np.empty(users.shape[0], np.int64)
     for t in range(users.shape[0]):
         if popular:
-            out[t] = _sample_popular(indptr, indices, no_bitmap, n_items, users[t], block, 0, 1, state, 0)
+            out[t] = _sample_popular(indptr, indices, no_bitmap, n_items, users[t], block, 0, 1, state, 0, _MAX_TRIES)
         else:
             out[t] = _sample_negative(
-                indptr, indices, no_bitmap, n_items, users[t], cand, 0, n_items, state, 0
+                indptr, indices, no_bitmap, n_items, users[t], cand, 0, n_items, state, 0, _MAX_TRIES
             )
     return out
 
@@ -336,6 +347,7 @@ def _bpr_epoch(
     bias,
     popular,
     n_cand,
+    tries,
     entries,
     scratch,
     B,
@@ -420,6 +432,7 @@ def _bpr_epoch(
                 B,
                 popular,
                 n_cand,
+                tries,
                 P,
                 Q,
                 bias,
@@ -500,6 +513,7 @@ def _train_bucket(
     B,
     popular,  # type: ignore[no-untyped-def]
     n_cand,
+    tries,
     P,
     Q,
     bias,
@@ -526,9 +540,9 @@ def _train_bucket(
         best = np.float32(0.0)
         for _ in range(n_cand):
             if popular:
-                c = _sample_popular(indptr, indices, bitmap, n_items, u, item_block, s, B, state, slot)
+                c = _sample_popular(indptr, indices, bitmap, n_items, u, item_block, s, B, state, slot, tries)
             else:
-                c = _sample_negative(indptr, indices, bitmap, n_items, u, cand, clo, csize, state, slot)
+                c = _sample_negative(indptr, indices, bitmap, n_items, u, cand, clo, csize, state, slot, tries)
             if c < 0:
                 continue
             if n_cand == 1:
@@ -578,6 +592,7 @@ def _bpr_hogwild(
     bias,
     popular,
     n_cand,
+    tries,
     by_user,
     base_seed,
     e0,  # type: ignore[no-untyped-def]
@@ -649,6 +664,7 @@ def _bpr_hogwild(
                     1,
                     popular,
                     n_cand,
+                    tries,
                     P,
                     Q,
                     bias,
