@@ -378,6 +378,20 @@ def _coordinate_descent(gram: np.ndarray, resid: np.ndarray, w: np.ndarray, n: i
             break
 
 
+@njit(cache=True)
+def _solve_column(gram: np.ndarray, resid: np.ndarray, w: np.ndarray, n_sel: int, sel_idx: np.ndarray, l1: float,
+                  l2: float, max_iter: int, tol: float, out_idx: np.ndarray, out_val: np.ndarray) -> int:
+    """Solve one SLIM column over its ``n_sel`` candidates and write its positive weights; their count."""
+    _coordinate_descent(gram, resid, w, n_sel, l1, l2, max_iter, tol)
+    cnt = 0
+    for a in range(n_sel):
+        if w[a] > 0:
+            out_idx[cnt] = sel_idx[a]
+            out_val[cnt] = w[a]
+            cnt += 1
+    return cnt
+
+
 @njit(parallel=True, cache=True)
 def slim_columns_dense(
     full: np.ndarray, norms: np.ndarray, n_cand: int, l1: float, l2: float, max_iter: int, tol: float,
@@ -412,14 +426,7 @@ def slim_columns_dense(
                 w[a] = 0.0
                 for b in range(n_sel):
                     gram[a, b] = full[ca, sel_idx[b]]
-            _coordinate_descent(gram, resid, w, n_sel, l1, l2, max_iter, tol)
-            cnt = 0
-            for a in range(n_sel):
-                if w[a] > 0:
-                    out_idx[j, cnt] = sel_idx[a]
-                    out_val[j, cnt] = w[a]
-                    cnt += 1
-            out_cnt[j] = cnt
+            out_cnt[j] = _solve_column(gram, resid, w, n_sel, sel_idx, l1, l2, max_iter, tol, out_idx[j], out_val[j])
 
 
 @njit(parallel=True, cache=True)
@@ -515,11 +522,4 @@ def slim_columns(
                         e2 = link_next[e2]
                     e = link_next[e]
                 head[u] = -1
-            _coordinate_descent(gram, resid, w, n_sel, l1, l2, max_iter, tol)
-            cnt = 0
-            for a in range(n_sel):
-                if w[a] > 0:
-                    out_idx[j, cnt] = sel_idx[a]
-                    out_val[j, cnt] = w[a]
-                    cnt += 1
-            out_cnt[j] = cnt
+            out_cnt[j] = _solve_column(gram, resid, w, n_sel, sel_idx, l1, l2, max_iter, tol, out_idx[j], out_val[j])
