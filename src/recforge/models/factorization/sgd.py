@@ -121,35 +121,22 @@ def _biased_mf_epoch(u, i, r, order, mu, bu, bi, P, Q, lr, reg, reg_b):  # type:
 
 
 @dataclass(frozen=True)
-class SVDppConfig(ModelConfig):
-    """Hyperparameters of :class:`SVDpp` (defaults tuned on ML-100K 5-fold CV)."""
+class SVDppConfig(BiasedMFConfig):
+    """Hyperparameters of :class:`SVDpp` (defaults tuned on ML-100K 5-fold CV); as
+    :class:`BiasedMFConfig` plus ``reg_implicit``."""
 
-    embedding_size: int = 50
-    """Number of latent factors ``k``."""
     epochs: int = 30
     """Passes over the users (each user's ratings in a fresh random order)."""
     learning_rate: float = 0.007
     """SGD step size for factors and biases."""
-    reg: float = 0.1
-    """L2 penalty on ``p_u`` and ``q_i``."""
-    reg_implicit: float = 0.4
-    """L2 penalty on the implicit-feedback factors ``y_j`` (applied once per user block)."""
-    reg_bias: float = 0.02
-    """L2 penalty on the biases."""
     init_std: float = 0.1
     """Standard deviation of the normal initialisation of ``p``, ``q`` and ``y``."""
-    learning_rate_decay: float = 1.0
-    """The step size is multiplied by this after every epoch (1.0: constant)."""
+    reg_implicit: float = 0.4
+    """L2 penalty on the implicit-feedback factors ``y_j`` (applied once per user block)."""
 
     def validate(self) -> None:
-        self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
-        self.check(self.epochs >= 1, "epochs", "must be >= 1")
-        self.check(0 < self.learning_rate < 1, "learning_rate", "must be in (0, 1)")
-        self.check(self.reg >= 0, "reg", "must be >= 0")
+        super().validate()
         self.check(self.reg_implicit >= 0, "reg_implicit", "must be >= 0")
-        self.check(self.reg_bias >= 0, "reg_bias", "must be >= 0")
-        self.check(self.init_std >= 0, "init_std", "must be >= 0")
-        self.check(0 < self.learning_rate_decay <= 1, "learning_rate_decay", "must be in (0, 1]")
 
 
 class SVDpp(BiasedFactorRecommender):
