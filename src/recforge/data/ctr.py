@@ -13,6 +13,13 @@ x_i + sum_{i<j} <v_i, v_j> x_i x_j``, written sparsely.
 at least ``min_count`` times get their own index, every other value (rare or new at test time)
 the field's out-of-vocabulary index; ``hash_buckets`` replaces the vocabulary by a stable hash for
 very large fields; numeric fields are log-transformed (``log1p``) or cut into quantile bins.
+A *cross* field (:func:`cross`, the memorisation part of Wide & Deep, Cheng et al. 2016) treats
+each combination of several columns' values (a user x item pair) as one categorical value, with
+the same ``min_count`` / OOV / hashing rules.
+
+:func:`sample_negatives` draws extra negative rows from the positives of a training frame (same
+context, item drawn uniformly from the training items, never one of the user's positive items):
+the process that generated the negatives of implicit-feedback CTR sets such as Frappe.
 
 Readers turn the registered CTR datasets into :class:`CTRSplit` (train, valid, test), always
 fitting the encoder on the training part:
@@ -46,16 +53,19 @@ __all__ = [
     "FeatureEncoder",
     "FieldSpec",
     "criteo_ctr",
+    "cross",
     "ctr_splits",
     "frappe_ctr",
     "ipinyou_ctr",
     "libfm_frame",
     "movielens_ctr",
     "random_parts",
+    "sample_negatives",
 ]
 
 PAD = 0  # the padding feature: index 0, always with value 0
 _MISSING = "\x00missing"
+_CROSS_SEP = "\x1f"  # joins the values of a cross field's columns (not a character of ids)
 
 
 # ---------------------------------------------------------------------------------------- tables
@@ -154,8 +164,9 @@ class FieldSpec:
 
     Attributes:
         name: Column name.
-        kind: ``"categorical"`` (one value per row), ``"numeric"`` or ``"multi"`` (several values
-            per row, in a list or a ``separator``-joined string).
+        kind: ``"categorical"`` (one value per row), ``"numeric"``, ``"multi"`` (several values
+            per row, in a list or a ``separator``-joined string) or ``"cross"`` (the combination of
+            the values of ``columns`` in a row is one categorical value; see :func:`cross`).
         min_count: Categorical/multi values seen fewer times in training go to the OOV index.
         hash_buckets: Hash values into this many buckets instead of keeping a vocabulary (for very
             large fields; ``min_count`` is then not used).
@@ -165,20 +176,29 @@ class FieldSpec:
         n_bins: Quantile bins for ``transform="bins"``.
         separator: Multi-valued fields given as strings are split on it.
         max_values: Slots of a multi-valued field (default: the most values of a training row).
+        columns: Cross fields: the (at least two) columns whose values are combined; ``name`` is
+            then only the field's label.
     """
 
     name: str
-    kind: Literal["categorical", "numeric", "multi"] = "categorical"
+    kind: Literal["categorical", "numeric", "multi", "cross"] = "categorical"
     min_count: int = 1
     hash_buckets: int | None = None
     transform: Literal["log", "bins", "none"] = "log"
     n_bins: int = 10
     separator: str = "|"
     max_values: int | None = None
+    columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in ("categorical", "numeric", "multi"):
-            raise ConfigError(f"field {self.name!r}: kind must be categorical, numeric or multi, not {self.kind!r}")
+        if self.kind not in ("categorical", "numeric", "multi", "cross"):
+            raise ConfigError(
+                f"field {self.name!r}: kind must be categorical, numeric, multi or cross, not {self.kind!r}")
+        object.__setattr__(self, "columns", tuple(self.columns))  # a list read back from JSON
+        if self.kind == "cross" and (len(self.columns) < 2 or len(set(self.columns)) != len(self.columns)):
+            raise ConfigError(f"field {self.name!r}: a cross field needs at least two distinct columns")
+        if self.kind != "cross" and self.columns:
+            raise ConfigError(f"field {self.name!r}: columns is only for cross fields")
         if self.min_count < 1:
             raise ConfigError(f"field {self.name!r}: min_count must be >= 1")
         if self.hash_buckets is not None and self.hash_buckets < 1:
@@ -189,6 +209,26 @@ class FieldSpec:
             raise ConfigError(f"field {self.name!r}: n_bins must be >= 1")
         if self.max_values is not None and self.max_values < 1:
             raise ConfigError(f"field {self.name!r}: max_values must be >= 1")
+
+
+def cross(*columns: str, min_count: int = 1, hash_buckets: int | None = None, name: str | None = None) -> FieldSpec:
+    """A cross field over ``columns``: each combination of their values is one categorical value.
+
+    The memorisation ("wide") part of Wide & Deep (Cheng et al., "Wide & Deep Learning for
+    Recommender Systems", DLRS 2016): a user x item cross gives every (user, item) pair seen at
+    least ``min_count`` times in training its own feature (weight and embedding); pairs that are
+    rarer or new share the field's out-of-vocabulary feature. ``hash_buckets`` hashes the pairs
+    instead. The field is named ``"a_x_b"`` unless ``name`` is given.
+    """
+    return FieldSpec(name or "_x_".join(columns), "cross", min_count=min_count, hash_buckets=hash_buckets,
+                     columns=tuple(columns))
+
+
+def _cross_values(df: pd.DataFrame, spec: FieldSpec) -> np.ndarray:
+    out = _as_str(df[spec.columns[0]])
+    for c in spec.columns[1:]:
+        out = out + _CROSS_SEP + _as_str(df[c])  # element-wise str concatenation of object arrays
+    return np.asarray(out, dtype=object)
 
 
 def _as_str(col: pd.Series) -> np.ndarray:
@@ -239,8 +279,8 @@ def _split_multi(col: pd.Series, sep: str) -> list[list[str]]:
 class FeatureEncoder:
     """Maps a DataFrame of raw fields to :class:`CTRData`; fitted on training rows only.
 
-    Index layout: 0 is the padding feature; then each field owns a contiguous block. Categorical
-    and multi-valued fields: ``[OOV, value_1, ..., value_m]`` (vocabulary sorted, values with at
+    Index layout: 0 is the padding feature; then each field owns a contiguous block. Categorical,
+    cross and multi-valued fields: ``[OOV, value_1, ..., value_m]`` (vocabulary sorted, values with at
     least ``min_count`` training rows) or ``hash_buckets`` hashed indices; numeric ``log``/``none``
     fields one index; ``bins`` fields ``n_bins + 1`` indices (the last for missing values).
 
@@ -279,18 +319,19 @@ class FeatureEncoder:
         self.sizes_: dict[str, int] = {}
         offset = 1  # index 0 is the padding feature
         for spec in self.fields:
-            col = df[spec.name]
-            if spec.kind == "categorical":
-                size = self._fit_vocab(spec, pd.Series(_as_str(col)))
+            if spec.kind in ("categorical", "cross"):
+                values = _cross_values(df, spec) if spec.kind == "cross" else _as_str(df[spec.name])
+                size = self._fit_vocab(spec, pd.Series(values, dtype=object))
                 self.slots_[spec.name] = 1
             elif spec.kind == "multi":
+                col = df[spec.name]
                 lists = _split_multi(col, spec.separator)
                 flat = pd.Series([t for lst in lists for t in lst], dtype=object)
                 size = self._fit_vocab(spec, flat)
                 longest = max((len(lst) for lst in lists), default=1)
                 self.slots_[spec.name] = spec.max_values or max(1, longest)
             else:
-                x = self._numeric(col, source, spec.name)
+                x = self._numeric(df[spec.name], source, spec.name)
                 if spec.transform == "bins":
                     ok = x[np.isfinite(x)]
                     qs = np.quantile(ok, np.linspace(0, 1, spec.n_bins + 1)[1:-1]) if len(ok) else np.empty(0)
@@ -326,7 +367,8 @@ class FeatureEncoder:
     def _check_columns(self, df: pd.DataFrame, source: str, need_label: bool) -> None:
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a DataFrame, got {type(df).__name__}")
-        need = [s.name for s in self.fields] + ([self.label] if need_label and self.label else [])
+        need = [c for s in self.fields for c in (s.columns if s.kind == "cross" else (s.name,))]
+        need = list(dict.fromkeys(need)) + ([self.label] if need_label and self.label else [])
         missing = [c for c in need if c not in df.columns]
         if missing:
             # a frame read from a file: the columns come from its header, the line before the first row
@@ -349,14 +391,14 @@ class FeatureEncoder:
         slot_fields: list[int] = []
         for f, spec in enumerate(self.fields):
             off = self.offsets_[spec.name]
-            col = df[spec.name]
-            if spec.kind == "categorical":
-                local = self._lookup(spec, _as_str(col))
+            if spec.kind in ("categorical", "cross"):
+                values = _cross_values(df, spec) if spec.kind == "cross" else _as_str(df[spec.name])
+                local = self._lookup(spec, values)
                 idx_parts.append((off + local)[:, None])
                 val_parts.append(np.ones((n, 1), np.float32))
             elif spec.kind == "multi":
                 m = self.slots_[spec.name]
-                lists = _split_multi(col, spec.separator)
+                lists = _split_multi(df[spec.name], spec.separator)
                 lens = np.fromiter((min(len(x), m) for x in lists), np.int64, n)
                 flat = np.asarray([t for x in lists for t in x[:m]], dtype=object)
                 local = self._lookup(spec, flat) if len(flat) else np.empty(0, np.int64)
@@ -369,7 +411,7 @@ class FeatureEncoder:
                 idx_parts.append(idx)
                 val_parts.append(val)
             else:
-                x = self._numeric(col, source, spec.name)
+                x = self._numeric(df[spec.name], source, spec.name)
                 if spec.transform == "bins":
                     b = np.searchsorted(np.asarray(self.edges_[spec.name]), x, side="right")
                     b = np.where(np.isfinite(x), b, spec.n_bins)
@@ -405,7 +447,7 @@ class FeatureEncoder:
         """Share of rows whose value is out of vocabulary, per vocabulary field."""
         out = {}
         for f, spec in enumerate(self.fields):
-            if spec.kind == "categorical" and spec.hash_buckets is None:
+            if spec.kind in ("categorical", "cross") and spec.hash_buckets is None:
                 slot = int(np.flatnonzero(data.slot_fields == f)[0])
                 out[spec.name] = float(np.mean(data.index[:, slot] == self.offsets_[spec.name]))
         return out
@@ -472,6 +514,62 @@ def random_parts(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarr
     return [np.sort(p) for p in np.split(perm, cuts)]
 
 
+def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "item", user: str | None = "user",
+                     label: str = "label", seed: int = 0) -> pd.DataFrame:
+    """Extra negative rows drawn from the positive rows of a (training) frame.
+
+    For every positive row, ``n_per_positive`` copies with the label set to 0 and the ``item``
+    column replaced by an item drawn uniformly from the items of ``frame`` (its training item
+    vocabulary), redrawn while it is one of the items that row's ``user`` has as a positive in
+    ``frame``; every other column (the user and the context) is kept. This is how the negatives
+    of implicit-feedback CTR sets are generated (Frappe: two per logged app use with the same user
+    and context; He and Chua, "Neural Factorization Machines", SIGIR 2017), so training on more of
+    them is standard negative sampling. Draw them from training rows only.
+
+    Args:
+        frame: Rows with the ``item``, ``user`` (unless None) and ``label`` columns.
+        n_per_positive: Negatives per positive row.
+        item: Column whose value is replaced.
+        user: Column whose positive items are never drawn for that user; None draws any item.
+        label: The 0/1 label column.
+        seed: Seed of the draws.
+
+    Returns:
+        The new rows only (``n_per_positive`` per positive, in the positives' order, index reset);
+        concatenate them with ``frame`` to train. A user who has every item as a positive gets none.
+    """
+    if n_per_positive < 0:
+        raise ConfigError(f"n_per_positive must be >= 0, got {n_per_positive}")
+    need = [c for c in (item, user, label) if c is not None]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise DataError(f"sample_negatives: missing column(s) {', '.join(map(repr, missing))}")
+    y = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=np.float64)
+    pos = np.flatnonzero(y == 1)
+    if n_per_positive == 0 or len(pos) == 0:
+        return frame.iloc[:0].reset_index(drop=True)
+    item_code, items = pd.factorize(frame[item], sort=True)
+    n_items = len(items)
+    rows = np.repeat(pos, n_per_positive)
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, n_items, len(rows))
+    if user is not None:
+        user_code = pd.factorize(frame[user], sort=True)[0].astype(np.int64)
+        taken = np.unique(user_code[pos] * n_items + item_code[pos])  # each user's positive items
+        per_user = np.bincount(taken // n_items, minlength=int(user_code.max()) + 1)
+        ok = per_user[user_code[rows]] < n_items
+        rows, draw = rows[ok], draw[ok]
+        owner = user_code[rows] * n_items
+        todo = np.flatnonzero(np.isin(owner + draw, taken))
+        while len(todo):  # rejection: terminates since every remaining user has a free item
+            draw[todo] = rng.integers(0, n_items, len(todo))
+            todo = todo[np.isin(owner[todo] + draw[todo], taken)]
+    out = frame.iloc[rows].reset_index(drop=True)
+    out[item] = pd.Series(items[draw], dtype=frame[item].dtype)
+    out[label] = np.zeros(len(out), dtype=frame[label].dtype)
+    return out
+
+
 def libfm_frame(y: np.ndarray, x: np.ndarray, fields: Sequence[str]) -> pd.DataFrame:
     """A libFM ``(y, X)`` pair (one active feature per field) as a DataFrame of categorical ids."""
     if x.shape[1] != len(fields):
@@ -482,10 +580,26 @@ def libfm_frame(y: np.ndarray, x: np.ndarray, fields: Sequence[str]) -> pd.DataF
 
 
 def _encode_parts(enc: FeatureEncoder, frames: dict[str, pd.DataFrame | None], name: str,
-                  description: str, source: str | None = None, line_offset: int | None = None) -> CTRSplit:
+                  description: str, source: str | None = None, line_offset: int | None = None,
+                  negatives: int = 0, seed: int = 0) -> CTRSplit:
     enc.fit(frames["train"], source or f"{name}/train", line_offset)
+    if negatives:
+        # the encoder is fitted on the logged rows only: sampled pairs must not enter a cross vocabulary
+        extra = sample_negatives(frames["train"], negatives, seed=seed)  # type: ignore[arg-type]
+        frames = {**frames, "train": pd.concat([frames["train"], extra], ignore_index=True)}
+        description += f"; {negatives} sampled negative(s) per training positive (item uniform over training items)"
     out = {k: None if v is None else enc.transform(v, f"{name}/{k}", source, line_offset) for k, v in frames.items()}
     return CTRSplit(out["train"], out["valid"], out["test"], enc, description)  # type: ignore[arg-type]
+
+
+def _user_item_crosses(crosses: Sequence[Sequence[str] | FieldSpec], fields: Sequence[str],
+                       min_count: int) -> list[FieldSpec]:
+    specs = [c if isinstance(c, FieldSpec) else cross(*c, min_count=min_count) for c in crosses]
+    for c in specs:
+        bad = [col for col in c.columns if col not in fields]
+        if c.kind != "cross" or bad:
+            raise ConfigError(f"cross {c.name!r}: must be a cross of the fields {', '.join(fields)}")
+    return specs
 
 
 def _load(name: str, dataset: Any) -> Any:
@@ -497,22 +611,34 @@ def _load(name: str, dataset: Any) -> Any:
 
 
 def frappe_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-               min_count: int = 1) -> CTRSplit:
+               min_count: int = 1, crosses: Sequence[Sequence[str] | FieldSpec] = (), cross_min_count: int = 1,
+               negatives: int = 0) -> CTRSplit:
     """Frappe as a CTR split: validation + test files pooled and split at random with ``seed``.
 
     The published training file (202,027 rows) is not available, so the 86,582 rows that are get
     split 8:1:1 (BARS uses 7:2:1 on the full set; 8:1:1 trains on 14% more rows with the same
     8,658 test rows); numbers are therefore not comparable to the full-set literature one to one.
+
+    Args:
+        crosses: Cross fields added after the 10 libFM fields, e.g. ``[("user", "item")]`` (pairs
+            seen fewer than ``cross_min_count`` times in training share the OOV feature) or
+            :func:`cross` specs.
+        negatives: Extra negatives per training positive, drawn by :func:`sample_negatives` (seeded
+            by ``seed``) from the training rows after the encoder is fitted; validation and test
+            rows are never touched.
     """
     ds = _load("frappe", dataset)
     fields = ds.tables["fields"]
     pool = pd.concat([libfm_frame(*ds.tables[p], fields) for p in ("validation", "test")], ignore_index=True)
     parts = random_parts(len(pool), fractions, seed)
     frames = {k: pool.iloc[p].reset_index(drop=True) for k, p in zip(("train", "valid", "test"), parts, strict=True)}
-    enc = FeatureEncoder([FieldSpec(f, min_count=min_count) for f in fields])
+    extra = _user_item_crosses(crosses, fields, cross_min_count)
+    enc = FeatureEncoder([FieldSpec(f, min_count=min_count) for f in fields] + extra)
     desc = (f"frappe: validation+test files pooled ({len(pool)} rows), random {fractions[0]:g}/{fractions[1]:g}/"
             f"{fractions[2]:g} split, seed {seed}")
-    return _encode_parts(enc, frames, "frappe", desc)
+    if extra:
+        desc += "; cross fields " + ", ".join(f"{c.name} (min count {c.min_count})" for c in extra)
+    return _encode_parts(enc, frames, "frappe", desc, negatives=negatives, seed=seed)
 
 
 def ipinyou_ctr(dataset: Any = None, seed: int = 0, valid_fraction: float = 0.1, min_count: int = 2) -> CTRSplit:
@@ -597,9 +723,18 @@ _READERS = {
 }
 
 
-def ctr_splits(dataset: Any, seed: int = 0) -> CTRSplit:
-    """The CTR split of a registered dataset (a :class:`~recforge.data.Dataset` or its name)."""
+def ctr_splits(dataset: Any, seed: int = 0, **options: Any) -> CTRSplit:
+    """The CTR split of a registered dataset (a :class:`~recforge.data.Dataset` or its name).
+
+    ``options`` go to the dataset's reader (e.g. ``crosses`` and ``negatives`` for Frappe).
+    """
     name = dataset if isinstance(dataset, str) else dataset.name
     if name not in _READERS:
         raise DataError(f"no CTR reader for dataset {name!r}; available: {', '.join(_READERS)}")
-    return _READERS[name](None if isinstance(dataset, str) else dataset, seed=seed)
+    reader = _READERS[name]
+    import inspect
+
+    unknown = sorted(set(options) - set(inspect.signature(reader).parameters))
+    if unknown:
+        raise ConfigError(f"the {name} CTR reader has no option(s) {', '.join(unknown)}")
+    return reader(None if isinstance(dataset, str) else dataset, seed=seed, **options)
