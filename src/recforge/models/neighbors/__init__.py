@@ -1,4 +1,5 @@
-"""Memory-based models: rating kNN (item, user, baseline-centred), implicit kNN, RP3beta, EASE and SLIM."""
+"""Memory-based models: rating kNN (item, user, baseline-centred), implicit kNN, RP3beta, EASE, SLIM and
+onboarding kNN (short histories)."""
 
 CATALOG = {
     "item-knn": ("recforge.models.neighbors.knn", "ItemKNN", "rating"),
@@ -9,4 +10,5 @@ CATALOG = {
     "ease": ("recforge.models.neighbors.ease", "EASE", "ranking"),
     "slim": ("recforge.models.neighbors.slim", "SLIM", "ranking"),
     "rp3beta": ("recforge.models.neighbors.rp3beta", "RP3beta", "ranking"),
+    "onboarding-knn": ("recforge.models.neighbors.onboarding", "OnboardingKNN", "ranking"),
 }
