@@ -12,6 +12,7 @@ from recforge.models.base import Recommender
 from recforge.models.content.hybrid import (
     SwitchingHybrid,
     WeightedHybrid,
+    _component_scores,
     available_cf_model,
     history_scores,
     standardise,
@@ -132,20 +133,47 @@ def test_switching_scores_new_items_with_the_cold_model():
     cold_items = np.arange(25, 30)
     train = data.subset(~np.isin(data.item_idx, cold_items))
     m = SwitchingHybrid(warm_model="popularity", threshold=1).fit(train)
+    assert m.component_names_[3] == "content"
     assert m.item_known_[cold_items].all()
     ids, sc = m.recommend(data.users.ids[0], k=5, candidates=data.items.ids[cold_items])
     assert set(ids.tolist()) == set(data.items.ids[cold_items].tolist()) and np.isfinite(sc).all()
-    # the order among the new items is the content model's
-    content = m.components()[1]
+    # the order among the new items is the new-item (content) model's
+    content = m.components()[3]
     want = data.items.ids[cold_items][np.argsort(-content.score(np.repeat(data.users.ids[0], 5),
                                                                   data.items.ids[cold_items]), kind="stable")]
     assert ids.tolist() == want.tolist()
 
 
+def test_switching_defaults_send_short_histories_to_onboarding_knn_and_new_items_to_content():
+    data = _implicit(n_users=40, n_items=30, seed=4)
+    new_items = np.arange(25, 30)
+    train = data.subset(~np.isin(data.item_idx, new_items))
+    m = SwitchingHybrid(warm_model="popularity").fit(train)
+    assert m.component_names_ == ["popularity", "onboarding-knn", "demographic", "content"]
+    _, cold, _, content = m.components()
+    lengths = train.user_counts()
+    assert m.route(lengths).tolist() == np.where(lengths >= 20, 0, np.where(lengths > 0, 1, 2)).tolist()
+    u = np.array([np.flatnonzero((lengths > 0) & (lengths < 20))[0]])
+    got = m._score_users(u)[0]
+    known = cold.item_known_
+    assert not known[new_items].any() and known[:25].all()
+    np.testing.assert_allclose(got[known], standardise(_component_scores(cold, u))[0][known])
+    np.testing.assert_allclose(got[~known], standardise(_component_scores(content, u))[0][~known])
+    # no history: the demographic model, with the attributes given
+    demo = SwitchingHybrid(warm_model="popularity").fit(genre_ratings(n_users=60, n_items=36, seed=1).to_implicit())
+    assert demo.component_names_[2] == "demographic"
+    ids, _ = demo.recommend_for_history([], k=5, attributes={"gender": "F", "age": 30})
+    want = demo.components()[2].scores_for_attributes({"gender": "F", "age": 30})
+    assert ids.tolist() == demo.items_.ids[np.argsort(-want, kind="stable")[:5]].tolist()
+    # one model named for two roles is fitted once and shared
+    both = SwitchingHybrid(warm_model="popularity", cold_model="content").fit(train)
+    assert both.components()[1] is both.components()[3]
+
+
 def test_switching_recommend_for_history():
     data = genre_ratings(n_users=60, n_items=36, seed=1)
     liked = data.subset(data.values >= 5).to_implicit()
-    m = SwitchingHybrid(warm_model="popularity", threshold=3).fit(liked)
+    m = SwitchingHybrid(warm_model="popularity", cold_model="content", threshold=3).fit(liked)
     flags = liked.item_features[list(GENRES)]
     horror = [i for i in liked.items.ids if flags.loc[i, "Horror"] == 1][:2]
     ids, _ = m.recommend_for_history(horror, k=4)  # 2 < threshold: the content model
@@ -238,7 +266,7 @@ def test_rounds_pool_validation_users_and_rotate_lengths():
 def test_default_components_and_cold_user_api():
     """The defaults the service relies on: a prior-heavy blend that scores any short history."""
     cfg = WeightedHybrid().config
-    assert cfg.models == ("lightfm-style", "auto", "demographic", "popularity")
+    assert cfg.models == ("lightfm-style", "auto", "demographic", "popularity", "onboarding-knn")
     assert cfg.model_configs == {"ease": {"reg": 200_000.0}}
     data = genre_ratings(n_users=60, n_items=36, seed=1).to_implicit()
     m = WeightedHybrid(models=("demographic", "popularity"), fixed_weights=(1.0, 0.0)).fit(data)
