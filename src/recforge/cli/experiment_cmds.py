@@ -92,7 +92,8 @@ def register(app: typer.Typer) -> None:
                    "files": {k: [str(p) for p in v] for k, v in res.files.items()}, "notes": res.result.notes})
             return
         summ = res.result.summary
-        cols = ["model", *res.result.metric_columns(), "fit_seconds", "predict_seconds"]
+        # scenario/revealed tell the cold-start protocol's rows apart
+        cols = ["model", "scenario", "revealed", *res.result.metric_columns(), "fit_seconds", "predict_seconds"]
         proto = summ["protocol"].iloc[0]
         _print_frame(summ[[c for c in cols if c in summ.columns]], f"{spec.name}: {proto} on {summ['dataset'].iloc[0]}")
         for note in res.result.notes:

@@ -18,6 +18,9 @@ from recforge.io import atomic_write
 #: Protocol per task on a dataset with ratings and timestamps (ML-100K).
 PROTOCOL_BY_TASK = {"rating": ("rating-u1", None), "ranking": ("loo-full", 10), "sequence": ("loo-full", 10),
                     "ctr": ("ctr-holdout", None)}
+#: Ranking models made for users and items with little or no history run the cold-start protocol.
+COLD_START_MODELS = frozenset({"onboarding-knn", "hybrid-weighted", "hybrid-switching", "content", "knowledge",
+                               "demographic", "lightfm-style"})
 
 
 def _space(params: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
     torch_model = entry.extra == "torch" or (cls is not None and any(c.__name__ == "TorchRecommender"
                                                                       for c in cls.__mro__))
     protocol, k = PROTOCOL_BY_TASK.get(entry.task, ("loo-full", 10))
+    if model in COLD_START_MODELS and entry.task == "ranking":
+        protocol, k = "cold-start", 10
     # CTR models embed features, not users and items: nothing for the embedding plot
     has_emb = entry.task != "ctr" and (torch_model or (cls is not None and cls.embeddings is not Recommender.embeddings))
     iterative = "epochs" in params or torch_model
