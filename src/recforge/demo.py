@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 def _cold_start_scene(console: Console, ds) -> None:
     """A new user states constraints, then rates five movies: the list changes without refitting."""
     available = {e.name for e in list_models()}
-    if not {"knowledge", "lightfm-style"} <= available:
+    if not {"knowledge", "hybrid-switching"} <= available:
         return
     console.rule("[bold]Cold start: a new user")
     data = ds.interactions
@@ -121,9 +121,12 @@ def _cold_start_scene(console: Console, ds) -> None:
     console.print(f"states {wanted}: {first.n_matching} movies qualify{relaxed}")
     for rank, item in enumerate(first.item_ids, start=1):
         console.print(f"  {rank}. {titles.loc[item]}")
-    hybrid = get_model_class("lightfm-style")({}).fit(data.to_implicit(), FitOptions(seed=0))
+    # a history this short goes to the switching hybrid's cold model (onboarding kNN: what users
+    # who started with the same movies went on to watch); no refit
+    hybrid = get_model_class("hybrid-switching")({}).fit(data.to_implicit(), FitOptions(seed=0))
     rated = {50: 5, 181: 5, 172: 5, 271: 2, 258: 4}
-    console.print("then rates " + ", ".join(f"{titles.loc[i]}={v}" for i, v in rated.items()))
+    console.print("then rates " + ", ".join(f"{titles.loc[i]}={v}" for i, v in rated.items())
+                  + f" (answered by {hybrid.component_names_[1]})")
     allowed = data.items.ids[knowledge.satisfying(wanted)]
     ids, _ = hybrid.recommend_for_history(list(rated), 5, values=list(rated.values()), candidates=allowed)
     for rank, item in enumerate(ids, start=1):
