@@ -515,7 +515,7 @@ def random_parts(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarr
 
 
 def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "item", user: str | None = "user",
-                     label: str = "label", seed: int = 0) -> pd.DataFrame:
+                     label: str = "label", seed: int | np.random.Generator = 0) -> pd.DataFrame:
     """Extra negative rows drawn from the positive rows of a (training) frame.
 
     For every positive row, ``n_per_positive`` copies with the label set to 0 and the ``item``
@@ -532,7 +532,7 @@ def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "
         item: Column whose value is replaced.
         user: Column whose positive items are never drawn for that user; None draws any item.
         label: The 0/1 label column.
-        seed: Seed of the draws.
+        seed: Seed (or numpy generator) of the draws.
 
     Returns:
         The new rows only (``n_per_positive`` per positive, in the positives' order, index reset);
@@ -551,7 +551,7 @@ def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "
     item_code, items = pd.factorize(frame[item], sort=True)
     n_items = len(items)
     rows = np.repeat(pos, n_per_positive)
-    rng = np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     draw = rng.integers(0, n_items, len(rows))
     if user is not None:
         user_code = pd.factorize(frame[user], sort=True)[0].astype(np.int64)

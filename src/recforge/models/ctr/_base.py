@@ -6,7 +6,9 @@ keep the :class:`~recforge.models.base.Recommender` contract for configuration, 
 ``save``/``load`` (no pickle) and determinism, and train through the shared Lightning loop of
 :mod:`recforge.training`; with ``FitOptions(validation=valid_rows)`` every epoch is scored by AUC
 on the validation rows, training stops after ``patience`` epochs without improvement and the
-best epoch's weights are restored.
+best epoch's weights are restored. ``negatives`` adds sampled negative rows to the training rows
+(:func:`~recforge.data.ctr.sample_negatives`) for implicit-feedback CTR data whose negatives were
+themselves sampled (Frappe).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recforge.config import FitOptions, ModelConfig
-from recforge.data.ctr import CTRData, FeatureEncoder
+from recforge.data.ctr import CTRData, FeatureEncoder, sample_negatives
 from recforge.data.torch_data import TensorBatcher
 from recforge.errors import ConfigError, DataError, NotFittedError
 from recforge.evaluation.metrics import roc_auc
@@ -56,6 +58,17 @@ class CTRConfig(ModelConfig):
     """L2 penalty ``embedding_reg / 2 * ||table||^2`` on the *whole* feature weight and embedding
     tables at every step (BARS/FuxiCTR's ``embedding_regularizer``): unlike ``reg`` it also shrinks
     the rows of features absent from the batch, so rare features stay near zero."""
+    negatives: int = 0
+    """Extra negative rows sampled per training positive before training (0: none), once per fit
+    with the fit's seed: a copy of the positive row (user and context kept) whose
+    ``negative_item`` feature is drawn uniformly from the items of the training rows, never one the
+    row's ``negative_user`` has as a positive (:func:`~recforge.data.ctr.sample_negatives`). For
+    implicit-feedback data whose negatives were generated that way (Frappe); validation rows are
+    never augmented."""
+    negative_item: str = "item"
+    """Field whose value a sampled negative redraws (a one-slot categorical field)."""
+    negative_user: str = "user"
+    """Field whose positive items a sampled negative never draws (``""``: any item)."""
 
     def validate(self) -> None:
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
@@ -64,6 +77,9 @@ class CTRConfig(ModelConfig):
         self.check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
         self.check(self.reg >= 0, "reg", "must be >= 0")
         self.check(self.embedding_reg >= 0, "embedding_reg", "must be >= 0")
+        self.check(self.negatives >= 0, "negatives", "must be >= 0")
+        self.check(bool(self.negative_item), "negative_item", "must name the item field")
+        self.check(self.negative_user != self.negative_item, "negative_user", "must differ from negative_item")
 
 
 class CTRNetwork(RecNetwork):
@@ -191,8 +207,11 @@ class CTRModel(Recommender):
         self.field_names_ = list(data.field_names)
         # a copy: refitting the caller's encoder later must not re-map this model's features
         self.encoder_ = None if data.encoder is None else FeatureEncoder.from_dict(data.encoder.to_dict())
-        self.base_rate_ = float(np.clip(data.labels.mean(), 1e-4, 1 - 1e-4))
         with run_context(options) as ctx:
+            if cfg.negatives:
+                data = with_sampled_negatives(data, cfg.negatives, cfg.negative_item, cfg.negative_user or None,
+                                              ctx.rng)
+            self.base_rate_ = float(np.clip(data.labels.mean(), 1e-4, 1 - 1e-4))
             net = self._network().to(ctx.device)
             net.embedding_reg = float(cfg.embedding_reg)
             batches = TensorBatcher(
@@ -352,6 +371,42 @@ def _as_rows(data: Any, what: str) -> CTRData:
         f"CTR models {what} on CTRData (see recforge.data.ctr) or a (labels, index_matrix) pair, "
         f"not {type(data).__name__}"
     )
+
+
+def _one_slot(data: CTRData, field: str, option: str) -> int:
+    if field not in data.field_names:
+        raise ConfigError(f"{option} = {field!r}: the rows have no such field ({', '.join(data.field_names)})")
+    slots = np.flatnonzero(data.slot_fields == data.field_names.index(field))
+    if len(slots) != 1 or not np.all(data.value[:, slots[0]] == 1):
+        raise ConfigError(f"{option} = {field!r}: must be a one-hot categorical field (one slot, value 1)")
+    return int(slots[0])
+
+
+def with_sampled_negatives(data: CTRData, n_per_positive: int, item: str = "item", user: str | None = "user",
+                           seed: int | np.random.Generator = 0) -> CTRData:
+    """``data`` followed by ``n_per_positive`` sampled negatives per positive row (encoded rows).
+
+    The encoded counterpart of :func:`~recforge.data.ctr.sample_negatives` (which it calls): each
+    new row copies a positive row with the ``item`` slot redrawn uniformly from the item features
+    of ``data``'s rows, never one of the row's ``user``'s positive items, and label 0. A cross
+    field that contains the item cannot be redrawn here: sample raw rows before encoding instead.
+    """
+    i_slot = _one_slot(data, item, "negative_item")
+    cols = {"item": data.index[:, i_slot], "label": data.labels, "_row": np.arange(len(data))}
+    if user is not None:
+        cols["user"] = data.index[:, _one_slot(data, user, "negative_user")]
+    enc = data.encoder
+    for spec in (enc.fields if enc is not None else []):
+        if spec.kind == "cross" and item in spec.columns:
+            raise ConfigError(f"negatives: the cross field {spec.name!r} contains {item!r} and cannot be redrawn on "
+                              "encoded rows; sample the raw rows (recforge.data.ctr.sample_negatives) before encoding")
+    neg = sample_negatives(pd.DataFrame(cols), n_per_positive, user="user" if user is not None else None, seed=seed)
+    src = neg["_row"].to_numpy()
+    index = data.index[src].copy()
+    index[:, i_slot] = neg["item"].to_numpy()
+    return CTRData(np.concatenate([data.index, index]), np.concatenate([data.value, data.value[src]]),
+                   np.concatenate([data.labels, np.zeros(len(src), np.float32)]), data.slot_fields,
+                   data.field_names, data.n_features, data.name, data.encoder)
 
 
 def feature_embedding(n: int, k: int, std: float) -> nn.Embedding:
