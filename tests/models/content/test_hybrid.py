@@ -49,7 +49,7 @@ class TestSwitchingConformance(RecommenderConformance):
     model_class = SwitchingHybrid
     config = {"warm_model": "popularity", "threshold": 12}
     changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content"}
-    invalid = [{"threshold": 0}]
+    invalid = [{"threshold": 0}, {"new_item_penalty": -0.5}]
     atol = 1e-9
 
     def make_data(self) -> Interactions:
@@ -158,7 +158,11 @@ def test_switching_defaults_send_short_histories_to_onboarding_knn_and_new_items
     known = cold.item_known_
     assert not known[new_items].any() and known[:25].all()
     np.testing.assert_allclose(got[known], standardise(_component_scores(cold, u))[0][known])
-    np.testing.assert_allclose(got[~known], standardise(_component_scores(content, u))[0][~known])
+    # new items: the content model's standardised scores, below every known item (penalty 1)
+    np.testing.assert_allclose(got[~known], standardise(_component_scores(content, u))[0][~known] - 1.0)
+    assert got[~known].max() < got[known].min()
+    mixed = SwitchingHybrid(warm_model="popularity", new_item_penalty=0.0).fit(train)._score_users(u)[0]
+    np.testing.assert_allclose(mixed[~known], got[~known] + 1.0)
     # no history: the demographic model, with the attributes given
     demo = SwitchingHybrid(warm_model="popularity").fit(genre_ratings(n_users=60, n_items=36, seed=1).to_implicit())
     assert demo.component_names_[2] == "demographic"

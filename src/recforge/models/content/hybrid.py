@@ -455,6 +455,11 @@ class SwitchingConfig(ModelConfig):
     new_item_model: str = "content"
     """Model for the items the routed model cannot score (no training rows): scored from their
     features, on the same per-user standardised scale as the rest of the row."""
+    new_item_penalty: float = 1.0
+    """Subtracted from the new-item model's standardised scores (in [0, 1) with ``rank``) before
+    they join a row of known items: 1 puts items nobody has interacted with below every known item
+    in a full ranking, while their order among themselves (``candidates`` = new items) is the
+    new-item model's; 0 mixes them in on equal terms."""
     threshold: int = 20
     """History length from which a user counts as warm."""
     model_configs: dict[str, dict[str, Any]] | None = None
@@ -462,6 +467,7 @@ class SwitchingConfig(ModelConfig):
 
     def validate(self) -> None:
         self.check(self.threshold >= 1, "threshold", "must be >= 1")
+        self.check(self.new_item_penalty >= 0, "new_item_penalty", "must be >= 0")
 
 
 class SwitchingHybrid(Recommender):
@@ -535,7 +541,7 @@ class SwitchingHybrid(Recommender):
             z = self._part_rows(part, us, history, len(sel))
             if r < 2 and not part.item_known_.all() and self._parts[3] is not part:
                 # items the routed model cannot score take the new-item model's (standardised) scores
-                new = self._part_rows(self._parts[3], us, history, len(sel))
+                new = self._part_rows(self._parts[3], us, history, len(sel)) - self.config.new_item_penalty
                 z = np.where(part.item_known_[None, :], z, new)
             out[sel] = z
         return out
