@@ -71,8 +71,8 @@ class OnboardingKNN(Recommender):
     most, a cut discards most of the evidence.
 
     The *after the first s* rule is the point of the model. A new user's first interactions are
-    mostly the catalogue's blockbusters (sign-up pages show them), and what matters is what such a
-    user goes on to do; neighbours' own first interactions are the same blockbusters, while their
+    mostly the catalogue's blockbusters (on ML-100K the first five ratings have a mean popularity
+    rank of ~145 of 1,682), and what matters is what such a user goes on to do; neighbours' own first interactions are the same blockbusters, while their
     later ones are the later history of people who started alike. On ML-100K ``cold-start`` with 5
     revealed ratings this lifts NDCG@10 from 0.4486 (popularity) to 0.5414 (+20.7%), and its
     later-only popularity prior alone gives 0.49.
