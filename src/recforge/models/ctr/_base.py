@@ -8,7 +8,8 @@ keep the :class:`~recforge.models.base.Recommender` contract for configuration, 
 on the validation rows, training stops after ``patience`` epochs without improvement and the
 best epoch's weights are restored. ``negatives`` adds sampled negative rows to the training rows
 (:func:`~recforge.data.ctr.sample_negatives`) for implicit-feedback CTR data whose negatives were
-themselves sampled (Frappe).
+themselves sampled (Frappe). ``ensemble = m`` trains ``m`` networks side by side from different
+initialisations and averages their logits.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class CTRConfig(ModelConfig):
     """Field whose value a sampled negative redraws (a one-slot categorical field)."""
     negative_user: str = "user"
     """Field whose positive items a sampled negative never draws (``""``: any item)."""
+    ensemble: int = 1
+    """Networks trained side by side (same batches, each from its own random initialisation, each
+    minimising its own loss); the model's logit is the mean of theirs, and early stopping watches
+    that mean. 1: a single network. Costs ``ensemble`` times the training and scoring work (and
+    does nothing for logistic regression, whose members all start at zero)."""
 
     def validate(self) -> None:
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
@@ -78,6 +84,7 @@ class CTRConfig(ModelConfig):
         self.check(self.reg >= 0, "reg", "must be >= 0")
         self.check(self.embedding_reg >= 0, "embedding_reg", "must be >= 0")
         self.check(self.negatives >= 0, "negatives", "must be >= 0")
+        self.check(self.ensemble >= 1, "ensemble", "must be >= 1")
         self.check(bool(self.negative_item), "negative_item", "must name the item field")
         self.check(self.negative_user != self.negative_item, "negative_user", "must differ from negative_item")
 
@@ -110,6 +117,25 @@ class CTRNetwork(RecNetwork):
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("CTR networks score feature rows, not (user, item) pairs")
+
+
+class EnsembleNetwork(CTRNetwork):
+    """``m`` CTR networks trained side by side: logit = mean of theirs, loss = mean of their losses.
+
+    Each member minimises its own objective on the same batches (so they stay independent
+    learners that differ by their initialisation and dropout), and the mean of their logits is
+    what validation and scoring see: a seed ensemble trained in one pass.
+    """
+
+    def __init__(self, members: list[CTRNetwork]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def logits(self, index: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m.logits(index, value) for m in self.members]).mean(0)
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        return torch.stack([m.loss(batch) for m in self.members]).mean()
 
 
 class AUCValidation(Validation):
@@ -212,8 +238,10 @@ class CTRModel(Recommender):
                 data = with_sampled_negatives(data, cfg.negatives, cfg.negative_item, cfg.negative_user or None,
                                               ctx.rng)
             self.base_rate_ = float(np.clip(data.labels.mean(), 1e-4, 1 - 1e-4))
-            net = self._network().to(ctx.device)
-            net.embedding_reg = float(cfg.embedding_reg)
+            net = self._build().to(ctx.device)
+            for m in net.modules():
+                if isinstance(m, CTRNetwork):
+                    m.embedding_reg = float(cfg.embedding_reg)
             batches = TensorBatcher(
                 torch.from_numpy(data.index), torch.from_numpy(data.value), torch.from_numpy(data.labels),
                 batch_size=cfg.batch_size, shuffle=True, generator=ctx.generator, device=ctx.device,
@@ -233,6 +261,11 @@ class CTRModel(Recommender):
 
     def _network(self) -> CTRNetwork:
         raise NotImplementedError
+
+    def _build(self) -> CTRNetwork:
+        """The model's network: one from :meth:`_network`, or ``ensemble`` of them averaged."""
+        m = int(getattr(self.config, "ensemble", 1))
+        return self._network() if m == 1 else EnsembleNetwork([self._network() for _ in range(m)])
 
     def is_fitted(self) -> bool:
         return hasattr(self, "n_features_")
@@ -356,7 +389,7 @@ class CTRModel(Recommender):
         super().set_state({k: v for k, v in state.items() if not k.startswith(_TORCH_PREFIX)})
         enc = state.get("encoder_")
         self.encoder_ = FeatureEncoder.from_dict(enc) if isinstance(enc, dict) else None
-        net = self._network()
+        net = self._build()
         net.load_state_dict(tensors)
         self._net = net.eval()
 

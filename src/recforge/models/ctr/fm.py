@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from recforge.errors import ConfigError
 from recforge.models.ctr._base import (
     CTRConfig,
     CTRModel,
@@ -91,7 +92,10 @@ class FM(CTRModel):
 
     def feature_factors(self) -> torch.Tensor:
         """The learned factor table ``(n_features, k)`` (a copy, on the CPU)."""
-        net: _FMNet = self._require_net()  # type: ignore[assignment]
+        net = self._require_net()
+        if not isinstance(net, _FMNet):
+            raise ConfigError(f"{type(self).__name__}(ensemble={self.config.ensemble}): each member network has its "
+                              "own factor table (model._net.members[j].factors)")
         return net.factors.weight.detach().cpu().clone()
 
 
