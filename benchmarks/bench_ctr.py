@@ -11,7 +11,8 @@ Run ``python -m benchmarks.bench_ctr [frappe ipinyou ml100k speed] [lr fm deepfm
 rows not rerun are kept from ``results/ctr.json``), or
 ``python -m benchmarks.bench_ctr curve`` for the Frappe learning curve, or
 ``python -m benchmarks.bench_ctr options`` for sampled negatives and user x item cross fields on
-Frappe (chosen on validation AUC; test AUC for the chosen setting only).
+Frappe (chosen on validation AUC; test AUC for the chosen setting only; ``--only=TEXT`` reruns the
+variants whose name contains TEXT and keeps the other rows).
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ OPTION_VARIANTS: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]] = {
        for mc in (1, 2)]
     for name in ("lr", "fm", "deepfm")
 }
+OPTION_VARIANTS["deepfm"].append(("4 sampled negatives per positive, ensemble of 5", {"negatives": 4, "ensemble": 5}, {}))
 OPTION_VARIANTS["lr"] = [v for v in OPTION_VARIANTS["lr"] if v[1].get("negatives") not in (1, 2, 8)]
 OPTION_VARIANTS["fm"] = [v for v in OPTION_VARIANTS["fm"] if v[1].get("negatives") not in (1, 2, 8)]
 
@@ -233,53 +235,78 @@ def pair_coverage(split: Any, fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 
             "training-set size (first rows of the training part): " + ", ".join(parts) + ".")
 
 
-def options(models: list[str] | None = None) -> str:
-    """Frappe (``ctr-holdout`` split, seed 0) with sampled negatives or a user x item cross field.
+def options(models: list[str] | None = None, only: list[str] | None = None) -> str:
+    """Frappe (``ctr-holdout`` split, seed 0) with sampled negatives, a user x item cross field, an ensemble.
 
     Every variant is scored on the validation rows; per model the variant with the best validation
     AUC is then scored once on the test rows (no choice is made on test). For the chosen DeepFM
-    the test AUC is broken down by what training saw of each positive's (user, item) pair.
+    the test AUC is broken down by what training saw of each positive's (user, item) pair. Rows
+    are kept in ``results/ctr_frappe_options.json``: ``only`` (substrings of option names) reruns
+    those variants, and the choice is made again over all kept rows (the test AUC of a row that
+    stops being the choice is dropped).
     """
+    import json
+
     import torch
 
     from recforge.data.ctr import frappe_ctr
     from recforge.evaluation.metrics import roc_auc
+    from recforge.io import atomic_write
     from recforge.models.registry import make_model
     from recforge.training import TrainingOptions
 
     torch.set_num_threads(1)
+    path = RESULTS_DIR / "ctr_frappe_options.json"
+    kept = json.loads(path.read_text()) if path.exists() else {"rows": [], "notes": {}}
     plain = frappe_ctr(seed=0)
-    rows, notes = [], []
     for name in models or list(OPTION_VARIANTS):
-        scored = []
+        fresh = {}
         for label, params, reader in OPTION_VARIANTS[name]:
+            if only and not any(o in label for o in only):
+                continue
             split = frappe_ctr(seed=0, **reader) if reader else plain
             model = make_model(name, {**CONFIGS[name], **params})
             t0 = time.perf_counter()
             model.fit(split.train, TrainingOptions(seed=0, validation=split.valid, patience=3, threads=1))
             fit_s = time.perf_counter() - t0
             row = {"protocol": "ctr-holdout (frappe 8:1:1, seed 0)", "model": name, "option": label,
-                   "valid AUC": roc_auc(split.valid.labels, model.predict_proba(split.valid)), "test AUC": "",
+                   "valid AUC": float(roc_auc(split.valid.labels, model.predict_proba(split.valid))), "test AUC": "",
                    "training rows seen": len(split.train) + int(params.get("negatives", 0) * split.train.labels.sum()),
                    "epochs (best)": f"{model.epochs_run_} ({model.best_epoch_ + 1})", "fit s": fit_s}
-            scored.append((row, model, split))
-            rows.append(row)
+            fresh[label] = (model, split)
+            kept["rows"] = [r for r in kept["rows"] if (r["model"], r["option"]) != (name, label)] + [row]
             print(row, flush=True)
-        row, model, split = max(scored, key=lambda r: r[0]["valid AUC"])
-        p = model.predict_proba(split.test)
-        row["test AUC"] = roc_auc(split.test.labels, p)
-        print(name, "chosen:", row, flush=True)
-        if name == "deepfm":
-            neg = split.test.labels == 0
-            parts = []
-            for group, mask in _pair_groups(split).items():
-                auc = roc_auc(np.r_[np.ones(mask.sum()), np.zeros(neg.sum())], np.r_[p[mask], p[neg]])
-                parts.append(f"{group}: {mask.sum() / (~neg).sum():.1%} of the test positives, AUC against all "
-                             f"negatives {auc:.4f}")
-            notes.append(f"DeepFM with {row['option']}, test AUC by positive (the AUC is the share-weighted mean "
-                         "of these): " + "; ".join(parts) + ".")
-    notes.append(pair_coverage(plain))
-    text = options_text(rows, notes)
+        order = [v[0] for v in OPTION_VARIANTS[name]]
+        mine = sorted((r for r in kept["rows"] if r["model"] == name), key=lambda r: order.index(r["option"])
+                      if r["option"] in order else len(order))
+        best = max(mine, key=lambda r: r["valid AUC"])
+        for r in mine:
+            if r is not best:
+                r["test AUC"] = ""
+        if best["option"] in fresh:
+            model, split = fresh[best["option"]]
+            p = model.predict_proba(split.test)
+            best["test AUC"] = float(roc_auc(split.test.labels, p))
+            if name == "deepfm":
+                neg = split.test.labels == 0
+                parts = []
+                for group, mask in _pair_groups(split).items():
+                    auc = roc_auc(np.r_[np.ones(mask.sum()), np.zeros(neg.sum())], np.r_[p[mask], p[neg]])
+                    parts.append(f"{group}: {mask.sum() / (~neg).sum():.1%} of the test positives, AUC against all "
+                                 f"negatives {auc:.4f}")
+                kept["notes"]["deepfm"] = (f"DeepFM with {best['option']}, test AUC by positive (the AUC is the "
+                                           "share-weighted mean of these): " + "; ".join(parts) + ".")
+        elif best["test AUC"] == "":
+            raise RuntimeError(f"{name}: the chosen option {best['option']!r} has no test AUC kept; rerun it")
+        print(name, "chosen:", best, flush=True)
+        others = [r for r in kept["rows"] if r["model"] != name]
+        kept["rows"] = others + mine
+    kept["notes"]["coverage"] = pair_coverage(plain)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(kept, indent=1))
+    models_order = list(OPTION_VARIANTS)
+    rows = sorted(kept["rows"], key=lambda r: models_order.index(r["model"]))
+    text = options_text(rows, [kept["notes"][k] for k in ("deepfm", "coverage") if k in kept["notes"]])
     write_fragment("ctr_frappe_options", text)
     return text
 
@@ -340,7 +367,8 @@ if __name__ == "__main__":
     if args[:1] == ["curve"]:
         print(curve([a for a in args[1:] if a in CONFIGS] or None))
     elif args[:1] == ["options"]:
-        print(options([a for a in args[1:] if a in CONFIGS] or None))
+        only = [a.removeprefix("--only=") for a in args[1:] if a.startswith("--only=")]
+        print(options([a for a in args[1:] if a in CONFIGS] or None, only or None))
     else:
         picked = [a for a in args if a in CONFIGS]
         print(main([a for a in args if a not in CONFIGS] or None, picked or None))
