@@ -65,7 +65,9 @@ class CTRConfig(ModelConfig):
     ``negative_item`` feature is drawn uniformly from the items of the training rows, never one the
     row's ``negative_user`` has as a positive (:func:`~recforge.data.ctr.sample_negatives`). For
     implicit-feedback data whose negatives were generated that way (Frappe); validation rows are
-    never augmented."""
+    never augmented. The predicted probabilities are then calibrated to the augmented click rate,
+    so they are too low for the real rows: rank by them (AUC is unaffected), do not read them as
+    click rates."""
     negative_item: str = "item"
     """Field whose value a sampled negative redraws (a one-slot categorical field)."""
     negative_user: str = "user"
