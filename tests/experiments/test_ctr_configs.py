@@ -103,3 +103,14 @@ def test_deepfm_config_with_wandb_offline(ml100k, tmp_path, monkeypatch):
     val = [r["val_auc"] for r in logged["history"] if "val_auc" in r]
     assert len(val) == 2 and all(0.5 < v < 1 for v in val)
     assert np.isfinite([r["train_loss"] for r in logged["history"] if "train_loss" in r]).all()
+
+
+def test_frappe_config_names_the_validated_options():
+    """configs/frappe/deepfm.toml: the settings benchmarks/results/ctr_frappe_options.md chose on validation."""
+    from recforge.models.registry import make_model
+
+    spec = ExperimentSpec.from_file(REPO / "configs" / "frappe" / "deepfm.toml")
+    assert spec.dataset == {"name": "frappe"} and spec.protocol == "ctr-holdout"
+    model = make_model(spec.model, spec.params)
+    assert model.config.negatives == 4 and model.config.ensemble == 5
+    assert spec.training.get("threads") == 1
