@@ -34,7 +34,7 @@ class TestWeightedConformance(RecommenderConformance):
     invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0},
                {"valid_fraction": 1.0},
                {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0},
-               {"max_valid_users": 0}, {"valid_rounds": 0}]
+               {"max_valid_users": 0}, {"valid_rounds": 0}, {"min_valid_items": 0}]
     atol = 1e-9
 
     def make_data(self) -> Interactions:
@@ -301,3 +301,20 @@ def test_ml100k_switching_hybrid_gains_a_fifth_over_popularity_at_five_ratings(m
     ours, _ = evaluate_scenario(SwitchingHybrid(), users.train, users.test, k=10, options=opts)
     pop, _ = evaluate_scenario(Popularity(), users.train, users.test, k=10, options=opts)
     assert ours["NDCG@10"] >= 1.2 * pop["NDCG@10"], (ours["NDCG@10"], pop["NDCG@10"])  # 0.5414 vs 0.4486
+
+
+def test_holdout_skips_users_too_short_for_their_history_length():
+    """A validation user revealing r interactions keeps at least min_valid_items hidden ones."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), t) for u in range(40) for t, i in enumerate(rng.choice(20, 6, replace=False))]
+    data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["u", "i", "t"]), user="u", item="i",
+                                       timestamp="t")  # every user: exactly 6 interactions
+    ok = WeightedHybrid(models=("popularity",), valid_reveals=(3,), valid_fraction=0.5, min_valid_items=3)
+    train, valid = ok._holdout(data, FitOptions(seed=0))
+    hidden = valid.user_counts()
+    assert set(hidden[hidden > 0].tolist()) == {3} and (hidden > 0).sum() == 20
+    too_short = WeightedHybrid(models=("popularity",), valid_reveals=(3,), valid_fraction=0.5, min_valid_items=4)
+    train, valid = too_short._holdout(data, FitOptions(seed=0))
+    assert len(valid) == 1  # nobody qualifies (3 + 4 > 6): the single-row fallback

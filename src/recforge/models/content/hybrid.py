@@ -163,6 +163,11 @@ class WeightedConfig(ModelConfig):
     valid_reveals: tuple[int, ...] = (0, 1, 3, 5, 10, 20, -1)
     """History lengths simulated for the held-out users (cycled over them); ``-1`` keeps a random
     80% of the user's history instead."""
+    min_valid_items: int = 5
+    """A held-out user revealing ``r`` interactions needs at least ``r + min_valid_items`` of them,
+    so that the weights are scored on a real later history: users with short histories (such as
+    new users whose only rows are their onboarding ones) would otherwise score the blend on their
+    last one or two onboarding items, which favours the popularity prior."""
     max_valid_users: int = 1000
     """At most this many held-out users score the weight grid (a random subset, over all rounds):
     the search holds a ``models x users x items`` array in memory."""
@@ -188,6 +193,7 @@ class WeightedConfig(ModelConfig):
                    "must be integers >= -1")
         self.check(self.k >= 1, "k", "must be >= 1")
         self.check(self.max_valid_users >= 1, "max_valid_users", "must be >= 1")
+        self.check(self.min_valid_items >= 1, "min_valid_items", "must be >= 1")
         self.check(self.valid_rounds >= 1, "valid_rounds", "must be >= 1")
         self.check(not self.fixed_weights or (len(self.fixed_weights) == len(self.models)
                                               and all(w >= 0 for w in self.fixed_weights)),
@@ -301,6 +307,8 @@ class WeightedHybrid(Recommender):
         reveal = np.full(data.n_users, -2, dtype=np.int64)  # -2: not held out
         levels = np.roll(np.asarray(cfg.valid_reveals, dtype=np.int64), -round_)
         reveal[held] = np.resize(levels, n_hold)
+        # too short for the history length drawn: not held out (see min_valid_items)
+        reveal[(reveal >= 0) & (counts < reveal + cfg.min_valid_items)] = -2
         keys = (data.timestamps, data.item_idx) if data.timestamps is not None else (rng.random(len(data)),)
         pos, size = group_positions(data.user_idx, data.n_users, *keys)
         r = reveal[data.user_idx]
