@@ -10,7 +10,6 @@ import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
-from recforge.data.vocabulary import normalize_ids
 from recforge.models.base import Recommender
 
 #: dense (users x neighbours) weight blocks are built at most this many cells at a time
@@ -173,9 +172,10 @@ class OnboardingKNN(Recommender):
             values: Ignored (the model uses which items, not their values); accepted so that every
                 cold-start model takes the same arguments.
         """
+        from recforge.models.content.hybrid import _history_indices
+
         self._check_fitted()
-        ids = np.atleast_1d(np.asarray(item_ids)) if np.size(item_ids) else np.empty(0)
-        idx = self.items_.index(normalize_ids(ids)) if len(ids) else np.empty(0, np.int64)
+        idx = _history_indices(self, item_ids)
         idx = np.unique(idx[idx >= 0])
         h = sp.csr_matrix((np.ones(len(idx), np.float32), (np.zeros(len(idx), np.int64), idx)),
                           shape=(1, self.history_.shape[1]))
