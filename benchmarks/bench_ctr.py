@@ -147,7 +147,7 @@ def curve(models: list[str] | None = None) -> str:
     import torch
 
     from recforge.data.ctr import frappe_ctr
-    from recforge.evaluation.metrics import roc_auc
+    from recforge.metrics import roc_auc
     from recforge.models.registry import make_model
     from recforge.training import TrainingOptions
 
@@ -250,7 +250,7 @@ def options(models: list[str] | None = None, only: list[str] | None = None) -> s
     import torch
 
     from recforge.data.ctr import frappe_ctr
-    from recforge.evaluation.metrics import roc_auc
+    from recforge.metrics import roc_auc
     from recforge.io import atomic_write
     from recforge.models.registry import make_model
     from recforge.training import TrainingOptions

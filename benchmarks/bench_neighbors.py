@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from benchmarks.common import RESULTS_DIR, machine, md_table, reset_peak_rss, status_mb, write_fragment
 from recforge.config import FitOptions
 from recforge.data import load
-from recforge.evaluation import metrics as M
+from recforge import metrics as M
 from recforge.evaluation.protocols import evaluate
 from recforge.models.base import Recommender
 from recforge.models.neighbors.ease import EASE

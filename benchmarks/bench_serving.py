@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from benchmarks.common import machine, md_table, write_fragment
 from recforge.config import FitOptions
 from recforge.data import load
-from recforge.evaluation import metrics as M
+from recforge import metrics as M
 from recforge.serving import Pipeline
 from recforge.serving.postprocess import MMR, attribute_sets
 from recforge.serving.retrieval import EmbeddingIndex, IndexConfig, recall_against_exact

@@ -1,14 +1,52 @@
-"""Typed, frozen model configurations and the run context passed to ``fit``."""
+"""Typed, frozen model configurations, the run context passed to ``fit``, and config files.
+
+This is the one place that reads configuration: :class:`ModelConfig` (hyperparameters, with
+renamed-field aliases), :class:`FitOptions` (the run context), :func:`read_config` (TOML/YAML
+files), :func:`parse_sets` (``--set key=value``) and :func:`check_keys` (unknown keys are an error
+that suggests the nearest valid key).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import tomllib
 import typing
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import yaml
+
 from recforge.errors import ConfigError
+
+
+def nearest(name: str, valid: Iterable[str]) -> str | None:
+    """The valid name closest to ``name`` (for "did you mean" messages), or None."""
+    match = difflib.get_close_matches(str(name), sorted(map(str, valid)), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def check_keys(where: str, keys: Iterable[str], valid: Iterable[str], what: str = "key") -> None:
+    """Raise :class:`ConfigError` for the first key of ``keys`` not in ``valid``, suggesting the nearest.
+
+    Args:
+        where: What holds the keys, for the message (``"configs/x.toml [model]"``, ``"SVDConfig"``).
+        keys: The keys given.
+        valid: The keys allowed.
+        what: The kind of key, for the message (``"hyperparameter"``, ``"key"``, ``"section"``).
+    """
+    valid = sorted(set(valid))
+    unknown = sorted(set(keys) - set(valid))
+    if not unknown:
+        return
+    bad = unknown[0]
+    hint = nearest(bad, valid)
+    more = f" (and {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
+    did = f"; did you mean {hint!r}?" if hint else ""
+    raise ConfigError(f"{where}: unknown {what} {bad!r}{more}{did} valid: {', '.join(valid) or '(none)'}")
 
 
 @dataclass(frozen=True)
@@ -19,6 +57,10 @@ class ModelConfig:
     :meth:`validate` to reject bad values; validation runs at construction, so an invalid
     configuration fails before any data is read or any training starts.
     """
+
+    ALIASES: ClassVar[dict[str, str]] = {}
+    """Old field name -> current name. Old names are accepted by :meth:`from_dict` (and so by config
+    files, ``--set`` and keyword construction) with a :class:`DeprecationWarning`."""
 
     def __post_init__(self) -> None:
         self._coerce_types()
@@ -46,15 +88,18 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Self:
-        """Build from a dict; unknown keys are an error that lists the valid ones."""
+        """Build from a dict; renamed fields are accepted under their old name (with a deprecation
+        warning); unknown keys are an error that suggests the nearest valid one."""
         data = dict(data or {})
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(
-                f"{cls.__name__}: unknown hyperparameter(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(names)) or '(none)'}"
-            )
+        for old in [k for k in data if k in cls.ALIASES and k not in names]:
+            new = cls.ALIASES[old]
+            if new in data:
+                raise ConfigError(f"{cls.__name__}: both {old!r} and its new name {new!r} are given; keep {new!r}")
+            warnings.warn(f"{cls.__name__}: {old!r} is renamed {new!r}; the old name will be removed",
+                          DeprecationWarning, stacklevel=3)
+            data[new] = data.pop(old)
+        check_keys(cls.__name__, data, names, "hyperparameter")
         return cls(**data)
 
     def replace(self, **changes: Any) -> Self:
@@ -167,3 +212,40 @@ def _jsonable(val: Any) -> Any:
     if isinstance(val, tuple):
         return [_jsonable(v) for v in val]
     return val
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into a dict."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: config files must end in .toml, .yaml or .yml")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a table/mapping")
+    return data
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` into a dict; values are parsed as TOML scalars when possible (``3``, ``0.1``, ``true``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recforge.errors import DataError
-from recforge.evaluation.metrics import (
+from recforge.metrics import (
     average_popularity,
     average_precision_at_k,
     catalog_coverage,

@@ -28,8 +28,8 @@ FAST = {
 @pytest.mark.parametrize("name", ["lr", "fm", "deepfm"])
 def test_ctr_config_runs_logs_saves_and_exports(ml100k, name, tmp_path):
     from recforge.data.ctr import ctr_splits
-    from recforge.evaluation.metrics import roc_auc
-    from recforge.logging.readers import read_csv_run
+    from recforge.metrics import roc_auc
+    from recforge.loggers.readers import read_csv_run
     from recforge.models.base import Recommender
 
     spec = ExperimentSpec.from_file(CONFIGS / f"{name}.toml")
@@ -76,7 +76,7 @@ def test_deepfm_config_with_wandb_offline(ml100k, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from recforge.cli.experiment_cmds import register
-    from recforge.logging.readers import read_wandb_run
+    from recforge.loggers.readers import read_wandb_run
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -197,7 +197,7 @@ def test_new_user_run_with_wandb_offline(ml100k, tmp_path, monkeypatch):
     out = json.loads(res.stdout[res.stdout.index("{"):])
     run_dir = Path(out["log_dir"])
     assert run_dir.name.startswith("offline-run-") and list(run_dir.glob("run-*.wandb"))
-    from recforge.logging.readers import read_wandb_run
+    from recforge.loggers.readers import read_wandb_run
 
     logged = read_wandb_run(run_dir)
     metric = next(iter(out["metrics"]))

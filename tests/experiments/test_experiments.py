@@ -14,7 +14,7 @@ from recforge.errors import ConfigError
 from recforge.evaluation.protocols import evaluate
 from recforge.evaluation.results import EvaluationResult
 from recforge.experiments import ExperimentSpec, compare, paired_tests, run
-from recforge.logging.readers import read_csv_run
+from recforge.loggers.readers import read_csv_run
 from recforge.models.registry import make_model
 
 

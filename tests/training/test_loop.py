@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
 from recforge.config import FitOptions
-from recforge.data.torch_data import TensorBatcher
+from recforge.training.batches import TensorBatcher
 from recforge.errors import ConfigError
 from recforge.training import (
     RecNetwork,
@@ -54,7 +54,7 @@ class _Scripted(Validation):
         self.snapshots = []
 
     def batches(self):
-        from recforge.data.torch_data import FixedBatches
+        from recforge.training.batches import FixedBatches
 
         return FixedBatches([0])
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recforge.cli.config_file import parse_sets
+from recforge.config import parse_sets
 from recforge.cli._errors import err_console, handle_errors
 
 console = Console()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recforge.cli._errors import err_console, handle_errors
-from recforge.cli.config_file import parse_sets, read_config
+from recforge.config import parse_sets, read_config
 from recforge.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="recforge: recommender systems toolkit")

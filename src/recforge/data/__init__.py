@@ -2,6 +2,7 @@
 
 from recforge.data.datasets import Dataset, list_datasets, load, load_file
 from recforge.data.interactions import Interactions
+from recforge.data.split import Split
 from recforge.data.vocabulary import Vocabulary
 
-__all__ = ["Dataset", "Interactions", "Vocabulary", "list_datasets", "load", "load_file"]
+__all__ = ["Dataset", "Interactions", "Split", "Vocabulary", "list_datasets", "load", "load_file"]

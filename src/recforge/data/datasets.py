@@ -157,7 +157,7 @@ def _load_ml100k(folder: Path) -> Dataset:
 
 def _predefined(inter: Interactions, folder: Path, split: str) -> Callable[[], Any]:
     def make() -> Any:
-        from recforge.splits import Split
+        from recforge.data.split import Split
 
         parts = {}
         for part in ("base", "test"):
@@ -203,7 +203,7 @@ def _load_gowalla(folder: Path) -> Dataset:
     ds = Dataset("gowalla", "ranking", inter, path=folder, terms=SOURCES["gowalla"].terms)
 
     def given() -> Any:
-        from recforge.splits import Split
+        from recforge.data.split import Split
 
         mask = np.zeros(len(inter), bool)
         mask[:n_train] = True

@@ -1,6 +1,6 @@
 """Evaluation: pure metric functions, named protocols and result tables."""
 
-from recforge.evaluation.metrics import (
+from recforge.metrics import (
     average_popularity,
     average_precision_at_k,
     catalog_coverage,

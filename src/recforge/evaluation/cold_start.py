@@ -27,7 +27,7 @@ import pandas as pd
 
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
-from recforge.evaluation import metrics as M
+from recforge import metrics as M
 from recforge.evaluation.protocols import Protocol, _fit, _interactions, register_protocol
 from recforge.evaluation.results import EvaluationResult
 from recforge.models.base import Recommender

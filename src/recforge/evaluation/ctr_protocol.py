@@ -21,7 +21,7 @@ import pandas as pd
 from recforge.config import FitOptions
 from recforge.data.ctr import CTRSplit, ctr_splits
 from recforge.errors import ConfigError
-from recforge.evaluation import metrics as M
+from recforge import metrics as M
 from recforge.evaluation.protocols import Protocol, _fresh, register_protocol
 from recforge.evaluation.results import EvaluationResult
 

@@ -32,7 +32,7 @@ from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError, DataError
-from recforge.evaluation import metrics as M
+from recforge import metrics as M
 from recforge.evaluation.results import EvaluationResult
 from recforge.models.base import Recommender
 
@@ -49,6 +49,18 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {}
+
+#: The protocol a task gets when none is named: the one answer for the CLI, experiments and templates.
+#: Each works on any interaction log (rating-u1 needs MovieLens' predefined split, so it is never a default).
+DEFAULT_PROTOCOL: dict[str, str] = {"rating": "rating-kfold5", "ranking": "loo-full", "sequence": "loo-full",
+                                    "ctr": "ctr-holdout"}
+
+
+def default_protocol(task: str) -> str:
+    """The default protocol name of a model task (``rating``, ``ranking``, ``sequence``, ``ctr``)."""
+    if task not in DEFAULT_PROTOCOL:
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(DEFAULT_PROTOCOL)}")
+    return DEFAULT_PROTOCOL[task]
 
 
 def register_protocol(protocol: Protocol) -> Protocol:

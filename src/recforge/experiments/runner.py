@@ -213,7 +213,7 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
     timings, environment, file list), ``model.npz`` when ``save_model``, the exports
     (``onnx/`` or ``export/``) and plots (``plots/``).
     """
-    from recforge.logging import environment_info, make_logger
+    from recforge.loggers import environment_info, make_logger
 
     if not isinstance(spec, ExperimentSpec):
         spec = ExperimentSpec.from_file(spec)

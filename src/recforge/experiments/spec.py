@@ -142,7 +142,7 @@ class ExperimentSpec:
             logger = {"kind": logger or "none"}
         logger = dict(logger)
         logger.setdefault("kind", "csv")
-        from recforge.logging import _canonical
+        from recforge.loggers import _canonical
 
         logger["kind"] = _canonical(logger["kind"])
         outputs = dict(data.get("outputs") or {})
@@ -170,7 +170,7 @@ class ExperimentSpec:
     @classmethod
     def from_file(cls, path: str | Path) -> ExperimentSpec:
         """Read a ``.toml``, ``.yaml`` or ``.yml`` experiment file."""
-        from recforge.cli.config_file import read_config
+        from recforge.config import read_config
 
         return cls.from_dict(read_config(path), source=path)
 

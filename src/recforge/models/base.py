@@ -8,32 +8,41 @@ exclusion and persistence are written once here.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._arrays import check_k
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError
-from recforge.io import atomic_path
+from recforge.models._persist import FORMAT_VERSION, read_header, read_state, write_model
+from recforge.models.capabilities import Backend, Feedback
 from recforge.topk import topk_excluding, topk_sparse_product
 
 Task = Literal["rating", "ranking", "ctr", "sequence"]
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "Estimator", "Recommender", "Task", "check_is_fitted"]
 _SCORE_BUDGET = 2**24  # floats per dense score block: bounds memory in recommend/evaluation
 
 
-class Recommender(ABC):
-    """Base class of every recommender.
+def check_is_fitted(model: Estimator) -> None:
+    """Raise :class:`NotFittedError` unless ``model`` is fitted (scikit-learn's ``check_is_fitted``)."""
+    if not model.is_fitted():
+        raise NotFittedError(f"{type(model).__name__} is not fitted; call fit() first")
 
-    Subclasses set ``name`` (the short CLI name), ``task`` and ``config_class``, and implement
-    ``_fit``. Learned state lives in public attributes ending in ``_`` and is what
-    :meth:`save` writes; refitting starts fresh.
+
+class Estimator(ABC):
+    """What every recforge model has: a typed config, ``fit``, learned state and persistence.
+
+    Subclasses set ``name`` (the short CLI name), ``task`` and ``config_class``. Learned state lives
+    in public attributes ending in ``_`` and is what :meth:`save` writes; refitting starts fresh.
+    :class:`Recommender` (the user-item API) and :class:`~recforge.models.ctr.CTRModel` (feature
+    rows, ``predict_proba``) are the two kinds.
 
     Args:
         config: A config object of ``config_class``; or pass hyperparameters as keywords.
@@ -42,6 +51,8 @@ class Recommender(ABC):
     name: ClassVar[str] = "base"
     task: ClassVar[Task] = "ranking"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    backend: ClassVar[Backend] = "numpy"
+    """``"numpy"`` (numpy/numba/scipy) or ``"torch"`` (a torch network: ``device`` applies)."""
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if isinstance(config, ModelConfig):
@@ -56,6 +67,104 @@ class Recommender(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
         return f"{type(self).__name__}({args})"
 
+    def clone(self) -> Self:
+        """An unfitted copy with the same configuration (scikit-learn's ``clone``)."""
+        return type(self)(self.config)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyperparameters as a dict (scikit-learn interoperability)."""
+        return self.config.to_dict()
+
+    def set_params(self, **params: Any) -> Self:
+        """Change hyperparameters (validated again); the model must be refitted."""
+        self.config = self.config.replace(**params)
+        return self
+
+    @abstractmethod
+    def fit(self, data: Any, options: FitOptions | None = None) -> Self:
+        """Learn from ``data``; returns ``self``. Refitting forgets the previous fit."""
+
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` (or :meth:`load`) has set learned state."""
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
+    def check_is_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless fitted."""
+        check_is_fitted(self)
+
+    _check_fitted = check_is_fitted
+
+    def _forget(self) -> None:
+        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, key)
+
+    # ------------------------------------------------------------------ persistence
+    def get_state(self) -> dict[str, Any]:
+        """Learned state as arrays and JSON values (override for non-array state)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def save(self, path: str | Path) -> Path:
+        """Write config and learned state to one ``.npz`` file, atomically and without pickle."""
+        self.check_is_fitted()
+        header = {
+            "model": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "config": self.config.to_dict(),
+        }
+        return write_model(path, header, self.get_state())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """Read a model written by :meth:`save` (the class is looked up from the file)."""
+        header, npz = read_header(path)
+        from recforge.models.registry import get_model_class
+
+        model_cls = get_model_class(header["model"])
+        if cls not in (Estimator, Recommender) and not issubclass(model_cls, cls):
+            raise DataError(f"{path}: holds a {model_cls.__name__}, not a {cls.__name__}")
+        model = model_cls(header["config"])
+        model.set_state(read_state(header, npz))
+        return model
+
+
+class Recommender(Estimator):
+    """Base class of every user-item recommender (rating, ranking, sequence and cold-start models).
+
+    Subclasses implement ``_fit`` plus ``_score_pairs`` and/or ``_score_users``, and optionally
+    ``_score_history`` (scores for an ad-hoc history: fold-in, cold start, real-time serving) and
+    ``embeddings``/``_neighbor_matrix`` (similar items and users).
+
+    Capabilities are declared as class variables, never discovered with ``hasattr``:
+
+    - ``feedback``: what ``fit`` learns from. ``"implicit"`` models (the default for ranking and
+      sequence tasks) turn explicit ratings into implicit feedback first (every rated item a
+      positive, :meth:`Interactions.to_implicit`) and take implicit values (clicks, play counts)
+      as given; ``"explicit"`` models (rating prediction) and ``"any"`` models use the values as
+      given. This is the one place that rule lives: protocols, the CLI and serving just call ``fit``.
+    - ``scores_history``: :meth:`scores_for_history` and :meth:`recommend_for_history` work.
+    - ``has_embeddings``: :meth:`embeddings` returns user and item vectors.
+    - ``folds_in``: :meth:`fold_in` solves a user vector for a history.
+
+    Args:
+        config: A config object of ``config_class``; or pass hyperparameters as keywords.
+    """
+
+    feedback: ClassVar[Feedback] = "implicit"
+    scores_history: ClassVar[bool] = False
+    has_embeddings: ClassVar[bool] = False
+    folds_in: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # rating models learn from the ratings unless a class says otherwise
+        if "feedback" not in cls.__dict__ and cls.__dict__.get("task") == "rating":
+            cls.feedback = "explicit"
+
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Interactions, options: FitOptions | None = None) -> Self:
         """Learn from ``data``; returns ``self``. Refitting forgets the previous fit."""
@@ -64,8 +173,9 @@ class Recommender(ABC):
         if len(data) == 0:
             raise DataError(f"{type(self).__name__}.fit: the training data has no interactions")
         options = options or FitOptions()
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, key)
+        if self.feedback == "implicit" and data.explicit:
+            data = data.to_implicit()
+        self._forget()
         self.__dict__.pop("_pop_order", None)
         self.users_ = data.users
         self.items_ = data.items
@@ -86,9 +196,11 @@ class Recommender(ABC):
     def is_fitted(self) -> bool:
         return hasattr(self, "users_")
 
-    def _check_fitted(self) -> None:
-        if not self.is_fitted():
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+    def knows_user(self, user_id: Any) -> bool:
+        """Whether ``user_id`` (a raw id) had training interactions, so that it gets personal scores."""
+        self.check_is_fitted()
+        u = self.users_.index(normalize_ids(np.atleast_1d(np.asarray(user_id, dtype=object))))[0]
+        return bool(u >= 0 and self.user_known_[u])
 
     # ------------------------------------------------------------------ scoring hooks
     def _score_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -183,8 +295,7 @@ class Recommender(ABC):
             the id ``-1`` (or ``""`` for string ids) and a NaN score.
         """
         self._check_fitted()
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        check_k(k)
         single = np.ndim(users) == 0
         raw = normalize_ids(np.atleast_1d(np.asarray(users, dtype=object if single else None)))
         u = self.users_.index(raw) if len(raw) else np.empty(0, np.int64)
@@ -300,104 +411,211 @@ class Recommender(ABC):
         i = self.items_.index(ii) if len(ii) else np.empty(0, np.int64)
         return u, i
 
+    # ------------------------------------------------------------------ ad-hoc histories
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        """Scores of every item index for a user described only by a history (no refit).
+
+        The one hook behind :meth:`scores_for_history`, :meth:`recommend_for_history`, serving's
+        real-time path, the hybrids and cold start. Models that set ``scores_history = True``
+        override it.
+
+        Args:
+            item_idx: Known item indices of the history, in the order given (oldest first), repeats kept.
+            values: One value per entry of ``item_idx`` (rating, count, click weight), or None.
+            context: Optional facts about the user: ``"user"`` (an index, ``-1`` when unknown) and
+                ``"attributes"`` (a dict such as ``{"age": 31}``); models use what they understand.
+
+        Returns:
+            A float array of shape ``(n_items,)``; NaN or ``-inf`` marks items the model cannot score.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot score an ad-hoc history (scores_history is False)")
+
+    def _history_indices(self, item_ids: Any, values: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Known item indices of a raw-id history (order kept, unknown ids dropped) and their values."""
+        raw = normalize_ids(np.atleast_1d(np.asarray(item_ids, dtype=object if np.ndim(item_ids) == 0 else None)))
+        idx = self.items_.index(raw) if len(raw) else np.empty(0, np.int64)
+        vals = None
+        if values is not None:
+            vals = np.atleast_1d(np.asarray(values, dtype=np.float64))
+            if len(vals) != len(idx):
+                raise DataError(f"values has {len(vals)} entries for {len(idx)} item ids")
+        ok = idx >= 0
+        ok[ok] = self.item_known_[idx[ok]]
+        return idx[ok], None if vals is None else vals[ok]
+
+    def _history_context(self, user: Any, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+        u = -1
+        if user is not None:
+            u = int(self.users_.index(normalize_ids(np.atleast_1d(np.asarray(user, dtype=object))))[0])
+            if u >= 0 and not self.user_known_[u]:
+                u = -1
+        return {"user": u, "attributes": dict(attributes) if attributes else None}
+
+    def scores_for_history(
+        self, item_ids: Any, values: Any = None, *, user: Any = None, attributes: Mapping[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Scores of every item (in index order, ``len(model.items_)``) for an ad-hoc history.
+
+        Args:
+            item_ids: Raw ids of the items the user interacted with, oldest first (unknown ids
+                are ignored; repeats count again).
+            values: Optional value per item (rating or count; default 1 where the model uses values).
+            user: Optional raw user id, for models that also use who the user is (unknown: ignored).
+            attributes: Optional user attributes (e.g. ``{"age": 31, "gender": "F"}``) for the
+                models that use them.
+
+        Raises:
+            NotImplementedError: When the model cannot score histories (``scores_history`` is False).
+        """
+        self.check_is_fitted()
+        if not self.scores_history:
+            raise NotImplementedError(f"{type(self).__name__} cannot score an ad-hoc history")
+        idx, vals = self._history_indices(item_ids, values)
+        out = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes)), dtype=np.float64)
+        return out
+
+    def recommend_for_history(
+        self,
+        item_ids: Any,
+        k: int = 10,
+        values: Any = None,
+        *,
+        exclude_seen: bool = True,
+        candidates: Any = None,
+        user: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for a user described only by ``item_ids`` (no refit), best first.
+
+        The real-time and cold-start path: a new user's first ratings, or a known user's latest
+        clicks. Same conventions as :meth:`recommend` for one user.
+
+        Args:
+            item_ids: Raw ids of the items the user interacted with, oldest first.
+            k: List length (> 0).
+            values: Optional value per item.
+            exclude_seen: Leave the history's items out of the list.
+            candidates: Optional raw item ids to choose from.
+            user, attributes: See :meth:`scores_for_history`.
+
+        Returns:
+            ``(item_ids, scores)``; a history with no known item gives the most popular training
+            items with NaN scores, as :meth:`recommend` does for an unknown user. Short rows are
+            padded with ``-1`` (``""`` for string ids) and NaN.
+        """
+        check_k(k)
+        self.check_is_fitted()
+        if not self.scores_history:
+            raise NotImplementedError(f"{type(self).__name__} cannot score an ad-hoc history")
+        idx, vals = self._history_indices(item_ids, values)
+        n_items = len(self.items_)
+        banned = ~self.item_known_
+        if candidates is not None:
+            ci = self.items_.index(candidates)
+            allowed = np.zeros(n_items, bool)
+            allowed[ci[ci >= 0]] = True
+            banned = banned | ~allowed
+        if exclude_seen and len(idx):
+            banned = banned.copy()
+            banned[idx] = True
+        if len(idx) == 0 and not self._scores_empty_history():
+            out_idx = np.full(k, -1, np.int64)
+            pop = self._popularity_order()
+            pop = pop[~banned[pop]][:k]
+            out_idx[: len(pop)] = pop
+            return self._ids_with_padding(out_idx[None])[0], np.full(k, np.nan)
+        scores = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes)), np.float64)
+        none = np.zeros(1, np.int64)
+        top, sc = topk_excluding(np.ascontiguousarray(scores[None, :]), none, none[:0], banned, min(k, n_items))
+        out_idx = np.full(k, -1, np.int64)
+        out_sc = np.full(k, np.nan)
+        out_idx[: top.shape[1]] = top[0]
+        out_sc[: top.shape[1]] = sc[0]
+        return self._ids_with_padding(out_idx[None])[0], out_sc
+
+    def _scores_empty_history(self) -> bool:
+        """Whether an empty history still gets model scores (priors, attributes) instead of the
+        popularity fallback. Models with a prior for new users override this."""
+        return False
+
+    def fold_in(self, item_ids: Any, values: Any = None) -> np.ndarray:
+        """The user vector that the model would learn for this history, solved against the fixed
+        item vectors (models with ``folds_in``: ALS, iALS). Zeros for an empty history."""
+        raise NotImplementedError(f"{type(self).__name__} does not fold users in (folds_in is False)")
+
     # ------------------------------------------------------------------ similar entities
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """(user_vectors, item_vectors) in index order, for models that learn them."""
+        """``(user_vectors, item_vectors)`` in index order, as numpy arrays (``has_embeddings`` models)."""
         raise NotImplementedError(f"{type(self).__name__} has no embeddings")
 
-    # ------------------------------------------------------------------ persistence
-    def get_state(self) -> dict[str, Any]:
-        """Learned state as arrays and JSON values (override for non-array state)."""
-        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+    def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.spmatrix | np.ndarray | None:
+        """A square matrix whose row ``a`` scores every other entity as a neighbour of ``a`` (kNN
+        similarities, SLIM/EASE weights), or None to use cosine over :meth:`embeddings`."""
+        return None
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` returned."""
-        for k, v in state.items():
-            setattr(self, k, v)
+    def similar_items(self, item_id: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to ``item_id``, best first, with their similarities.
 
-    def save(self, path: str | Path) -> Path:
-        """Write config and learned state to one ``.npz`` file, atomically and without pickle."""
-        self._check_fitted()
-        path = Path(path)
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {}
-        for key, val in self.get_state().items():
-            _pack(key, val, arrays, meta)
-        header = {
-            "format": FORMAT_VERSION,
-            "model": self.name,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "config": self.config.to_dict(),
-            "meta": meta,
-        }
-        arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        return path
+        Similarity is the model's own neighbour matrix where it has one (kNN, SLIM, EASE, RP3beta)
+        and the cosine of the item embeddings otherwise. One raw id gives 1-D arrays, an array of
+        ids 2-D arrays; the item itself is left out; rows are padded with ``-1`` (``""``) and NaN,
+        and an unknown id gives a padded row.
+        """
+        return self._similar("item", item_id, k)
 
-    @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Read a model written by :meth:`save` (the class is looked up from the file)."""
-        path = Path(path)
-        if not path.exists():
-            raise DataError(f"{path}: no such model file")
-        try:
-            npz = np.load(path, allow_pickle=False)
-            header = json.loads(bytes(npz["__header__"]).decode())
-        except Exception as exc:
-            raise DataError(f"{path}: not a recforge model file ({exc})") from exc
-        if header.get("format") != FORMAT_VERSION:
-            raise DataError(f"{path}: unsupported model format {header.get('format')}")
-        from recforge.models.registry import get_model_class
+    def similar_users(self, user_id: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` users most similar to ``user_id``; see :meth:`similar_items`."""
+        return self._similar("user", user_id, k)
 
-        model_cls = get_model_class(header["model"])
-        if cls is not Recommender and not issubclass(model_cls, cls):
-            raise DataError(f"{path}: holds a {model_cls.__name__}, not a {cls.__name__}")
-        model = model_cls(header["config"])
-        state: dict[str, Any] = {}
-        for key, spec in header["meta"].items():
-            state[key] = _unpack(key, spec, npz)
-        model.set_state(state)
-        return model
+    def _similar(self, side: Literal["user", "item"], ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from recforge.topk import topk_rows
 
-
-def _pack(key: str, val: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    if isinstance(val, Vocabulary):
-        arrays[key] = val.ids
-        meta[key] = {"kind": "vocab", "name": val.name}
-    elif isinstance(val, np.ndarray):
-        if val.dtype == object:
-            raise DataError(f"cannot save object array {key}")
-        arrays[key] = val
-        meta[key] = {"kind": "array"}
-    elif sp.issparse(val):
-        m = sp.csr_matrix(val)
-        arrays[f"{key}.data"] = m.data
-        arrays[f"{key}.indices"] = m.indices
-        arrays[f"{key}.indptr"] = m.indptr
-        meta[key] = {"kind": "csr", "shape": list(m.shape)}
-    elif isinstance(val, (np.integer, np.floating, np.bool_)):
-        meta[key] = {"kind": "json", "value": val.item()}
-    elif val is None or isinstance(val, (bool, int, float, str, list, dict)):
-        meta[key] = {"kind": "json", "value": val}
-    elif isinstance(val, tuple):
-        meta[key] = {"kind": "tuple", "n": len(val)}
-        for j, v in enumerate(val):
-            _pack(f"{key}.{j}", v, arrays, meta[key].setdefault("items", {}))
-    else:
-        raise DataError(f"cannot save attribute {key} of type {type(val).__name__}")
-
-
-def _unpack(key: str, spec: dict[str, Any], npz: Any) -> Any:
-    kind = spec["kind"]
-    if kind == "vocab":
-        return Vocabulary._from_sorted(npz[key], spec["name"])
-    if kind == "array":
-        return npz[key]
-    if kind == "csr":
-        return sp.csr_matrix(
-            (npz[f"{key}.data"], npz[f"{key}.indices"], npz[f"{key}.indptr"]), shape=tuple(spec["shape"])
-        )
-    if kind == "tuple":
-        return tuple(_unpack(k, s, npz) for k, s in spec["items"].items())
-    return spec["value"]
+        check_k(k)
+        self.check_is_fitted()
+        vocab: Vocabulary = self.users_ if side == "user" else self.items_
+        known = self.user_known_ if side == "user" else self.item_known_
+        single = np.ndim(ids) == 0
+        raw = normalize_ids(np.atleast_1d(np.asarray(ids, dtype=object if single else None)))
+        q = vocab.index(raw) if len(raw) else np.empty(0, np.int64)
+        ok = q >= 0
+        ok[ok] = known[q[ok]]
+        n = len(vocab)
+        out_idx = np.full((len(q), k), -1, np.int64)
+        out_sc = np.full((len(q), k), np.nan)
+        mat = self._neighbor_matrix(side)
+        if mat is None:
+            if not self.has_embeddings:
+                other = "items" if side == "user" else "users"
+                raise NotImplementedError(f"{type(self).__name__} has no {side} neighbours or embeddings"
+                                          + (f"; try similar_{other}()" if self._neighbor_matrix(
+                                              "item" if side == "user" else "user") is not None else ""))
+            vecs = np.asarray(self.embeddings()[0 if side == "user" else 1], dtype=np.float64)
+            norms = np.linalg.norm(vecs, axis=1)
+            norms[norms == 0] = 1.0
+            unit = vecs / norms[:, None]
+        rows = np.flatnonzero(ok)
+        step = max(1, 2**22 // max(n, 1))
+        for s in range(0, len(rows), step):
+            r = rows[s : s + step]
+            if mat is None:
+                block = unit[q[r]] @ unit.T
+            elif sp.issparse(mat):
+                block = np.asarray(sp.csr_matrix(mat)[q[r]].toarray(), np.float64)
+                # items the sparse row does not list are not neighbours at all
+                present = sp.csr_matrix(mat)[q[r]].toarray() != 0
+                block = np.where(present, block, -np.inf)
+            else:
+                block = np.asarray(mat[q[r]], np.float64).copy()
+            block[:, ~known] = -np.inf
+            block[np.arange(len(r)), q[r]] = -np.inf
+            idx, sc = topk_rows(block, min(k, n))
+            bad = ~np.isfinite(sc)
+            out_idx[r, : idx.shape[1]] = np.where(bad, -1, idx)
+            out_sc[r, : idx.shape[1]] = np.where(bad, np.nan, sc)
+        names = vocab.ids
+        pad: Any = "" if names.dtype.kind == "U" else -1
+        out_ids = np.where(out_idx >= 0, names[np.clip(out_idx, 0, max(0, n - 1))] if n else pad, pad)
+        if single:
+            return out_ids[0], out_sc[0]
+        return out_ids, out_sc

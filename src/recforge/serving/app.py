@@ -661,7 +661,7 @@ def read_service_config(path: str | Path | None, overrides: dict[str, Any]) -> S
     a ``[pipeline]`` table is the pipeline config) with non-None ``overrides`` applied."""
     data: dict[str, Any] = {}
     if path is not None:
-        from recforge.cli.config_file import read_config
+        from recforge.config import read_config
 
         raw = read_config(path)
         data = dict(raw.get("serve", {k: v for k, v in raw.items() if k != "pipeline"}))

@@ -343,7 +343,7 @@ class Pipeline:
         answers cold users.
         """
         if not isinstance(config, dict):
-            from recforge.cli.config_file import read_config
+            from recforge.config import read_config
 
             path = Path(config)
             base_dir = path.parent

@@ -4,7 +4,7 @@ Every split keeps the parent's vocabularies (parts are row subsets), takes a ``s
 random, and returns the same partition for the same inputs.
 """
 
-from recforge.splits._base import Split
+from recforge.data.split import Split
 from recforge.splits._cold import cold_start_split
 from recforge.splits._random import kfold, random_split, ratio_user_split
 from recforge.splits._temporal import global_time_split, leave_one_out, temporal_user_split

@@ -29,7 +29,7 @@ import pytest
 from recforge.config import FitOptions
 from recforge.data.ctr import CTRData, FeatureEncoder, FieldSpec
 from recforge.errors import ConfigError, DataError, NotFittedError
-from recforge.evaluation.metrics import roc_auc
+from recforge.metrics import roc_auc
 from recforge.models.base import Recommender
 from recforge.testing.datasets import toy_ratings
 

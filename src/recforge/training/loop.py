@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from recforge.config import FitOptions
-from recforge.data.torch_data import torch_generator
+from recforge.training.batches import torch_generator
 from recforge.errors import ConfigError
 from recforge.training.module import RecDataModule, RecModule, RecNetwork
 from recforge.training.options import TrainingOptions, training_options

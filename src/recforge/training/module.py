@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from recforge.data.torch_data import FixedBatches
+from recforge.training.batches import FixedBatches
 from recforge.errors import ConfigError
 from recforge.training.validation import Validation
 
@@ -191,8 +191,8 @@ class RecDataModule(L.LightningDataModule):
     """Owns the data of one fit: the training batcher and the validation batches.
 
     Args:
-        train: An iterable of training batches (a :class:`~recforge.data.torch_data.TensorBatcher`
-            or :class:`~recforge.data.torch_data.RatingRows`).
+        train: An iterable of training batches (a :class:`~recforge.training.batches.TensorBatcher`
+            or :class:`~recforge.training.batches.RatingRows`).
         validation: Optional validator whose ``batches()`` are the validation loader.
     """
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from recforge.data.interactions import Interactions
-from recforge.data.torch_data import FixedBatches
+from recforge.training.batches import FixedBatches
 from recforge.errors import DataError
 
 __all__ = ["RankingValidation", "RatingValidation", "Validation", "check_validation_data"]

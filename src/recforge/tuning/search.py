@@ -93,7 +93,7 @@ def _ctr_parts(ds: Any, protocol: str, seed: int) -> tuple[Any, Any]:
 
 
 def _score(model: Any, valid: Any, metric: str) -> float:
-    from recforge.evaluation import metrics as M
+    from recforge import metrics as M
 
     if getattr(model, "task", None) == "ctr":
         p = model.predict_proba(valid)
@@ -311,7 +311,7 @@ def _trials_table(study: Any) -> pd.DataFrame:
 
 
 def _log_study(spec: ExperimentSpec, study: Any, metric: str, result: TuningResult) -> None:
-    from recforge.logging import make_logger
+    from recforge.loggers import make_logger
 
     kind = spec.logger.get("kind", "csv")
     if kind == "none":

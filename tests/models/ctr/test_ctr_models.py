@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from recforge.config import FitOptions
 from recforge.data.ctr import CTRData
-from recforge.evaluation.metrics import roc_auc
+from recforge.metrics import roc_auc
 from recforge.models.ctr.fm import FM, DeepFM, fm_interaction
 from recforge.models.ctr.linear import LogisticRegression
 from recforge.testing.ctr_conformance import CTRConformance, toy_ctr

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from recforge.config import FitOptions
 from recforge.data.ctr import CTRData, FeatureEncoder, cross
 from recforge.errors import ConfigError
-from recforge.evaluation.metrics import roc_auc
+from recforge.metrics import roc_auc
 from recforge.models.ctr._base import with_sampled_negatives
 from recforge.models.ctr.fm import FM, DeepFM
 from recforge.models.ctr.linear import LogisticRegression

@@ -36,7 +36,7 @@ class TestUserAutoRec(RecommenderConformance):
 def _batch():
     import scipy.sparse as sp
 
-    from recforge.data.torch_data import RatingRows
+    from recforge.training.batches import RatingRows
 
     dense = np.array([[5.0, 0.0, 0.0, 3.0], [0.0, 2.0, 0.0, 0.0]], np.float32)
     rows = RatingRows(sp.csr_matrix(dense), batch_size=2, shuffle=False)

@@ -109,7 +109,7 @@ class ContentBased(Recommender):
             flat = np.bincount(u, weights=np.abs(w), minlength=data.n_users) == 0
             w = np.where(flat[u], 1.0, w)  # a user who rated everything alike: equal weights
         elif cfg.weighting == "recency" and data.timestamps is not None:
-            from recforge.splits._base import group_positions
+            from recforge._arrays import group_positions
 
             pos, size = group_positions(u, data.n_users, data.timestamps, i)
             w = 0.5 ** ((size - 1 - pos) / cfg.half_life)

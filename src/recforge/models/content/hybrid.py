@@ -295,7 +295,7 @@ class WeightedHybrid(Recommender):
         """Round ``round_`` of the validation split: a fresh random ``valid_fraction`` of the users
         keeps only its earliest ``valid_reveals[j]`` interactions (the rest is validation), with the
         history lengths rotated so that every round covers every length with other users."""
-        from recforge.splits._base import group_positions
+        from recforge._arrays import group_positions
 
         cfg = self.config
         seed = 0 if options.seed is None else int(options.seed)
@@ -429,7 +429,7 @@ def _simplex(n: int, steps: int) -> np.ndarray:
 def _search(Z: np.ndarray, truth: sp.csr_matrix, grid: np.ndarray, k: int) -> np.ndarray:
     """The grid row with the best mean NDCG@k (ties: the first, i.e. the most even split is not
     preferred over an earlier one; the grid order is fixed so the result is deterministic)."""
-    from recforge.evaluation.metrics import ndcg_at_k
+    from recforge.metrics import ndcg_at_k
     from recforge.topk import topk_rows
 
     best, best_w = -1.0, grid[0]

@@ -26,9 +26,9 @@ from torch import nn
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.ctr import CTRData, FeatureEncoder, sample_negatives
-from recforge.data.torch_data import TensorBatcher
+from recforge.training.batches import TensorBatcher
 from recforge.errors import ConfigError, DataError, NotFittedError
-from recforge.evaluation.metrics import roc_auc
+from recforge.metrics import roc_auc
 from recforge.models.base import Recommender
 from recforge.training.loop import fit_network, run_context
 from recforge.training.module import OPTIMIZERS, RecNetwork

@@ -88,7 +88,7 @@ class OnboardingKNN(Recommender):
     config_class = OnboardingKNNConfig
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
-        from recforge.splits._base import group_positions
+        from recforge._arrays import group_positions
 
         x = sp.csr_matrix(data.csr(), dtype=np.float32, copy=True)
         x.data[:] = 1.0

@@ -10,7 +10,7 @@ import torch
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
-from recforge.data.torch_data import NegativeSampler, TensorBatcher
+from recforge.training.batches import NegativeSampler, TensorBatcher
 from recforge.errors import DataError
 from recforge.models.base import Recommender
 from recforge.training.loop import RunContext, TrainResult, fit_network, run_context

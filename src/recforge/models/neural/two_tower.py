@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recforge.data.interactions import Interactions
-from recforge.data.torch_data import TensorBatcher
+from recforge.training.batches import TensorBatcher
 from recforge.models.neural import losses
 from recforge.models.neural._base import TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext

@@ -196,7 +196,7 @@ class SequentialRecommender(TorchRecommender):
 
     def _position_batches(self, data: Interactions, ctx: RunContext) -> Any:
         """Batches of ``(inputs, targets[, negatives])`` windows with a target at every position."""
-        from recforge.data.torch_data import TensorBatcher
+        from recforge.training.batches import TensorBatcher
 
         cfg: Any = self.config
         x, y = position_windows(*self._seq, cfg.max_len, len(self.items_))  # type: ignore[misc]

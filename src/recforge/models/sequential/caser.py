@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recforge.data.interactions import Interactions
-from recforge.data.torch_data import TensorBatcher
+from recforge.training.batches import TensorBatcher
 from recforge.models.sequential._base import SequentialConfig, SequentialNetwork, SequentialRecommender
 from recforge.training.loop import RunContext
 

@@ -1,4 +1,4 @@
-"""Torch batchers, negative samplers and rating rows (recforge.data.torch_data)."""
+"""Torch batchers, negative samplers and rating rows (recforge.training.batches)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recforge.data.torch_data import NegativeSampler, RatingRows, TensorBatcher, torch_generator
+from recforge.training.batches import NegativeSampler, RatingRows, TensorBatcher, torch_generator
 from recforge.errors import DataError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recforge._optional import require
-from recforge.logging._base import ExperimentLogger, finite_metrics, next_version, write_json
+from recforge.loggers._base import ExperimentLogger, finite_metrics, next_version, write_json
 
 
 class TensorBoardLogger(ExperimentLogger):

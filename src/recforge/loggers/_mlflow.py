@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recforge._optional import require
-from recforge.logging._base import ExperimentLogger, finite_metrics, flatten
+from recforge.loggers._base import ExperimentLogger, finite_metrics, flatten
 
 
 def mlflow_key(name: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recforge.logging._base import ExperimentLogger, finite_metrics, next_version, write_json
+from recforge.loggers._base import ExperimentLogger, finite_metrics, next_version, write_json
 
 
 class CSVLogger(ExperimentLogger):

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from recforge.errors import ConfigError
-from recforge.logging._base import ExperimentLogger, environment_info, flatten
-from recforge.logging._csv import CSVLogger
+from recforge.loggers._base import ExperimentLogger, environment_info, flatten
+from recforge.loggers._csv import CSVLogger
 
 LOGGER_KINDS = ("csv", "tensorboard", "wandb", "mlflow", "none")
 _ALIASES = {"tb": "tensorboard", "w&b": "wandb", "wb": "wandb", "file": "csv", "off": "none", "false": "none"}
@@ -45,14 +45,14 @@ def make_logger(kind: str = "csv", root: str | Path = "runs", name: str = "run",
     if k == "csv":
         return CSVLogger(root, name, project)
     if k == "tensorboard":
-        from recforge.logging._tensorboard import TensorBoardLogger
+        from recforge.loggers._tensorboard import TensorBoardLogger
 
         return TensorBoardLogger(root, name, project)
     if k == "wandb":
-        from recforge.logging._wandb import WandbLogger
+        from recforge.loggers._wandb import WandbLogger
 
         return WandbLogger(root, name, project, **kwargs)
-    from recforge.logging._mlflow import MLflowLogger
+    from recforge.loggers._mlflow import MLflowLogger
 
     return MLflowLogger(root, name, project, **kwargs)
 
@@ -91,19 +91,19 @@ def lightning_logger(logger: ExperimentLogger | str, root: str | Path = "runs", 
 
 def __getattr__(name: str) -> Any:
     lazy = {
-        "TensorBoardLogger": "recforge.logging._tensorboard",
-        "WandbLogger": "recforge.logging._wandb",
-        "MLflowLogger": "recforge.logging._mlflow",
-        "read_csv_run": "recforge.logging.readers",
-        "read_tensorboard": "recforge.logging.readers",
-        "read_wandb_run": "recforge.logging.readers",
-        "read_mlflow_run": "recforge.logging.readers",
+        "TensorBoardLogger": "recforge.loggers._tensorboard",
+        "WandbLogger": "recforge.loggers._wandb",
+        "MLflowLogger": "recforge.loggers._mlflow",
+        "read_csv_run": "recforge.loggers.readers",
+        "read_tensorboard": "recforge.loggers.readers",
+        "read_wandb_run": "recforge.loggers.readers",
+        "read_mlflow_run": "recforge.loggers.readers",
     }
     if name in lazy:
         import importlib
 
         return getattr(importlib.import_module(lazy[name]), name)
-    raise AttributeError(f"module 'recforge.logging' has no attribute {name!r}")
+    raise AttributeError(f"module 'recforge.loggers' has no attribute {name!r}")
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recforge._optional import require
-from recforge.logging._base import ExperimentLogger, finite_metrics
+from recforge.loggers._base import ExperimentLogger, finite_metrics
 
 
 class WandbLogger(ExperimentLogger):
@@ -80,7 +80,7 @@ class WandbLogger(ExperimentLogger):
         if self.mode == "offline":
             # wandb-core writes the run file in its own process; wait until it has written the exit
             # record, so the run is complete on disk when close() returns
-            from recforge.logging.readers import wandb_run_complete
+            from recforge.loggers.readers import wandb_run_complete
 
             deadline = time.monotonic() + 60
             while not wandb_run_complete(self._dir) and time.monotonic() < deadline:

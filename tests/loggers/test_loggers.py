@@ -10,8 +10,8 @@ import pytest
 
 from recforge.config import FitOptions
 from recforge.errors import ConfigError
-from recforge.logging import environment_info, flatten, make_logger
-from recforge.logging.readers import read_csv_run, read_mlflow_run, read_tensorboard, read_wandb_run
+from recforge.loggers import environment_info, flatten, make_logger
+from recforge.loggers.readers import read_csv_run, read_mlflow_run, read_tensorboard, read_wandb_run
 from recforge.testing.datasets import toy_ratings
 
 CONFIG = {"name": "toy", "seed": 3, "model": {"name": "mf-torch", "params": {"embedding_size": 4, "epochs": 3}}}
