@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from benchmarks.common import machine, md_table, median_time, write_fragment
@@ -21,7 +23,8 @@ def surprise_baseline_rmse() -> tuple[float, float]:
     return float(np.mean(res["test_rmse"])), float(np.mean(res["fit_time"]))
 
 
-def main() -> str:
+def main(argv: list[str] | None = None) -> str:
+    """Run the baselines benchmark (it takes no options; ``--quick`` is accepted and changes nothing)."""
     ds = load("ml-100k")
     t_ours, res = median_time(lambda: evaluate(Bias(), ds, "rating-kfold5"))
     t_peer, (peer_rmse, peer_fit) = median_time(surprise_baseline_rmse)
@@ -43,4 +46,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    print(main())
+    print(main(sys.argv[1:]))

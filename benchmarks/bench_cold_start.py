@@ -85,7 +85,9 @@ def verdict(table: pd.DataFrame, per_user: dict[tuple[str, str], np.ndarray]) ->
     return lines
 
 
-def main(quick: bool = False) -> str:
+def main(argv: list[str] | None = None) -> str:
+    """Run the cold-start benchmark; ``--quick`` runs a reduced set."""
+    quick = "--quick" in (argv or [])
     table, per_user = run(quick)
     rows = []
     for rec in table.to_dict(orient="records"):
@@ -122,4 +124,4 @@ def main(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    print(main(quick="--quick" in sys.argv[1:]))
+    print(main(sys.argv[1:]))

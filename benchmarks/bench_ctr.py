@@ -338,7 +338,21 @@ def _merge(name: str, new: list[dict[str, Any]], key: tuple[str, ...]) -> list[d
     return list(rows.values())
 
 
-def main(parts: list[str] | None = None, models: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> str:
+    """Run the CTR benchmark. ``argv``: ``curve [configs]``, ``options [configs] [--only=...]``, or dataset/part
+    names and config names (``--quick`` is accepted: the CTR rows are already single runs)."""
+    args = [a for a in (argv or []) if a != "--quick"]
+    if args[:1] == ["curve"]:
+        return curve([a for a in args[1:] if a in CONFIGS] or None)
+    if args[:1] == ["options"]:
+        only = [a.removeprefix("--only=") for a in args[1:] if a.startswith("--only=")]
+        return options([a for a in args[1:] if a in CONFIGS] or None, only or None)
+    picked = [a for a in args if a in CONFIGS]
+    return run_main([a for a in args if a not in CONFIGS] or None, picked or None)
+
+
+def run_main(parts: list[str] | None = None, models: list[str] | None = None) -> str:
+    """The accuracy and speed tables for ``parts`` (datasets and ``speed``) and ``models``."""
     parts = parts or [*DATASETS, "speed"]  # "table" alone rewrites the fragment from results/*.json
     acc = _merge("ctr", [r for key in parts if key in DATASETS for r in accuracy(key, models)],
                  ("dataset", "model"))
@@ -363,12 +377,4 @@ def main(parts: list[str] | None = None, models: list[str] | None = None) -> str
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if args[:1] == ["curve"]:
-        print(curve([a for a in args[1:] if a in CONFIGS] or None))
-    elif args[:1] == ["options"]:
-        only = [a.removeprefix("--only=") for a in args[1:] if a.startswith("--only=")]
-        print(options([a for a in args[1:] if a in CONFIGS] or None, only or None))
-    else:
-        picked = [a for a in args if a in CONFIGS]
-        print(main([a for a in args if a not in CONFIGS] or None, picked or None))
+    print(main(sys.argv[1:]))

@@ -76,8 +76,9 @@ def merged(new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(names: list[str] | None = None) -> str:
-    names = names or [*PEERS, *SEQUENTIAL]
+def main(argv: list[str] | None = None) -> str:
+    """Run the sequence benchmark for the named models (all by default; ``--quick`` is accepted)."""
+    names = [a for a in (argv or []) if a != "--quick"] or [*PEERS, *SEQUENTIAL]
     rows = sorted(merged(run(names)), key=lambda r: -r["NDCG@10"])
     best = rows[0]
     seq = [r for r in rows if r["model"] in SEQUENTIAL]
@@ -96,4 +97,4 @@ def main(names: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1:] or None))
+    print(main(sys.argv[1:]))

@@ -533,7 +533,10 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--full", action="store_true", help="load: add the 2-process Redis rows and the 1M-item catalogue")
     ap.add_argument("--skip-1m", action="store_true", help="with --full: leave out the 1M-item catalogue")
     ap.add_argument("--seconds", type=float, default=8.0, help="load: seconds per open-loop rate")
+    ap.add_argument("--quick", action="store_true", help="load: 3 seconds per open-loop rate")
     args = ap.parse_args(argv if argv is not None else [])
+    if args.quick:
+        args.seconds = min(args.seconds, 3.0)
     header = (
         "## Serving\n\n"
         "Pipelines over an implicit-ALS model (64 factors, 15 epochs, reg 0.05, alpha 5; seed 0): retrieval of "

@@ -1,7 +1,8 @@
 """Run the benchmarks and assemble benchmarks/RESULTS.md from their fragments.
 
 ``python -m benchmarks.run_all`` runs every ``bench_*.py``; name some to run a subset
-(``python -m benchmarks.run_all baselines neighbors``). Fragments of benchmarks not run are kept.
+(``python -m benchmarks.run_all baselines neighbors``); options such as ``--quick`` are passed to every
+benchmark's ``main(argv)``. Fragments of benchmarks not run are kept.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def assemble() -> Path:
 
 def main(argv: list[str]) -> int:
     available = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
-    chosen = argv or available
+    passed = [a for a in argv if a.startswith("-")]  # options such as --quick reach every benchmark
+    chosen = [a for a in argv if not a.startswith("-")] or available
     unknown = [c for c in chosen if c not in available]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available)}", file=sys.stderr)
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> int:
     print(f"machine: {machine()}")
     for name in chosen:
         t0 = time.perf_counter()
-        importlib.import_module(f"benchmarks.bench_{name}").main()
+        importlib.import_module(f"benchmarks.bench_{name}").main(passed)
         print(f"bench_{name}: {time.perf_counter() - t0:.1f} s")
     print(f"wrote {assemble()}")
     return 0
