@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recforge.errors import ConfigError, RecforgeError
 
@@ -44,7 +45,8 @@ def handle_errors(fn: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except RecforgeError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            # escaped: messages name tables in brackets ("[training]"), which are not markup
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -138,6 +140,21 @@ def make_splits(spec: ExperimentSpec, dataset: Dataset) -> list[Split]:
     opts.pop("output", None)
     method = opts.pop("method", None) or ("predefined" if "name" in opts else "random")
     return split_by_name(str(method), dataset, seed=spec.seed, **opts)
+
+
+def training_data(spec: ExperimentSpec, dataset: Dataset, model: Recommender) -> Any:
+    """What ``train`` fits on: the train part of the spec's ``[split]`` when it has one; for CTR
+    data, the train part of the dataset's CTR split (as ``ctr-holdout`` trains); else every interaction."""
+    if spec.split:
+        return make_splits(spec, dataset)[0].train
+    if dataset.interactions is None:
+        if model.task != "ctr":
+            raise ConfigError(f"dataset {dataset.name!r} is CTR data without user-item interactions; "
+                              f"{model.name} needs interactions")
+        from recforge.data.ctr import ctr_splits
+
+        return ctr_splits(dataset, seed=spec.seed).train
+    return dataset.interactions
 
 
 def list_length(spec: ExperimentSpec, default: int = 10) -> int:

@@ -30,6 +30,7 @@ from recforge.cli._common import (
     make_splits,
     print_json,
     read_spec,
+    training_data,
 )
 from recforge.errors import ConfigError
 
@@ -172,12 +173,15 @@ def train_cmd(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Fit a model on a dataset (or the train part of the config's [split]) and save it."""
+    """Fit a model on a dataset (or the train part of the config's [split]) and save it.
+
+    CTR models train on the train part of the dataset's CTR split.
+    """
     spec = read_spec(config, {"model": model, "dataset": dataset_flag(dataset), "split.name": split, "seed": seed,
                               "device": device}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
-    data = make_splits(spec, ds)[0].train if spec.split else ds.interactions
+    data = training_data(spec, ds, mdl)
     t0 = time.perf_counter()
     with console.status(f"fitting {mdl.name} on {ds.name}"):
         mdl.fit(data, fit_options(spec, progress=False))
@@ -257,12 +261,15 @@ def recommend_cmd(
     if not user:
         raise ConfigError("no user given: pass --user ID (repeatable)")
     ds = build_dataset(spec) if spec.dataset else None
-    if model_path:
-        mdl = Recommender.load(model_path)
-    else:
+    mdl = Recommender.load(model_path) if model_path else build_model(spec)
+    if mdl.task == "ctr":
+        raise ConfigError(f"{mdl.name} is a CTR model (it scores feature rows, not users): "
+                          "evaluate it with `recforge evaluate` or `recforge run`")
+    if not model_path:
         if ds is None:
             raise ConfigError("pass --dataset to fit on, or --model-path of a saved model")
-        mdl = build_model(spec)
+        if ds.interactions is None:
+            raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
         mdl.fit(ds.interactions, fit_options(spec))
     ids, scores = mdl.recommend(np.asarray(user, dtype=object), k=kk, exclude_seen=not include_seen)
     # echo each user id as the model stores it (7, not "7"); unknown ids as typed
