@@ -66,6 +66,19 @@ def test_run_errors_are_one_line(app, make_spec, tmp_path):
     assert res.exit_code == 2 and "unknown logger" in res.output
 
 
+def test_run_and_tune_take_dotted_sets_and_name_the_nearest_key(app, make_spec):
+    path = make_spec("dotted", "svd", {"epochs": 2},
+                     extra='[tune]\nn_trials = 1\n[tune.space]\nreg = { type = "float", low = 0.01, high = 0.5 }')
+    res = invoke(app, "run", path, "--set", "protocol.name=rating-u1", "--set", "training.threads=1", "--no-outputs",
+                 "--format", "json")
+    assert res.exit_code == 2 and "no predefined split 'u1'" in res.output  # the toy CSV has no u1: the set arrived
+    for command in ("run", "tune"):
+        res = invoke(app, command, path, "--set", "trainig.threads=1")
+        assert res.exit_code == 2 and "did you mean 'training'?" in res.output
+        res = invoke(app, command, path, "--set", "epoch=1")
+        assert res.exit_code == 2 and "did you mean 'epochs'?" in res.output
+
+
 def test_compare_table(app, make_spec, tmp_path):
     a = make_spec("bias", "bias", protocol="loo-full")
     b = make_spec("pop", "popularity", protocol="loo-full")
