@@ -60,7 +60,8 @@ def read_spec(config: Path | None, flags: dict[str, Any] | None = None, sets: li
     Args:
         config: An experiment file, or None (flags only).
         flags: Values of the command's flags, by :meth:`ExperimentSpec.replace` name or as
-            ``table.key`` (``split.method``); None = not given.
+            ``table.key`` (``split.method``); None = not given. ``dataset`` (a name or a file)
+            replaces the file's whole ``[dataset]`` table.
         sets: ``--set`` pairs.
         command: The command's name, for messages.
         builds_model: Whether the command builds a model from the spec; a command that does not
@@ -70,10 +71,9 @@ def read_spec(config: Path | None, flags: dict[str, Any] | None = None, sets: li
         ConfigError: An unknown key in the file or in ``--set`` (naming the nearest valid key),
             or an invalid value.
     """
+    from recforge._arrays import check_k
     from recforge.config import parse_sets, read_config
     from recforge.experiments.spec import ExperimentSpec
-
-    from recforge._arrays import check_k
 
     flags = flags or {}
     if flags.get("k") is not None:
@@ -91,16 +91,6 @@ def read_spec(config: Path | None, flags: dict[str, Any] | None = None, sets: li
             raise ConfigError(f"--set {plain[0]}: `recforge {command}` builds no model; here --set takes "
                               "table.key=value (e.g. dataset.rating_col=rating)")
     return spec.with_sets(pairs) if pairs else spec
-
-
-def dataset_flag(value: str | None) -> dict[str, Any] | None:
-    """A ``--dataset NAME|FILE`` flag as a ``[dataset]`` table (it replaces the file's), or None."""
-    from recforge.experiments.spec import DATA_FILE_SUFFIXES
-
-    if value is None:
-        return None
-    key = "path" if Path(value).suffix.lower() in DATA_FILE_SUFFIXES else "name"
-    return {key: value}
 
 
 def build_dataset(spec: ExperimentSpec) -> Dataset:

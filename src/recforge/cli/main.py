@@ -23,7 +23,6 @@ from recforge.cli._common import (
     build_dataset,
     build_model,
     console,
-    dataset_flag,
     fit_options,
     handle_errors,
     list_length,
@@ -99,7 +98,7 @@ def data_stats(
 
     columns = {"dataset.user_col": user_col, "dataset.item_col": item_col, "dataset.rating_col": rating_col,
                "dataset.timestamp_col": timestamp_col}
-    spec = read_spec(config, {"dataset": dataset_flag(dataset), **columns}, set_, command="data stats",
+    spec = read_spec(config, {"dataset": dataset, **columns}, set_, command="data stats",
                      builds_model=False)
     ds = build_dataset(spec)
     if ds.interactions is None:
@@ -144,7 +143,7 @@ def split_cmd(
     """Split a dataset and write train/test CSV files (raw ids)."""
     from recforge.io import atomic_write
 
-    spec = read_spec(config, {"dataset": dataset_flag(dataset), "seed": seed, "split.method": method,
+    spec = read_spec(config, {"dataset": dataset, "seed": seed, "split.method": method,
                               "split.output": None if output is None else str(output),
                               "split.test_fraction": test_fraction, "split.n": n, "split.name": name},
                      set_, command="split", builds_model=False)
@@ -177,7 +176,7 @@ def train_cmd(
 
     CTR models train on the train part of the dataset's CTR split.
     """
-    spec = read_spec(config, {"model": model, "dataset": dataset_flag(dataset), "split.name": split, "seed": seed,
+    spec = read_spec(config, {"model": model, "dataset": dataset, "split.name": split, "seed": seed,
                               "device": device}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
@@ -210,7 +209,7 @@ def evaluate_cmd(
     """Fit and evaluate a model under a named protocol (default: the model task's)."""
     from recforge.evaluation.protocols import default_protocol, evaluate
 
-    spec = read_spec(config, {"model": model, "dataset": dataset_flag(dataset), "protocol": protocol, "k": k,
+    spec = read_spec(config, {"model": model, "dataset": dataset, "protocol": protocol, "k": k,
                               "seed": seed, "device": device,
                               "outputs.results": None if output is None else str(output)}, set_, command="evaluate")
     mdl = build_model(spec)
@@ -255,7 +254,7 @@ def recommend_cmd(
     from recforge._arrays import plain_id
     from recforge.models.base import Recommender
 
-    spec = read_spec(config, {"model": model, "dataset": dataset_flag(dataset), "k": k, "seed": seed}, set_,
+    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed}, set_,
                      command="recommend", builds_model=model_path is None)
     kk = list_length(spec)
     if not user:

@@ -24,7 +24,6 @@ from recforge.cli._common import (  # noqa: E402 - after the OpenMP setting
     build_dataset,
     build_model,
     console,
-    dataset_flag,
     fit_options,
     handle_errors,
     list_length,
@@ -60,7 +59,7 @@ def register(app: typer.Typer) -> None:
         from recforge.serving.pipeline import Pipeline, load_item_features
 
         spec = read_spec(config, {
-            "model": model, "dataset": dataset_flag(dataset), "k": k, "seed": seed,
+            "model": model, "dataset": dataset, "k": k, "seed": seed,
             "pipeline": None if pipeline is None else str(pipeline), "batch.database": database,
             "batch.table": table, "batch.batch_size": batch_size, "batch.item_features": item_features,
             "batch.version": version, "batch.model_path": None if model_path is None else str(model_path),

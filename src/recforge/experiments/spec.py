@@ -170,12 +170,13 @@ class ExperimentSpec:
             params = {**dict(model.pop("params", None) or {}), **model, **params}
             model = name
         need = set(require)
-        if model is not None and not isinstance(model, str) or not model and "model" in need:
+        if (model is not None and not isinstance(model, str)) or (not model and "model" in need):
             raise ConfigError(f"{where}: no model: set model = \"NAME\" or a [model] table with name = \"NAME\"")
         dataset = data.get("dataset") or {}
         if isinstance(dataset, str):
             dataset = {"path" if Path(dataset).suffix.lower() in DATA_FILE_SUFFIXES else "name": dataset}
-        if not isinstance(dataset, dict) or (dataset or "dataset" in need) and not (dataset.get("name") or dataset.get("path")):
+        named = isinstance(dataset, dict) and bool(dataset.get("name") or dataset.get("path"))
+        if not isinstance(dataset, dict) or (not named and (dataset or "dataset" in need)):
             raise ConfigError(f"{where}: no dataset: set dataset = \"ml-100k\" or a [dataset] table with name or path")
         protocol = data.get("protocol")
         split = data.get("split")
