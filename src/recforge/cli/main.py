@@ -172,7 +172,7 @@ def train_cmd(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Fit a model on a dataset (or the train part of the config's [split]) and save it.
+    """Fit a model on a dataset (or on the train part of the config's split table) and save it.
 
     CTR models train on the train part of the dataset's CTR split.
     """
