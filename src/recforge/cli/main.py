@@ -16,6 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from recforge.cli import experiment_cmds, serve_cmds
 from recforge.cli._common import (
     ConfigOpt,
     FormatOpt,
@@ -302,16 +303,9 @@ def recommend_cmd(
         console.print(table)
 
 
-def _register_commands() -> None:
-    # command groups that live in their own modules (serving, experiments); they import only
-    # recforge.cli._common, never this module
-    from recforge.cli import experiment_cmds, serve_cmds
-
-    serve_cmds.register(app)
-    experiment_cmds.register(app)
-
-
-_register_commands()
+# command groups that live in their own modules (they import recforge.cli._common, never this module)
+serve_cmds.register(app)
+experiment_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover
