@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console.rule("[bold]Top-10 recommendations")
     best = _best_ranking_model(table, available)
-    model = get_model_class(best)({}).fit(data.to_implicit(), FitOptions(seed=0))
+    model = get_model_class(best)({}).fit(data, FitOptions(seed=0))
     titles = data.item_features["title"]
     users = [int(u) for u in args.users.split(",")]
     ids, scores = model.recommend(users, k=10)
@@ -123,7 +123,7 @@ def _cold_start_scene(console: Console, ds) -> None:
         console.print(f"  {rank}. {titles.loc[item]}")
     # a history this short goes to the switching hybrid's cold model (onboarding kNN: what users
     # who started with the same movies went on to watch); no refit
-    hybrid = get_model_class("hybrid-switching")({}).fit(data.to_implicit(), FitOptions(seed=0))
+    hybrid = get_model_class("hybrid-switching")({}).fit(data, FitOptions(seed=0))
     rated = {50: 5, 181: 5, 172: 5, 271: 2, 258: 4}
     console.print("then rates " + ", ".join(f"{titles.loc[i]}={v}" for i, v in rated.items())
                   + f" (answered by {hybrid.component_names_[1]})")

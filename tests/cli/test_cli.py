@@ -54,8 +54,8 @@ def test_any_csv_end_to_end(tmp_path):
     assert json.loads(stats.stdout)["n_users"] == 12
     cfg = tmp_path / "exp.toml"
     cfg.write_text(
-        f'dataset = "{p}"\nuser_col = "listener"\nitem_col = "track"\nrating_col = "plays"\n'
         'model = "popularity"\nprotocol = "ratio-full"\nk = 5\n'
+        f'[dataset]\npath = "{p.as_posix()}"\nuser_col = "listener"\nitem_col = "track"\nrating_col = "plays"\n'
     )
     res = run("evaluate", "--config", str(cfg), "--format", "json")
     assert res.exit_code == 0, res.output

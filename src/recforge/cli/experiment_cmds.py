@@ -6,38 +6,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from recforge.config import parse_sets
-from recforge.cli._errors import err_console, handle_errors
-
-console = Console()
+from recforge.cli._common import FormatOpt, SetOpt, console, err_console, handle_errors, print_json
 
 LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", help="output folder")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="model hyperparameter override key=value")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
-
-
-_errors = handle_errors
-
-
-def _json(obj: Any) -> None:
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            v = o.item()
-            return None if isinstance(v, float) and np.isnan(v) else v
-        return str(o)
-
-    sys.stdout.write(json.dumps(obj, indent=2, default=default) + "\n")
-
 
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
@@ -55,10 +34,12 @@ def _print_frame(df: Any, title: str) -> None:
 
 
 def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None, threads: int | None = None) -> Any:
+    """The experiment file with the flags and ``--set`` pairs applied (the same schema and rules as ``--config``)."""
+    from recforge.config import parse_sets
     from recforge.experiments import ExperimentSpec
 
-    spec = ExperimentSpec.from_file(file)
-    return spec.replace(params=parse_sets(sets) or None, seed=seed, device=device, threads=threads)
+    spec = ExperimentSpec.from_file(file).replace(seed=seed, device=device, threads=threads)
+    return spec.with_sets(parse_sets(sets))
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +48,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(plot_app, name="plot")
 
     @app.command("run")
-    @_errors
+    @handle_errors
     def run_cmd(
         file: Annotated[Path, typer.Argument(help="experiment file (TOML or YAML)")],
         logger: LoggerOpt = None,
@@ -87,7 +68,7 @@ def register(app: typer.Typer) -> None:
             (lambda s: console.print(s, highlight=False))
         res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs, progress=fmt != "json")
         if fmt == "json":
-            _json({"name": spec.name, "metrics": res.metrics, "timings": res.timings,
+            print_json({"name": spec.name, "metrics": res.metrics, "timings": res.timings,
                    "output_dir": str(res.output_dir), "log_dir": str(res.log_dir) if res.log_dir else None,
                    "files": {k: [str(p) for p in v] for k, v in res.files.items()}, "notes": res.result.notes})
             return
@@ -101,7 +82,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"outputs in {res.output_dir}" + (f"; run logged in {res.log_dir}" if res.log_dir else ""))
 
     @app.command("compare")
-    @_errors
+    @handle_errors
     def compare_cmd(
         files: Annotated[list[Path], typer.Argument(help="two or more experiment files (same dataset and protocol)")],
         baseline: Annotated[str | None, typer.Option(help="name of the reference experiment (default: the first)")] = None,
@@ -116,7 +97,7 @@ def register(app: typer.Typer) -> None:
         echo = (lambda s: err_console.print(s, highlight=False))
         res = compare(files, baseline=baseline, logger=logger, output=output, outputs=with_outputs, echo=echo)
         if fmt == "json":
-            _json({"baseline": res.baseline, "table": res.table().to_dict(orient="records"),
+            print_json({"baseline": res.baseline, "table": res.table().to_dict(orient="records"),
                    "tests": res.tests.to_dict(orient="records"), "output_dir": str(res.output_dir)})
             return
         _print_frame(res.table(), f"comparison ({res.result.table['protocol'].iloc[0]}), baseline {res.baseline}")
@@ -127,7 +108,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {res.output_dir}/comparison.md")
 
     @app.command("export")
-    @_errors
+    @handle_errors
     def export_cmd(
         model_path: Annotated[Path, typer.Argument(help="a model saved by `recforge train` or `run` (.npz)")],
         format_: Annotated[str, typer.Option("--format", help="onnx | npz | auto (onnx for torch models)")] = "auto",
@@ -149,7 +130,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"onnxruntime parity (max abs diff): {parity}")
 
     @plot_app.command("embeddings")
-    @_errors
+    @handle_errors
     def plot_embeddings_cmd(
         model_path: Annotated[Path, typer.Argument(help="a saved model (.npz) with embeddings")],
         dataset: Annotated[str | None, typer.Option(help="dataset for titles and genres (e.g. ml-100k)")] = None,
@@ -175,7 +156,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {p}")
 
     @plot_app.command("learning-curve")
-    @_errors
+    @handle_errors
     def plot_curve_cmd(
         model_path: Annotated[Path, typer.Argument(help="a saved model (.npz) that kept a per-epoch history")],
         output: Annotated[Path, typer.Option(help="PNG path")] = Path("plots/learning_curve.png"),
@@ -194,7 +175,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {plot_learning_curve(hist, output, title=f'{model.name}: learning curve')}")
 
     @app.command("tune")
-    @_errors
+    @handle_errors
     def tune_cmd(
         file: Annotated[Path, typer.Argument(help="experiment file with a [tune.space] table")],
         trials: Annotated[int | None, typer.Option(help="number of trials (default: [tune] n_trials)")] = None,

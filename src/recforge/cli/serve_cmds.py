@@ -1,7 +1,9 @@
 """``recforge batch`` and ``recforge serve``: the serving commands, registered on the main app.
 
-``recforge.cli.main`` calls :func:`register` so these commands load FastAPI, SQLAlchemy and faiss
-only when they run.
+``recforge.cli.main`` (and ``python -m recforge.serving``) call :func:`register`; these commands
+load FastAPI, SQLAlchemy and faiss only when they run. Their config file is an experiment file
+(the one schema): ``batch`` reads ``[dataset]``, ``[model]``, ``[protocol] k``, ``[batch]`` and
+``[pipeline]``; ``serve`` reads ``[serve]`` and ``[pipeline]``.
 """
 
 # no ``from __future__ import annotations``: typer reads the option annotations at definition time,
@@ -16,10 +18,22 @@ import typer
 # OpenMP waits keep one library's idle workers from starving the others' calls
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from recforge.cli._common import (  # noqa: E402 - after the OpenMP setting
+    ConfigOpt,
+    SetOpt,
+    build_dataset,
+    build_model,
+    console,
+    fit_options,
+    handle_errors,
+    list_length,
+    read_spec,
+)
+from recforge.errors import ConfigError  # noqa: E402
+
 
 def register(app: typer.Typer) -> None:
     """Add ``batch`` and ``serve`` to ``app``."""
-    from recforge.cli.main import ConfigOpt, SetOpt, _dataset, _fit_options, _merge, _model, console, handle_errors
 
     @app.command("batch")
     @handle_errors
@@ -44,24 +58,28 @@ def register(app: typer.Typer) -> None:
         from recforge.serving.batch import model_version, run_batch
         from recforge.serving.pipeline import Pipeline, load_item_features
 
-        opts = _merge(config, {"model_path": model_path, "model": model, "dataset": dataset, "database": database,
-                               "table": table, "k": k, "batch_size": batch_size, "pipeline": pipeline,
-                               "item_features": item_features, "version": version, "seed": seed}, set_)
+        spec = read_spec(config, {
+            "model": model, "dataset": dataset, "k": k, "seed": seed,
+            "pipeline": None if pipeline is None else str(pipeline), "batch.database": database,
+            "batch.table": table, "batch.batch_size": batch_size, "batch.item_features": item_features,
+            "batch.version": version, "batch.model_path": None if model_path is None else str(model_path),
+        }, set_, command="batch", builds_model=model_path is None)
+        opts = spec.batch
         if opts.get("model_path"):
             mdl = Recommender.load(opts["model_path"])
             ver = opts.get("version") or model_version(mdl, opts["model_path"])
         else:
-            ds = _dataset(opts)
-            mdl = _model(opts)
-            data = ds.interactions if mdl.task == "rating" else ds.interactions.to_implicit()
+            ds = build_dataset(spec)
+            mdl = build_model(spec)
             with console.status(f"fitting {mdl.name} on {ds.name}"):
-                mdl.fit(data, _fit_options(opts))
+                mdl.fit(ds.interactions, fit_options(spec))
             ver = opts.get("version") or model_version(mdl)
         source: Any = mdl
-        if opts.get("pipeline"):
+        if spec.pipeline is not None:
             feats = load_item_features(opts.get("item_features"))
-            source = Pipeline.from_config(Path(opts["pipeline"]), mdl, item_features=feats)
-        res = run_batch(source, opts.get("database"), k=int(opts.get("k") or 10),
+            pipe = spec.pipeline if isinstance(spec.pipeline, dict) else Path(spec.pipeline)
+            source = Pipeline.from_config(pipe, mdl, item_features=feats)
+        res = run_batch(source, opts.get("database"), k=list_length(spec),
                         table=str(opts.get("table") or "recommendations"), batch_size=int(opts.get("batch_size") or 1000),
                         version=ver, progress=bool(progress))
         console.print(f"wrote {res.n_rows:,} rows for {res.n_users:,} users into {res.table} "
@@ -83,16 +101,29 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(help="service processes on the port (more than 1 needs --redis)")] = 1,
         cold_model: Annotated[Path | None, typer.Option(help="saved cold-start model (content, hybrid-switching, lightfm-style) for new users")] = None,
         config: ConfigOpt = None,
+        set_: SetOpt = None,
     ) -> None:
         """Run the recommendation service (FastAPI under uvicorn)."""
+        from recforge.config import parse_sets
         from recforge.serving.app import create_app, read_service_config, serve, serve_workers
 
-        cfg = read_service_config(config, {
+        spec = read_spec(config, None, set_, command="serve", builds_model=False)
+        pairs = parse_sets(set_)
+        other = [key for key in pairs if not key.startswith("serve.")]
+        if other:
+            raise ConfigError(f"--set {other[0]}: `recforge serve` takes --set serve.key=value (a key of [serve])")
+        sets = {key.removeprefix("serve."): val for key, val in pairs.items()}
+        flags = {
             "model": str(model_path) if model_path else None, "database": database,
             "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
             "api_key": api_key, "watch_model_seconds": watch_model_seconds,
             "cold_model": str(cold_model) if cold_model else None,
-        })
+        }
+        if spec.serve or config is None:
+            # the file's [serve] table (its relative paths resolved against the file) and [pipeline]
+            cfg = read_service_config(config, {**sets, **flags})
+        else:  # a file without [serve]: only its [pipeline] table concerns the service
+            cfg = read_service_config(None, {"pipeline": spec.pipeline, **sets, **flags})
         if workers != 1:
             serve_workers(cfg, workers, host=host, port=port, log_level=log_level)  # validates; workers load the model
             return
