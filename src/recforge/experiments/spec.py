@@ -142,7 +142,7 @@ class ExperimentSpec:
             logger = {"kind": logger or "none"}
         logger = dict(logger)
         logger.setdefault("kind", "csv")
-        from recforge.loggers import _canonical
+        from recforge.loggers import logger_kind as _canonical
 
         logger["kind"] = _canonical(logger["kind"])
         outputs = dict(data.get("outputs") or {})
