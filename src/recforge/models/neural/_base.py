@@ -91,6 +91,7 @@ class TorchRecommender(Recommender):
     lives on the CPU; :meth:`to_device` moves it.
     """
 
+    backend = "torch"
     weight_decay_field: ClassVar[str | None] = None
     _net: RecNetwork | None = None
 
