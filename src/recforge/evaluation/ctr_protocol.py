@@ -71,7 +71,8 @@ class CTRHoldout(Protocol):
         logloss = -(y * np.log(np.clip(p, 1e-15, 1)) + (1 - y) * np.log(np.clip(1 - p, 1e-15, 1)))
         return Scored({"AUC": M.roc_auc(y, p), "LogLoss": M.log_loss(y, p)}, {"logloss": logloss}, seconds, counts)
 
-    def row(self, ids: dict[str, Any], scored: Scored, fit_seconds: float, fitted: Any, split: Any) -> dict[str, Any]:
+    def row(self, ids: dict[str, Any], scored: Scored, fit_seconds: float, fitted: Any,
+            split: Any) -> dict[str, Any]:
         counts = dict(scored.counts)
         epochs = int(getattr(fitted, "epochs_run_", 1) or 1)
         head = {"epochs_run": counts.pop("epochs_run"), "best_epoch": counts.pop("best_epoch"),

@@ -126,8 +126,9 @@ class Protocol:
         """The identifying columns of one fold's row after protocol/dataset/model."""
         return {"fold": fold}
 
-    def row(self, ids: dict[str, Any], scored: Scored, fit_seconds: float, fitted: Any, split: Any) -> dict[str, Any]:
-        """One fold's table row."""
+    def row(self, ids: dict[str, Any], scored: Scored, fit_seconds: float, fitted: Any,
+            split: Any) -> dict[str, Any]:
+        """One fold's table row (``fitted`` and ``split`` for protocols that report more)."""
         return {**ids, **scored.metrics, "fit_seconds": fit_seconds, "predict_seconds": scored.seconds,
                 **scored.counts}
 
@@ -145,7 +146,7 @@ class Protocol:
             options: FitOptions | None = None, label: str | None = None, progress: bool = False,
             on_fit: OnFit | None = None, prepare: Prepare | None = None) -> EvaluationResult:
         """Fit a fresh clone of ``model`` on every split of :meth:`splits` and score it (see :func:`evaluate`)."""
-        self.check_model(model)
+        self.check_model(model)  # before the splits are made, which may take a while
         options = options or FitOptions()
         ds = as_dataset(dataset)
         seed = 0 if options.seed is None else int(options.seed)
@@ -305,7 +306,7 @@ class RatingProtocol(Protocol):
         if model.task != "rating":
             raise ConfigError(f"protocol {self.name!r} needs a rating model; {model.name!r} is a {model.task} model")
 
-    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Any]:
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
         if self.folds == ("kfold5",):
             from recforge.splits import kfold
 
@@ -369,7 +370,7 @@ class RankingProtocol(Protocol):
     metrics: tuple[str, ...] = ("HR", "NDCG", "MRR")
     beyond_accuracy: bool = True
 
-    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Any]:
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
         from recforge import splits as S
 
         if self.split_kind == "loo":
@@ -423,7 +424,7 @@ class SampledProtocol(Protocol):
 
     n_negatives: int = 99
 
-    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Any]:
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
         from recforge.splits import leave_one_out
 
         return [leave_one_out(interactions_of(dataset))]
