@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 
@@ -112,24 +112,44 @@ class ModelConfig:
             raise ConfigError(f"{type(self).__name__}.{field} = {getattr(self, field)!r}: {message}")
 
 
+#: Precision of the shared torch loop (mixed precision only on a GPU).
+Precision = Literal["32-true", "16-mixed", "bf16-mixed"]
+
+
 @dataclass(frozen=True)
 class FitOptions:
-    """Run context for ``fit``: everything that is not a hyperparameter.
+    """Run context for ``fit``: everything that is not a hyperparameter (the one run context).
+
+    Every model takes it; each reads the fields that concern it (the torch models read all of
+    them, the classical models ``seed``, ``threads``, ``verbose``, ``logger``, ``validation`` and
+    ``epoch_callback``).
 
     Attributes:
         seed: Seed for every random choice of the fit; the same seed gives the same model.
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (torch models only).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (torch models only).
         progress: Show a progress bar.
-        logger: An experiment logger (see :mod:`recforge.training`), or None.
-        validation: Optional held-out interactions for early stopping.
-        threads: Thread count for compiled kernels (None: all cores).
+        logger: Where per-epoch metrics go: a :class:`recforge.loggers.ExperimentLogger` (torch
+            models log through its :meth:`~recforge.loggers.ExperimentLogger.lightning` adapter),
+            a Lightning logger, a folder (a CSV log under it), or None.
+        validation: Optional held-out data (indexed like the training data) for early stopping.
+        threads: Thread count for compiled kernels and torch (None: the model's default).
         verbose: Print per-epoch metrics.
         epoch_callback: Called as ``epoch_callback(epoch, model)`` after every epoch (iteration)
-            of the iterative classical models (SVD, SVD++, NMF, ALS, iALS, BPR), between two
-            compiled epochs, with ``epoch`` the number of epochs done (1, 2, ...) and ``model``
-            scorable (``predict``, ``recommend``) as it stands. It may raise
-            :class:`StopTraining` to end the fit there (the model keeps that state) or any other
-            exception to abort the fit (the tuner raises ``optuna.TrialPruned``). None costs nothing.
+            of the iterative models (SVD, SVD++, NMF, ALS, iALS, BPR and every torch model), with
+            ``epoch`` the number of epochs done (1, 2, ...) and ``model`` scorable (``predict``,
+            ``recommend``, ``predict_proba``) as it stands. It may raise :class:`StopTraining` to
+            end the fit there (the model keeps that state) or any other exception to abort the
+            fit (the tuner raises ``optuna.TrialPruned``). None costs nothing.
+        patience: Early stopping of the torch loop: stop after this many validation checks
+            without improvement of the monitored metric (None: never stop early). Only used
+            when ``validation`` is given. ``"auto"``: the trainer's default, 5 checks
+            (:attr:`DEFAULT_PATIENCE`; the ``ctr-holdout`` protocol uses 3).
+        restore_best: After training with validation, go back to the weights of the best check.
+        checkpoint_dir: Write Lightning checkpoints (best and last) here; None writes none.
+        precision: ``"32-true"``, or mixed precision (``"16-mixed"``, ``"bf16-mixed"``) on a GPU;
+            on a CPU training always runs in 32-bit.
+        callbacks: Extra Lightning callbacks.
+        min_delta: Smallest change of the monitored metric that counts as an improvement.
     """
 
     seed: int | None = 0
@@ -140,8 +160,37 @@ class FitOptions:
     threads: int | None = None
     verbose: bool = False
     epoch_callback: Callable[[int, Any], None] | None = None
+    patience: int | Literal["auto"] | None = "auto"
+    restore_best: bool = True
+    checkpoint_dir: str | None = None
+    precision: Precision = "32-true"
+    callbacks: tuple[Any, ...] = ()
+    min_delta: float = 0.0
 
     FIELDS: ClassVar[tuple[str, ...]] = ("seed", "device", "progress", "threads", "verbose")
+    #: Validation checks without improvement before the torch loop stops (``patience="auto"``).
+    DEFAULT_PATIENCE: ClassVar[int] = 5
+
+    def __post_init__(self) -> None:
+        if self.patience != "auto" and self.patience is not None and (
+                isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1):
+            raise ConfigError(f"FitOptions.patience = {self.patience!r}: must be an integer >= 1, 'auto' or None")
+        if self.precision not in typing.get_args(Precision):
+            raise ConfigError(
+                f"FitOptions.precision = {self.precision!r}: use '32-true', '16-mixed' or 'bf16-mixed'"
+            )
+        if self.min_delta < 0:
+            raise ConfigError(f"FitOptions.min_delta = {self.min_delta!r}: must be >= 0")
+
+    def early_stopping_patience(self, default: int | None = None) -> int | None:
+        """:attr:`patience` with ``"auto"`` resolved to ``default`` (:attr:`DEFAULT_PATIENCE` when None)."""
+        if self.patience == "auto":
+            return self.DEFAULT_PATIENCE if default is None else default
+        return self.patience
+
+    def replace(self, **changes: Any) -> FitOptions:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 class StopTraining(Exception):  # noqa: N818 - a signal, not an error

@@ -116,3 +116,96 @@ def test_rating_u1_uses_predefined_split(ml100k):
     res = evaluate(Bias(), ml100k, "rating-u1")
     assert res.table["n_eval"].iloc[0] == 20_000
     assert 0.94 < res.metric("RMSE") < 0.98
+
+
+# ---------------------------------------------------------------------------------------- Protocol objects
+def test_default_for_is_the_one_table():
+    from recforge.evaluation.protocols import DEFAULT_PROTOCOL, Protocol, default_protocol
+
+    for task, name in DEFAULT_PROTOCOL.items():
+        assert Protocol.default_for(task).name == name == default_protocol(task)
+    assert Protocol.default_for("rating").name == "rating-kfold5"
+    with pytest.raises(ConfigError, match="unknown task"):
+        Protocol.default_for("nope")
+
+
+def test_plugins_register_on_first_use_without_back_imports():
+    import subprocess
+    import sys
+
+    code = ("import sys, recforge.evaluation.protocols as p\n"
+            "assert 'recforge.evaluation.ctr_protocol' not in sys.modules\n"
+            "assert 'recforge.evaluation.cold_start' not in sys.modules\n"
+            "assert p.get_protocol('cold-start').name == 'cold-start'\n"
+            "assert 'recforge.evaluation.cold_start' in sys.modules\n"
+            "assert 'recforge.evaluation.ctr_protocol' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name, n_splits", [("rating-kfold5", 5), ("loo-full", 1), ("loo-sampled", 1),
+                                            ("ratio-full", 1)])
+def test_on_fit_sees_every_split_the_protocol_scores(name, n_splits):
+    from recforge.evaluation.protocols import get_protocol
+
+    # loo-sampled needs 99 unseen items per user
+    data = toy_ratings(n_items=150, density=0.2) if name == "loo-sampled" else toy_ratings()
+    model = Bias() if name.startswith("rating") else Popularity()
+    seen = []
+    res = evaluate(model, data, name, options=FitOptions(seed=3),
+                   on_fit=lambda fitted, split, fold: seen.append((fitted, split, fold)))
+    assert [f for _, _, f in seen] == list(range(1, n_splits + 1))
+    assert all(fitted is not model and fitted.is_fitted() for fitted, _, _ in seen)
+    assert not model.is_fitted()  # the protocol fits clones
+    again = get_protocol(name).splits(data, 3)
+    assert len(again) == n_splits
+    for (_, split, _), other in zip(seen, again, strict=True):
+        np.testing.assert_array_equal(split.test.user_idx, other.test.user_idx)
+        np.testing.assert_array_equal(split.test.item_idx, other.test.item_idx)
+    rows = res.table[res.table["fold"] != "mean"]
+    assert rows["n_eval"].tolist() == [
+        len(s.test) if name.startswith("rating") or name == "loo-sampled" else int((np.diff(s.test.csr().indptr) > 0).sum())
+        for _, s, _ in seen]
+
+
+def test_prepare_sets_the_training_data_and_options_of_each_fold():
+    data = toy_ratings()
+    calls = []
+
+    def prepare(split, fold, options):
+        calls.append((fold, options.seed))
+        keep = split.train.user_idx != 0  # user 0 is left out of every fold's training data
+        return split.train.subset(keep), options.replace(verbose=False)
+
+    res = evaluate(Bias(), data, "rating-kfold5", options=FitOptions(seed=2), prepare=prepare,
+                   on_fit=lambda fitted, split, fold: calls.append(("fit", bool(fitted.user_known_[0]))))
+    assert calls[:2] == [(1, 2), ("fit", False)] and len(calls) == 10
+    plain = evaluate(Bias(), data, "rating-kfold5", options=FitOptions(seed=2))
+    assert res.metric("RMSE") != plain.metric("RMSE")
+    # the test rows are the protocol's whatever prepare returns
+    assert res.table["n_eval"].tolist() == plain.table["n_eval"].tolist()
+
+
+def test_evaluate_takes_a_protocol_object_and_run_splits_given_splits():
+    from recforge.evaluation.protocols import get_protocol
+
+    data = toy_ratings()
+    proto = get_protocol("loo-full")
+    a = evaluate(Popularity(), data, proto)
+    b = proto.run_splits(Popularity(), proto.splits(data, 0), data)
+    c = evaluate(Popularity(), data, "loo-full")
+    cols = ["HR@10", "NDCG@10", "MRR@10", "n_eval", "n_fallback"]
+    assert a.table[cols].equals(b.table[cols]) and a.table[cols].equals(c.table[cols])
+
+
+def test_sampled_ranks_exact_case_with_unknown_users_and_items_ranked_last():
+    from recforge.evaluation.protocols import sampled_ranks
+
+    full = Interactions.from_dataframe(pd.DataFrame({"user_id": [0, 1, 2, 1, 2, 2, 0, 3],
+                                                     "item_id": [0, 0, 0, 1, 1, 2, 2, 3]}))
+    is_test = np.array([False] * 6 + [True, True])
+    model = Popularity().fit(full.subset(~is_test))  # popularity 0: 3, 1: 2, 2: 1; item 3 and user 3 unknown
+    test = full.subset(is_test)
+    rank = sampled_ranks(model, full, test, n_negatives=2, seed=0)
+    # user 0: test item 2 (score 1) against its unseen items 1 (score 2) and 3 (unknown: last) -> rank 1;
+    # user 3 is unknown: every score is -inf and ties count against the test item -> rank 2
+    assert rank.tolist() == [1, 2]

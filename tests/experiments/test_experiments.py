@@ -174,3 +174,36 @@ def test_compare_refuses_different_splits(make_spec):
         compare([a, b])
     with pytest.raises(ConfigError, match="unique"):
         compare([a, a])
+
+
+# ---------------------------------------------------------------------------------------- runner pieces
+@pytest.mark.parametrize("model, protocol", [("bias", "rating-kfold5"), ("popularity", "loo-full"),
+                                             ("lr", "ctr-holdout")])
+def test_a_spec_without_protocol_gets_its_tasks_default(model, protocol):
+    from recforge.evaluation.protocols import default_protocol
+    from recforge.experiments.runner import spec_protocol
+
+    spec = ExperimentSpec.from_dict({"name": "x", "dataset": "ml-100k", "model": model})
+    assert spec.protocol is None
+    built = make_model(model)
+    assert spec_protocol(spec, built).name == protocol == default_protocol(built.task)
+    assert spec_protocol(spec.replace(protocol="ratio-full"), built).name == "ratio-full"
+
+
+def test_epoch_history_is_the_one_reader(make_spec):
+    from recforge.experiments.runner import epoch_history
+    from recforge.testing.datasets import toy_ratings
+
+    data = toy_ratings()
+    svd = make_model("svd", {"epochs": 3, "embedding_size": 2}).fit(data)
+    hist = epoch_history(svd)
+    assert list(hist) == ["train_loss"] and len(hist["train_loss"]) == 3
+    assert epoch_history(make_model("popularity").fit(data)) is None
+
+
+def test_run_fits_each_fold_once_with_the_real_class(make_spec):
+    from recforge.models.registry import get_model_class
+
+    res = run(make_spec("bias-folds", "bias", protocol="rating-kfold5"))
+    assert type(res.model) is get_model_class("bias")
+    assert 0 < res.timings["fit_seconds"] <= res.timings["evaluate_seconds"]

@@ -8,18 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
-from recforge.config import FitOptions
-from recforge.training.batches import TensorBatcher
+from recforge.config import FitOptions, StopTraining
 from recforge.errors import ConfigError
-from recforge.training import (
-    RecNetwork,
-    TrainingOptions,
-    fit_network,
-    make_logger,
-    resolve_device,
-    run_context,
-    training_options,
-)
+from recforge.loggers import as_lightning, make_logger
+from recforge.training import RecNetwork, fit_network, resolve_device, run_context
+from recforge.training.batches import TensorBatcher
 from recforge.training.validation import Validation
 
 
@@ -68,9 +61,10 @@ class _Scripted(Validation):
         return {"val_score": v}
 
 
-def _fit(net, opts, epochs=5, lr=0.05, validation=None):
+def _fit(net, opts, epochs=5, lr=0.05, validation=None, model=None):
     with run_context(opts) as ctx:
-        return fit_network(net, _regression(ctx), ctx, epochs=epochs, learning_rate=lr, validation=validation)
+        return fit_network(net, _regression(ctx), ctx, epochs=epochs, learning_rate=lr, validation=validation,
+                           model=model)
 
 
 # ------------------------------------------------------------------------------ options and context
@@ -85,17 +79,31 @@ def test_resolve_device():
             resolve_device("cuda")
 
 
-def test_training_options_validate_and_convert():
+def test_loop_options_validate_and_resolve_patience():
     with pytest.raises(ConfigError, match="patience"):
-        TrainingOptions(patience=0)
+        FitOptions(patience=0)
     with pytest.raises(ConfigError, match="precision"):
-        TrainingOptions(precision="8-bit")
+        FitOptions(precision="8-bit")
+    with pytest.raises(ConfigError, match="min_delta"):
+        FitOptions(min_delta=-1.0)
     plain = FitOptions(seed=4, device="cpu", progress=True, threads=1, verbose=True)
-    conv = training_options(plain)
-    assert isinstance(conv, TrainingOptions)
-    assert (conv.seed, conv.progress, conv.threads, conv.verbose) == (4, True, 1, True)
-    assert conv.patience == 5
-    assert training_options(None) == TrainingOptions()
+    assert plain.patience == "auto" and plain.early_stopping_patience() == FitOptions.DEFAULT_PATIENCE == 5
+    assert plain.early_stopping_patience(3) == 3
+    assert FitOptions(patience=2).early_stopping_patience(3) == 2
+    assert FitOptions(patience=None).early_stopping_patience() is None
+    assert plain.replace(patience=7).patience == 7 and plain.patience == "auto"
+
+
+def test_training_options_is_a_deprecated_alias_of_fit_options():
+    with pytest.warns(DeprecationWarning, match="FitOptions"):
+        from recforge.training import TrainingOptions
+    assert TrainingOptions is FitOptions
+
+
+def test_auto_patience_stops_after_five_checks_without_improvement():
+    val = _Scripted([1.0] + [2.0] * 10)
+    result = _fit(_Linear(), FitOptions(seed=0), epochs=10, validation=val)
+    assert result.epochs_run == 6 and result.best_epoch == 0
 
 
 def test_run_context_seeds_and_restores_threads():
@@ -158,7 +166,7 @@ def test_same_seed_same_weights():
 def test_early_stopping_and_best_weights():
     val = _Scripted([1.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
     net = _Linear()
-    result = _fit(net, TrainingOptions(seed=0, patience=2), epochs=20, validation=val)
+    result = _fit(net, FitOptions(seed=0, patience=2), epochs=20, validation=val)
     assert result.best_epoch == 1 and result.best_score == 0.5
     assert result.epochs_run == 4  # epochs 0..3: two checks without improvement after epoch 1
     assert result.history["val_score"] == pytest.approx([1.0, 0.5, 0.7, 0.8])
@@ -169,7 +177,7 @@ def test_early_stopping_and_best_weights():
 def test_no_restore_and_no_early_stopping():
     val = _Scripted([1.0, 0.5, 0.7, 0.8, 0.9])
     net = _Linear()
-    result = _fit(net, TrainingOptions(seed=0, patience=None, restore_best=False), epochs=5, validation=val)
+    result = _fit(net, FitOptions(seed=0, patience=None, restore_best=False), epochs=5, validation=val)
     assert result.epochs_run == 5 and result.best_epoch == 1
     assert not torch.equal(net.lin.weight.detach(), val.snapshots[1])
 
@@ -177,7 +185,7 @@ def test_no_restore_and_no_early_stopping():
 def test_csv_logger_and_checkpoints(tmp_path):
     val = _Scripted([3.0, 2.0, 1.0])
     ckpt = tmp_path / "ckpt"
-    _fit(_Linear(), TrainingOptions(seed=0, logger=str(tmp_path / "logs"), checkpoint_dir=str(ckpt)), epochs=3,
+    _fit(_Linear(), FitOptions(seed=0, logger=str(tmp_path / "logs"), checkpoint_dir=str(ckpt)), epochs=3,
          validation=val)
     metrics = list((tmp_path / "logs").rglob("metrics.csv"))
     assert len(metrics) == 1
@@ -187,15 +195,65 @@ def test_csv_logger_and_checkpoints(tmp_path):
     assert any(p.name.startswith("model-epoch=2") for p in ckpt.iterdir())
 
 
-def test_make_logger_variants(tmp_path):
+def test_logger_option_variants(tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
-    assert make_logger(None, "m") is False
-    assert make_logger(False, "m") is False
-    lg = make_logger(tmp_path, "m")
+    assert as_lightning(None, "m") is False
+    assert as_lightning(False, "m") is False
+    lg = as_lightning(tmp_path, "m")
     assert isinstance(lg, CSVLogger) and lg.name == "m"
     mine = CSVLogger(str(tmp_path))
-    assert make_logger(mine, "m") is mine
+    assert as_lightning(mine, "m") is mine
+    run = make_logger("csv", root=tmp_path / "runs", name="exp")
+    adapter = as_lightning(run, "m")
+    assert isinstance(adapter, CSVLogger) and str(run.run_dir) in adapter.log_dir
+
+
+def test_experiment_logger_as_fit_option_logs_into_its_run(tmp_path):
+    run = make_logger("csv", root=tmp_path, name="exp")
+    _fit(_Linear(), FitOptions(seed=0, logger=run), epochs=2)
+    text = (run.run_dir / "lightning" / "metrics.csv").read_text()
+    assert "train_loss" in text
+
+
+# ------------------------------------------------------------------------------ epoch callback
+def test_epoch_callback_sees_every_epoch_with_the_network_in_eval_mode():
+    net = _Linear()
+    seen = []
+
+    def callback(epoch, model):
+        seen.append((epoch, model, net.training))
+
+    owner = object()
+    _fit(net, FitOptions(seed=0, epoch_callback=callback), epochs=3, model=owner)
+    assert [e for e, _, _ in seen] == [1, 2, 3]
+    assert all(m is owner and not training for _, m, training in seen)
+
+
+def test_epoch_callback_needs_the_model():
+    calls = []
+    _fit(_Linear(), FitOptions(seed=0, epoch_callback=lambda e, m: calls.append(e)), epochs=2)
+    assert calls == []  # a network trained on its own (e.g. NeuMF's pretraining) reports nothing
+
+
+def test_epoch_callback_stop_training_ends_the_fit():
+    def callback(epoch, model):
+        if epoch == 2:
+            raise StopTraining
+
+    result = _fit(_Linear(), FitOptions(seed=0, epoch_callback=callback), epochs=10, model=object())
+    assert result.epochs_run == 2
+
+
+def test_epoch_callback_exception_aborts_the_fit():
+    class Pruned(Exception):
+        pass
+
+    def callback(epoch, model):
+        raise Pruned(epoch)
+
+    with pytest.raises(Pruned):
+        _fit(_Linear(), FitOptions(seed=0, epoch_callback=callback), epochs=10, model=object())
 
 
 def test_verbose_prints_epochs_and_progress_runs(capsys):
@@ -220,15 +278,13 @@ def test_cpu_gpu_parity_and_mixed_precision():
         net.lin.reset_parameters()
     _fit(cpu, FitOptions(seed=0), epochs=5)
     _fit(gpu, FitOptions(seed=0, device="cuda"), epochs=5)
-    _fit(amp, TrainingOptions(seed=0, device="cuda", precision="16-mixed"), epochs=5)
+    _fit(amp, FitOptions(seed=0, device="cuda", precision="16-mixed"), epochs=5)
     np.testing.assert_allclose(gpu.lin.weight.detach().cpu().numpy(), cpu.lin.weight.detach().numpy(), atol=1e-4)
     np.testing.assert_allclose(amp.lin.weight.detach().cpu().numpy(), cpu.lin.weight.detach().numpy(), atol=5e-2)
 
 
 def test_ema_weights_are_the_moving_average_of_the_trajectory():
     from lightning.pytorch.callbacks import Callback
-
-    from recforge.training import TrainingOptions
 
     class Record(Callback):
         def __init__(self):
@@ -242,7 +298,7 @@ def test_ema_weights_are_the_moving_average_of_the_trajectory():
     torch.manual_seed(0)
     net.lin.reset_parameters()
     start = net.lin.weight.detach().clone()
-    with run_context(TrainingOptions(seed=0, callbacks=(rec,))) as ctx:
+    with run_context(FitOptions(seed=0, callbacks=(rec,))) as ctx:
         fit_network(net, _regression(ctx), ctx, epochs=2, learning_rate=0.05, ema_decay=0.9)
     ema = start.clone()
     for t, w in enumerate(rec.seen, start=1):
@@ -255,7 +311,7 @@ def test_ema_weights_are_the_moving_average_of_the_trajectory():
 def test_ema_weights_are_validated_and_restored():
     val = _Scripted([1.0, 0.5, 0.7, 0.8, 0.9])
     net = _Linear()
-    with run_context(TrainingOptions(seed=0, patience=None)) as ctx:
+    with run_context(FitOptions(seed=0, patience=None)) as ctx:
         fit_network(net, _regression(ctx), ctx, epochs=5, learning_rate=0.05, validation=val, ema_decay=0.9)
     # the check after epoch 1 saw (and the restore brought back) the averaged weights
     assert torch.equal(net.lin.weight.detach(), val.snapshots[1])

@@ -95,8 +95,18 @@ class _PruneAfterFirstTrial(optuna.pruners.BasePruner):
         return trial.number >= 1
 
 
-def test_torch_trials_are_pruned_through_the_training_loop(spec_file, tmp_path, monkeypatch):
+def test_torch_trials_are_pruned_through_the_epoch_callback(spec_file, tmp_path, monkeypatch):
+    """The torch loop calls FitOptions.epoch_callback after every epoch, as the classical models do."""
     pytest.importorskip("lightning")
+    scored = []
+    real = search_mod._score
+
+    def spy(model, valid, metric):
+        value = real(model, valid, metric)
+        scored.append((metric, value))
+        return value
+
+    monkeypatch.setattr(search_mod, "_score", spy)
     monkeypatch.setattr(search_mod, "_pruner", lambda name: _PruneAfterFirstTrial())
     path = spec_file("mf-torch", {"epochs": 4, "embedding_size": 4, "batch_size": 128},
                      space={"learning_rate": '{ type = "float", low = 0.001, high = 0.05, log = true }'}, n_trials=3)
@@ -104,6 +114,11 @@ def test_torch_trials_are_pruned_through_the_training_loop(spec_file, tmp_path, 
     assert res.trials["state"].tolist() == ["complete", "pruned", "pruned"]
     assert res.trials["epochs_reported"].tolist() == [4, 1, 1]  # pruned after the first epoch
     assert res.best_params["learning_rate"] == res.study.trials[0].params["learning_rate"]
+    # the reports are the tune metric of the model as it stood after epochs 1..4 (then the final score)
+    first = res.study.trials[0].intermediate_values
+    assert sorted(first) == [1, 2, 3, 4]
+    assert [v for _, v in scored[:4]] == pytest.approx([first[e] for e in (1, 2, 3, 4)])
+    assert {m for m, _ in scored} == {"RMSE"} and len(scored) == 4 + 1 + 1 + 1
 
 
 def test_unknown_tune_key(spec_file):

@@ -20,17 +20,16 @@ protocols. Every row carries ``protocol = "cold-start"``, a ``scenario`` and the
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recforge import metrics as M
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
-from recforge import metrics as M
-from recforge.evaluation.protocols import Protocol, _fit, _interactions, register_protocol
-from recforge.evaluation.results import EvaluationResult
-from recforge.models.base import Recommender
+from recforge.evaluation.protocols import Protocol, Scored, interactions_of, register_protocol
 
 NAME = "cold-start"
 REVEALS = (0, 1, 5, 10)
@@ -45,29 +44,14 @@ def _rank_metrics(recs: np.ndarray, truth: Any, k: int) -> dict[str, np.ndarray]
     }
 
 
-def _rmse(fitted: Recommender, test: Interactions) -> float:
-    pred = fitted.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
-    return M.rmse(test.values.astype(np.float64), pred)
+def score_scenario(fitted: Any, test: Interactions, *, k: int,
+                   candidates: np.ndarray | None = None) -> Scored:
+    """Rank for every user with ``test`` rows (from ``candidates``, a boolean item mask, when given).
 
-
-def evaluate_scenario(
-    model: Recommender,
-    train: Interactions,
-    test: Interactions,
-    *,
-    k: int,
-    options: FitOptions,
-    candidates: np.ndarray | None = None,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Fit ``model`` on ``train`` and rank for every user with ``test`` rows.
-
-    Args:
-        candidates: Optional boolean mask over item indices to rank from (new items).
-
-    Returns:
-        The metric row (means, timings, counts) and the per-user metric arrays.
+    Returns the metric means (and RMSE for a rating model), the per-user metric arrays, the
+    scoring time and the counts (``n_eval`` test users, ``n_fallback`` users or candidate items
+    the model could not score).
     """
-    fitted, fit_s = _fit(model, train, options)
     t0 = time.perf_counter()
     truth_all = test.csr()
     users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
@@ -77,70 +61,99 @@ def evaluate_scenario(
         recs[s : s + 1024], _ = fitted.recommend_indices(users[s : s + 1024], depth, exclude_seen=True,
                                                          candidate_mask=candidates)
     per = _rank_metrics(recs, truth_all[users], k)
-    row: dict[str, Any] = {m: float(np.mean(v)) if len(v) else float("nan") for m, v in per.items()}
-    if model.task == "rating":
-        row["RMSE"] = _rmse(fitted, test)
-    pred_s = time.perf_counter() - t0
+    means: dict[str, float] = {m: float(np.mean(v)) if len(v) else float("nan") for m, v in per.items()}
+    if fitted.task == "rating":
+        pred = fitted.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
+        means["RMSE"] = M.rmse(test.values.astype(np.float64), pred)
+    seconds = time.perf_counter() - t0
     if candidates is None:
         n_fb = int((~fitted.user_known_[users]).sum())
     else:
         n_fb = int((candidates & ~fitted.item_known_).sum())
-    row.update({"fit_seconds": fit_s, "predict_seconds": pred_s, "n_eval": len(users), "n_fallback": n_fb})
-    return row, per
+    return Scored(means, per, seconds, {"n_eval": len(users), "n_fallback": n_fb})
 
 
-def run_cold_start(
+def evaluate_scenario(
+    model: Any,
+    train: Interactions,
+    test: Interactions,
     *,
-    model: Recommender,
-    dataset: Any,
     k: int,
     options: FitOptions,
-    label: str,
-    progress: bool = False,
-    reveals: tuple[int, ...] = REVEALS,
-    fraction: float = FRACTION,
-    scenarios: tuple[str, ...] = ("new-users", "new-items"),
-) -> EvaluationResult:
-    """Run the protocol (see the module docstring) for one model; one row per scenario."""
-    from recforge.splits import cold_start_split
+    candidates: np.ndarray | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Fit a fresh clone of ``model`` on ``train`` and rank for every user with ``test`` rows.
 
-    data = _interactions(dataset)
-    seed = 0 if options.seed is None else int(options.seed)
-    rows: list[dict[str, Any]] = []
-    per_user: dict[tuple[str, str], np.ndarray] = {}
-    base = {"protocol": NAME, "dataset": dataset.name, "model": label, "fold": "mean"}
-    jobs: list[tuple[str, int]] = []
-    if "new-users" in scenarios:
-        jobs += [("new-users", r) for r in reveals]
-    if "new-items" in scenarios:
-        jobs.append(("new-items", 0))
-    if progress:
-        from rich.progress import track
+    Args:
+        candidates: Optional boolean mask over item indices to rank from (new items).
 
-        jobs = list(track(jobs, description=f"{label} {NAME}", transient=True))
-    for scenario, r in jobs:
-        if scenario == "new-users":
-            split = cold_start_split(data, fraction, "users", seed=seed, reveal=r)
-            cand = None
-        else:
-            split = cold_start_split(data, fraction, "items", seed=seed)
-            cand = np.zeros(data.n_items, dtype=bool)
+    Returns:
+        The metric row (means, timings, counts) and the per-user metric arrays.
+    """
+    t0 = time.perf_counter()
+    fitted = model.clone().fit(train, options)
+    fit_s = time.perf_counter() - t0
+    scored = score_scenario(fitted, test, k=k, candidates=candidates)
+    row = {**scored.metrics, "fit_seconds": fit_s, "predict_seconds": scored.seconds, **scored.counts}
+    return row, scored.per_user
+
+
+@dataclass(frozen=True)
+class ColdStart(Protocol):
+    """New users revealing ``reveals`` ratings, and new items (see the module docstring).
+
+    Attributes:
+        reveals: Onboarding ratings each held-out user reveals, one scenario per value.
+        fraction: Share of users (items) held out.
+        scenarios: ``"new-users"`` and/or ``"new-items"``.
+    """
+
+    reveals: tuple[int, ...] = REVEALS
+    fraction: float = FRACTION
+    scenarios: tuple[str, ...] = ("new-users", "new-items")
+
+    def splits(self, dataset: Any, seed: int = 0) -> list[Any]:
+        from recforge.splits import cold_start_split
+
+        data = interactions_of(dataset)
+        out = []
+        if "new-users" in self.scenarios:
+            for r in self.reveals:
+                split = cold_start_split(data, self.fraction, "users", seed=seed, reveal=r)
+                split.info.update(scenario="new-users", revealed=r)
+                out.append(split)
+        if "new-items" in self.scenarios:
+            split = cold_start_split(data, self.fraction, "items", seed=seed)
+            split.info.update(scenario="new-items", revealed=0)
+            out.append(split)
+        return out
+
+    def id_columns(self, split: Any, fold: int) -> dict[str, Any]:
+        return {"fold": "mean", "scenario": split.info["scenario"], "revealed": split.info["revealed"]}
+
+    def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
+        cand = None
+        if split.info["scenario"] == "new-items":
+            cand = np.zeros(split.train.n_items, dtype=bool)
             cand[split.info["held_out_idx"]] = True
-        row, per = evaluate_scenario(model, split.train, split.test, k=k, options=options, candidates=cand)
-        rows.append({**base, "scenario": scenario, "revealed": r, **row})
-        for m, v in per.items():
-            per_user[(label, f"{scenario}/{r}:{m}")] = v
-    table = pd.DataFrame(rows)
-    notes = [
-        f"{NAME}: {int(fraction * 100)}% of users (new-users; revealing their earliest "
-        f"{'/'.join(map(str, reveals))} ratings, the rest is test) or of items (new-items; ranked among the "
-        f"held-out items only) held out, seed {seed}; full ranking, no sampling"
-    ]
-    return EvaluationResult(table, per_user, notes)
+        scored = score_scenario(fitted, split.test, k=k, candidates=cand)
+        prefix = f"{split.info['scenario']}/{split.info['revealed']}:"
+        return Scored(scored.metrics, {prefix + m: v for m, v in scored.per_user.items()}, scored.seconds,
+                      scored.counts)
+
+    def table(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        return pd.DataFrame(rows)
+
+    def notes(self, seed: int, splits: list[Any]) -> list[str]:
+        return [
+            f"{NAME}: {int(self.fraction * 100)}% of users (new-users; revealing their earliest "
+            f"{'/'.join(map(str, self.reveals))} ratings, the rest is test) or of items (new-items; ranked among "
+            f"the held-out items only) held out, seed {seed}; full ranking, no sampling"
+        ]
 
 
-register_protocol(Protocol(
+PROTOCOL = register_protocol(ColdStart(
     NAME, "ranking",
     "20% users held out revealing 0/1/5/10 ratings, and 20% items held out; HR/NDCG@10, Recall@20",
-    run_cold_start, 10,
+    10,
 ))

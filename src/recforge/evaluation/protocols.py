@@ -12,43 +12,44 @@ name                what                                                        
 ``cold-start``      20% of users held out, revealing 0/1/5/10 ratings as onboarding    HR, NDCG @10, R@20
 ==================  =================================================================  ==================
 
-Ranking protocols treat every interaction as implicit feedback for ranking models (rating models
-keep their ratings), exclude each user's training items, and rank in blocks of users so memory
-stays bounded (no dense users x items matrix is ever built).
+Ranking protocols exclude each user's training items and rank in blocks of users so memory stays
+bounded (no dense users x items matrix is ever built); ranking models learn from implicit feedback
+(``Recommender.fit`` applies that rule), rating models from the ratings.
+
+A :class:`Protocol` owns its whole procedure: :meth:`Protocol.splits` says which split(s) it
+evaluates on, :meth:`Protocol.score` scores a fitted model on one split, and :meth:`Protocol.run`
+fits a fresh clone of the model per split and assembles the result table.
+:func:`default_protocol` (:meth:`Protocol.default_for`) is the one answer to "which protocol does a
+task get when none is named". ``ctr-holdout`` and ``cold-start`` live in their own modules, which
+register themselves when first asked for by name.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recforge import metrics as M
+from recforge._arrays import check_k
 from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
 from recforge.data.interactions import Interactions
+from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
-from recforge import metrics as M
 from recforge.evaluation.results import EvaluationResult
 from recforge.models.base import Recommender
 
-
-@dataclass(frozen=True)
-class Protocol:
-    """A named, reproducible evaluation procedure."""
-
-    name: str
-    task: str
-    description: str
-    run: Callable[..., EvaluationResult]
-    default_k: int = 10
-
-
-PROTOCOLS: dict[str, Protocol] = {}
+#: ``on_fit(fitted_model, split, fold)``: called after each fold's fit.
+OnFit = Callable[[Any, Any, int], None]
+#: ``prepare(split, fold, options) -> (training data, options)``: called before each fold's fit.
+Prepare = Callable[[Any, int, FitOptions], tuple[Any, FitOptions]]
 
 #: The protocol a task gets when none is named: the one answer for the CLI, experiments and templates.
 #: Each works on any interaction log (rating-u1 needs MovieLens' predefined split, so it is never a default).
@@ -63,83 +64,212 @@ def default_protocol(task: str) -> str:
     return DEFAULT_PROTOCOL[task]
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What :meth:`Protocol.score` measured on one split.
+
+    Attributes:
+        metrics: Metric means, in column order.
+        per_user: Per-user (or per-row) metric values, keyed by metric name.
+        seconds: Time spent scoring (the ``predict_seconds`` column).
+        counts: Columns after the timings (``n_eval``, ``n_fallback``, ...), in column order.
+    """
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    seconds: float
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named, reproducible evaluation procedure: its splits, its scoring and its defaults.
+
+    Subclasses give :meth:`splits` and :meth:`score`; the base :meth:`run` fits a fresh clone of
+    the model on each split's training data and scores it.
+
+    Attributes:
+        name: The registry name (``"loo-full"``).
+        task: The task of the models it evaluates (``"rating"``, ``"ranking"``, ``"ctr"``).
+        description: One line for listings.
+        default_k: List length when none is given (ranking protocols).
+    """
+
+    name: str
+    task: str
+    description: str
+    default_k: int = 10
+
+    # ------------------------------------------------------------------ what subclasses give
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Any]:
+        """The split(s) the protocol evaluates on, in fold order (``seed`` drives random ones)."""
+        raise NotImplementedError
+
+    def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
+        """Score a model fitted on ``split.train`` against ``split.test`` (``dataset``: where the split is from)."""
+        raise NotImplementedError
+
+    def check_model(self, model: Any) -> None:
+        """Raise :class:`ConfigError` when the protocol cannot evaluate ``model``."""
+
+    def fit_options(self, options: FitOptions, split: Any) -> FitOptions:
+        """The options one fold is fitted with: the split's validation rows, when it has some."""
+        if getattr(split, "valid", None) is not None and options.validation is None:
+            return options.replace(validation=split.valid)
+        return options
+
+    def notes(self, seed: int, splits: list[Any]) -> list[str]:
+        """Notes for the result (e.g. the seed of a random split)."""
+        return []
+
+    def id_columns(self, split: Any, fold: int) -> dict[str, Any]:
+        """The identifying columns of one fold's row after protocol/dataset/model."""
+        return {"fold": fold}
+
+    def row(self, ids: dict[str, Any], scored: Scored, fit_seconds: float, fitted: Any,
+            split: Any) -> dict[str, Any]:
+        """One fold's table row (``fitted`` and ``split`` for protocols that report more)."""
+        return {**ids, **scored.metrics, "fit_seconds": fit_seconds, "predict_seconds": scored.seconds,
+                **scored.counts}
+
+    def table(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """The result table: the fold rows and their mean."""
+        return _rows_with_mean(rows)
+
+    @staticmethod
+    def default_for(task: str) -> Protocol:
+        """The protocol a task gets when none is named (see :data:`DEFAULT_PROTOCOL`)."""
+        return get_protocol(default_protocol(task))
+
+    # ------------------------------------------------------------------ the procedure
+    def run(self, model: Any, dataset: Dataset | Interactions, *, k: int | None = None,
+            options: FitOptions | None = None, label: str | None = None, progress: bool = False,
+            on_fit: OnFit | None = None, prepare: Prepare | None = None) -> EvaluationResult:
+        """Fit a fresh clone of ``model`` on every split of :meth:`splits` and score it (see :func:`evaluate`)."""
+        self.check_model(model)  # before the splits are made, which may take a while
+        options = options or FitOptions()
+        ds = as_dataset(dataset)
+        seed = 0 if options.seed is None else int(options.seed)
+        return self.run_splits(model, self.splits(ds, seed), ds, k=k, options=options, label=label,
+                               progress=progress, on_fit=on_fit, prepare=prepare)
+
+    def run_splits(self, model: Any, splits: list[Any], dataset: Dataset | str, *, k: int | None = None,
+                   options: FitOptions | None = None, label: str | None = None, progress: bool = False,
+                   on_fit: OnFit | None = None, prepare: Prepare | None = None) -> EvaluationResult:
+        """:meth:`run` on given splits (``dataset``: the dataset they come from, or its name)."""
+        self.check_model(model)
+        k = self.default_k if k is None else check_k(k)
+        options = options or FitOptions()
+        name = dataset if isinstance(dataset, str) else dataset.name
+        label = label or model.name
+        seed = 0 if options.seed is None else int(options.seed)
+        rows: list[dict[str, Any]] = []
+        per_user: dict[tuple[str, str], list[np.ndarray]] = {}
+        for fold, split in enumerate(_progress(splits, progress, f"{label} {self.name}"), start=1):
+            train, opts = split.train, self.fit_options(options, split)
+            if prepare is not None:
+                train, opts = prepare(split, fold, opts)
+            t0 = time.perf_counter()
+            fitted = model.clone().fit(train, opts)
+            fit_s = time.perf_counter() - t0
+            if on_fit is not None:
+                on_fit(fitted, split, fold)
+            scored = self.score(fitted, split, k=k, dataset=dataset, seed=seed)
+            ids = {"protocol": self.name, "dataset": name, "model": label, **self.id_columns(split, fold)}
+            rows.append(self.row(ids, scored, fit_s, fitted, split))
+            for metric, values in scored.per_user.items():
+                per_user.setdefault((label, metric), []).append(values)
+        per = {key: v[0] if len(v) == 1 else np.concatenate(v) for key, v in per_user.items()}
+        return EvaluationResult(self.table(rows), per, self.notes(seed, splits))
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+#: Protocols defined in their own modules, imported the first time they are asked for by name.
+LAZY_PROTOCOLS: dict[str, str] = {
+    "ctr-holdout": "recforge.evaluation.ctr_protocol",
+    "cold-start": "recforge.evaluation.cold_start",
+}
+
+
 def register_protocol(protocol: Protocol) -> Protocol:
-    """Add a protocol (later modules register theirs, e.g. ``ctr-holdout``)."""
+    """Add a protocol to the registry (its module calls this on import)."""
     PROTOCOLS[protocol.name] = protocol
     return protocol
 
 
-def get_protocol(name: str) -> Protocol:
-    _load_plugins()
+def get_protocol(name: str | Protocol) -> Protocol:
+    """The protocol registered as ``name`` (a :class:`Protocol` is returned as it is)."""
+    if isinstance(name, Protocol):
+        return name
+    if name not in PROTOCOLS and name in LAZY_PROTOCOLS:
+        importlib.import_module(LAZY_PROTOCOLS[name])
     if name not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {name!r}; available: {', '.join(sorted(PROTOCOLS))}")
+        names = sorted(set(PROTOCOLS) | set(LAZY_PROTOCOLS))
+        raise ConfigError(f"unknown protocol {name!r}; available: {', '.join(names)}")
     return PROTOCOLS[name]
 
 
 def list_protocols() -> list[Protocol]:
-    _load_plugins()
+    """Every protocol, sorted by name."""
+    for name in LAZY_PROTOCOLS:
+        get_protocol(name)
     return sorted(PROTOCOLS.values(), key=lambda p: p.name)
 
 
-def _load_plugins() -> None:
-    import importlib
-
-    for mod in ("recforge.evaluation.ctr_protocol", "recforge.evaluation.cold_start"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-
-
 def evaluate(
-    model: Recommender,
+    model: Any,
     data: Dataset | Interactions,
-    protocol: str,
+    protocol: str | Protocol,
     *,
     k: int | None = None,
     options: FitOptions | None = None,
     model_name: str | None = None,
     progress: bool = False,
+    on_fit: OnFit | None = None,
+    prepare: Prepare | None = None,
 ) -> EvaluationResult:
-    """Fit and evaluate ``model`` under a named protocol.
+    """Fit and evaluate ``model`` under a protocol.
 
     Args:
-        model: A model instance; it is copied (same config) and fitted afresh for every fold.
+        model: A model instance; a fresh clone of it (same config) is fitted for every split.
         data: A registered :class:`Dataset` or any :class:`Interactions`.
-        protocol: A protocol name (see :data:`PROTOCOLS`).
-        k: List length for ranking metrics (protocol default when None).
+        protocol: A protocol name (see :func:`list_protocols`) or a :class:`Protocol`.
+        k: List length for ranking metrics (the protocol's default when None).
         options: Fit options (seed, device, ...); the seed also drives the split where it is random.
         model_name: Label for the result rows (the model's short name by default).
         progress: Show a progress bar over folds.
+        on_fit: Called as ``on_fit(fitted, split, fold)`` after each fold's fit (``fold`` counts
+            from 1), e.g. to log the fold's training history.
+        prepare: Called as ``prepare(split, fold, options)`` before each fold's fit; returns the
+            training data and the options to fit with (e.g. a validation carve and a per-fold
+            logger). The test rows stay the protocol's.
+
+    Raises:
+        ConfigError: Unknown protocol, bad ``k``, or a model the protocol cannot evaluate.
     """
     proto = get_protocol(protocol)
-    if k is not None and (not isinstance(k, (int, np.integer)) or k <= 0):
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
-    ds = data if isinstance(data, Dataset) else Dataset(data.name, "rating" if data.explicit else "ranking", data)
-    return proto.run(
-        model=model, dataset=ds, k=k or proto.default_k, options=options or FitOptions(),
-        label=model_name or model.name, progress=progress,
-    )
+    if k is not None:
+        check_k(k)
+    return proto.run(model, data, k=k, options=options, label=model_name, progress=progress, on_fit=on_fit,
+                     prepare=prepare)
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _fresh(model: Recommender) -> Recommender:
-    return type(model)(model.config)
+def as_dataset(data: Dataset | Interactions) -> Dataset:
+    """``data`` as a :class:`Dataset` (an :class:`Interactions` is wrapped, named after itself)."""
+    if isinstance(data, Dataset):
+        return data
+    return Dataset(data.name, "rating" if data.explicit else "ranking", data)
 
 
-def _interactions(ds: Dataset) -> Interactions:
+def interactions_of(ds: Dataset | Interactions) -> Interactions:
+    """The user-item interactions of ``ds``; :class:`DataError` for a CTR-only dataset."""
+    if isinstance(ds, Interactions):
+        return ds
     if ds.interactions is None:
         raise DataError(f"dataset {ds.name!r} has no user-item interactions (it is a CTR dataset)")
     return ds.interactions
-
-
-def _fit(model: Recommender, train: Interactions, options: FitOptions) -> tuple[Recommender, float]:
-    if model.task != "rating":
-        train = train.to_implicit()
-    t0 = time.perf_counter()
-    fitted = _fresh(model).fit(train, options)
-    return fitted, time.perf_counter() - t0
 
 
 def _rows_with_mean(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -152,7 +282,7 @@ def _rows_with_mean(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _progress(items: list[Any], enabled: bool, description: str) -> Any:
+def _progress(items: list[Any], enabled: bool, description: str) -> Iterable[Any]:
     if not enabled:
         return items
     from rich.progress import track
@@ -161,44 +291,37 @@ def _progress(items: list[Any], enabled: bool, description: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- rating
-def _rating_folds(model: Recommender, ds: Dataset, splits: list[Any], proto: str, options: FitOptions,
-                  label: str, progress: bool) -> EvaluationResult:
-    if model.task != "rating":
-        raise ConfigError(f"protocol {proto!r} needs a rating model; {model.name!r} is a {model.task} model")
-    rows = []
-    errs: list[np.ndarray] = []
-    for fold, split in enumerate(_progress(splits, progress, f"{label} {proto}")):
-        fitted, fit_s = _fit(model, split.train, options)
+@dataclass(frozen=True)
+class RatingProtocol(Protocol):
+    """RMSE and MAE of predicted ratings on held-out ratings, over one or more folds.
+
+    Attributes:
+        folds: ``"kfold5"`` (5 shuffled folds, seeded) or the names of the dataset's predefined
+            splits (``("u1",)``, ``("u1", ..., "u5")``).
+    """
+
+    folds: tuple[str, ...] = ("kfold5",)
+
+    def check_model(self, model: Any) -> None:
+        if model.task != "rating":
+            raise ConfigError(f"protocol {self.name!r} needs a rating model; {model.name!r} is a {model.task} model")
+
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
+        if self.folds == ("kfold5",):
+            from recforge.splits import kfold
+
+            return kfold(interactions_of(dataset), 5, seed=seed)
+        ds = as_dataset(dataset)
+        return [ds.split(name) for name in self.folds]
+
+    def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
         t0 = time.perf_counter()
         test = split.test
         pred = fitted.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
-        pred_s = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         truth = test.values.astype(np.float64)
-        errs.append(np.abs(pred - truth))
-        rows.append({
-            "protocol": proto, "dataset": ds.name, "model": label, "fold": fold + 1,
-            "RMSE": M.rmse(truth, pred), "MAE": M.mae(truth, pred), "fit_seconds": fit_s,
-            "predict_seconds": pred_s, "n_eval": len(truth), "n_fallback": fitted.n_impossible_last_,
-        })
-    per = {(label, "abs_error"): np.concatenate(errs)}
-    return EvaluationResult(_rows_with_mean(rows), per)
-
-
-def _run_kfold(*, model, dataset, k, options, label, progress) -> EvaluationResult:
-    from recforge.splits import kfold
-
-    seed = 0 if options.seed is None else options.seed
-    return _rating_folds(model, dataset, kfold(_interactions(dataset), 5, seed=seed), "rating-kfold5",
-                         options, label, progress)
-
-
-def _run_u1(*, model, dataset, k, options, label, progress) -> EvaluationResult:
-    return _rating_folds(model, dataset, [dataset.split("u1")], "rating-u1", options, label, progress)
-
-
-def _run_u1u5(*, model, dataset, k, options, label, progress) -> EvaluationResult:
-    splits = [dataset.split(f"u{j}") for j in range(1, 6)]
-    return _rating_folds(model, dataset, splits, "rating-u1u5", options, label, progress)
+        return Scored({"RMSE": M.rmse(truth, pred), "MAE": M.mae(truth, pred)}, {"abs_error": np.abs(pred - truth)},
+                      seconds, {"n_eval": len(truth), "n_fallback": fitted.n_impossible_last_})
 
 
 # ---------------------------------------------------------------------------------------- ranking
@@ -232,87 +355,94 @@ def full_ranking(
     return out, recs, n_fb
 
 
-def _ranking_split(model, ds, split, proto, k, options, label, metrics, extra=True, fold=1):
-    fitted, fit_s = _fit(model, split.train, options)
-    t0 = time.perf_counter()
-    per, recs, n_fb = full_ranking(fitted, split.test, k, metrics)
-    pred_s = time.perf_counter() - t0
-    row: dict[str, Any] = {"protocol": proto, "dataset": ds.name, "model": label, "fold": fold}
-    row.update({m: float(np.nanmean(v)) for m, v in per.items()})
-    if extra:
-        pop = split.train.item_counts().astype(np.float64)
-        row[f"Coverage@{k}"] = M.catalog_coverage(recs, split.train.n_items)
-        row[f"Novelty@{k}"] = float(np.nanmean(M.novelty(recs, pop, split.train.n_users)))
-        row[f"AvgPop@{k}"] = float(np.nanmean(M.average_popularity(recs, pop)))
-    row.update({"fit_seconds": fit_s, "predict_seconds": pred_s, "n_eval": len(recs), "n_fallback": n_fb})
-    return row, {(label, m): v for m, v in per.items()}
+@dataclass(frozen=True)
+class RankingProtocol(Protocol):
+    """Full ranking of every unseen item for each test user of one split.
 
+    Attributes:
+        split_kind: ``"loo"`` (each user's latest interaction), ``"ratio"`` (random 80/20,
+            seeded) or ``"given"`` (the dataset's published split).
+        metrics: Ranking metrics reported at ``k`` (names of :data:`RANKING_METRICS`).
+        beyond_accuracy: Also report coverage, novelty and average popularity at ``k``.
+    """
 
-def _run_loo_full(*, model, dataset, k, options, label, progress) -> EvaluationResult:
-    from recforge.splits import leave_one_out
+    split_kind: str = "loo"
+    metrics: tuple[str, ...] = ("HR", "NDCG", "MRR")
+    beyond_accuracy: bool = True
 
-    split = leave_one_out(_interactions(dataset))
-    row, per = _ranking_split(model, dataset, split, "loo-full", k, options, label, ("HR", "NDCG", "MRR"),
-                              extra=False)
-    return EvaluationResult(_rows_with_mean([row]), per)
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
+        from recforge import splits as S
 
+        if self.split_kind == "loo":
+            return [S.leave_one_out(interactions_of(dataset))]
+        if self.split_kind == "ratio":
+            return [S.random_split(interactions_of(dataset), test_fraction=0.2, seed=seed)]
+        ds = as_dataset(dataset)
+        names = ds.split_names
+        if not names:
+            raise DataError(f"dataset {ds.name!r} has no published split; use loo-full or ratio-full")
+        return [ds.split("given" if "given" in names else names[0])]
 
-def _run_ratio_full(*, model, dataset, k, options, label, progress) -> EvaluationResult:
-    from recforge.splits import random_split
+    def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
+        t0 = time.perf_counter()
+        per, recs, n_fb = full_ranking(fitted, split.test, k, self.metrics)
+        seconds = time.perf_counter() - t0
+        means = {m: float(np.nanmean(v)) for m, v in per.items()}
+        if self.beyond_accuracy:
+            pop = split.train.item_counts().astype(np.float64)
+            means[f"Coverage@{k}"] = M.catalog_coverage(recs, split.train.n_items)
+            means[f"Novelty@{k}"] = float(np.nanmean(M.novelty(recs, pop, split.train.n_users)))
+            means[f"AvgPop@{k}"] = float(np.nanmean(M.average_popularity(recs, pop)))
+        return Scored(means, per, seconds, {"n_eval": len(recs), "n_fallback": n_fb})
 
-    seed = 0 if options.seed is None else options.seed
-    split = random_split(_interactions(dataset), test_fraction=0.2, seed=seed)
-    row, per = _ranking_split(model, dataset, split, "ratio-full", k, options, label,
-                              ("HR", "Precision", "Recall", "NDCG", "MAP"))
-    return EvaluationResult(_rows_with_mean([row]), per, [f"ratio-full: random 80/20 over interactions, seed {seed}"])
-
-
-def _run_given(*, model, dataset, k, options, label, progress) -> EvaluationResult:
-    names = dataset.split_names
-    if not names:
-        raise DataError(f"dataset {dataset.name!r} has no published split; use loo-full or ratio-full")
-    split = dataset.split("given" if "given" in names else names[0])
-    row, per = _ranking_split(model, dataset, split, "given-split", k, options, label,
-                              ("Recall", "NDCG", "Precision", "HR"))
-    return EvaluationResult(_rows_with_mean([row]), per)
+    def notes(self, seed: int, splits: list[Any]) -> list[str]:
+        if self.split_kind == "ratio":
+            return [f"{self.name}: random 80/20 over interactions, seed {seed}"]
+        return []
 
 
 def sampled_ranks(fitted: Recommender, data: Interactions, test: Interactions, n_negatives: int = 99,
                   seed: int = 0) -> np.ndarray:
     """``loo-sampled``: each test item's rank among ``n_negatives`` items the user never
     interacted with in ``data`` (sampled with ``seed``). Ties count against the test item, so a
-    constant scorer is not rewarded; unscorable pairs rank last."""
+    constant scorer is not rewarded; unscorable pairs (unknown user or item) rank last.
+
+    Scores come from the public :meth:`~recforge.models.base.Recommender.score` (raw ids of the
+    test rows' vocabularies, which are the training data's).
+    """
     cand = sample_negatives(data.csr(), test.user_idx, n_negatives, seed)
     items = np.concatenate([test.item_idx[:, None], cand], axis=1)
     users = np.repeat(test.user_idx, items.shape[1])
-    scores = np.full(users.shape, np.nan)
-    known = fitted.user_known_[users] & fitted.item_known_[items.ravel()]
-    scores[known] = fitted._score_pairs(users[known].astype(np.int64), items.ravel()[known].astype(np.int64))
-    scores = scores.reshape(items.shape)
+    scores = fitted.score(test.users.ids[users], test.items.ids[items.ravel()]).reshape(items.shape)
     scores = np.where(np.isnan(scores), -np.inf, scores)
     return (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
 
 
-def _run_loo_sampled(*, model, dataset, k, options, label, progress, n_negatives: int = 99) -> EvaluationResult:
-    from recforge.splits import leave_one_out
+@dataclass(frozen=True)
+class SampledProtocol(Protocol):
+    """The held-out latest item of each user ranked against ``n_negatives`` sampled unseen items."""
 
-    data = _interactions(dataset)
-    split = leave_one_out(data)
-    fitted, fit_s = _fit(model, split.train, options)
-    t0 = time.perf_counter()
-    test = split.test
-    seed = 0 if options.seed is None else options.seed
-    rank = sampled_ranks(fitted, data, test, n_negatives, seed)
-    hit = rank < k
-    ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
-    pred_s = time.perf_counter() - t0
-    row = {"protocol": "loo-sampled", "dataset": dataset.name, "model": label, "fold": 1,
-           f"HR@{k} (sampled)": float(hit.mean()), f"NDCG@{k} (sampled)": float(ndcg.mean()),
-           "fit_seconds": fit_s, "predict_seconds": pred_s, "n_eval": len(hit),
-           "n_fallback": int((~fitted.user_known_[test.user_idx]).sum())}
-    per = {(label, f"HR@{k} (sampled)"): hit.astype(float), (label, f"NDCG@{k} (sampled)"): ndcg}
-    return EvaluationResult(_rows_with_mean([row]), per,
-                            [f"loo-sampled: sampled metrics, {n_negatives} negatives per user, seed {seed}"])
+    n_negatives: int = 99
+
+    def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
+        from recforge.splits import leave_one_out
+
+        return [leave_one_out(interactions_of(dataset))]
+
+    def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
+        t0 = time.perf_counter()
+        test = split.test
+        rank = sampled_ranks(fitted, interactions_of(dataset), test, self.n_negatives, seed)
+        hit = rank < k
+        ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+        seconds = time.perf_counter() - t0
+        hr_name, ndcg_name = f"HR@{k} (sampled)", f"NDCG@{k} (sampled)"
+        return Scored({hr_name: float(hit.mean()), ndcg_name: float(ndcg.mean())},
+                      {hr_name: hit.astype(float), ndcg_name: ndcg}, seconds,
+                      {"n_eval": len(hit), "n_fallback": int((~fitted.user_known_[test.user_idx]).sum())})
+
+    def notes(self, seed: int, splits: list[Any]) -> list[str]:
+        return [f"{self.name}: sampled metrics, {self.n_negatives} negatives per user, seed {seed}"]
 
 
 def sample_negatives(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -333,16 +463,17 @@ def sample_negatives(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) 
 
 
 for _p in (
-    Protocol("rating-kfold5", "rating", "5-fold CV over all ratings, shuffled, seed 0", _run_kfold),
-    Protocol("rating-u1", "rating", "ML-100K predefined u1.base/u1.test", _run_u1),
-    Protocol("rating-u1u5", "rating", "ML-100K predefined u1..u5 folds, averaged", _run_u1u5),
-    Protocol("loo-full", "ranking", "latest interaction per user held out; full ranking of unseen items",
-             _run_loo_full, 10),
-    Protocol("loo-sampled", "ranking", "latest interaction vs 99 sampled unseen items (sampled metrics)",
-             _run_loo_sampled, 10),
-    Protocol("ratio-full", "ranking", "random 80/20 over interactions; full ranking of unseen items",
-             _run_ratio_full, 20),
-    Protocol("given-split", "ranking", "the dataset's published train/test split; full ranking",
-             _run_given, 20),
+    RatingProtocol("rating-kfold5", "rating", "5-fold CV over all ratings, shuffled, seed 0", folds=("kfold5",)),
+    RatingProtocol("rating-u1", "rating", "ML-100K predefined u1.base/u1.test", folds=("u1",)),
+    RatingProtocol("rating-u1u5", "rating", "ML-100K predefined u1..u5 folds, averaged",
+                   folds=tuple(f"u{j}" for j in range(1, 6))),
+    RankingProtocol("loo-full", "ranking", "latest interaction per user held out; full ranking of unseen items",
+                    10, split_kind="loo", metrics=("HR", "NDCG", "MRR"), beyond_accuracy=False),
+    SampledProtocol("loo-sampled", "ranking", "latest interaction vs 99 sampled unseen items (sampled metrics)",
+                    10, n_negatives=99),
+    RankingProtocol("ratio-full", "ranking", "random 80/20 over interactions; full ranking of unseen items",
+                    20, split_kind="ratio", metrics=("HR", "Precision", "Recall", "NDCG", "MAP")),
+    RankingProtocol("given-split", "ranking", "the dataset's published train/test split; full ranking",
+                    20, split_kind="given", metrics=("Recall", "NDCG", "Precision", "HR")),
 ):
     register_protocol(_p)

@@ -158,9 +158,10 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _default_protocol(spec: ExperimentSpec) -> str:
+    from recforge.evaluation.protocols import default_protocol
     from recforge.models.registry import get_model_class
 
-    return "rating-u1" if get_model_class(spec.model).task == "rating" else "loo-full"
+    return default_protocol(get_model_class(spec.model).task)
 
 
 def compare(specs: Sequence[ExperimentSpec | str | Path], *, baseline: str | None = None, logger: str | None = None,

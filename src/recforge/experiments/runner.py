@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 
 from recforge.config import FitOptions
+from recforge.evaluation.protocols import Protocol, get_protocol
 from recforge.evaluation.results import EvaluationResult
 from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
-
-MULTI_FOLD = {"rating-kfold5": 5, "rating-u1u5": 5}
 
 
 @dataclass
@@ -71,52 +70,40 @@ def build_model(spec: ExperimentSpec) -> Any:
     return make_model(spec.model, spec.params)
 
 
-def default_protocol(model: Any) -> str:
-    return "rating-u1" if model.task == "rating" else "loo-full"
+def spec_protocol(spec: ExperimentSpec, model: Any) -> Protocol:
+    """The spec's protocol, or the default of the model's task (:meth:`Protocol.default_for`)."""
+    return get_protocol(spec.protocol) if spec.protocol else Protocol.default_for(model.task)
 
 
-def is_torch_model(model: Any) -> bool:
-    return any(c.__name__ == "TorchRecommender" for c in type(model).__mro__)
+def epoch_history(model: Any) -> dict[str, list[float]] | None:
+    """The per-epoch training history a fitted model kept (``history_``), or None.
 
-
-def protocol_split(ds: Any, protocol: str, seed: int) -> Any | None:
-    """The (last) train/test split a single-split protocol uses, or None (multi-fold, CTR, ...).
-
-    Mirrors :mod:`recforge.evaluation.protocols` so plots made after a run (metric-vs-k) score
-    exactly the test set the protocol scored.
+    Models that still keep only ``loss_history_`` (an array of per-epoch losses) give
+    ``{"train_loss": [...]}``.
     """
-    from recforge import splits as S
-
-    data = ds.interactions
-    if data is None:
-        return None
-    if protocol in ("loo-full", "loo-sampled"):
-        return S.leave_one_out(data)
-    if protocol == "ratio-full":
-        return S.random_split(data, test_fraction=0.2, seed=seed)
-    if protocol == "rating-u1":
-        return ds.split("u1")
-    if protocol == "given-split":
-        names = ds.split_names
-        return ds.split("given" if "given" in names else names[0]) if names else None
+    hist = getattr(model, "history_", None)
+    if isinstance(hist, dict):
+        return hist
+    losses = getattr(model, "loss_history_", None)
+    if losses is not None:
+        return {"train_loss": np.asarray(losses, dtype=np.float64).tolist()}
     return None
 
 
 def fit_options(spec: ExperimentSpec, **extra: Any) -> FitOptions:
-    """The spec's run options as :class:`~recforge.training.TrainingOptions` (or plain FitOptions)."""
+    """The spec's ``[training]`` run options as :class:`~recforge.config.FitOptions` (``extra`` overrides)."""
     tr = spec.training
-    base = {"seed": spec.seed, "device": str(tr.get("device", "cpu")), "progress": bool(tr.get("progress", False)),
-            "threads": tr.get("threads"), "verbose": bool(tr.get("verbose", False))}
-    base.update(extra)
-    loop_keys = ("patience", "min_delta", "restore_best", "precision", "checkpoint_dir", "callbacks")
-    loop = {k: tr[k] for k in loop_keys if k in tr}
-    loop.update({k: base.pop(k) for k in list(base) if k in loop_keys})
-    try:
-        from recforge.training.options import TrainingOptions
-
-        return TrainingOptions(**base, **loop)
-    except ImportError:  # pragma: no cover - training package always importable (no torch at import)
-        return FitOptions(**base)
+    opts: dict[str, Any] = {"seed": spec.seed, "device": str(tr.get("device", "cpu")),
+                            "progress": bool(tr.get("progress", False)), "threads": tr.get("threads"),
+                            "verbose": bool(tr.get("verbose", False)),
+                            # a run trains with the loop's patience unless the file sets one, also under
+                            # ctr-holdout (whose own default, for FitOptions(patience="auto"), is 3)
+                            "patience": tr.get("patience", FitOptions.DEFAULT_PATIENCE)}
+    for key in ("min_delta", "restore_best", "precision", "checkpoint_dir", "callbacks"):
+        if key in tr:
+            opts[key] = tr[key]
+    opts.update(extra)
+    return FitOptions(**opts)
 
 
 def carve_validation(data: Any, how: Any, seed: int) -> tuple[Any, Any]:
@@ -127,73 +114,58 @@ def carve_validation(data: Any, how: Any, seed: int) -> tuple[Any, Any]:
     return sp.train, sp.test
 
 
-class _FoldHook:
-    """Fits each fold of a protocol with the run's options and logger; keeps the fitted models."""
+@dataclass
+class FoldFits:
+    """The fits of one evaluated experiment: the fitted model and the fit time of every fold."""
 
-    def __init__(self, spec: ExperimentSpec, logger: Any, n_folds: int, torch_model: bool,
-                 extra_options: dict[str, Any] | None = None,
-                 after_fit: Callable[[Any, int], None] | None = None) -> None:
-        self.spec = spec
-        self.logger = logger
-        self.n_folds = n_folds
-        self.torch_model = torch_model
-        self.extra = extra_options or {}
-        self.after_fit = after_fit
-        self.models: list[Any] = []
-        self.fit_seconds: list[float] = []
-
-    def fit(self, model: Any, cls: type, data: Any, options: Any) -> Any:
-        fold = len(self.models) + 1
-        prefix = f"fold{fold}/" if self.n_folds > 1 else ""
-        extra = dict(self.extra)
-        given = getattr(options, "validation", None)
-        if given is not None and "validation" not in extra:
-            extra["validation"] = given  # the protocol's own validation rows (ctr-holdout)
-        if self.torch_model:
-            if self.logger is not None:
-                extra["logger"] = self.logger.lightning(prefix.rstrip("/"))
-            if self.spec.training.get("validation") is not None:
-                data, valid = carve_validation(data, self.spec.training["validation"], self.spec.seed)
-                extra["validation"] = valid
-        opts = fit_options(self.spec, **extra)
-        t0 = time.perf_counter()
-        model.__class__ = cls  # back to the real class: the fitted model is an ordinary model
-        model.fit(data, opts)
-        self.fit_seconds.append(time.perf_counter() - t0)
-        if self.logger is not None and not self.torch_model:
-            hist = getattr(model, "history_", None)
-            if not isinstance(hist, dict) and getattr(model, "loss_history_", None) is not None:
-                hist = {"train_loss": np.asarray(model.loss_history_).tolist()}
-            if isinstance(hist, dict):
-                self.logger.log_history(hist, prefix=prefix)
-        self.models.append(model)
-        if self.after_fit is not None:
-            self.after_fit(model, fold)
-        return model
-
-
-def capturing(model: Any, hook: _FoldHook) -> Any:
-    """A copy of ``model`` whose fits (and those of copies the protocol makes) go through ``hook``."""
-    cls = type(model)
-
-    def fit(self: Any, data: Any, options: Any = None) -> Any:
-        return hook.fit(self, cls, data, options)
-
-    sub = type(cls.__name__, (cls,), {"fit": fit, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
-    return sub(model.config)
+    models: list[Any] = field(default_factory=list)
+    fit_seconds: list[float] = field(default_factory=list)
+    splits: list[Any] = field(default_factory=list)
 
 
 def evaluate_spec(spec: ExperimentSpec, ds: Any, logger: Any = None, *, progress: bool = False,
-                  extra_options: dict[str, Any] | None = None) -> tuple[EvaluationResult, _FoldHook, str]:
-    """Evaluate the spec's model under its protocol, fitting every fold through the run's logger."""
-    from recforge.evaluation.protocols import evaluate
+                  extra_options: dict[str, Any] | None = None) -> tuple[EvaluationResult, FoldFits, str]:
+    """Evaluate the spec's model under its protocol, logging every fold's fit to ``logger``.
 
+    Torch models log live through the logger's Lightning adapter (one ``foldN`` prefix per fold
+    when there are several) and, when ``[training] validation`` is set, validate on rows carved
+    from each fold's training data; the other models' per-epoch history is logged after the fit.
+
+    Returns:
+        The result, the fits (fitted models, fit times, splits) and the protocol's name.
+    """
     model = build_model(spec)
-    protocol = spec.protocol or default_protocol(model)
-    hook = _FoldHook(spec, logger, MULTI_FOLD.get(protocol, 1), is_torch_model(model), extra_options)
-    result = evaluate(capturing(model, hook), ds, protocol, k=spec.k, options=fit_options(spec),
-                      model_name=spec.name, progress=progress)
-    return result, hook, protocol
+    proto = spec_protocol(spec, model)
+    options = fit_options(spec, **(extra_options or {}))
+    fits = FoldFits(splits=proto.splits(ds, 0 if options.seed is None else int(options.seed)))
+    prefixed = len(fits.splits) > 1
+    # torch recommenders log live and may validate on carved rows; CTR fits validate on the
+    # protocol's own rows and, like the classical models, are logged from their history after the fit
+    torch_model = model.backend == "torch" and model.task != "ctr"
+    carve = spec.training.get("validation")
+    started: list[float] = []
+
+    def prepare(split: Any, fold: int, opts: FitOptions) -> tuple[Any, FitOptions]:
+        train = split.train
+        if torch_model:
+            if logger is not None:
+                opts = opts.replace(logger=logger.lightning(f"fold{fold}" if prefixed else ""))
+            if carve is not None:
+                train, valid = carve_validation(train, carve, spec.seed)
+                opts = opts.replace(validation=valid)
+        started.append(time.perf_counter())
+        return train, opts
+
+    def on_fit(fitted: Any, split: Any, fold: int) -> None:
+        fits.fit_seconds.append(time.perf_counter() - started[-1])
+        hist = epoch_history(fitted) if logger is not None and not torch_model else None
+        if hist is not None:
+            logger.log_history(hist, prefix=f"fold{fold}/" if prefixed else "")
+        fits.models.append(fitted)
+
+    result = proto.run_splits(model, fits.splits, ds, k=spec.k, options=options, label=spec.name,
+                              progress=progress, on_fit=on_fit, prepare=prepare)
+    return result, fits, proto.name
 
 
 # ---------------------------------------------------------------------------------------- run
@@ -237,14 +209,16 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
             lg.log_environment(env)
             say(f"logging to {lg.run_dir} ({lg.kind})")
         t0 = time.perf_counter()
-        result, hook, protocol = evaluate_spec(spec, ds, lg, progress=progress)
+        result, fits, protocol = evaluate_spec(spec, ds, lg, progress=progress)
         timings["evaluate_seconds"] = time.perf_counter() - t0
-        timings["fit_seconds"] = float(sum(hook.fit_seconds))
-        model = hook.models[-1]
+        timings["fit_seconds"] = float(sum(fits.fit_seconds))
+        model = fits.models[-1]
         files: dict[str, list[Path]] = {"results": result.save(out / "results")}
         if outputs:
             t0 = time.perf_counter()
-            files.update(write_outputs(spec, model, ds, protocol, out, say))
+            # metric-vs-k plots score the test set the protocol scored (single-split ranking protocols)
+            split = fits.splits[-1] if len(fits.splits) == 1 and get_protocol(protocol).task == "ranking" else None
+            files.update(write_outputs(spec, model, ds, protocol, out, say, split=split))
             timings["outputs_seconds"] = time.perf_counter() - t0
         timings["total_seconds"] = time.perf_counter() - t_all
         summary = result.summary.iloc[0]
@@ -283,8 +257,12 @@ def _is_number(v: Any) -> bool:
 
 
 def write_outputs(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, out: Path,
-                  say: Callable[[str], None]) -> dict[str, list[Path]]:
-    """Save, export and plot a fitted model as ``spec.outputs`` asks; returns the files by role."""
+                  say: Callable[[str], None], *, split: Any = None) -> dict[str, list[Path]]:
+    """Save, export and plot a fitted model as ``spec.outputs`` asks; returns the files by role.
+
+    ``split`` is the train/test split the model was evaluated on (for the metric-vs-k plot, made
+    only when it is given).
+    """
     o = spec.outputs
     files: dict[str, list[Path]] = {}
     if o.get("save_model", False):
@@ -301,19 +279,19 @@ def write_outputs(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, out:
         say(f"exported {', '.join(p.name for p in exported)}")
     plots = o.get("plots", [])
     if plots:
-        files.update(_plots(spec, model, ds, protocol, out / "plots", plots, say))
+        files.update(_plots(spec, model, ds, protocol, out / "plots", plots, say, split))
     return files
 
 
 def _export_format(model: Any, fmt: str) -> str:
     if fmt == "auto":
         # CTR models are torch networks over feature rows: recforge.export writes ONNX for them too
-        return "onnx" if is_torch_model(model) or getattr(model, "task", None) == "ctr" else "npz"
+        return "onnx" if model.backend == "torch" or getattr(model, "task", None) == "ctr" else "npz"
     return fmt
 
 
 def _plots(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, folder: Path, plots: list[str],
-           say: Callable[[str], None]) -> dict[str, list[Path]]:
+           say: Callable[[str], None], split: Any = None) -> dict[str, list[Path]]:
     from recforge import viz
 
     files: dict[str, list[Path]] = {}
@@ -334,16 +312,13 @@ def _plots(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, folder: Pat
             files["embeddings"] = paths
             say(f"wrote {', '.join(str(p) for p in paths)}")
     if "learning_curve" in plots:
-        hist = getattr(model, "history_", None)
-        if not isinstance(hist, dict) and getattr(model, "loss_history_", None) is not None:
-            hist = {"train_loss": list(np.asarray(model.loss_history_))}
-        if isinstance(hist, dict) and any(k != "epoch" and len(v) for k, v in hist.items()):
+        hist = epoch_history(model)
+        if hist is not None and any(k != "epoch" and len(v) for k, v in hist.items()):
             files["learning_curve"] = [viz.plot_learning_curve(hist, folder / "learning_curve.png",
                                                                title=f"{spec.name}: learning curve")]
         else:
             say(f"{spec.model} keeps no per-epoch history: learning curve skipped")
-    if "metric_vs_k" in plots and not protocol.startswith("rating"):
-        split = protocol_split(ds, protocol, spec.seed)
+    if "metric_vs_k" in plots:
         if split is not None:
             ks = tuple(o.get("ks", (1, 5, 10, 20, 50)))
             table = viz.metric_at_ks(model, split.test, ks, exclude=None)
@@ -361,12 +336,13 @@ def _plots(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, folder: Pat
 
 
 __all__ = [
-    "MULTI_FOLD",
     "ExperimentResult",
+    "FoldFits",
     "carve_validation",
+    "epoch_history",
     "evaluate_spec",
     "fit_options",
-    "protocol_split",
     "run",
+    "spec_protocol",
     "write_outputs",
 ]

@@ -206,7 +206,7 @@ class ExperimentSpec:
             logger = {"kind": logger or "none"}
         logger = _table(where, "logger", logger)
         logger.setdefault("kind", "csv")
-        from recforge.loggers import _canonical
+        from recforge.loggers import logger_kind as _canonical
 
         logger["kind"] = _canonical(logger["kind"])
         outputs = tables["outputs"]

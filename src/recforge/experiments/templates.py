@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recforge.evaluation.protocols import Protocol
 from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
 
-#: Protocol per task on a dataset with ratings and timestamps (ML-100K).
-PROTOCOL_BY_TASK = {"rating": ("rating-u1", None), "ranking": ("loo-full", 10), "sequence": ("loo-full", 10),
-                    "ctr": ("ctr-holdout", None)}
+#: Datasets whose published rating split the rating files use instead of the task's default
+#: protocol (ML-100K's RMSE numbers are reported on u1.base/u1.test).
+RATING_PROTOCOL_BY_DATASET = {"ml-100k": "rating-u1"}
 #: Ranking models made for users and items with little or no history run the cold-start protocol.
 COLD_START_MODELS = frozenset({"onboarding-knn", "hybrid-weighted", "hybrid-switching", "content", "knowledge",
                                "demographic", "lightfm-style"})
@@ -53,10 +54,11 @@ def _space(params: dict[str, Any]) -> dict[str, Any]:
 
 def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, str]:
     """The default experiment for ``model`` on ``dataset`` and a one-line note for the file header."""
+    from recforge.evaluation.protocols import get_protocol
     from recforge.models.base import Recommender
-    from recforge.models.registry import _entries, get_model_class
+    from recforge.models.registry import get_model_class, list_models
 
-    entry = _entries()[model]
+    entry = {e.name: e for e in list_models()}[model]
     note = "hyperparameters: the model's defaults"
     params: dict[str, Any] = {}
     cls = None
@@ -65,11 +67,15 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
         params = {k: v for k, v in cls.config_class().to_dict().items() if v is not None}
     except Exception as exc:  # noqa: BLE001 - a model under construction still gets its file
         note = f"hyperparameters: defaults (the model class was not importable when generated: {type(exc).__name__})"
-    torch_model = entry.extra == "torch" or (cls is not None and any(c.__name__ == "TorchRecommender"
-                                                                      for c in cls.__mro__))
-    protocol, k = PROTOCOL_BY_TASK.get(entry.task, ("loo-full", 10))
+    torch_model = entry.extra == "torch" or (cls is not None and cls.backend == "torch")
     if model in COLD_START_MODELS and entry.task == "ranking":
-        protocol, k = "cold-start", 10
+        protocol = get_protocol("cold-start")
+    elif entry.task == "rating" and dataset in RATING_PROTOCOL_BY_DATASET:
+        protocol = get_protocol(RATING_PROTOCOL_BY_DATASET[dataset])
+    else:
+        protocol = Protocol.default_for(entry.task)
+    # the list length is written for ranking protocols only (rating and CTR protocols have none)
+    k = protocol.default_k if protocol.task == "ranking" else None
     # CTR models embed features, not users and items: nothing for the embedding plot
     has_emb = entry.task != "ctr" and (torch_model or (cls is not None and cls.embeddings is not Recommender.embeddings))
     iterative = "epochs" in params or torch_model
@@ -79,7 +85,7 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
         "name": f"{model}-{dataset.replace('-', '')}",
         "seed": 0,
         "dataset": {"name": dataset},
-        "protocol": {"name": protocol, **({"k": k} if k else {})},
+        "protocol": {"name": protocol.name, **({"k": k} if k else {})},
         "model": {"name": model, "params": params},
         # Hogwild updates race across threads; one thread keeps "same file, same numbers"
         "training": {"device": "cpu", **({"threads": 1} if params.get("parallel") == "hogwild" else {})},

@@ -9,10 +9,12 @@ kind                    writes                                                  
 ``mlflow``              ``ROOT/mlruns/<experiment>/<run>/`` (local file store)               mlflow
 ======================  ==================================================================  =========
 
-Non-torch models are logged by the experiment runner through :class:`ExperimentLogger` (config,
-environment, per-epoch history where the model keeps one, final metrics, timings). Torch models
-additionally log live, per epoch, through :meth:`ExperimentLogger.lightning` (or
-:func:`lightning_logger`), passed as ``FitOptions.logger`` to the shared Lightning loop.
+:func:`make_logger` is the one factory. Non-torch models are logged by the experiment runner
+through :class:`ExperimentLogger` (config, environment, per-epoch history where the model keeps
+one, final metrics, timings). Torch models additionally log live, per epoch: give the
+:class:`ExperimentLogger` (or its :meth:`ExperimentLogger.lightning` adapter) as
+``FitOptions.logger`` and the shared Lightning loop turns it into a Lightning logger with
+:func:`as_lightning`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ LOGGER_KINDS = ("csv", "tensorboard", "wandb", "mlflow", "none")
 _ALIASES = {"tb": "tensorboard", "w&b": "wandb", "wb": "wandb", "file": "csv", "off": "none", "false": "none"}
 
 
-def _canonical(kind: str) -> str:
+def logger_kind(kind: str) -> str:
+    """The canonical logger kind of ``kind`` (``"tb"`` -> ``"tensorboard"``, ...).
+
+    Raises:
+        ConfigError: ``kind`` names no logger.
+    """
     k = str(kind).strip().lower()
     k = _ALIASES.get(k, k)
     if k not in LOGGER_KINDS:
@@ -36,10 +43,25 @@ def _canonical(kind: str) -> str:
     return k
 
 
+_canonical = logger_kind  # the old private name, still imported by experiments.spec on some branches
+
+
 def make_logger(kind: str = "csv", root: str | Path = "runs", name: str = "run", project: str = "recforge",
                 **kwargs: Any) -> ExperimentLogger | None:
-    """An experiment logger of ``kind`` (``csv``, ``tensorboard``, ``wandb``, ``mlflow``; ``none``: None)."""
-    k = _canonical(kind)
+    """An experiment logger of ``kind`` (``csv``, ``tensorboard``, ``wandb``, ``mlflow``; ``none``: None).
+
+    Args:
+        kind: The backend (aliases such as ``tb`` accepted, see :func:`logger_kind`).
+        root: Folder the backend writes under.
+        name: Run name.
+        project: Project (W&B) or experiment (MLflow) grouping runs.
+        **kwargs: Backend options (W&B and MLflow only).
+
+    Returns:
+        The logger, whose :meth:`~ExperimentLogger.lightning` adapter gives torch models the
+        Lightning logger of the same run; None for ``none``.
+    """
+    k = logger_kind(kind)
     if k == "none":
         return None
     if k == "csv":
@@ -66,7 +88,7 @@ def lightning_logger(logger: ExperimentLogger | str, root: str | Path = "runs", 
     """
     if isinstance(logger, ExperimentLogger):
         return logger.lightning(prefix)
-    k = _canonical(logger)
+    k = logger_kind(logger)
     if k == "none":
         return False
     from lightning.pytorch import loggers as pl
@@ -89,6 +111,27 @@ def lightning_logger(logger: ExperimentLogger | str, root: str | Path = "runs", 
                            prefix=prefix)
 
 
+def as_lightning(logger: Any, name: str = "run") -> Any:
+    """The Lightning logger(s) for ``FitOptions.logger``, as the shared torch loop needs them.
+
+    None or False: no logger (False). An :class:`ExperimentLogger`: its :meth:`~ExperimentLogger.lightning`
+    adapter (the metrics land in the same run). A folder (str or ``os.PathLike``): a CSV log under
+    it, named ``name``. True: a CSV log under ``./recforge_logs``. Anything else (a Lightning
+    logger or a list of them) is passed through unchanged.
+    """
+    import os
+
+    if logger is None or logger is False:
+        return False
+    if isinstance(logger, ExperimentLogger):
+        return logger.lightning()
+    if logger is True:
+        logger = "recforge_logs"
+    if isinstance(logger, (str, os.PathLike)):
+        return lightning_logger("csv", root=Path(logger), name=name)
+    return logger
+
+
 def __getattr__(name: str) -> Any:
     lazy = {
         "TensorBoardLogger": "recforge.loggers._tensorboard",
@@ -108,6 +151,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LOGGER_KINDS", "CSVLogger", "ExperimentLogger", "MLflowLogger", "TensorBoardLogger", "WandbLogger",
-    "environment_info", "flatten", "lightning_logger", "make_logger", "read_csv_run", "read_mlflow_run",
-    "read_tensorboard", "read_wandb_run",
+    "as_lightning", "environment_info", "flatten", "lightning_logger", "logger_kind", "make_logger",
+    "read_csv_run", "read_mlflow_run", "read_tensorboard", "read_wandb_run",
 ]

@@ -2,17 +2,15 @@
 
 A model's network (:class:`RecNetwork`) owns the maths, :class:`RecModule` wraps it for Lightning,
 :class:`RecDataModule` owns the batches and :func:`fit_network` builds and runs the ``Trainer``.
-:class:`TrainingOptions` (a :class:`~recforge.config.FitOptions`) adds early stopping,
-checkpointing and precision knobs. Importing this package does not import torch; the torch-based
-names load on first use.
+The run options (early stopping, checkpoints, precision, logger, ...) are fields of the one run
+context, :class:`recforge.config.FitOptions`. Importing this package does not import torch; the
+torch-based names load on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
-
-from recforge.training.options import TrainingOptions, training_options
 
 _LAZY = {
     "RecNetwork": "recforge.training.module",
@@ -21,7 +19,6 @@ _LAZY = {
     "RunContext": "recforge.training.loop",
     "TrainResult": "recforge.training.loop",
     "fit_network": "recforge.training.loop",
-    "make_logger": "recforge.training.loop",
     "resolve_device": "recforge.training.loop",
     "run_context": "recforge.training.loop",
     "RankingValidation": "recforge.training.validation",
@@ -37,17 +34,23 @@ __all__ = [
     "RecNetwork",
     "RunContext",
     "TrainResult",
-    "TrainingOptions",
     "Validation",
     "fit_network",
-    "make_logger",
     "resolve_device",
     "run_context",
-    "training_options",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "TrainingOptions":
+        # the loop's options merged into FitOptions; the old name stays importable for a while
+        import warnings
+
+        from recforge.config import FitOptions
+
+        warnings.warn("recforge.training.TrainingOptions is deprecated: use recforge.config.FitOptions",
+                      DeprecationWarning, stacklevel=2)
+        return FitOptions
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'recforge.training' has no attribute {name!r}")

@@ -3,8 +3,9 @@
 A model's ``_fit`` runs inside :func:`run_context` (threads, seeds, device) and hands its network
 and batches to :func:`fit_network`, which builds the :class:`RecModule`, the
 :class:`RecDataModule` and the ``Trainer`` (early stopping on the validator's metric, best-weight
-restore, optional checkpoints, logger, progress bar, mixed precision on GPU) and returns the
-per-epoch history.
+restore, optional checkpoints, logger, progress bar, mixed precision on GPU), calls
+``FitOptions.epoch_callback`` after every epoch as the classical iterative models do, and returns
+the per-epoch history.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,15 +23,14 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from recforge.config import FitOptions
-from recforge.training.batches import torch_generator
+from recforge.config import FitOptions, StopTraining
 from recforge.errors import ConfigError
+from recforge.loggers import as_lightning
+from recforge.training.batches import torch_generator
 from recforge.training.module import RecDataModule, RecModule, RecNetwork
-from recforge.training.options import TrainingOptions, training_options
 from recforge.training.validation import Validation
 
-__all__ = ["RunContext", "TrainResult", "fit_network", "make_logger", "resolve_device", "run_context",
-           "training_threads"]
+__all__ = ["RunContext", "TrainResult", "fit_network", "resolve_device", "run_context", "training_threads"]
 
 _QUIET_WARNINGS = (
     r".*does not have many workers.*",
@@ -71,7 +69,7 @@ class RunContext:
     device: torch.device
     rng: np.random.Generator
     generator: torch.Generator
-    options: TrainingOptions
+    options: FitOptions
 
 
 def training_threads(threads: int | None, device: torch.device) -> int:
@@ -118,7 +116,7 @@ def run_context(options: FitOptions | None) -> Iterator[RunContext]:
     reproducible, and yields a numpy generator (negative sampling) and a CPU torch generator
     (shuffling) derived from the same seed.
     """
-    opts = training_options(options)
+    opts = options if options is not None else FitOptions()
     device = resolve_device(opts.device)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(training_threads(opts.threads, device))
@@ -205,22 +203,26 @@ class _BestWeights(Callback):
             pl_module.load_state_dict(self.state)
 
 
-def make_logger(logger: Any, name: str) -> Any:
-    """Lightning logger(s) from ``FitOptions.logger``.
+class _EpochCallback(Callback):
+    """Calls ``FitOptions.epoch_callback(epoch, model)`` after every training epoch (and its validation).
 
-    None or False: no logger. A path (str or ``os.PathLike``): a CSV logger writing under it (the
-    default experiment logger). True: a CSV logger under ``./recforge_logs``. A Lightning logger
-    or a list of them is passed through unchanged.
+    The network is in ``eval()`` mode during the call, so ``model`` scores as it stands; a
+    :class:`StopTraining` from the callback ends the fit after this epoch, any other exception
+    aborts it.
     """
-    if logger is None or logger is False:
-        return False
-    if logger is True:
-        logger = "recforge_logs"
-    if isinstance(logger, (str, os.PathLike)):
-        from lightning.pytorch.loggers import CSVLogger
 
-        return CSVLogger(save_dir=str(Path(logger)), name=name)
-    return logger
+    def __init__(self, callback: Any, model: Any) -> None:
+        self.callback = callback
+        self.model = model
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.eval()
+        try:
+            self.callback(int(trainer.current_epoch) + 1, self.model)
+        except StopTraining:
+            trainer.should_stop = True
+        finally:
+            pl_module.train()
 
 
 def fit_network(
@@ -235,27 +237,33 @@ def fit_network(
     validation: Validation | None = None,
     name: str = "model",
     ema_decay: float = 0.0,
+    model: Any = None,
 ) -> TrainResult:
     """Train ``net`` on the batches ``train`` for up to ``epochs`` epochs with one Lightning Trainer.
 
     With a validator, the monitored metric is checked after every epoch: training stops after
     ``patience`` checks without improvement and the best weights are restored (both per
-    :class:`TrainingOptions`). With ``ema_decay > 0`` the weights are an exponential moving average
-    of the trajectory (see :class:`RecModule`). The network is left in ``eval()`` mode on
-    ``ctx.device``.
+    :class:`~recforge.config.FitOptions`). With ``ema_decay > 0`` the weights are an exponential
+    moving average of the trajectory (see :class:`RecModule`). When the options carry an
+    ``epoch_callback`` and ``model`` is given (the recforge model that owns ``net``, able to
+    score with it), the callback is called as ``epoch_callback(epoch, model)`` after every epoch.
+    The network is left in ``eval()`` mode on ``ctx.device``.
     """
     opts = ctx.options
     module = RecModule(net, learning_rate=learning_rate, optimizer=optimizer, weight_decay=weight_decay,
                        validation=validation, ema_decay=ema_decay)
     history = _History(opts.verbose, name)
     callbacks: list[Callback] = [history, *opts.callbacks]
+    if opts.epoch_callback is not None and model is not None:
+        callbacks.append(_EpochCallback(opts.epoch_callback, model))
     best: _BestWeights | None = None
     if validation is not None:
         best = _BestWeights(validation.monitor, validation.mode, opts.restore_best)
         callbacks.append(best)
-        if opts.patience is not None:
+        patience = opts.early_stopping_patience()
+        if patience is not None:
             callbacks.append(EarlyStopping(monitor=validation.monitor, mode=validation.mode,
-                                           patience=opts.patience, min_delta=opts.min_delta,
+                                           patience=patience, min_delta=opts.min_delta,
                                            check_finite=True))
     if opts.checkpoint_dir is not None:
         callbacks.append(ModelCheckpoint(
@@ -272,7 +280,7 @@ def fit_network(
             devices=[ctx.device.index or 0] if on_gpu else 1,
             max_epochs=epochs,
             precision=precision,
-            logger=make_logger(opts.logger, name),
+            logger=as_lightning(opts.logger, name),
             callbacks=callbacks,
             enable_checkpointing=opts.checkpoint_dir is not None,
             enable_progress_bar=bool(opts.progress),

@@ -14,14 +14,7 @@ import pandas as pd
 
 from recforge._optional import require
 from recforge.errors import ConfigError, RecforgeError
-from recforge.experiments.runner import (
-    carve_validation,
-    default_protocol,
-    fit_options,
-    is_torch_model,
-    load_dataset,
-    protocol_split,
-)
+from recforge.experiments.runner import carve_validation, fit_options, load_dataset, spec_protocol
 from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
 from recforge.tuning.space import parse_space, suggest
@@ -65,27 +58,20 @@ class TuningResult:
         return "\n".join(lines) + "\n"
 
 
-def _train_part(ds: Any, protocol: str, seed: int) -> Any:
-    """The protocol's training data (the first fold's for cross-validation): tuning never sees a test set."""
-    split = protocol_split(ds, protocol, seed)
-    if split is not None:
-        return split.train
-    if protocol == "rating-kfold5":
-        from recforge.splits import kfold
+def tuning_parts(ds: Any, protocol: Any, model: Any, how: Any, seed: int) -> tuple[Any, Any]:
+    """(training, validation) data for tuning, from the protocol's first split: its test rows are never used.
 
-        return kfold(ds.interactions, 5, seed=seed)[0].train
-    if protocol == "rating-u1u5":
-        return ds.split("u1").train
-    raise ConfigError(f"tuning does not support protocol {protocol!r}")
+    CTR splits validate on their own validation rows (or a seeded 10% of the training rows when
+    they have none); the others carve ``how`` (a fraction, or ``"loo"``) from the training data.
+    """
+    from recforge.data.ctr import random_parts
 
-
-def _ctr_parts(ds: Any, protocol: str, seed: int) -> tuple[Any, Any]:
-    """CTR training and validation rows of the ``ctr-holdout`` split (its test rows are never used)."""
-    from recforge.data.ctr import ctr_splits, random_parts
-
-    if protocol != "ctr-holdout":
-        raise ConfigError(f"CTR models are tuned under protocol 'ctr-holdout', not {protocol!r}")
-    split = ctr_splits(ds, seed=seed)
+    if model.task == "ctr" and protocol.task != "ctr":
+        raise ConfigError(f"CTR models are tuned under protocol 'ctr-holdout', not {protocol.name!r}")
+    protocol.check_model(model)
+    split = protocol.splits(ds, seed)[0]
+    if model.task != "ctr":
+        return carve_validation(split.train, how, seed)
     if split.valid is not None:
         return split.train, split.valid
     inner, valid = random_parts(len(split.train), (0.9, 0.1), seed)
@@ -115,39 +101,13 @@ def _score(model: Any, valid: Any, metric: str) -> float:
     return float(np.nanmean(per[metric]))
 
 
-def _pruning_callback(trial: Any, direction: str) -> Any:
-    """A Lightning callback reporting the validator's metric to Optuna each epoch and stopping pruned trials."""
-    from lightning.pytorch.callbacks import Callback
-
-    class OptunaPruning(Callback):
-        def __init__(self) -> None:
-            self.pruned = False
-            self.reports = 0
-
-        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-            if trainer.sanity_checking:
-                return
-            val = getattr(pl_module, "validation", None)
-            if val is None or val.monitor not in trainer.callback_metrics:
-                return
-            # report only when the monitored metric improves in the study's direction
-            if (val.mode == "min") != (direction == "minimize"):
-                return
-            trial.report(float(trainer.callback_metrics[val.monitor]), step=int(trainer.current_epoch))
-            self.reports += 1
-            if trial.should_prune():
-                self.pruned = True
-                trainer.should_stop = True
-
-    return OptunaPruning()
-
-
 def _epoch_callback(trial: Any, valid: Any, metric: str, every: int) -> Any:
-    """A :attr:`FitOptions.epoch_callback` for the classical iterative models (SVD, ALS, BPR, ...).
+    """A :attr:`FitOptions.epoch_callback` for every iterative model (SVD, ALS, BPR, the torch models, ...).
 
     Every ``every`` epochs it scores the model being trained on the validation data, reports the
     value to the trial and raises ``optuna.TrialPruned`` when the pruner says so; a non-finite
-    score (a diverged fit) prunes at once.
+    score (a diverged fit) prunes at once. It is the tuner's one pruning path: the classical
+    models call it between their compiled epochs, the shared torch loop after every epoch.
     """
     import optuna
 
@@ -196,9 +156,10 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     if unknown:
         raise ConfigError(f"[tune]: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_TUNE_KEYS))}")
     probe = make_model(spec.model, spec.params)
-    protocol = spec.protocol or default_protocol(probe)
+    proto = spec_protocol(spec, probe)
+    protocol = proto.name
     k = spec.k or 10
-    rating = probe.task == "rating" and protocol.startswith("rating")
+    rating = probe.task == "rating" and proto.task == "rating"
     ctr = probe.task == "ctr"
     metric = str(cfg.get("metric") or ("AUC" if ctr else "RMSE" if rating else f"NDCG@{k}"))
     direction = str(cfg.get("direction") or ("minimize" if metric.split("@")[0] in _MINIMIZE else "maximize"))
@@ -216,18 +177,12 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
         raise ConfigError("[tune] enqueue must be a list of tables of hyperparameters to try first")
 
     ds = load_dataset(spec)
-    if ctr:
-        inner, valid = _ctr_parts(ds, protocol, spec.seed)
-    else:
-        train = _train_part(ds, protocol, spec.seed)
-        if probe.task != "rating":
-            train = train.to_implicit()
-        inner, valid = carve_validation(train, how, spec.seed)
-    # CTR models train through the shared Lightning loop too
-    torch_model = is_torch_model(probe) or ctr
+    inner, valid = tuning_parts(ds, proto, probe, how, spec.seed)
+    # torch models (CTR models too) also validate in the loop: early stopping and best-epoch restore
+    torch_model = probe.backend == "torch" or ctr
     epochs = spec.params.get("epochs", probe.config.to_dict().get("epochs"))
-    # the classical iterative models report through FitOptions.epoch_callback, about 10 times a fit
-    iterative = not torch_model and isinstance(epochs, int)
+    # every iterative model reports through FitOptions.epoch_callback, about 10 times a fit
+    iterative = isinstance(epochs, int)
     if every is None and isinstance(epochs, int):
         every = max(1, epochs // 10)
     say(f"tuning {spec.model} on {len(inner):,} rows, validating {metric} on {len(valid):,} rows ({n} trials)")
@@ -236,17 +191,13 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
         params = {**spec.params, **suggest(trial, dims)}
         model = make_model(spec.model, params)
         extra: dict[str, Any] = {}
-        cb = None
         if torch_model:
-            cb = _pruning_callback(trial, direction)
-            extra = {"validation": valid, "callbacks": (cb,)}
-        elif iterative:
-            extra = {"epoch_callback": _epoch_callback(trial, valid, metric, int(every))}
+            extra["validation"] = valid
+        if iterative:
+            extra["epoch_callback"] = _epoch_callback(trial, valid, metric, int(every))
         t0 = time.perf_counter()
         model.fit(inner, fit_options(spec, **extra))
         trial.set_user_attr("fit_seconds", time.perf_counter() - t0)
-        if cb is not None and cb.pruned:
-            raise optuna.TrialPruned()
         value = _score(model, valid, metric)
         if not np.isfinite(value):
             raise optuna.TrialPruned()

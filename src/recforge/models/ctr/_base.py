@@ -250,8 +250,9 @@ class CTRModel(Recommender):
             )
             valid = ctx.options.validation
             validation = AUCValidation(_as_rows(valid, "validation"), data, ctx.device) if valid is not None else None
+            self._net = net  # scorable between epochs (FitOptions.epoch_callback)
             result = fit_network(net, batches, ctx, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                                 optimizer=cfg.optimizer, validation=validation, name=self.name)
+                                 optimizer=cfg.optimizer, validation=validation, name=self.name, model=self)
         self._net = net.eval()
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch

@@ -91,6 +91,7 @@ class TorchRecommender(Recommender):
     lives on the CPU; :meth:`to_device` moves it.
     """
 
+    backend = "torch"
     weight_decay_field: ClassVar[str | None] = None
     _net: RecNetwork | None = None
 
@@ -124,7 +125,7 @@ class TorchRecommender(Recommender):
             net, self._batches(data, ctx, net), ctx, epochs=self._epochs(), learning_rate=cfg.learning_rate,
             optimizer=cfg.optimizer, weight_decay=self._weight_decay(),
             validation=self._validation(data, ctx), name=self.name,
-            ema_decay=cfg.ema_decay,
+            ema_decay=cfg.ema_decay, model=self,
         )
 
     def _epochs(self) -> int:
@@ -141,6 +142,7 @@ class TorchRecommender(Recommender):
         with run_context(options) as ctx:
             self._setup(data, ctx)
             net = self._network().to(ctx.device)
+            self._net = net  # scorable between epochs (FitOptions.epoch_callback)
             result = self._train(net, data, ctx)
             self._net = net.eval()
             self.history_ = result.history

@@ -18,7 +18,6 @@ from recforge.training.batches import RatingRows
 from recforge.models.neural._base import TorchConfig, TorchRecommender, baseline_biases, partial_baseline
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
-from recforge.training.options import training_options
 
 Activation = Literal["sigmoid", "relu", "tanh", "elu", "identity"]
 _ACT = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
@@ -218,7 +217,7 @@ class AutoRec(TorchRecommender):
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg: AutoRecConfig = self.config  # type: ignore[assignment]
-        opts = training_options(options)
+        opts = options
         self._fixed_epochs = None
         self.n_members_ = 1
         held = np.zeros(len(data), dtype=bool)
