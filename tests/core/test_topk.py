@@ -69,14 +69,14 @@ def _data() -> Interactions:
 
 def test_models_take_the_sparse_path_only_when_non_negative():
     data = _data()
-    m = ItemKNNImplicit(k=5).fit(data)
+    m = ItemKNNImplicit(n_neighbors=5).fit(data)
     assert m._nonnegative_sparse_product() is not None
     fast = m.recommend_indices(np.arange(data.n_users), 10)
     m._sparse_product = lambda: None  # force the dense path
     dense = m.recommend_indices(np.arange(data.n_users), 10)
     np.testing.assert_array_equal(fast[0], dense[0])
     np.testing.assert_allclose(fast[1], dense[1], equal_nan=True)
-    m2 = ItemKNNImplicit(k=5).fit(data)
+    m2 = ItemKNNImplicit(n_neighbors=5).fit(data)
     m2.similarity_.data[0] = -1.0  # a negative weight: zero is no longer the floor
     m2.__dict__.pop("_scorer", None)
     assert m2._nonnegative_sparse_product() is None

@@ -5,14 +5,14 @@ from recforge.models.neighbors.slim import SLIM
 from recforge.testing.conformance import RecommenderConformance
 
 _BAD_KNN = [
-    {"k": 0},
-    {"k": -3},
+    {"n_neighbors": 0},
+    {"n_neighbors": -3},
     {"min_k": -1},
-    {"min_k": 50, "k": 10},
+    {"min_k": 50, "n_neighbors": 10},
     {"shrinkage": -1.0},
     {"similarity": "jaccard"},
     {"variant": "median"},
-    {"prune": 5, "k": 10},
+    {"prune": 5, "n_neighbors": 10},
     {"reg_user": -1.0},
     {"baseline_epochs": 0},
 ]
@@ -20,9 +20,9 @@ _BAD_KNN = [
 
 class TestItemKNN(RecommenderConformance):
     model_class = ItemKNN
-    config = {"k": 10, "prune": 20}
+    config = {"n_neighbors": 10, "prune": 20}
     changes = {
-        "k": 2,
+        "n_neighbors": 2,
         "similarity": "cosine",
         "variant": "basic",
         "min_k": 5,
@@ -35,14 +35,14 @@ class TestItemKNN(RecommenderConformance):
 
 class TestUserKNN(RecommenderConformance):
     model_class = UserKNN
-    config = {"k": 10, "prune": None, "similarity": "msd", "variant": "zscore"}
-    changes = {"k": 3, "similarity": "adjusted_cosine", "variant": "means"}
+    config = {"n_neighbors": 10, "prune": None, "similarity": "msd", "variant": "zscore"}
+    changes = {"n_neighbors": 3, "similarity": "adjusted_cosine", "variant": "means"}
     invalid = _BAD_KNN
 
 
 class TestKNNBaseline(RecommenderConformance):
     model_class = KNNBaseline
-    config = {"k": 10, "shrinkage": 5.0}
+    config = {"n_neighbors": 10, "shrinkage": 5.0}
     changes = {
         "reg_user": 0.0,
         "reg_item": 0.0,
@@ -56,22 +56,22 @@ class TestKNNBaseline(RecommenderConformance):
 
 class TestItemKNNImplicit(RecommenderConformance):
     model_class = ItemKNNImplicit
-    config = {"k": 5}
-    changes = {"k": 2, "weighting": "bm25", "neighbors_of": "history"}
-    invalid = [{"k": 0}, {"weighting": "idf"}, {"bm25_b": 1.5}, {"bm25_k1": 0.0}, {"neighbors_of": "both"}]
+    config = {"n_neighbors": 5}
+    changes = {"n_neighbors": 2, "weighting": "bm25", "neighbors_of": "history"}
+    invalid = [{"n_neighbors": 0}, {"weighting": "idf"}, {"bm25_b": 1.5}, {"bm25_k1": 0.0}, {"neighbors_of": "both"}]
 
 
 class TestItemKNNImplicitTFIDF(RecommenderConformance):
     model_class = ItemKNNImplicit
-    config = {"k": 5, "weighting": "tfidf"}
-    changes = {"k": 2}
+    config = {"n_neighbors": 5, "weighting": "tfidf"}
+    changes = {"n_neighbors": 2}
 
 
 class TestUserKNNImplicit(RecommenderConformance):
     model_class = UserKNNImplicit
-    config = {"k": 5}
-    changes = {"k": 2, "weighting": "tfidf"}
-    invalid = [{"k": -1}, {"weighting": "idf"}]
+    config = {"n_neighbors": 5}
+    changes = {"n_neighbors": 2, "weighting": "tfidf"}
+    invalid = [{"n_neighbors": -1}, {"weighting": "idf"}]
 
 
 class TestEASE(RecommenderConformance):
@@ -84,8 +84,8 @@ class TestEASE(RecommenderConformance):
 
 class TestSLIM(RecommenderConformance):
     model_class = SLIM
-    config = {"l1_reg": 0.1, "l2_reg": 1.0, "k": 10}
-    changes = {"l1_reg": 2.0, "l2_reg": 20.0, "k": 3, "max_iter": 1}
-    invalid = [{"l1_reg": -1.0}, {"l2_reg": -0.1}, {"l1_reg": 0.0, "l2_reg": 0.0}, {"k": 0}, {"max_iter": 0},
+    config = {"reg_l1": 0.1, "reg_l2": 1.0, "n_neighbors": 10}
+    changes = {"reg_l1": 2.0, "reg_l2": 20.0, "n_neighbors": 3, "max_iter": 1}
+    invalid = [{"reg_l1": -1.0}, {"reg_l2": -0.1}, {"reg_l1": 0.0, "reg_l2": 0.0}, {"n_neighbors": 0}, {"max_iter": 0},
                {"tol": 0.0}]
     atol = 1e-5
