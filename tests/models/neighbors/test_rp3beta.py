@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,7 @@ class TestRP3beta(RecommenderConformance):
     model_class = RP3beta
     config = {"n_neighbors": 5}
     changes = {"n_neighbors": 1, "alpha": 0.5, "beta": 0.9}
+    unchanged: ClassVar[dict[str, str]] = {}
     invalid = [{"n_neighbors": 0}, {"alpha": 0.0}, {"alpha": -1.0}, {"beta": -0.1}]
     atol = 1e-6
 
