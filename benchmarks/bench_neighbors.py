@@ -204,11 +204,13 @@ def ranking_rows(ds: Any, repeats: int, threads: int) -> list[dict[str, Any]]:
             ("implicit CosineRecommender K=100", implicit_peer("CosineRecommender", threads),
              [("recforge item-knn-implicit n_neighbors=99 neighbors_of=history",
                ItemKNNImplicit(n_neighbors=99, neighbors_of="history")),
-              ("recforge item-knn-implicit n_neighbors=100 (default, neighbors_of=target)", ItemKNNImplicit(n_neighbors=100))]),
+              ("recforge item-knn-implicit n_neighbors=100 (default, neighbors_of=target)",
+               ItemKNNImplicit(n_neighbors=100))]),
             ("implicit BM25Recommender K=100 (K1=1.2, B=0.75)", implicit_peer("BM25Recommender", threads),
              [("recforge item-knn-implicit n_neighbors=99 weighting=bm25 neighbors_of=history",
                ItemKNNImplicit(n_neighbors=99, weighting="bm25", neighbors_of="history")),
-              ("recforge item-knn-implicit n_neighbors=100 weighting=bm25", ItemKNNImplicit(n_neighbors=100, weighting="bm25"))]),
+              ("recforge item-knn-implicit n_neighbors=100 weighting=bm25",
+               ItemKNNImplicit(n_neighbors=100, weighting="bm25"))]),
             ("EASE numpy reference (Steck 2019 listing) lambda=500", ease_reference(),
              [("recforge ease reg=500", EASE(reg=500.0))]),
             ("(no peer)", None,
@@ -250,7 +252,8 @@ def gowalla_rows(threads: int) -> list[dict[str, Any]]:
     peer = peer_ranking(fit, rec, split, 1, 20)
     rows.append(_rank_row("given-split", "implicit CosineRecommender K=100 (gowalla)", peer, None, 20))
     rows[-1]["peak RSS MB (before)"] = f"{status_mb('VmHWM'):.0f} ({base:.0f})"
-    for name, model in (("recforge item-knn-implicit n_neighbors=100 (gowalla)", ItemKNNImplicit(n_neighbors=100)),
+    for name, model in (("recforge item-knn-implicit n_neighbors=100 (gowalla)",
+                         ItemKNNImplicit(n_neighbors=100)),
                         ("recforge slim (defaults, gowalla)", SLIM()),
                         ("recforge rp3beta (defaults, gowalla)", RP3beta()),
                         ("recforge rp3beta (configs/gowalla/rp3beta.toml: n_neighbors=100, alpha=0.6, beta=0.2)",

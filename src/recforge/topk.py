@@ -292,8 +292,8 @@ def select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx: 
 
 
 @njit(cache=True, inline="always")
-def accumulate_row_product(row, a_indptr, a_indices, a_data, m_indptr, m_indices, m_data, skip, acc, tag_of, tag,
-                           touched):  # pragma: no cover - compiled
+def accumulate_row_product(row, a_indptr, a_indices, a_data, m_indptr, m_indices, m_data, skip, acc, tag_of,
+                           tag, touched):  # pragma: no cover - compiled
     """Add row ``row`` of ``a @ m`` into the dense scratch ``acc``; return how many columns it touched.
 
     The sparse row product of the top-k, similarity and SLIM kernels: for each entry ``(j, w)`` of
@@ -342,8 +342,8 @@ def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragm
 
 
 @njit(cache=True, parallel=True)
-def _sparse_rows_topk_kernel(rows, indptr, indices, data, excl_indptr, excl_indices, banned, k, n_items, n_chunks,
-                             out_idx, out_val):  # pragma: no cover - compiled
+def _sparse_rows_topk_kernel(rows, indptr, indices, data, excl_indptr, excl_indices, banned, k, n_items,
+                             n_chunks, out_idx, out_val):  # pragma: no cover - compiled
     n_rows = len(rows)
     step = (n_rows + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):

@@ -100,7 +100,8 @@ def test_sparse_equals_reference(problem, data):
     # every cell stored: the sparse path is the dense one
     full = sp.csr_matrix(np.ones(scores.shape))
     full.data = scores.ravel().copy()
-    assert_same(topk_rows(full, k, exclude=excl, allowed=allowed), topk_rows(scores, k, exclude=excl, allowed=allowed))
+    assert_same(topk_rows(full, k, exclude=excl, allowed=allowed),
+                topk_rows(scores, k, exclude=excl, allowed=allowed))
     # rows picked by index without slicing
     pick = np.arange(scores.shape[0])[::-1]
     ex = sp.csr_matrix(excl.toarray()[pick])
@@ -109,7 +110,8 @@ def test_sparse_equals_reference(problem, data):
 
 
 @st.composite
-def products(draw: st.DrawFn) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix, sp.csr_matrix, np.ndarray, int]:
+def products(draw: st.DrawFn) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix, sp.csr_matrix, np.ndarray,
+                                       int]:
     """Non-negative small-integer factors (exact sums, many ties, many exact zeros)."""
     n_users = draw(st.integers(1, 6))
     n_items = draw(st.integers(1, 10))
@@ -138,8 +140,10 @@ def test_ties_nan_inf_and_padding_by_hand():
     s = np.array([[1.0, 3.0, 3.0, -np.inf, np.nan, 3.0], [np.nan] * 6])
     idx, vals = topk_rows(s, 8)
     assert idx.tolist() == [[1, 2, 5, 0, -1, -1, -1, -1], [-1] * 8]
-    assert vals[0, :4].tolist() == [3.0, 3.0, 3.0, 1.0] and np.isnan(vals[0, 4:]).all() and np.isnan(vals[1]).all()
-    idx, _ = topk_rows(s, 2, exclude=sp.csr_matrix([[0, 1, 0, 0, 0, 0], [0] * 6]), allowed=np.array([1, 1, 1, 1, 1, 0], bool))
+    assert vals[0, :4].tolist() == [3.0, 3.0, 3.0, 1.0]
+    assert np.isnan(vals[0, 4:]).all() and np.isnan(vals[1]).all()
+    skip = sp.csr_matrix([[0, 1, 0, 0, 0, 0], [0] * 6])
+    idx, _ = topk_rows(s, 2, exclude=skip, allowed=np.array([1, 1, 1, 1, 1, 0], bool))
     assert idx.tolist() == [[2, 0], [-1, -1]]
     assert topk_rows(np.empty((3, 0)), 2)[0].tolist() == [[-1, -1]] * 3
     assert topk_rows(np.empty((0, 4)), 2)[0].shape == (0, 2)

@@ -1,4 +1,5 @@
-"""Neighbourhood models on the base contract: ad-hoc histories, similar items, item_neighbors, renamed options."""
+"""Neighbourhood models on the base contract: ad-hoc histories, similar items, item_neighbors, renamed
+options."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_valued_data_keeps_values_only_when_they_matter():
     assert not hasattr(plain, "train_values_")  # 0/1 data: the base's seen_ is the training matrix
     valued = ItemKNNImplicit(n_neighbors=5).fit(_implicit(values=True))
     assert hasattr(valued, "train_values_")
-    assert not hasattr(ItemKNNImplicit(n_neighbors=5, binarize=True).fit(_implicit(values=True)), "train_values_")
+    binary = ItemKNNImplicit(n_neighbors=5, binarize=True).fit(_implicit(values=True))
+    assert not hasattr(binary, "train_values_")
     assert not hasattr(SLIM(n_neighbors=5).fit(_implicit(values=True)), "train_values_")  # binarize=True
 
 

@@ -64,7 +64,8 @@ class ItemItemScores(TrainingRows):
         """A history as a one-row CSR like a training row (repeats add up; 1 when binarised)."""
         n = len(self.items_)
         data = np.ones(len(item_idx), np.float32) if values is None else np.asarray(values, np.float32)
-        h = sp.csr_matrix((data, (np.zeros(len(item_idx), np.int64), item_idx)), shape=(1, n), dtype=np.float32)
+        rows = np.zeros(len(item_idx), np.int64)
+        h = sp.csr_matrix((data, (rows, item_idx)), shape=(1, n), dtype=np.float32)
         h.sum_duplicates()
         h.sort_indices()
         if self._binarized():

@@ -209,7 +209,8 @@ class _RatingKNN(Recommender):
             DataError: ``values`` is missing: the prediction averages rating deviations.
         """
         if self._is_user_based():
-            raise NotImplementedError(f"{type(self).__name__} with user_based=True cannot score an ad-hoc history")
+            raise NotImplementedError(
+                f"{type(self).__name__} with user_based=True cannot score an ad-hoc history")
         if values is None and len(item_idx):
             raise DataError(f"{type(self).__name__} predicts from ratings: pass the history's values")
         n_items = len(self.items_)
@@ -223,7 +224,8 @@ class _RatingKNN(Recommender):
             off[0] = self.off_y_[u]
         return K.predict_pairs(
             np.arange(n_items), np.zeros(n_items, np.int64), self.similarity_, row, k=self.config.n_neighbors,
-            min_k=self.config.min_k, base_x=self.base_x_, off_y=off, scale_x=self.scale_x_, fallback=self.fallback_,
+            min_k=self.config.min_k, base_x=self.base_x_, off_y=off, scale_x=self.scale_x_,
+            fallback=self.fallback_,
         )
 
     def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.spmatrix | None:
@@ -234,8 +236,8 @@ class ItemKNN(_RatingKNN):
     """Item-based neighbourhood rating prediction (Sarwar et al., "Item-based collaborative
     filtering recommendation algorithms", WWW 2001; Koren, "Factor in the Neighbors", TKDD 2010).
 
-    With ``N^k_u(i)`` the ``k = n_neighbors`` items most similar to ``i`` among those ``u`` rated (only positive
-    similarities count), the ``means`` variant predicts
+    With ``N^k_u(i)`` the ``k = n_neighbors`` items most similar to ``i`` among those ``u`` rated (only
+    positive similarities count), the ``means`` variant predicts
 
     .. math::
         \\hat r_{ui} = \\mu_i + \\frac{\\sum_{j \\in N^k_u(i)} s_{ij} (r_{uj} - \\mu_j)}
@@ -258,8 +260,8 @@ class UserKNN(_RatingKNN):
     """User-based neighbourhood rating prediction (Resnick et al., "GroupLens", CSCW 1994;
     Herlocker et al., SIGIR 1999).
 
-    With ``N^k_i(u)`` the ``k = n_neighbors`` users most similar to ``u`` among those who rated ``i`` (positive
-    similarities only), the ``means`` variant predicts
+    With ``N^k_i(u)`` the ``k = n_neighbors`` users most similar to ``u`` among those who rated ``i``
+    (positive similarities only), the ``means`` variant predicts
 
     .. math::
         \\hat r_{ui} = \\mu_u + \\frac{\\sum_{v \\in N^k_i(u)} s_{uv} (r_{vi} - \\mu_v)}

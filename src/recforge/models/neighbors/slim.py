@@ -60,11 +60,12 @@ class SLIM(ItemItemScores, Recommender):
         \\min_{w_j \\ge 0,\\ w_{jj} = 0} \\tfrac12 \\|x_j - X w_j\\|_2^2
             + \\tfrac{\\beta}{2} \\|w_j\\|_2^2 + \\lambda \\|w_j\\|_1
 
-    (``beta = reg_l2``, ``lambda = reg_l1``), where ``w_j`` may only be non-zero on the ``n_neighbors`` items
-    most cosine-similar to ``j``. Each column is solved exactly by cyclic coordinate descent on the
-    ``n_neighbors x n_neighbors`` Gram matrix of its candidates. Up to 6,000 items these are read from the dense
-    ``X^T X``; above, each one is built from the rows of the users of the candidates, so memory
-    stays ``O(n_items * n_neighbors)`` (Gowalla, 41k items: about 10 s and under 1 GB). Scores are ``x_u W``.
+    (``beta = reg_l2``, ``lambda = reg_l1``), where ``w_j`` may only be non-zero on the
+    ``n_neighbors`` items most cosine-similar to ``j``. Each column is solved exactly by cyclic
+    coordinate descent on the ``n_neighbors x n_neighbors`` Gram matrix of its candidates. Up to 6,000
+    items these are read from the dense ``X^T X``; above, each one is built from the rows of the users
+    of the candidates, so memory stays ``O(n_items * n_neighbors)`` (Gowalla, 41k items: about 10 s and
+    under 1 GB). Scores are ``x_u W``, for a training user and an ad-hoc history alike.
     """
 
     name = "slim"
