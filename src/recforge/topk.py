@@ -328,14 +328,19 @@ def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragm
         p = indptr[r]
         end = indptr[r + 1]
         for j in range(n_items):
+            v = scores[r, j]
+            # columns come in increasing order, so once the heap is full an item must beat the worst
+            # kept score strictly (a tie loses to the lower index already kept): most are rejected here
+            if size == k:
+                if not (v > hv[0]):
+                    continue
+            elif not (v > -np.inf):  # NaN or -inf
+                continue
             while p < end and indices[p] < j:
                 p += 1
             if p < end and indices[p] == j:
                 continue
             if banned[j]:
-                continue
-            v = scores[r, j]
-            if not (v > -np.inf):  # NaN or -inf
                 continue
             size = _heap_offer(hv, hi, size, k, v, j)
         _heap_drain(hv, hi, size, out_idx[r], out_val[r])
