@@ -598,10 +598,9 @@ class Recommender(Estimator):
         step = max(1, 2**22 // max(n, 1))
         for s in range(0, len(rows), step):
             r = rows[s : s + step]
-            # a sparse neighbour matrix lists only its rows' stored entries (only neighbours count)
             if mat is None:
                 block = unit[q[r]] @ unit.T
-            else:
+            else:  # sparse rows rank only their stored entries: a neighbour list lists only neighbours
                 block = mat[q[r]]
             itself = sp.csr_matrix((np.ones(len(r)), q[r], np.arange(len(r) + 1)), shape=(len(r), n))
             out_idx[r], out_sc[r] = topk_rows(block, k, exclude=itself, allowed=known)
