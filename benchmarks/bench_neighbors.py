@@ -38,6 +38,7 @@ from recforge.models.neighbors.knn import KNNBaseline, UserKNN
 from recforge.models.neighbors.rp3beta import RP3beta
 from recforge.models.neighbors.slim import SLIM
 from recforge.splits import leave_one_out, random_split
+from recforge.topk import topk_rows
 
 RANK_METRICS = {"HR": M.hit_rate_at_k, "NDCG": M.ndcg_at_k, "Recall": M.recall_at_k}
 
@@ -188,11 +189,8 @@ def ease_reference() -> tuple[Callable, Callable]:
         return b
 
     def recommend(b: np.ndarray, users: np.ndarray, train: sp.csr_matrix, k: int) -> np.ndarray:
-        scores = np.asarray(train[users] @ b)
-        scores[train[users].toarray() > 0] = -np.inf
-        part = np.argpartition(-scores, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
-        return np.take_along_axis(part, order, axis=1)
+        seen = train[users]
+        return topk_rows(np.asarray(seen @ b), k, exclude=seen)[0]
 
     return fit, recommend
 
@@ -204,19 +202,21 @@ def ranking_rows(ds: Any, repeats: int, threads: int) -> list[dict[str, Any]]:
     for proto, (split, k) in splits.items():
         groups: list[tuple[str, tuple[Callable, Callable] | None, list[tuple[str, Recommender]]]] = [
             ("implicit CosineRecommender K=100", implicit_peer("CosineRecommender", threads),
-             [("recforge item-knn-implicit k=99 neighbors_of=history",
-               ItemKNNImplicit(k=99, neighbors_of="history")),
-              ("recforge item-knn-implicit k=100 (default, neighbors_of=target)", ItemKNNImplicit(k=100))]),
+             [("recforge item-knn-implicit n_neighbors=99 neighbors_of=history",
+               ItemKNNImplicit(n_neighbors=99, neighbors_of="history")),
+              ("recforge item-knn-implicit n_neighbors=100 (default, neighbors_of=target)",
+               ItemKNNImplicit(n_neighbors=100))]),
             ("implicit BM25Recommender K=100 (K1=1.2, B=0.75)", implicit_peer("BM25Recommender", threads),
-             [("recforge item-knn-implicit k=99 weighting=bm25 neighbors_of=history",
-               ItemKNNImplicit(k=99, weighting="bm25", neighbors_of="history")),
-              ("recforge item-knn-implicit k=100 weighting=bm25", ItemKNNImplicit(k=100, weighting="bm25"))]),
+             [("recforge item-knn-implicit n_neighbors=99 weighting=bm25 neighbors_of=history",
+               ItemKNNImplicit(n_neighbors=99, weighting="bm25", neighbors_of="history")),
+              ("recforge item-knn-implicit n_neighbors=100 weighting=bm25",
+               ItemKNNImplicit(n_neighbors=100, weighting="bm25"))]),
             ("EASE numpy reference (Steck 2019 listing) lambda=500", ease_reference(),
              [("recforge ease reg=500", EASE(reg=500.0))]),
             ("(no peer)", None,
-             [("recforge slim (l1_reg=1, l2_reg=30, k=100)", SLIM()),
-              ("recforge user-knn-implicit k=100", UserKNNImplicit(k=100)),
-              ("recforge rp3beta (defaults: k=100, alpha=0.6, beta=0.4)", RP3beta())]),
+             [("recforge slim (reg_l1=1, reg_l2=30, n_neighbors=100)", SLIM()),
+              ("recforge user-knn-implicit n_neighbors=100", UserKNNImplicit(n_neighbors=100)),
+              ("recforge rp3beta (defaults: n_neighbors=100, alpha=0.6, beta=0.4)", RP3beta())]),
         ]
         for peer_name, peer_fns, ours in groups:
             peer = peer_ranking(*peer_fns, split, repeats, k) if peer_fns else None
@@ -252,11 +252,12 @@ def gowalla_rows(threads: int) -> list[dict[str, Any]]:
     peer = peer_ranking(fit, rec, split, 1, 20)
     rows.append(_rank_row("given-split", "implicit CosineRecommender K=100 (gowalla)", peer, None, 20))
     rows[-1]["peak RSS MB (before)"] = f"{status_mb('VmHWM'):.0f} ({base:.0f})"
-    for name, model in (("recforge item-knn-implicit k=100 (gowalla)", ItemKNNImplicit(k=100)),
+    for name, model in (("recforge item-knn-implicit n_neighbors=100 (gowalla)",
+                         ItemKNNImplicit(n_neighbors=100)),
                         ("recforge slim (defaults, gowalla)", SLIM()),
                         ("recforge rp3beta (defaults, gowalla)", RP3beta()),
-                        ("recforge rp3beta (configs/gowalla/rp3beta.toml: k=100, alpha=0.6, beta=0.2)",
-                         RP3beta(k=100, alpha=0.6, beta=0.2))):
+                        ("recforge rp3beta (configs/gowalla/rp3beta.toml: n_neighbors=100, alpha=0.6, beta=0.2)",
+                         RP3beta(n_neighbors=100, alpha=0.6, beta=0.2))):
         base = reset_peak_rss()
         r = ours_ranking(model, ds, "given-split", 1, threads, 20)
         rows.append(_rank_row("given-split", name, r, peer, 20))
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> str:
         "Top-N on ML-100K as implicit feedback (all ratings are interactions; full ranking of unseen "
         "items). `ratio-full` is a random 80/20 split of interactions (seed 0). `eval s` is the "
         "time to rank every test user; speed-up compares fit + eval. implicit counts an item as its "
-        "own neighbour (one of K), so its K=100 equals recforge's k=99 with `neighbors_of=history`.\n\n"
+        "own neighbour (one of K), so its K=100 equals recforge's n_neighbors=99 with `neighbors_of=history`.\n\n"
         + "\n\n".join(md_table([r for r in ranking if r["protocol"].startswith(p)])
                       for p in ("loo-full", "ratio-full"))
         + "\n\n"

@@ -1,51 +1,121 @@
-"""Top-k selection over score rows, shared by ``recommend`` and full-ranking evaluation."""
+"""Top-k selection: the one implementation behind ``recommend``, evaluation, similar items and serving.
+
+One contract for every variant: per row, the ``k`` best candidates, best first; ties go to the lower
+column index; NaN and ``-inf`` scores are never selected; slots past the available candidates hold
+the index ``-1`` and a NaN score. :func:`topk_rows` is the entry point. It takes
+
+- a dense score matrix (every column a candidate),
+- a sparse one (only the stored entries are candidates: a neighbour list lists only neighbours),
+- ``exclude``, a CSR matrix of cells to skip per row (seen items), and ``allowed``, an item mask
+  (candidate sets, known items).
+
+The compiled variants below it are part of the same API for callers that already hold CSR arrays
+or a factored score matrix:
+
+- :func:`topk_excluding`: dense scores, exclusions as CSR arrays and a ``banned`` item mask;
+- :func:`topk_sparse_product`: the scores ``a[rows] @ m`` of two sparse non-negative matrices,
+  without forming them densely;
+- :func:`topk_sparse_rows`: the stored entries of chosen CSR rows.
+
+:func:`select_top` and :func:`accumulate_row_product` are the ``@njit`` building blocks that other
+compiled kernels (the neighbourhood similarity and SLIM kernels) call inside their loops, so that
+top-k selection and sparse row products exist once. Numba's on-disk cache does not notice edits to
+a function in another file: after editing one of them, clear the callers' ``__pycache__``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
+import scipy.sparse as sp
 from numba import njit, prange
 
-if TYPE_CHECKING:
-    import scipy.sparse as sp
+from recforge.errors import ConfigError
+
+__all__ = [
+    "accumulate_row_product",
+    "select_top",
+    "topk_excluding",
+    "topk_rows",
+    "topk_sparse_product",
+    "topk_sparse_rows",
+]
 
 
-def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``k`` largest entries of each row, best first.
+def topk_rows(
+    scores: np.ndarray | sp.spmatrix,
+    k: int,
+    *,
+    exclude: sp.spmatrix | None = None,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the ``k`` best candidates of each row, best first.
 
-    ``-inf`` entries (excluded items) sort last; ties break towards the lower column index so the
-    result is deterministic. Returns arrays of shape ``(n_rows, min(k, n_cols))``.
+    Args:
+        scores: ``(n_rows, n_items)`` scores: a dense array (every item a candidate) or a scipy
+            sparse matrix (only stored entries are candidates, whatever their value; entries must
+            not repeat within a row).
+        k: List length (>= 0); may exceed the number of items.
+        exclude: Optional ``(n_rows, n_items)`` sparse matrix; its stored cells are skipped
+            (the value does not matter).
+        allowed: Optional ``(n_items,)`` bool mask of the items that may be listed.
+
+    Returns:
+        ``(idx, vals)`` of shape ``(n_rows, k)``: int64 item indices and float64 scores. Ties go
+        to the lower index, NaN and ``-inf`` are never selected, and short rows are padded with
+        ``-1`` and NaN.
+
+    Raises:
+        ConfigError: ``k`` is negative or not an integer, or a mask or exclusion has the wrong shape.
     """
-    n_rows, n_cols = scores.shape
-    k = min(k, n_cols)
-    if k <= 0 or n_rows == 0:
-        return np.empty((n_rows, 0), np.int64), np.empty((n_rows, 0), scores.dtype)
-    if k < n_cols:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols)).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    # lexsort: primary key -score, secondary key column index (stable tie-break)
-    order = np.lexsort((part, -vals), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    return idx.astype(np.int64), np.take_along_axis(vals, order, axis=1)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ConfigError(f"k must be a non-negative integer, got {k!r}")
+    k = int(k)
+    n_rows, n_items = scores.shape
+    banned = _banned(allowed, n_items)
+    excl_indptr, excl_indices = _exclusions(exclude, n_rows, n_items)
+    if sp.issparse(scores):
+        mat = sp.csr_matrix(scores)
+        return topk_sparse_rows(mat, np.arange(n_rows), k, excl_indptr, excl_indices, banned)
+    dense = np.asarray(scores)
+    if dense.dtype not in (np.float32, np.float64):
+        dense = dense.astype(np.float64)
+    return topk_excluding(np.ascontiguousarray(dense), excl_indptr, excl_indices, banned, k)
+
+
+def _banned(allowed: np.ndarray | None, n_items: int) -> np.ndarray:
+    if allowed is None:
+        return np.zeros(n_items, np.bool_)
+    allowed = np.asarray(allowed, dtype=np.bool_)
+    if allowed.shape != (n_items,):
+        raise ConfigError(f"allowed must be a bool mask of {n_items} items, got shape {allowed.shape}")
+    return ~allowed
+
+
+def _exclusions(exclude: sp.spmatrix | None, n_rows: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    if exclude is None:
+        return np.zeros(n_rows + 1, np.int64), np.empty(0, np.int64)
+    if exclude.shape != (n_rows, n_items):
+        raise ConfigError(f"exclude has shape {exclude.shape}, the scores {(n_rows, n_items)}")
+    excl = sp.csr_matrix(exclude)
+    if not excl.has_sorted_indices:
+        excl = excl.copy()
+        excl.sort_indices()
+    return excl.indptr.astype(np.int64), excl.indices.astype(np.int64)
 
 
 def topk_excluding(
     scores: np.ndarray, excl_indptr: np.ndarray, excl_indices: np.ndarray, banned: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row top-``k`` that skips excluded cells, in one compiled pass (no masked copy).
+    """Per-row top-``k`` of dense scores that skips excluded cells, in one compiled pass (no masked copy).
 
     Args:
-        scores: ``(n_rows, n_items)`` float32 or float64 scores.
+        scores: ``(n_rows, n_items)`` float32 or float64 scores, C-contiguous.
         excl_indptr, excl_indices: CSR structure (sorted indices) of the cells to skip per row.
         banned: ``(n_items,)`` bool, items skipped for every row.
         k: List length.
 
     Returns:
-        ``(idx, vals)`` of shape ``(n_rows, k)``; slots past the available items hold ``-1`` and
-        NaN. NaN and ``-inf`` scores are never selected. Ties go to the lower item index.
+        ``(idx, vals)`` of shape ``(n_rows, k)``, as :func:`topk_rows`.
     """
     n_rows = scores.shape[0]
     idx = np.full((n_rows, k), -1, dtype=np.int64)
@@ -55,6 +125,61 @@ def topk_excluding(
     return idx, vals
 
 
+def topk_sparse_rows(
+    mat: sp.csr_matrix, rows: np.ndarray, k: int, excl_indptr: np.ndarray, excl_indices: np.ndarray,
+    banned: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` among the stored entries of ``mat[rows]`` (neighbour lists), without slicing ``mat``.
+
+    Args:
+        mat: CSR matrix; the entries of a row need not be sorted by column (the neighbourhood
+            matrices keep them by decreasing value) but must not repeat.
+        rows: Row indices of ``mat`` to rank; output row ``r`` is ``mat[rows[r]]``.
+        k: List length.
+        excl_indptr, excl_indices: CSR structure, one row per entry of ``rows``, of cells to skip.
+        banned: ``(n_items,)`` bool, items skipped for every row.
+
+    Returns:
+        ``(idx, vals)`` of shape ``(len(rows), k)``, as :func:`topk_rows`.
+    """
+    n_rows = len(rows)
+    idx = np.full((n_rows, k), -1, dtype=np.int64)
+    vals = np.full((n_rows, k), np.nan, dtype=np.float64)
+    if n_rows and k:
+        n_chunks = max(1, min(n_rows, 64))
+        _sparse_rows_topk_kernel(np.ascontiguousarray(rows, np.int64), mat.indptr, mat.indices, mat.data,
+                                 excl_indptr.astype(np.int64), excl_indices.astype(np.int64), banned, k,
+                                 mat.shape[1], n_chunks, idx, vals)
+    return idx, vals
+
+
+def topk_sparse_product(
+    a: sp.csr_matrix, rows: np.ndarray, m: sp.csr_matrix, excl_indptr: np.ndarray, excl_indices: np.ndarray,
+    banned: np.ndarray, k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_excluding` of the scores ``a[rows] @ m`` without forming them densely.
+
+    For sparse, non-negative ``a`` and ``m`` (a user's history times an item-item neighbour
+    matrix, or user-user similarities times histories) only the items a row touches can score
+    above zero; the rest score exactly 0. Each row accumulates its touched items in a scratch
+    vector, keeps the best positive ones in a heap and, when fewer than ``k`` are positive, fills
+    the list with the lowest-index allowed items at score 0, exactly as the dense path ranks them
+    (same sums in the same order, ties to the lower index). About ``n_items / touched`` times less
+    work than scoring every item, which matters on large catalogues (Gowalla: 41k items).
+    """
+    n_rows = len(rows)
+    n_items = m.shape[1]
+    idx = np.full((n_rows, k), -1, dtype=np.int64)
+    vals = np.full((n_rows, k), np.nan, dtype=np.float64)
+    if n_rows and k:
+        n_chunks = max(1, min(n_rows, 64))
+        _sparse_topk_kernel(np.ascontiguousarray(rows, np.int64), a.indptr, a.indices, a.data, m.indptr, m.indices,
+                            m.data, excl_indptr.astype(np.int64), excl_indices.astype(np.int64), banned, k, n_items,
+                            n_chunks, idx, vals)
+    return idx, vals
+
+
+# ------------------------------------------------------------------------------------ kernels
 @njit(cache=True, inline="always")
 def _worse(va: float, ia: int, vb: float, ib: int) -> bool:
     return va < vb or (va == vb and ia > ib)
@@ -114,6 +239,85 @@ def _heap_drain(hv: np.ndarray, hi: np.ndarray, size: int, out_idx: np.ndarray, 
         _sift_down(hv, hi, n, 0)
 
 
+@njit(cache=True)
+def select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx: np.ndarray,
+               out_val: np.ndarray, ids_sorted: bool = False) -> int:
+    """Write the ``width`` largest of ``vals[:m]`` (ids ``cand[:m]``) best first; return the count.
+
+    The kernels' variant of the contract, for candidates gathered in a scratch buffer: ties are
+    broken towards the smaller id, so the result does not depend on the order in which candidates
+    were discovered; ``ids_sorted`` says ``cand[:m]`` is already increasing, which saves the sorts
+    by id. Values are assumed finite (the callers keep only positive ones).
+    """
+    if m == 0:
+        return 0
+    if m > width:
+        thr = -np.partition(-vals[:m], width - 1)[width - 1]
+        pick = np.empty(width, np.int64)
+        sel = 0
+        n_ties = 0
+        for t in range(m):
+            if vals[t] > thr:
+                pick[sel] = t
+                sel += 1
+            elif vals[t] == thr:
+                n_ties += 1
+        ties = np.empty(n_ties, np.int64)
+        n_ties = 0
+        for t in range(m):
+            if vals[t] == thr:
+                ties[n_ties] = t
+                n_ties += 1
+        if ids_sorted:
+            for t in range(width - sel):
+                pick[sel + t] = ties[t]
+        else:
+            tie_order = np.argsort(cand[ties], kind="mergesort")
+            for t in range(width - sel):
+                pick[sel + t] = ties[tie_order[t]]
+        m_idx = pick
+        m = width
+    else:
+        m_idx = np.arange(m)
+    # order by value descending, then id ascending: sort by id, then a stable sort by value
+    if ids_sorted:
+        m_idx = np.sort(m_idx)
+    else:
+        m_idx = m_idx[np.argsort(cand[m_idx], kind="mergesort")]
+    order = np.argsort(-vals[m_idx], kind="mergesort")
+    for t in range(m):
+        out_idx[t] = cand[m_idx[order[t]]]
+        out_val[t] = vals[m_idx[order[t]]]
+    return m
+
+
+@njit(cache=True, inline="always")
+def accumulate_row_product(row, a_indptr, a_indices, a_data, m_indptr, m_indices, m_data, skip, acc, tag_of,
+                           tag, touched):  # pragma: no cover - compiled
+    """Add row ``row`` of ``a @ m`` into the dense scratch ``acc``; return how many columns it touched.
+
+    The sparse row product of the top-k, similarity and SLIM kernels: for each entry ``(j, w)`` of
+    ``a[row]`` and each ``(i, v)`` of ``m[j]`` (``i != skip``), ``acc[i] += w * v``, in that order.
+    Columns first touched in this call are appended to ``touched`` and stamped ``tag_of[i] = tag``
+    (a number unique to the row, so the stamps need no reset); the caller reads and clears ``acc``
+    at ``touched[:count]``.
+    """
+    nt = 0
+    for p in range(a_indptr[row], a_indptr[row + 1]):
+        j = a_indices[p]
+        w = a_data[p]
+        for q in range(m_indptr[j], m_indptr[j + 1]):
+            i = m_indices[q]
+            if i == skip:
+                continue
+            if tag_of[i] != tag:
+                tag_of[i] = tag
+                touched[nt] = i
+                nt += 1
+            acc[i] += w * m_data[q]
+    return nt
+
+
 @njit(cache=True, parallel=True)
 def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragma: no cover - compiled
     n_rows, n_items = scores.shape
@@ -124,43 +328,50 @@ def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragm
         p = indptr[r]
         end = indptr[r + 1]
         for j in range(n_items):
+            v = scores[r, j]
+            # columns come in increasing order, so once the heap is full an item must beat the worst
+            # kept score strictly (a tie loses to the lower index already kept): most are rejected here
+            if size == k:
+                if not (v > hv[0]):
+                    continue
+            elif not (v > -np.inf):  # NaN or -inf
+                continue
             while p < end and indices[p] < j:
                 p += 1
             if p < end and indices[p] == j:
                 continue
             if banned[j]:
                 continue
-            v = scores[r, j]
-            if not (v > -np.inf):  # NaN or -inf
-                continue
             size = _heap_offer(hv, hi, size, k, v, j)
         _heap_drain(hv, hi, size, out_idx[r], out_val[r])
 
 
-def topk_sparse_product(
-    a: sp.csr_matrix, rows: np.ndarray, m: sp.csr_matrix, excl_indptr: np.ndarray, excl_indices: np.ndarray,
-    banned: np.ndarray, k: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`topk_excluding` of the scores ``a[rows] @ m`` without forming them densely.
-
-    For sparse, non-negative ``a`` and ``m`` (a user's history times an item-item neighbour
-    matrix, or user-user similarities times histories) only the items a row touches can score
-    above zero; the rest score exactly 0. Each row accumulates its touched items in a scratch
-    vector, keeps the best positive ones in a heap and, when fewer than ``k`` are positive, fills
-    the list with the lowest-index allowed items at score 0, exactly as the dense path ranks them
-    (same sums in the same order, ties to the lower index). About ``n_items / touched`` times less
-    work than scoring every item, which matters on large catalogues (Gowalla: 41k items).
-    """
+@njit(cache=True, parallel=True)
+def _sparse_rows_topk_kernel(rows, indptr, indices, data, excl_indptr, excl_indices, banned, k, n_items,
+                             n_chunks, out_idx, out_val):  # pragma: no cover - compiled
     n_rows = len(rows)
-    n_items = m.shape[1]
-    idx = np.full((n_rows, k), -1, dtype=np.int64)
-    vals = np.full((n_rows, k), np.nan, dtype=np.float64)
-    if n_rows and k:
-        n_chunks = max(1, min(n_rows, 64))
-        _sparse_topk_kernel(np.ascontiguousarray(rows, np.int64), a.indptr, a.indices, a.data, m.indptr, m.indices,
-                            m.data, excl_indptr.astype(np.int64), excl_indices.astype(np.int64), banned, k, n_items,
-                            n_chunks, idx, vals)
-    return idx, vals
+    step = (n_rows + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        lo = c * step
+        hi_row = min(n_rows, lo + step)
+        if lo >= hi_row:
+            continue
+        skip_tag = np.zeros(n_items, dtype=np.int64)  # row tag: excluded in this row
+        hv = np.empty(k, dtype=np.float64)
+        hi = np.empty(k, dtype=np.int64)
+        for r in range(lo, hi_row):
+            tag = r + 1
+            for p in range(excl_indptr[r], excl_indptr[r + 1]):
+                skip_tag[excl_indices[p]] = tag
+            row = rows[r]
+            size = 0
+            for p in range(indptr[row], indptr[row + 1]):
+                j = indices[p]
+                v = np.float64(data[p])
+                if not (v > -np.inf) or banned[j] or skip_tag[j] == tag:
+                    continue
+                size = _heap_offer(hv, hi, size, k, v, j)
+            _heap_drain(hv, hi, size, out_idx[r], out_val[r])
 
 
 @njit(cache=True, parallel=True)
@@ -183,18 +394,8 @@ def _sparse_topk_kernel(rows, a_indptr, a_indices, a_data, m_indptr, m_indices, 
             tag = r + 1
             for p in range(excl_indptr[r], excl_indptr[r + 1]):
                 skip_tag[excl_indices[p]] = tag
-            row = rows[r]
-            nt = 0
-            for p in range(a_indptr[row], a_indptr[row + 1]):
-                j = a_indices[p]
-                w = a_data[p]
-                for q in range(m_indptr[j], m_indptr[j + 1]):
-                    i = m_indices[q]
-                    if seen_tag[i] != tag:
-                        seen_tag[i] = tag
-                        touched[nt] = i
-                        nt += 1
-                    acc[i] += w * m_data[q]
+            nt = accumulate_row_product(rows[r], a_indptr, a_indices, a_data, m_indptr, m_indices, m_data, -1,
+                                        acc, seen_tag, tag, touched)
             size = 0
             for t in range(nt):
                 j = touched[t]

@@ -104,7 +104,7 @@ def test_learning_curve_and_metric_vs_k(tmp_path):
     assert png_shape(path)[1] > png_shape(plot_learning_curve({"train_loss": [3, 2]}, tmp_path / "lc1.png"))[1]
 
     split = leave_one_out(checkerboard(20))
-    model = get_model_class("item-knn-implicit")({"k": 5}).fit(split.train)
+    model = get_model_class("item-knn-implicit")({"n_neighbors": 5}).fit(split.train)
     table = metric_at_ks(model, split.test, ks=(1, 2, 5, 10))
     assert set(table["k"]) == {1, 2, 5, 10} and len(table) == 4 * 5
     hr = table[table["metric"] == "HR"].sort_values("k")["value"].to_numpy()

@@ -36,7 +36,7 @@ def _space(params: dict[str, Any]) -> dict[str, Any]:
             space[name] = {"type": "float", "low": val / 10, "high": min(1.0, val * 10), "log": True}
         elif (name == "reg" or name.startswith("reg_") or name.endswith("_reg") or name == "weight_decay") and val > 0:
             space[name] = {"type": "float", "low": val / 100, "high": val * 100, "log": True}
-        elif name == "k" and isinstance(val, int) and val > 1:
+        elif name in ("k", "n_neighbors") and isinstance(val, int) and val > 1:
             space[name] = {"type": "int", "low": max(2, val // 4), "high": val * 4, "log": True}
         elif name == "dropout":
             space[name] = {"type": "float", "low": 0.0, "high": 0.5}

@@ -23,7 +23,7 @@ from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError
 from recforge.models._persist import FORMAT_VERSION, read_header, read_state, write_model
 from recforge.models.capabilities import Backend, Feedback
-from recforge.topk import topk_excluding, topk_sparse_product
+from recforge.topk import topk_excluding, topk_rows, topk_sparse_product
 
 Task = Literal["rating", "ranking", "ctr", "sequence"]
 __all__ = ["FORMAT_VERSION", "Estimator", "Recommender", "Task", "check_is_fitted"]
@@ -569,8 +569,6 @@ class Recommender(Estimator):
         return self._similar("user", user_id, k)
 
     def _similar(self, side: Literal["user", "item"], ids: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from recforge.topk import topk_rows
-
         check_k(k)
         self.check_is_fitted()
         vocab: Vocabulary = self.users_ if side == "user" else self.items_
@@ -595,24 +593,17 @@ class Recommender(Estimator):
             norms[norms == 0] = 1.0
             unit = vecs / norms[:, None]
         rows = np.flatnonzero(ok)
+        if mat is not None and sp.issparse(mat):
+            mat = sp.csr_matrix(mat)
         step = max(1, 2**22 // max(n, 1))
         for s in range(0, len(rows), step):
             r = rows[s : s + step]
             if mat is None:
                 block = unit[q[r]] @ unit.T
-            elif sp.issparse(mat):
-                block = np.asarray(sp.csr_matrix(mat)[q[r]].toarray(), np.float64)
-                # items the sparse row does not list are not neighbours at all
-                present = sp.csr_matrix(mat)[q[r]].toarray() != 0
-                block = np.where(present, block, -np.inf)
-            else:
-                block = np.asarray(mat[q[r]], np.float64).copy()
-            block[:, ~known] = -np.inf
-            block[np.arange(len(r)), q[r]] = -np.inf
-            idx, sc = topk_rows(block, min(k, n))
-            bad = ~np.isfinite(sc)
-            out_idx[r, : idx.shape[1]] = np.where(bad, -1, idx)
-            out_sc[r, : idx.shape[1]] = np.where(bad, np.nan, sc)
+            else:  # sparse rows rank only their stored entries: a neighbour list lists only neighbours
+                block = mat[q[r]]
+            itself = sp.csr_matrix((np.ones(len(r)), q[r], np.arange(len(r) + 1)), shape=(len(r), n))
+            out_idx[r], out_sc[r] = topk_rows(block, k, exclude=itself, allowed=known)
         names = vocab.ids
         pad: Any = "" if names.dtype.kind == "U" else -1
         out_ids = np.where(out_idx >= 0, names[np.clip(out_idx, 0, max(0, n - 1))] if n else pad, pad)

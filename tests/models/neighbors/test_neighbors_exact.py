@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError, DataError
-from recforge.models.neighbors import _kernels as K
+from recforge.models.neighbors import _similarity_kernels as K
 from recforge.models.neighbors.ease import EASE
 from recforge.models.neighbors.implicit_knn import ItemKNNImplicit, UserKNNImplicit, weight_rows
 from recforge.models.neighbors.knn import ItemKNN, KNNBaseline, UserKNN
@@ -37,7 +37,7 @@ def small() -> Interactions:
 
 
 def item_sims(similarity: str, **kw) -> np.ndarray:
-    model = ItemKNN(similarity=similarity, k=3, prune=None, **kw).fit(small())
+    model = ItemKNN(similarity=similarity, n_neighbors=3, prune=None, **kw).fit(small())
     return model.similarity_.toarray()
 
 
@@ -72,7 +72,7 @@ def test_item_similarities_hand_computed(name, expected):
 
 
 def test_pearson_baseline_similarity_matches_formula():
-    model = ItemKNN(similarity="pearson_baseline", k=3, prune=None).fit(small())
+    model = ItemKNN(similarity="pearson_baseline", n_neighbors=3, prune=None).fit(small())
     # the pearson_baseline variant uses the baseline only inside the similarity: get the biases
     # from a baseline model with the same regularisation
     bias = KNNBaseline(prune=None).fit(small())
@@ -96,7 +96,7 @@ def test_pearson_baseline_similarity_matches_formula():
 
 
 def test_user_similarity_cosine_hand_computed():
-    model = UserKNN(similarity="cosine", k=2, prune=None).fit(small())
+    model = UserKNN(similarity="cosine", n_neighbors=2, prune=None).fit(small())
     s = model.similarity_.toarray()
     # u1,u2 share a,c: (5,4).(4,5) / 41; u1,u3 share a,b: (5,3).(1,2) / sqrt(34 * 5)
     assert s[0, 1] == pytest.approx(40 / 41, abs=1e-6)
@@ -116,7 +116,7 @@ def test_shrinkage_and_min_support():
 
 
 def test_prune_keeps_the_most_similar():
-    model = ItemKNN(similarity="msd", k=1, prune=1).fit(small())
+    model = ItemKNN(similarity="msd", n_neighbors=1, prune=1).fit(small())
     s = model.similarity_
     assert np.diff(s.indptr).max() == 1
     # a's msd similarities: b 2/7, c 1/2, d 2/15 -> c; d's: a 2/15, b 1/5, c 1/10 -> b
@@ -128,19 +128,19 @@ def test_prune_keeps_the_most_similar():
 def test_basic_prediction_weighted_average():
     data = small()
     # u1 has rated a, b, c; cosine sims to d: a 0.6508, b 1, c 1
-    full = ItemKNN(similarity="cosine", variant="basic", k=3, prune=None).fit(data)
+    full = ItemKNN(similarity="cosine", variant="basic", n_neighbors=3, prune=None).fit(data)
     s = COSINE
     want = (5 * s[(A, D)] + 3 * 1 + 4 * 1) / (s[(A, D)] + 2)
     assert full.predict([1], ["d"])[0] == pytest.approx(want, abs=1e-6)
     # with k=2 only the two most similar (b and c) count
-    top2 = ItemKNN(similarity="cosine", variant="basic", k=2, prune=None).fit(data)
+    top2 = ItemKNN(similarity="cosine", variant="basic", n_neighbors=2, prune=None).fit(data)
     assert top2.predict([1], ["d"])[0] == pytest.approx(3.5, abs=1e-6)
 
 
 def test_means_prediction_and_fallbacks():
     data = small()
     item_mean = {"a": 10 / 3, "b": 2.5, "c": 4.5, "d": 3.0}
-    m = ItemKNN(similarity="cosine", variant="means", k=2, prune=None).fit(data)
+    m = ItemKNN(similarity="cosine", variant="means", n_neighbors=2, prune=None).fit(data)
     # u1 -> d: neighbours b, c (sim 1): mean_d + ((3 - 2.5) + (4 - 4.5)) / 2 = mean_d
     assert m.predict([1], ["d"])[0] == pytest.approx(item_mean["d"], abs=1e-6)
     # u3 -> c: neighbours b (sim 1) and d (sim 1): 4.5 + ((2 - 2.5) + (4 - 3)) / 2
@@ -155,27 +155,27 @@ def test_means_prediction_and_fallbacks():
 def test_min_k_fallback_and_k_limit():
     data = small()
     # with min_support=2 only a-b, a-c, a-d have similarities, so u1 -> d has one neighbour (a)
-    one = ItemKNN(similarity="cosine", variant="means", k=3, min_k=1, min_support=2, prune=None).fit(data)
+    one = ItemKNN(similarity="cosine", variant="means", n_neighbors=3, min_k=1, min_support=2, prune=None).fit(data)
     assert one.predict([1], ["d"])[0] == pytest.approx(3.0 + (5 - 10 / 3), abs=1e-6)
-    two = ItemKNN(similarity="cosine", variant="means", k=3, min_k=2, min_support=2, prune=None).fit(data)
+    two = ItemKNN(similarity="cosine", variant="means", n_neighbors=3, min_k=2, min_support=2, prune=None).fit(data)
     assert two.predict([1], ["d"])[0] == pytest.approx(3.0, abs=1e-6)  # too few: d's mean
     # user-based, k=1: u3 -> c uses only the most similar rater of c; u3's similarities are
     # u1 11/sqrt(170) = 0.844 and u2 12/sqrt(340) = 0.651, so u1
     user_mean = {1: 4.0, 2: 11 / 3, 3: 7 / 3}
-    k1 = UserKNN(similarity="cosine", variant="means", k=1, prune=None).fit(data)
+    k1 = UserKNN(similarity="cosine", variant="means", n_neighbors=1, prune=None).fit(data)
     assert k1.predict([3], ["c"])[0] == pytest.approx(user_mean[3] + (4 - user_mean[1]), abs=1e-6)
-    k2 = UserKNN(similarity="cosine", variant="means", k=2, prune=None).fit(data)
+    k2 = UserKNN(similarity="cosine", variant="means", n_neighbors=2, prune=None).fit(data)
     s31, s32 = 11 / math.sqrt(170), 12 / math.sqrt(340)
     want = user_mean[3] + (s31 * (4 - user_mean[1]) + s32 * (5 - user_mean[2])) / (s31 + s32)
     assert k2.predict([3], ["c"])[0] == pytest.approx(want, abs=1e-6)
     # pearson: u3 is anti-correlated with both raters of c -> no neighbour -> u3's mean
-    none = UserKNN(similarity="pearson", variant="means", k=1, prune=None).fit(data)
+    none = UserKNN(similarity="pearson", variant="means", n_neighbors=1, prune=None).fit(data)
     assert none.predict([3], ["c"])[0] == pytest.approx(user_mean[3], abs=1e-6)
 
 
 def test_zscore_and_baseline_predictions():
     data = small()
-    z = ItemKNN(similarity="cosine", variant="zscore", k=3, prune=None).fit(data)
+    z = ItemKNN(similarity="cosine", variant="zscore", n_neighbors=3, prune=None).fit(data)
     mean = {A: 10 / 3, B: 2.5, C: 4.5, D: 3.0}
     sd = {A: math.sqrt(78 / 27), B: 0.5, C: 0.5, D: 1.0}  # population standard deviations
     # u3 -> c: neighbours a (40/41, rating 1), b (1, rating 2), d (1, rating 4)
@@ -183,7 +183,7 @@ def test_zscore_and_baseline_predictions():
     dev = sa * (1 - mean[A]) / sd[A] + (2 - mean[B]) / sd[B] + (4 - mean[D]) / sd[D]
     want = mean[C] + sd[C] * dev / (sa + 2)
     assert z.predict([3], ["c"])[0] == pytest.approx(want, abs=1e-6)
-    bl = KNNBaseline(similarity="cosine", k=2, prune=None).fit(data)
+    bl = KNNBaseline(similarity="cosine", n_neighbors=2, prune=None).fit(data)
     mu, bu, bi = bl.global_mean_, bl.user_bias_, bl.item_bias_
     base = mu + bu[0] + bi
     want = base[D] + ((3 - base[B]) + (4 - base[C])) / 2
@@ -211,9 +211,9 @@ def test_matches_surprise_on_toy_data():
         (surprise.KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
          KNNBaseline(prune=None)),
         (surprise.KNNWithMeans(k=10, sim_options={"name": "pearson", "user_based": True}, verbose=False),
-         UserKNN(similarity="pearson", variant="means", k=10, prune=None)),
+         UserKNN(similarity="pearson", variant="means", n_neighbors=10, prune=None)),
         (surprise.KNNWithZScore(k=15, sim_options={"name": "pearson", "user_based": False}, verbose=False),
-         ItemKNN(similarity="pearson", variant="zscore", k=15, prune=None)),
+         ItemKNN(similarity="pearson", variant="zscore", n_neighbors=15, prune=None)),
     ]
     # only unrated cells: on a training pair surprise counts the item itself (similarity 1) as a
     # neighbour, which a held-out pair never has
@@ -243,14 +243,14 @@ def test_knn_learns_better_than_global_mean():
     "cls, bad, field",
     [
         (ItemKNN, {"shrinkage": -1.0}, "shrinkage"),
-        (ItemKNN, {"k": 0}, "k"),
-        (UserKNN, {"k": -5}, "k"),
+        (ItemKNN, {"n_neighbors": 0}, "n_neighbors"),
+        (UserKNN, {"n_neighbors": -5}, "n_neighbors"),
         (ItemKNN, {"similarity": "jaccard"}, "similarity"),
         (KNNBaseline, {"similarity": "euclid"}, "similarity"),
-        (ItemKNNImplicit, {"k": 0}, "k"),
+        (ItemKNNImplicit, {"n_neighbors": 0}, "n_neighbors"),
         (ItemKNNImplicit, {"weighting": "okapi"}, "weighting"),
         (EASE, {"reg": -1.0}, "reg"),
-        (SLIM, {"l1_reg": -1.0}, "l1_reg"),
+        (SLIM, {"reg_l1": -1.0}, "reg_l1"),
     ],
 )
 def test_invalid_hyperparameters_name_the_field(cls, bad, field):
@@ -280,7 +280,7 @@ def _binary(rows: list[tuple[int, int]]) -> Interactions:
 def test_implicit_cosine_and_scores_hand_computed():
     # items 0..2; users: 0 {0,1}, 1 {0,1,2}, 2 {1,2}, 3 {0}
     data = _binary([(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 1), (2, 2), (3, 0)])
-    m = ItemKNNImplicit(k=2).fit(data)
+    m = ItemKNNImplicit(n_neighbors=2).fit(data)
     s = m.similarity_.toarray()
     # item columns: 0 = {u0,u1,u3}, 1 = {u0,u1,u2}, 2 = {u1,u2}
     assert s[0, 1] == pytest.approx(2 / 3)
@@ -290,10 +290,10 @@ def test_implicit_cosine_and_scores_hand_computed():
     # user 3 has item 0: scores are the similarities of items 1 and 2 to item 0
     np.testing.assert_allclose(m.score([3, 3], [1, 2]), [2 / 3, 1 / math.sqrt(6)], atol=1e-6)
     # with k=1 each item keeps one neighbour; "target" sums over the scored item's neighbours
-    one = ItemKNNImplicit(k=1).fit(data)
+    one = ItemKNNImplicit(n_neighbors=1).fit(data)
     # N_1(1) = {0}? sims of 1: to 0 2/3, to 2 2/sqrt(6)=0.816 -> {2}; N_1(2) = {1}
     np.testing.assert_allclose(one.score([3, 3], [1, 2]), [0.0, 0.0], atol=1e-7)
-    hist = ItemKNNImplicit(k=1, neighbors_of="history").fit(data)
+    hist = ItemKNNImplicit(n_neighbors=1, neighbors_of="history").fit(data)
     # history: N_1(0) = {1} (2/3 > 0.408): user 3's item 0 votes for item 1 only
     np.testing.assert_allclose(hist.score([3, 3], [1, 2]), [2 / 3, 0.0], atol=1e-6)
 
@@ -326,7 +326,7 @@ def test_history_mode_matches_implicit_library():
                               ("bm25", implicit_nn.BM25Recommender(K=6))):
         theirs.fit(x, show_progress=False)
         # implicit counts the item itself among its K neighbours; ours excludes it, so K - 1
-        ours = ItemKNNImplicit(k=5, weighting=weighting, neighbors_of="history").fit(data)
+        ours = ItemKNNImplicit(n_neighbors=5, weighting=weighting, neighbors_of="history").fit(data)
         ref = theirs.similarity.toarray()
         np.fill_diagonal(ref, 0.0)
         np.testing.assert_allclose(ours.similarity_.toarray(), ref, atol=1e-5)
@@ -334,7 +334,7 @@ def test_history_mode_matches_implicit_library():
 
 def test_user_knn_implicit_scores():
     data = _binary([(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 1), (2, 2), (3, 0)])
-    m = UserKNNImplicit(k=1).fit(data)
+    m = UserKNNImplicit(n_neighbors=1).fit(data)
     s = m.similarity_.toarray()
     # user rows: 0 {0,1}, 1 {0,1,2}, 2 {1,2}, 3 {0}; user 3's nearest is user 0 (1/sqrt 2)
     assert s[3].nonzero()[0].tolist() == [0]
@@ -344,7 +344,8 @@ def test_user_knn_implicit_scores():
 
 def test_implicit_knn_ranks_checkerboard():
     data = checkerboard(20)
-    models = (ItemKNNImplicit(k=5), UserKNNImplicit(k=5), EASE(reg=1.0), SLIM(l1_reg=0.01, l2_reg=0.1, k=10))
+    models = (ItemKNNImplicit(n_neighbors=5), UserKNNImplicit(n_neighbors=5), EASE(reg=1.0),
+              SLIM(reg_l1=0.01, reg_l2=0.1, n_neighbors=10))
     for model in models:
         model.fit(data)
         for u in range(20):
@@ -399,7 +400,7 @@ def test_slim_matches_constrained_least_squares():
     data = toy_ratings(n_users=30, n_items=10, seed=6).to_implicit()
     x = data.csr().toarray()
     l1, l2 = 0.5, 2.0
-    m = SLIM(l1_reg=l1, l2_reg=l2, k=9, tol=1e-9, max_iter=10_000).fit(data)
+    m = SLIM(reg_l1=l1, reg_l2=l2, n_neighbors=9, tol=1e-9, max_iter=10_000).fit(data)
     w = m.weights_.toarray()
     assert np.all(np.diag(w) == 0) and np.all(w >= 0)
     for j in range(10):
@@ -410,7 +411,7 @@ def test_slim_sparse_gram_path_equals_dense(monkeypatch):
     import recforge.models.neighbors.slim as slim_mod
 
     data = toy_ratings(n_users=40, n_items=30, seed=8).to_implicit()
-    cfg = {"l1_reg": 0.2, "l2_reg": 1.0, "k": 8, "tol": 1e-8, "max_iter": 1000}
+    cfg = {"reg_l1": 0.2, "reg_l2": 1.0, "n_neighbors": 8, "tol": 1e-8, "max_iter": 1000}
     dense = SLIM(**cfg).fit(data).weights_.toarray()
     monkeypatch.setattr(slim_mod, "_DENSE_GRAM_ITEMS", 0)
     sparse = SLIM(**cfg).fit(data).weights_.toarray()
@@ -420,15 +421,15 @@ def test_slim_sparse_gram_path_equals_dense(monkeypatch):
 
 def test_slim_l1_makes_weights_sparser():
     data = toy_ratings(n_users=40, n_items=30, seed=8).to_implicit()
-    loose = SLIM(l1_reg=0.01, l2_reg=1.0, k=20).fit(data).weights_.nnz
-    tight = SLIM(l1_reg=5.0, l2_reg=1.0, k=20).fit(data).weights_.nnz
+    loose = SLIM(reg_l1=0.01, reg_l2=1.0, n_neighbors=20).fit(data).weights_.nnz
+    tight = SLIM(reg_l1=5.0, reg_l2=1.0, n_neighbors=20).fit(data).weights_.nnz
     assert tight < loose
 
 
 # ------------------------------------------------------------------------------ similar items/users
 def test_similar_items_and_users():
     data = small()
-    m = ItemKNN(similarity="cosine", k=3, prune=None).fit(data)
+    m = ItemKNN(similarity="cosine", n_neighbors=3, prune=None).fit(data)
     ids, sims = m.similar_items("a", k=3)
     assert ids.tolist() == ["c", "b", "d"]
     np.testing.assert_allclose(sims, [COSINE[(A, C)], COSINE[(A, B)], COSINE[(A, D)]], atol=1e-6)
@@ -436,11 +437,12 @@ def test_similar_items_and_users():
     assert ids2.shape == (2, 4) and ids2[0, 3] == "" and np.isnan(sims2[0, 3])
     with pytest.raises(NotImplementedError, match="similar_items"):
         m.similar_users(1)
-    with pytest.raises(DataError, match="unknown item"):
-        m.similar_items("zz")
+    # an unknown id gives a padded row (the base contract), not an error
+    ids3, sims3 = m.similar_items(["zz", "a"], k=2)
+    assert ids3[0].tolist() == ["", ""] and np.isnan(sims3[0]).all() and ids3[1].tolist() == ["c", "b"]
     with pytest.raises(ConfigError):
         m.similar_items("a", k=0)
-    u = UserKNN(similarity="cosine", k=2, prune=None).fit(data)
+    u = UserKNN(similarity="cosine", n_neighbors=2, prune=None).fit(data)
     ids, sims = u.similar_users(3, k=2)
     assert ids.tolist() == [1, 2]
     np.testing.assert_allclose(sims, [11 / math.sqrt(170), 12 / math.sqrt(340)], atol=1e-6)
@@ -448,13 +450,13 @@ def test_similar_items_and_users():
 
 def test_similar_items_for_ranking_models():
     data = checkerboard(12)
-    for model in (ItemKNNImplicit(k=4), EASE(reg=1.0), SLIM(l1_reg=0.01, l2_reg=0.1, k=6)):
+    for model in (ItemKNNImplicit(n_neighbors=4), EASE(reg=1.0), SLIM(reg_l1=0.01, reg_l2=0.1, n_neighbors=6)):
         model.fit(data)
         ids, sims = model.similar_items(0, k=3)
         assert 0 not in ids.tolist()
         assert all(i % 2 == 0 for i in ids.tolist()), type(model).__name__  # same parity
         assert np.all(np.diff(sims) <= 0)
-    u = UserKNNImplicit(k=3).fit(data)
+    u = UserKNNImplicit(n_neighbors=3).fit(data)
     ids, _ = u.similar_users(1, k=3)
     assert all(i % 2 == 1 for i in ids.tolist())
 

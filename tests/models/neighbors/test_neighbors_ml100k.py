@@ -56,7 +56,7 @@ def test_tuned_knn_baseline_beats_0915(ml100k):
 
 
 def test_item_knn_implicit_loo(ml100k):
-    hr, ndcg = _loo(ItemKNNImplicit(k=100), ml100k.interactions.to_implicit())
+    hr, ndcg = _loo(ItemKNNImplicit(n_neighbors=100), ml100k.interactions.to_implicit())
     assert 0.066 <= hr <= 0.076 and 0.034 <= ndcg <= 0.040  # anchor: 0.0710 / 0.0370
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +17,10 @@ from recforge.testing.conformance import RecommenderConformance
 
 class TestRP3beta(RecommenderConformance):
     model_class = RP3beta
-    config = {"k": 5}
-    changes = {"k": 1, "alpha": 0.5, "beta": 0.9}
-    invalid = [{"k": 0}, {"alpha": 0.0}, {"alpha": -1.0}, {"beta": -0.1}]
+    config = {"n_neighbors": 5}
+    changes = {"n_neighbors": 1, "alpha": 0.5, "beta": 0.9}
+    unchanged: ClassVar[dict[str, str]] = {}
+    invalid = [{"n_neighbors": 0}, {"alpha": 0.0}, {"alpha": -1.0}, {"beta": -0.1}]
     atol = 1e-6
 
 
@@ -38,7 +41,7 @@ def _dense_reference(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
 
 
 def test_weights_hand_computed():
-    m = RP3beta(k=10, alpha=1.0, beta=1.0).fit(_toy())
+    m = RP3beta(n_neighbors=10, alpha=1.0, beta=1.0).fit(_toy())
     w = m.weights_.toarray()
     # W_01 = 1/d_1 * (1/d_0) * (1/d_a + 1/d_c) = 1/2 * 1/3 * (1/2 + 1/3) = 5/36
     assert w[0, 1] == pytest.approx(5 / 36, rel=1e-6)
@@ -54,7 +57,7 @@ def test_weights_match_dense_formula(alpha, beta):
     users, items = np.nonzero(x)
     data = Interactions.from_dataframe(pd.DataFrame({"u": users, "i": items, "r": 5.0}), user="u", item="i",
                                        rating="r")  # values are ignored: edges only
-    m = RP3beta(k=12, alpha=alpha, beta=beta).fit(data)
+    m = RP3beta(n_neighbors=12, alpha=alpha, beta=beta).fit(data)
     np.testing.assert_allclose(m.weights_.toarray(), _dense_reference(x, alpha, beta), rtol=1e-5, atol=1e-7)
     uu, ii = np.meshgrid(np.arange(5), np.arange(12), indexing="ij")
     scores = m.score(uu.ravel(), ii.ravel()).reshape(5, 12)
@@ -68,7 +71,7 @@ def test_pruning_keeps_each_rows_largest_weights():
     users, items = np.nonzero(x)
     data = Interactions.from_dataframe(pd.DataFrame({"u": users, "i": items}), user="u", item="i")
     ref = _dense_reference(x, 0.6, 0.4)
-    w = RP3beta(k=3, alpha=0.6, beta=0.4).fit(data).weights_.toarray()
+    w = RP3beta(n_neighbors=3, alpha=0.6, beta=0.4).fit(data).weights_.toarray()
     for i in range(15):
         kept = np.flatnonzero(w[i])
         assert len(kept) == 3
@@ -76,7 +79,7 @@ def test_pruning_keeps_each_rows_largest_weights():
 
 
 def test_registered_and_similar_items():
-    m = make_model("rp3beta", {"k": 2})
+    m = make_model("rp3beta", {"n_neighbors": 2})
     assert isinstance(m, RP3beta)
     m.fit(_toy())
     ids, sims = m.similar_items(0, k=2)
@@ -94,6 +97,6 @@ def test_ml100k_ratio_full_band(ml100k):
 @pytest.mark.realdata
 def test_gowalla_given_split_reaches_published_ease(gowalla):
     """configs/gowalla/rp3beta.toml's settings (chosen on a validation carve of train.txt)."""
-    r = evaluate(RP3beta(k=100, alpha=0.6, beta=0.2), gowalla, "given-split", k=20)
+    r = evaluate(RP3beta(n_neighbors=100, alpha=0.6, beta=0.2), gowalla, "given-split", k=20)
     # published EASE on this split: 0.1765 / 0.1467; measured 0.1810 / 0.1490
     assert r.metric("Recall@20") >= 0.1765 and r.metric("NDCG@20") >= 0.1467

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.linalg import lapack
@@ -11,7 +12,7 @@ from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
-from recforge.models.neighbors._similar import Side, SimilarEntities
+from recforge.models.neighbors._item_item import ItemItemScores
 
 _FLOAT64_ITEMS = 10_000  # above this the Gram matrix is inverted in float32 to halve memory
 # OpenBLAS's Cholesky (the LAPACK numpy and scipy ship) segfaults on a 41k x 41k matrix
@@ -42,7 +43,7 @@ class EASEConfig(ModelConfig):
         )
 
 
-class EASE(SimilarEntities, Recommender):
+class EASE(ItemItemScores, Recommender):
     """Embarrassingly Shallow Autoencoder (Steck, "Embarrassingly Shallow Autoencoders for Sparse
     Data", WWW 2019).
 
@@ -52,7 +53,8 @@ class EASE(SimilarEntities, Recommender):
         \\min_B \\|X - XB\\|_F^2 + \\lambda \\|B\\|_F^2 \\quad \\text{s.t. } \\operatorname{diag}(B) = 0,
 
     whose closed form is ``B = I - P diag(1 / diag(P))`` with ``P = (X^T X + lambda I)^{-1}``
-    (so ``B_ij = -P_ij / P_jj`` off the diagonal). A user's scores are ``x_u B``.
+    (so ``B_ij = -P_ij / P_jj`` off the diagonal). A user's scores are ``x_u B``, for a training
+    user and for an ad-hoc history alike; ``similar_items`` lists the largest weights ``B_ij`` of row ``i``.
 
     The weights are dense: memory grows as ``n_items^2`` (1,682 items: 11 MB; 20k items: 1.6 GB
     in float32 plus the inversion's workspace), so fitting above ``max_items`` (at most 30,000) is
@@ -87,12 +89,12 @@ class EASE(SimilarEntities, Recommender):
         p /= -diag[None, :]
         p[np.diag_indices(n)] = 0.0
         self.weights_ = p if p.dtype == np.float32 else p.astype(np.float32)
-        self.history_ = x.astype(np.float32)
+        self._keep_values(x)
 
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray(self.history_[u] @ self.weights_, dtype=np.float64)
+    def _item_matrix(self) -> np.ndarray:
+        return self.weights_
 
-    def _neighbor_matrix(self, side: Side) -> np.ndarray | None:
+    def _neighbor_matrix(self, side: Literal["user", "item"]) -> np.ndarray | None:
         return self.weights_ if side == "item" else None
 
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
+from recforge.errors import ConfigError
+from recforge.models._threads import kernel_threads
 from recforge.models.base import Recommender
-from recforge.models.neighbors import _kernels as K
-from recforge.models.neighbors._similar import Side, SimilarEntities
+from recforge.models.neighbors import _similarity_kernels as K
+from recforge.models.neighbors._item_item import ItemItemScores, TrainingRows
 
 Weighting = Literal["none", "tfidf", "bm25"]
 
@@ -21,7 +23,9 @@ Weighting = Literal["none", "tfidf", "bm25"]
 class ImplicitKNNConfig(ModelConfig):
     """Hyperparameters of :class:`ItemKNNImplicit` and :class:`UserKNNImplicit`."""
 
-    k: int = 100
+    ALIASES: ClassVar[dict[str, str]] = {"k": "n_neighbors"}
+
+    n_neighbors: int = 100
     """Neighbours kept per entity (the entity itself is never its own neighbour)."""
     weighting: Weighting = "none"
     """How interaction values are weighted before comparing, as in the ``implicit`` library:
@@ -35,7 +39,7 @@ class ImplicitKNNConfig(ModelConfig):
     """Treat every interaction as 1 (ignore counts or ratings in the values)."""
 
     def validate(self) -> None:
-        self.check(self.k >= 1, "k", "must be >= 1")
+        self.check(self.n_neighbors >= 1, "n_neighbors", "must be >= 1")
         self.check(self.bm25_k1 > 0, "bm25_k1", "must be > 0")
         self.check(0.0 <= self.bm25_b <= 1.0, "bm25_b", "must be in [0, 1]")
 
@@ -45,9 +49,10 @@ class ItemKNNImplicitConfig(ImplicitKNNConfig):
     """Hyperparameters of :class:`ItemKNNImplicit`."""
 
     neighbors_of: Literal["target", "history"] = "target"
-    """Whose ``k`` neighbours count: ``target`` sums the similarities of the scored item's ``k``
-    nearest items that the user has (LensKit-style, stronger on ML-100K); ``history`` sums, over
-    the user's items, the similarity to the scored item when it is among *their* ``k`` nearest
+    """Whose neighbours count: ``target`` sums the similarities of the scored item's
+    ``n_neighbors`` nearest items that the user has (LensKit-style, stronger on ML-100K);
+    ``history`` sums, over the user's items, the similarity to the scored item when it is among
+    *their* ``n_neighbors`` nearest
     (the ``implicit`` library's ItemItemRecommender)."""
 
 
@@ -78,7 +83,44 @@ def weight_rows(mat: sp.csr_matrix, weighting: str, k1: float = 1.2, b: float = 
     return m
 
 
-class _ImplicitKNN(SimilarEntities, Recommender):
+_WEIGHTINGS = {"cosine": "none", "tfidf": "tfidf", "bm25": "bm25"}
+
+
+def item_neighbors(matrix: sp.spmatrix, n_neighbors: int, *, similarity: str = "cosine",
+                   threads: int | None = None) -> sp.csr_matrix:
+    """The ``n_neighbors`` most similar items of every item, from a users x items matrix.
+
+    The similarity kernel of :class:`ItemKNNImplicit` (so serving's item-to-item retrieval and the
+    model agree): with ``similarity="cosine"``, ``s_ij`` is the cosine of columns ``i`` and ``j``
+    of ``matrix``; ``"tfidf"`` and ``"bm25"`` weight the columns first (see :func:`weight_rows`).
+
+    Args:
+        matrix: Users x items interaction values (any scipy sparse matrix; values are used as
+            given, so binarise first for plain co-occurrence cosine).
+        n_neighbors: Neighbours kept per item (>= 1).
+        similarity: ``"cosine"``, ``"tfidf"`` or ``"bm25"``.
+        threads: Numba threads for the kernel (None: all cores).
+
+    Returns:
+        An items x items float32 CSR matrix; row ``i`` holds the ``n_neighbors`` items most similar
+        to ``i`` with their similarity, only positive ones, never ``i`` itself. Each row's entries
+        are ordered by decreasing similarity with ties to the lower item index (not by column:
+        ``has_sorted_indices`` is False).
+
+    Raises:
+        ConfigError: ``n_neighbors`` < 1 or an unknown ``similarity``.
+    """
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
+        raise ConfigError(f"n_neighbors must be a positive integer, got {n_neighbors!r}")
+    if similarity not in _WEIGHTINGS:
+        raise ConfigError(f"unknown similarity {similarity!r}; choose from {sorted(_WEIGHTINGS)}")
+    by_item = sp.csr_matrix(matrix, dtype=np.float64).T.tocsr()
+    weighted = weight_rows(by_item, _WEIGHTINGS[similarity])
+    with kernel_threads(threads, limit_blas=False):
+        return K.similarity_matrix(weighted, K.DOT, width=int(n_neighbors))
+
+
+class _ImplicitKNN(TrainingRows, Recommender):
     task = "ranking"
     config_class = ImplicitKNNConfig
     user_based = False
@@ -90,39 +132,19 @@ class _ImplicitKNN(SimilarEntities, Recommender):
             x.data[:] = 1.0
         entities = x if self.user_based else x.T.tocsr()
         weighted = weight_rows(entities, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
-        with K.numba_threads(options.threads):
-            self.similarity_ = K.similarity_matrix(weighted, K.DOT, width=cfg.k)
-        self.history_ = sp.csr_matrix(x, dtype=np.float32)
+        with kernel_threads(options.threads, limit_blas=False):
+            self.similarity_ = K.similarity_matrix(weighted, K.DOT, width=cfg.n_neighbors)
+        self._keep_values(x)
 
-    def _item_scorer(self) -> sp.csr_matrix:
-        """Item x item matrix ``M`` with scores ``x_u M`` (the similarity or its transpose)."""
-        cached = self.__dict__.get("_scorer")
-        if cached is not None and cached[0] is self.similarity_:
-            return cached[1]
-        sim = self.similarity_
-        mat = sim.T.tocsr() if getattr(self.config, "neighbors_of", "history") == "target" else sim
-        self._scorer = (sim, mat)
-        return mat
-
-    def _score_users(self, u: np.ndarray) -> np.ndarray:
-        if self.user_based:
-            return K.sparse_rows_dot(self.similarity_, u, self.history_)
-        return K.sparse_rows_dot(self.history_, u, self._item_scorer())
-
-    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        if self.user_based:
-            return self.similarity_, self.history_
-        return self.history_, self._item_scorer()
-
-    def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
+    def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.csr_matrix | None:
         return self.similarity_ if (side == "user") == self.user_based else None
 
 
-class ItemKNNImplicit(_ImplicitKNN):
+class ItemKNNImplicit(ItemItemScores, _ImplicitKNN):
     """Item-based top-N recommendation (Deshpande & Karypis, "Item-based top-N recommendation
     algorithms", ACM TOIS 2004), with the weighting schemes of the ``implicit`` library.
 
-    Each item ``i`` keeps its ``k`` most similar other items ``N_k(i)`` under
+    Each item ``i`` keeps its ``n_neighbors`` (``k``) most similar other items ``N_k(i)`` under
     ``s_{ij} = w_i . w_j`` (the columns of the user x item matrix after ``weighting``; with
     ``none`` this is the cosine). A user's score for item ``i`` sums the similarities to the items
     in their history, by default over the scored item's neighbours (``neighbors_of="target"``):
@@ -139,13 +161,23 @@ class ItemKNNImplicit(_ImplicitKNN):
     config_class = ItemKNNImplicitConfig
     user_based = False
 
+    def _item_matrix(self) -> sp.csr_matrix:
+        """Item x item matrix ``M`` with scores ``x_u M`` (the similarity or its transpose)."""
+        cached = self.__dict__.get("_scorer")
+        if cached is not None and cached[0] is self.similarity_:
+            return cached[1]
+        sim = self.similarity_
+        mat = sim.T.tocsr() if self.config.neighbors_of == "target" else sim
+        self._scorer = (sim, mat)
+        return mat
+
 
 class UserKNNImplicit(_ImplicitKNN):
     """User-based top-N recommendation (Sarwar et al., "Analysis of recommendation algorithms for
     e-commerce", EC 2000) on weighted implicit feedback.
 
-    Each user ``u`` keeps the ``k`` most similar other users ``N_k(u)`` under ``s_{uv} = w_u . w_v``
-    (rows of the weighted user x item matrix); the score of item ``i`` is
+    Each user ``u`` keeps the ``n_neighbors`` (``k``) most similar other users ``N_k(u)`` under
+    ``s_{uv} = w_u . w_v`` (rows of the weighted user x item matrix); the score of item ``i`` is
 
     .. math::
         \\text{score}(u, i) = \\sum_{v \\in N_k(u)} s_{uv}\\, x_{vi}
@@ -153,3 +185,9 @@ class UserKNNImplicit(_ImplicitKNN):
 
     name = "user-knn-implicit"
     user_based = True
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return K.sparse_rows_dot(self.similarity_, u, self._user_rows())
+
+    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        return self.similarity_, self._user_rows()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
+from recforge.errors import DataError
+from recforge.models._threads import kernel_threads
 from recforge.models.base import Recommender
 from recforge.models.baselines.bias import Bias
-from recforge.models.neighbors import _kernels as K
-from recforge.models.neighbors._similar import Side, SimilarEntities
+from recforge.models.neighbors import _similarity_kernels as K
 
 Similarity = Literal["cosine", "pearson", "adjusted_cosine", "msd", "pearson_baseline"]
 Variant = Literal["basic", "means", "zscore", "baseline"]
@@ -36,7 +38,9 @@ class KNNConfig(ModelConfig):
     ``cosine``, ``pearson`` (co-rated means), ``adjusted_cosine`` (cosine of ratings centred on the
     other side's mean, Sarwar et al. 2001), ``msd`` (``1 / (1 + mean squared difference)``) or
     ``pearson_baseline`` (cosine of baseline residuals ``r - mu - b_u - b_i``, shrunk)."""
-    k: int = 40
+    ALIASES: ClassVar[dict[str, str]] = {"k": "n_neighbors"}
+
+    n_neighbors: int = 40
     """Most neighbours averaged per prediction."""
     min_k: int = 1
     """Fewest neighbours needed; with fewer the prediction falls back (see ``variant``)."""
@@ -60,20 +64,20 @@ class KNNConfig(ModelConfig):
     prune: int | None = 1000
     """Neighbours kept per entity in the stored similarity matrix (None: every positive one).
     Bounds memory at ``n_entities * prune`` entries (8 bytes each; 41k items: 330 MB); it must be
-    at least ``k``. Predictions only see kept neighbours, so a small value changes results: on
+    at least ``n_neighbors``. Predictions only see kept neighbours, so a small value changes results: on
     ML-100K 5-fold, item-based KNNBaseline loses 0.002 RMSE at 200 and nothing from 400 up, while
     user-based KNNBasic (cosine) loses 0.006 at 500."""
 
     def validate(self) -> None:
-        self.check(self.k >= 1, "k", "must be >= 1")
-        self.check(0 <= self.min_k <= self.k, "min_k", "must be between 0 and k")
+        self.check(self.n_neighbors >= 1, "n_neighbors", "must be >= 1")
+        self.check(0 <= self.min_k <= self.n_neighbors, "min_k", "must be between 0 and n_neighbors")
         self.check(self.min_support >= 0, "min_support", "must be >= 0")
         self.check(self.shrinkage is None or self.shrinkage >= 0, "shrinkage", "must be >= 0 (or None)")
         self.check(self.reg_user >= 0, "reg_user", "must be >= 0")
         self.check(self.reg_item >= 0, "reg_item", "must be >= 0")
         self.check(self.baseline_epochs >= 1, "baseline_epochs", "must be >= 1")
-        self.check(self.prune is None or self.prune >= self.k, "prune",
-                   "must be >= k (or None for no pruning)")
+        self.check(self.prune is None or self.prune >= self.n_neighbors, "prune",
+                   "must be >= n_neighbors (or None for no pruning)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class KNNBaselineConfig(KNNConfig):
     """Compare users instead of items."""
 
 
-class _RatingKNN(SimilarEntities, Recommender):
+class _RatingKNN(Recommender):
     """Shared fit/predict of the rating kNN models; subclasses fix the side."""
 
     task = "rating"
@@ -136,7 +140,7 @@ class _RatingKNN(SimilarEntities, Recommender):
         if shrink is None:
             shrink = 100.0 if cfg.similarity == "pearson_baseline" else 0.0
         min_support = max(2, cfg.min_support) if cfg.similarity == "pearson_baseline" else cfg.min_support
-        with K.numba_threads(options.threads):
+        with kernel_threads(options.threads, limit_blas=False):
             self.similarity_ = K.similarity_matrix(
                 comp, _KIND[cfg.similarity], width=cfg.prune, min_support=min_support, shrinkage=shrink
             )
@@ -188,11 +192,43 @@ class _RatingKNN(SimilarEntities, Recommender):
     def _score_pairs(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         x, y = (u, i) if self._is_user_based() else (i, u)
         return K.predict_pairs(
-            x, y, self.similarity_, self.by_feature_, k=self.config.k, min_k=self.config.min_k,
+            x, y, self.similarity_, self.by_feature_, k=self.config.n_neighbors, min_k=self.config.min_k,
             base_x=self.base_x_, off_y=self.off_y_, scale_x=self.scale_x_, fallback=self.fallback_,
         )
 
-    def _neighbor_matrix(self, side: Side) -> sp.spmatrix | None:
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        """Predicted ratings of every item for a user who gave ``values`` to ``item_idx`` (item-based).
+
+        The prediction a fitted user with exactly these ratings gets (a repeated item counts with
+        its last rating). The baseline variant uses the user's bias ``b_u`` when ``context`` names a
+        known user and 0 (the baseline of a new user) otherwise.
+
+        Raises:
+            NotImplementedError: The model compares users (``user_based``).
+            DataError: ``values`` is missing: the prediction averages rating deviations.
+        """
+        if self._is_user_based():
+            raise NotImplementedError(
+                f"{type(self).__name__} with user_based=True cannot score an ad-hoc history")
+        if values is None and len(item_idx):
+            raise DataError(f"{type(self).__name__} predicts from ratings: pass the history's values")
+        n_items = len(self.items_)
+        # the last rating of a repeated item: unique over the reversed history
+        items, first = np.unique(np.asarray(item_idx, np.int64)[::-1], return_index=True)
+        ratings = np.zeros(0) if values is None else np.asarray(values, np.float64)[::-1][first]
+        row = sp.csr_matrix((ratings, items, np.array([0, len(items)])), shape=(1, n_items))
+        u = int(context.get("user", -1))
+        off = np.zeros(1)
+        if self.config.variant == "baseline" and u >= 0:
+            off[0] = self.off_y_[u]
+        return K.predict_pairs(
+            np.arange(n_items), np.zeros(n_items, np.int64), self.similarity_, row, k=self.config.n_neighbors,
+            min_k=self.config.min_k, base_x=self.base_x_, off_y=off, scale_x=self.scale_x_,
+            fallback=self.fallback_,
+        )
+
+    def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.spmatrix | None:
         return self.similarity_ if (side == "user") == self._is_user_based() else None
 
 
@@ -200,8 +236,8 @@ class ItemKNN(_RatingKNN):
     """Item-based neighbourhood rating prediction (Sarwar et al., "Item-based collaborative
     filtering recommendation algorithms", WWW 2001; Koren, "Factor in the Neighbors", TKDD 2010).
 
-    With ``N^k_u(i)`` the ``k`` items most similar to ``i`` among those ``u`` rated (only positive
-    similarities count), the ``means`` variant predicts
+    With ``N^k_u(i)`` the ``k = n_neighbors`` items most similar to ``i`` among those ``u`` rated (only
+    positive similarities count), the ``means`` variant predicts
 
     .. math::
         \\hat r_{ui} = \\mu_i + \\frac{\\sum_{j \\in N^k_u(i)} s_{ij} (r_{uj} - \\mu_j)}
@@ -217,14 +253,15 @@ class ItemKNN(_RatingKNN):
     name = "item-knn"
     config_class = KNNConfig
     user_based = False
+    scores_history = True
 
 
 class UserKNN(_RatingKNN):
     """User-based neighbourhood rating prediction (Resnick et al., "GroupLens", CSCW 1994;
     Herlocker et al., SIGIR 1999).
 
-    With ``N^k_i(u)`` the ``k`` users most similar to ``u`` among those who rated ``i`` (positive
-    similarities only), the ``means`` variant predicts
+    With ``N^k_i(u)`` the ``k = n_neighbors`` users most similar to ``u`` among those who rated ``i``
+    (positive similarities only), the ``means`` variant predicts
 
     .. math::
         \\hat r_{ui} = \\mu_u + \\frac{\\sum_{v \\in N^k_i(u)} s_{uv} (r_{vi} - \\mu_v)}
@@ -258,3 +295,4 @@ class KNNBaseline(_RatingKNN):
 
     name = "knn-baseline"
     config_class = KNNBaselineConfig
+    scores_history = True  # when item-based (the default); user-based configs raise NotImplementedError

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
+from recforge.models._threads import kernel_threads
 from recforge.models.base import Recommender
-from recforge.models.neighbors import _kernels as K
-from recforge.models.neighbors._similar import SparseItemItem
+from recforge.models.neighbors import _similarity_kernels as K
+from recforge.models.neighbors._item_item import ItemItemScores
 
 
 @dataclass(frozen=True)
 class RP3betaConfig(ModelConfig):
     """Hyperparameters of :class:`RP3beta`."""
 
-    k: int = 100
+    ALIASES: ClassVar[dict[str, str]] = {"k": "n_neighbors"}
+
+    n_neighbors: int = 100
     """Neighbours kept per item (the largest ``W_ij`` of each row ``i``)."""
     alpha: float = 0.6
     """Exponent on the transition probabilities (1: the plain random walk ``P^3``; lower values
@@ -29,12 +33,12 @@ class RP3betaConfig(ModelConfig):
     (leave-one-out), 0.2 on Gowalla (configs/gowalla/rp3beta.toml); the default sits between."""
 
     def validate(self) -> None:
-        self.check(self.k >= 1, "k", "must be >= 1")
+        self.check(self.n_neighbors >= 1, "n_neighbors", "must be >= 1")
         self.check(self.alpha > 0, "alpha", "must be > 0")
         self.check(self.beta >= 0, "beta", "must be >= 0")
 
 
-class RP3beta(SparseItemItem, Recommender):
+class RP3beta(ItemItemScores, Recommender):
     """RP3beta (Paudel, Christoffel, Newell and Bernstein, "Updatable, Accurate, Diverse, and
     Scalable Recommendations for Interactive Applications", ACM TiiS 2017; the P^3_alpha walk of
     Cooper et al., WWW 2014), an item-based neighbourhood model on the user-item graph.
@@ -49,7 +53,7 @@ class RP3beta(SparseItemItem, Recommender):
                  \\left(\\frac{x_{uj}}{d_u}\\right)^{\\alpha},
         \\qquad \\text{score}(u, j) = \\sum_{i \\in I_u} W_{ij}
 
-    keeping the ``k`` largest ``W_ij`` of each row (no self-loops). It is a cheap, sparse and strong
+    keeping the ``n_neighbors`` largest ``W_ij`` of each row (no self-loops). It is a cheap, sparse and strong
     baseline for top-N ranking (Dacrema et al., "A Troubling Analysis of Reproducibility and
     Progress in Recommender Systems Research", ACM TOIS 2021). Interactions are treated as edges
     (binarised), as in the paper.
@@ -70,10 +74,15 @@ class RP3beta(SparseItemItem, Recommender):
         rows_user = by_item.indices
         by_item.data = np.power(d_user[rows_user], -cfg.alpha / 2.0)
         safe = np.where(d_item > 0, d_item, 1.0)
-        with K.numba_threads(options.threads):
-            w = K.similarity_matrix(by_item, K.DOT, width=cfg.k, col_scale=safe ** -cfg.beta)
+        with kernel_threads(options.threads, limit_blas=False):
+            w = K.similarity_matrix(by_item, K.DOT, width=cfg.n_neighbors, col_scale=safe ** -cfg.beta)
         # the row factor d_i^-alpha does not change a row's top-k, so it is applied after pruning
         counts = np.diff(w.indptr)
         w.data = (w.data * np.repeat(safe ** -cfg.alpha, counts)).astype(np.float32)
         self.weights_ = w
-        self.history_ = sp.csr_matrix(x, dtype=np.float32)
+
+    def _item_matrix(self) -> sp.csr_matrix:
+        return self.weights_
+
+    def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.csr_matrix | None:
+        return self.weights_ if side == "item" else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numba
 import numpy as np
@@ -10,9 +11,10 @@ import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
+from recforge.models._threads import kernel_threads
 from recforge.models.base import Recommender
-from recforge.models.neighbors import _kernels as K
-from recforge.models.neighbors._similar import SparseItemItem
+from recforge.models.neighbors import _slim_kernels as K
+from recforge.models.neighbors._item_item import ItemItemScores
 
 # up to this many items the whole Gram matrix is formed densely (float32, <= 144 MB) and the
 # candidates' entries are read from it; above, each item's candidate Gram is built from user rows
@@ -23,13 +25,15 @@ _DENSE_GRAM_ITEMS = 6000
 class SLIMConfig(ModelConfig):
     """Hyperparameters of :class:`SLIM`."""
 
-    l1_reg: float = 1.0
+    ALIASES: ClassVar[dict[str, str]] = {"l1_reg": "reg_l1", "l2_reg": "reg_l2", "k": "n_neighbors"}
+
+    reg_l1: float = 1.0
     """L1 penalty ``lambda`` on the weights (sparsity)."""
-    l2_reg: float = 30.0
+    reg_l2: float = 30.0
     """L2 penalty ``beta`` on the weights."""
-    k: int = 100
-    """Candidate neighbours per item: each item's regression only uses its ``k`` most cosine-similar
-    items (feature selection as in fsSLIM); the rest of its column is zero."""
+    n_neighbors: int = 100
+    """Candidate neighbours per item: each item's regression only uses its ``n_neighbors`` most
+    cosine-similar items (feature selection as in fsSLIM); the rest of its column is zero."""
     max_iter: int = 50
     """Most coordinate-descent sweeps per item."""
     tol: float = 1e-4
@@ -38,15 +42,15 @@ class SLIMConfig(ModelConfig):
     """Use 0/1 interactions instead of the interaction values."""
 
     def validate(self) -> None:
-        self.check(self.l1_reg >= 0, "l1_reg", "must be >= 0")
-        self.check(self.l2_reg >= 0, "l2_reg", "must be >= 0")
-        self.check(self.l1_reg + self.l2_reg > 0, "l2_reg", "l1_reg and l2_reg cannot both be 0")
-        self.check(self.k >= 1, "k", "must be >= 1")
+        self.check(self.reg_l1 >= 0, "reg_l1", "must be >= 0")
+        self.check(self.reg_l2 >= 0, "reg_l2", "must be >= 0")
+        self.check(self.reg_l1 + self.reg_l2 > 0, "reg_l2", "reg_l1 and reg_l2 cannot both be 0")
+        self.check(self.n_neighbors >= 1, "n_neighbors", "must be >= 1")
         self.check(self.max_iter >= 1, "max_iter", "must be >= 1")
         self.check(self.tol > 0, "tol", "must be > 0")
 
 
-class SLIM(SparseItemItem, Recommender):
+class SLIM(ItemItemScores, Recommender):
     """Sparse Linear Methods for top-N recommendation (Ning & Karypis, ICDM 2011), with the
     feature selection of fsSLIM (same paper, section 4.2).
 
@@ -56,11 +60,12 @@ class SLIM(SparseItemItem, Recommender):
         \\min_{w_j \\ge 0,\\ w_{jj} = 0} \\tfrac12 \\|x_j - X w_j\\|_2^2
             + \\tfrac{\\beta}{2} \\|w_j\\|_2^2 + \\lambda \\|w_j\\|_1
 
-    (``beta = l2_reg``, ``lambda = l1_reg``), where ``w_j`` may only be non-zero on the ``k`` items
-    most cosine-similar to ``j``. Each column is solved exactly by cyclic coordinate descent on the
-    ``k x k`` Gram matrix of its candidates. Up to 6,000 items these are read from the dense
-    ``X^T X``; above, each one is built from the rows of the users of the candidates, so memory
-    stays ``O(n_items * k)`` (Gowalla, 41k items: about 10 s and under 1 GB). Scores are ``x_u W``.
+    (``beta = reg_l2``, ``lambda = reg_l1``), where ``w_j`` may only be non-zero on the
+    ``n_neighbors`` items most cosine-similar to ``j``. Each column is solved exactly by cyclic
+    coordinate descent on the ``n_neighbors x n_neighbors`` Gram matrix of its candidates. Up to 6,000
+    items these are read from the dense ``X^T X``; above, each one is built from the rows of the users
+    of the candidates, so memory stays ``O(n_items * n_neighbors)`` (Gowalla, 41k items: about 10 s and
+    under 1 GB). Scores are ``x_u W``, for a training user and an ad-hoc history alike.
     """
 
     name = "slim"
@@ -77,13 +82,13 @@ class SLIM(SparseItemItem, Recommender):
         xt.sort_indices()
         n_items = x.shape[1]
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
-        n_cand = max(1, min(cfg.k, n_items - 1))
+        n_cand = max(1, min(cfg.n_neighbors, n_items - 1))
         max_deg = int(np.diff(xt.indptr).max()) if n_items else 0
         out_idx = np.empty((n_items, n_cand), np.int32)
         out_val = np.empty((n_items, n_cand), np.float64)
         out_cnt = np.zeros(n_items, np.int64)
-        l1, l2, iters, tol = float(cfg.l1_reg), float(cfg.l2_reg), int(cfg.max_iter), float(cfg.tol)
-        with K.numba_threads(options.threads):
+        l1, l2, iters, tol = float(cfg.reg_l1), float(cfg.reg_l2), int(cfg.max_iter), float(cfg.tol)
+        with kernel_threads(options.threads, limit_blas=False):
             n_chunks = max(1, min(n_items, numba.get_num_threads() * 16))
             if n_items <= _DENSE_GRAM_ITEMS:
                 full = np.asarray((xt @ x).toarray(), np.float32)
@@ -97,4 +102,10 @@ class SLIM(SparseItemItem, Recommender):
         # out rows are target columns j; W[c, j] is the weight of item c in predicting j
         w = sp.csr_matrix((out_val[keep].astype(np.float32), (out_idx[keep], cols)), shape=(n_items, n_items))
         self.weights_ = w
-        self.history_ = sp.csr_matrix(x, dtype=np.float32)
+        self._keep_values(x)
+
+    def _item_matrix(self) -> sp.csr_matrix:
+        return self.weights_
+
+    def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.csr_matrix | None:
+        return self.weights_ if side == "item" else None

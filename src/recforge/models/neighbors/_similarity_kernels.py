@@ -1,4 +1,4 @@
-"""Compiled kernels shared by the neighbourhood models.
+"""Compiled similarity and prediction kernels of the neighbourhood models.
 
 Everything here works on CSR triplets (``indptr``, ``indices``, ``data``). "Entities" (``x``) are the
 rows whose pairwise similarities are wanted (items for item-based models, users for user-based
@@ -9,13 +9,12 @@ statistics in a dense scratch row, so memory stays O(n_x) per thread plus the pr
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numba
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
+
+from recforge.topk import select_top
 
 # similarity kinds understood by ``_similarity_block``
 DOT = 0  # plain dot product of the (pre-weighted, pre-normalised) vectors
@@ -26,69 +25,13 @@ MSD = 3  # 1 / (1 + mean squared difference) over the co-rated support
 _OUT_BUDGET = 1 << 24  # entries of the (rows x width) buffer filled per block
 
 
-@contextlib.contextmanager
-def numba_threads(threads: int | None) -> Iterator[None]:
-    """Limit numba's thread pool to ``threads`` (None: leave it) for the duration of a block."""
-    if threads is None:
-        yield
-        return
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
-
-
-@njit(cache=True)
-def _select_top(cand: np.ndarray, vals: np.ndarray, m: int, width: int, out_idx: np.ndarray,
-                out_val: np.ndarray, ids_sorted: bool = False) -> int:
-    """Write the ``width`` largest of ``vals[:m]`` (ids ``cand[:m]``) best first; return the count.
-
-    Ties are broken towards the smaller id, so the result does not depend on the order in which
-    candidates were discovered; ``ids_sorted`` says ``cand[:m]`` is already increasing, which
-    saves the sorts by id.
-    """
-    if m == 0:
-        return 0
-    if m > width:
-        thr = -np.partition(-vals[:m], width - 1)[width - 1]
-        pick = np.empty(width, np.int64)
-        sel = 0
-        n_ties = 0
-        for t in range(m):
-            if vals[t] > thr:
-                pick[sel] = t
-                sel += 1
-            elif vals[t] == thr:
-                n_ties += 1
-        ties = np.empty(n_ties, np.int64)
-        n_ties = 0
-        for t in range(m):
-            if vals[t] == thr:
-                ties[n_ties] = t
-                n_ties += 1
-        if ids_sorted:
-            for t in range(width - sel):
-                pick[sel + t] = ties[t]
-        else:
-            tie_order = np.argsort(cand[ties], kind="mergesort")
-            for t in range(width - sel):
-                pick[sel + t] = ties[tie_order[t]]
-        m_idx = pick
-        m = width
-    else:
-        m_idx = np.arange(m)
-    # order by value descending, then id ascending: sort by id, then a stable sort by value
-    if ids_sorted:
-        m_idx = np.sort(m_idx)
-    else:
-        m_idx = m_idx[np.argsort(cand[m_idx], kind="mergesort")]
-    order = np.argsort(-vals[m_idx], kind="mergesort")
-    for t in range(m):
-        out_idx[t] = cand[m_idx[order[t]]]
-        out_val[t] = vals[m_idx[order[t]]]
-    return m
+@njit(cache=True, inline="always")
+def chunk_bounds(c: int, start: int, stop: int, n_chunks: int) -> tuple[int, int]:
+    """Rows ``lo..hi-1`` of chunk ``c`` when ``start..stop-1`` is cut into ``n_chunks`` equal chunks
+    (the parallel loops give each chunk its own scratch buffers; ``lo >= hi``: an empty chunk)."""
+    step = (stop - start + n_chunks - 1) // n_chunks
+    lo = start + c * step
+    return lo, min(stop, lo + step)
 
 
 @njit(parallel=True, cache=True)
@@ -105,11 +48,8 @@ def _similarity_block(
     similarity ``s_ab`` is multiplied by ``col_scale[b]`` (empty: no scaling) before the top-k.
     """
     scaled = col_scale.shape[0] > 0
-    n_rows = stop - start
-    step = (n_rows + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        lo = start + c * step
-        hi = min(stop, lo + step)
+        lo, hi = chunk_bounds(c, start, stop, n_chunks)
         if lo >= hi:
             continue
         freq = np.zeros(n_x, np.int32)
@@ -186,7 +126,7 @@ def _similarity_block(
                 si[x2] = 0.0
                 sj[x2] = 0.0
             r = x - start
-            out_cnt[r] = _select_top(cand, vals, m, width, out_idx[r], out_val[r], ids_sorted)
+            out_cnt[r] = select_top(cand, vals, m, width, out_idx[r], out_val[r], ids_sorted)
 
 
 def similarity_matrix(
@@ -267,10 +207,8 @@ def _predict_groups(
     ``use_fallback_const`` else ``base_x[x] + off_y[y]``.
     """
     n_groups = len(group_ptr) - 1
-    step = (n_groups + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        g_lo = c * step
-        g_hi = min(n_groups, g_lo + step)
+        g_lo, g_hi = chunk_bounds(c, 0, n_groups, n_chunks)
         if g_lo >= g_hi:
             continue
         mark = np.zeros(n_x, np.bool_)
@@ -349,177 +287,3 @@ def sparse_rows_dot(a: sp.csr_matrix, rows: np.ndarray, m: sp.csr_matrix) -> np.
         _sparse_rows_dot(np.ascontiguousarray(rows, np.int64), a.indptr, a.indices, a.data,
                          m.indptr, m.indices, m.data, out)
     return out
-
-
-# ---------------------------------------------------------------------------------------- SLIM
-# (kept in this module: numba's on-disk cache only notices edits to a kernel's own file, so
-# kernels calling _select_top live next to it)
-@njit(cache=True)
-def _coordinate_descent(gram: np.ndarray, resid: np.ndarray, w: np.ndarray, n: int, l1: float, l2: float,
-                        max_iter: int, tol: float) -> None:
-    """Non-negative elastic net by cyclic coordinate descent; ``resid[a] = X_a^T (x_j - X w)`` on entry.
-
-    Keeping the residual correlations up to date costs ``O(n)`` per weight that moves, and most
-    weights stay at zero, so a sweep is cheap once the active set settles.
-    """
-    for _ in range(max_iter):
-        max_delta = 0.0
-        for a in range(n):
-            old = w[a]
-            z = resid[a] + gram[a, a] * old - l1
-            new = z / (gram[a, a] + l2) if z > 0 else 0.0
-            delta = new - old
-            if delta != 0.0:
-                w[a] = new
-                for b in range(n):
-                    resid[b] -= gram[b, a] * delta
-                max_delta = max(max_delta, abs(delta))
-        if max_delta < tol:
-            break
-
-
-@njit(cache=True)
-def _solve_column(gram: np.ndarray, resid: np.ndarray, w: np.ndarray, n_sel: int, sel_idx: np.ndarray, l1: float,
-                  l2: float, max_iter: int, tol: float, out_idx: np.ndarray, out_val: np.ndarray) -> int:
-    """Solve one SLIM column over its ``n_sel`` candidates and write its positive weights; their count."""
-    _coordinate_descent(gram, resid, w, n_sel, l1, l2, max_iter, tol)
-    cnt = 0
-    for a in range(n_sel):
-        if w[a] > 0:
-            out_idx[cnt] = sel_idx[a]
-            out_val[cnt] = w[a]
-            cnt += 1
-    return cnt
-
-
-@njit(parallel=True, cache=True)
-def slim_columns_dense(
-    full: np.ndarray, norms: np.ndarray, n_cand: int, l1: float, l2: float, max_iter: int, tol: float,
-    n_chunks: int, out_idx: np.ndarray, out_val: np.ndarray, out_cnt: np.ndarray,
-) -> None:
-    """As :func:`slim_columns`, reading candidates' Gram entries from the full dense ``X^T X``."""
-    n_items = full.shape[0]
-    step = (n_items + n_chunks - 1) // n_chunks
-    for chunk in prange(n_chunks):
-        lo = chunk * step
-        hi = min(n_items, lo + step)
-        if lo >= hi:
-            continue
-        cand = np.empty(n_items, np.int32)
-        vals = np.empty(n_items, np.float64)
-        sel_idx = np.empty(n_cand, np.int32)
-        sel_val = np.empty(n_cand, np.float64)
-        gram = np.zeros((n_cand, n_cand), np.float64)
-        resid = np.zeros(n_cand, np.float64)
-        w = np.zeros(n_cand, np.float64)
-        for j in range(lo, hi):
-            mc = 0
-            for m in range(n_items):
-                if m != j and full[j, m] > 0 and norms[m] > 0:
-                    cand[mc] = m
-                    vals[mc] = full[j, m] / norms[m]
-                    mc += 1
-            n_sel = _select_top(cand, vals, mc, n_cand, sel_idx, sel_val)
-            for a in range(n_sel):
-                ca = sel_idx[a]
-                resid[a] = full[ca, j]
-                w[a] = 0.0
-                for b in range(n_sel):
-                    gram[a, b] = full[ca, sel_idx[b]]
-            out_cnt[j] = _solve_column(gram, resid, w, n_sel, sel_idx, l1, l2, max_iter, tol, out_idx[j], out_val[j])
-
-
-@njit(parallel=True, cache=True)
-def slim_columns(
-    x_indptr: np.ndarray, x_indices: np.ndarray, x_data: np.ndarray,
-    c_indptr: np.ndarray, c_indices: np.ndarray, c_data: np.ndarray,
-    norms: np.ndarray, n_cand: int, l1: float, l2: float, max_iter: int, tol: float,
-    max_deg: int, n_chunks: int, out_idx: np.ndarray, out_val: np.ndarray, out_cnt: np.ndarray,
-) -> None:
-    """Fit every item's weight column; ``x_*`` is users x items CSR, ``c_*`` its transpose."""
-    n_items = len(c_indptr) - 1
-    n_users = len(x_indptr) - 1
-    step = (n_items + n_chunks - 1) // n_chunks
-    for chunk in prange(n_chunks):
-        lo = chunk * step
-        hi = min(n_items, lo + step)
-        if lo >= hi:
-            continue
-        acc = np.zeros(n_items, np.float64)
-        seen = np.zeros(n_items, np.bool_)
-        touched = np.empty(n_items, np.int32)
-        cand = np.empty(n_items, np.int32)
-        vals = np.empty(n_items, np.float64)
-        sel_idx = np.empty(n_cand, np.int32)
-        sel_val = np.empty(n_cand, np.float64)
-        head = np.full(n_users, -1, np.int64)
-        users = np.empty(n_users, np.int32)
-        link_next = np.empty(n_cand * max_deg, np.int64)
-        link_item = np.empty(n_cand * max_deg, np.int32)
-        link_val = np.empty(n_cand * max_deg, np.float64)
-        gram = np.zeros((n_cand, n_cand), np.float64)
-        resid = np.zeros(n_cand, np.float64)
-        w = np.zeros(n_cand, np.float64)
-        for j in range(lo, hi):
-            # co-occurrence of j with every other item, via the users of j
-            nt = 0
-            for p in range(c_indptr[j], c_indptr[j + 1]):
-                u = c_indices[p]
-                xj = c_data[p]
-                for q in range(x_indptr[u], x_indptr[u + 1]):
-                    m = x_indices[q]
-                    if m == j:
-                        continue
-                    if not seen[m]:
-                        seen[m] = True
-                        touched[nt] = m
-                        nt += 1
-                    acc[m] += xj * x_data[q]
-            mc = 0
-            for t in range(nt):
-                m = touched[t]
-                if acc[m] > 0 and norms[m] > 0:
-                    cand[mc] = m
-                    vals[mc] = acc[m] / norms[m]  # cosine up to the constant 1 / norm_j
-                    mc += 1
-            n_sel = _select_top(cand, vals, mc, n_cand, sel_idx, sel_val)
-            for a in range(n_sel):
-                resid[a] = acc[sel_idx[a]]  # X_a^T x_j: the residual correlation at w = 0
-                w[a] = 0.0
-            for t in range(nt):
-                acc[touched[t]] = 0.0
-                seen[touched[t]] = False
-            if n_sel == 0:
-                out_cnt[j] = 0
-                continue
-            # Gram matrix of the candidates, built user by user from linked lists of their entries
-            for a in range(n_sel):
-                for b in range(n_sel):
-                    gram[a, b] = 0.0
-            n_links = 0
-            n_users_hit = 0
-            for a in range(n_sel):
-                c = sel_idx[a]
-                for p in range(c_indptr[c], c_indptr[c + 1]):
-                    u = c_indices[p]
-                    if head[u] == -1:
-                        users[n_users_hit] = u
-                        n_users_hit += 1
-                    link_item[n_links] = a
-                    link_val[n_links] = c_data[p]
-                    link_next[n_links] = head[u]
-                    head[u] = n_links
-                    n_links += 1
-            for t in range(n_users_hit):
-                u = users[t]
-                e = head[u]
-                while e != -1:
-                    a = link_item[e]
-                    va = link_val[e]
-                    e2 = head[u]
-                    while e2 != -1:
-                        gram[a, link_item[e2]] += va * link_val[e2]
-                        e2 = link_next[e2]
-                    e = link_next[e]
-                head[u] = -1
-            out_cnt[j] = _solve_column(gram, resid, w, n_sel, sel_idx, l1, l2, max_iter, tol, out_idx[j], out_val[j])
