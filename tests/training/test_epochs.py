@@ -131,8 +131,15 @@ def test_steps_fast_path_only_when_nobody_watches():
     hist = fit_epochs(toy, 3, step, FitOptions(), name="toy", publish=toy.publish, steps=steps)
     assert calls == [(0, 3)]
     assert hist == {"epoch": [0.0, 1.0, 2.0], "train_auc": [0.5, 0.6, 0.7]}
+    # a logger does not need to look between epochs: it gets the same rows afterwards
     calls.clear()
-    hist = fit_epochs(toy, 3, step, FitOptions(logger=Recorder()), name="toy", publish=toy.publish, steps=steps)
+    logger = Recorder()
+    hist = fit_epochs(toy, 3, step, FitOptions(logger=logger), name="toy", publish=toy.publish, steps=steps)
+    assert calls == [(0, 3)]
+    assert logger.calls == [({"train_auc": 0.5}, 0), ({"train_auc": 0.6}, 1), ({"train_auc": 0.7}, 2)]
+    # verbose output does: one call per epoch, the same history
+    calls.clear()
+    hist = fit_epochs(toy, 3, step, FitOptions(verbose=True), name="toy", publish=toy.publish, steps=steps)
     assert calls == [(0, 1), (1, 1), (2, 1)]
     assert hist == {"epoch": [0.0, 1.0, 2.0], "train_auc": [0.5, 0.6, 0.7]}
 

@@ -13,8 +13,8 @@ that trains one epoch. The loop owns what every such model used to repeat by han
   ``patience`` checks without improvement (``options.patience``; None or absent: never stop).
 
 Nothing here runs inside an epoch: the compiled kernels stay as they are. Without a callback, a
-validation set, a logger or verbose output, a model may even train all its epochs in one call
-(``steps``), which saves a parallel region per epoch.
+validation set or verbose output, a model may even train all its epochs in one call (``steps``),
+which saves a parallel region per epoch.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def fit_epochs(
         monitor: The key of ``evaluate``'s result that early stopping watches.
         mode: Whether a smaller (``"min"``) or larger (``"max"``) ``monitor`` is better.
         steps: Optional fast path: trains a run of epochs in one call. Used only when nothing needs
-            to look between epochs (no callback, validation, logger or verbose output).
+            to look between epochs (no callback, validation or verbose output; a logger gets the
+            same per-epoch rows afterwards).
 
     Returns:
         The history, also stored as ``model.history_``: ``"epoch"`` (0-based) plus one list per
@@ -86,8 +87,16 @@ def fit_epochs(
     logger = options.logger if callable(getattr(options.logger, "log_metrics", None)) else None
     callback = options.epoch_callback
     publish = publish or _nothing
-    if steps is not None and not (validate or logger is not None or callback is not None or options.verbose):
-        _record_many(history, 0, steps(0, n_epochs) or {}, n_epochs)
+    if steps is not None and not (validate or callback is not None or options.verbose):
+        cols = {key: list(vals) for key, vals in (steps(0, n_epochs) or {}).items()}
+        history["epoch"].extend(float(e) for e in range(n_epochs))
+        for key, vals in cols.items():
+            history[key] = [float(v) for v in vals]
+        if logger is not None:  # the logger reads the epochs afterwards, at the same steps
+            for epoch in range(n_epochs):
+                row = {key: history[key][epoch] for key in cols if epoch < len(history[key])}
+                if row:
+                    logger.log_metrics(row, step=epoch)
         publish()
         return history
 
@@ -159,12 +168,6 @@ def validation_rmse(validation: Any) -> Callable[[Any], dict[str, float]] | None
         return {"val_rmse": float(np.sqrt(np.mean(err * err))) if ok.any() else float("nan")}
 
     return evaluate
-
-
-def _record_many(history: dict[str, list[float]], first: int, cols: Mapping[str, Sequence[float]], count: int) -> None:
-    history["epoch"].extend(float(e) for e in range(first, first + count))
-    for key, vals in cols.items():
-        history.setdefault(key, []).extend(float(v) for v in vals)
 
 
 def _snapshot(model: Any) -> dict[str, Any]:

@@ -127,7 +127,8 @@ class BPR(FactorRecommender):
 
     - ``parallel="hogwild"`` (default): Hogwild (Niu et al., NIPS 2011). Users are split into one
       contiguous range per thread with equal shares of the pairs; each thread runs all epochs on
-      its range in one parallel region, with unsynchronised updates of the shared item vectors.
+      its range in one parallel region (one per epoch when a callback, a logger or verbose output
+      looks between epochs), with unsynchronised updates of the shared item vectors.
       With one thread the fit is a pure function of the seed; with several, update races make
       it vary slightly from run to run.
     - ``parallel="blocks"``: race-free. Users and items are split at random (afresh every epoch)
@@ -189,8 +190,10 @@ class BPR(FactorRecommender):
                     bpr_hogwild_epochs(pos, params, settings, bounds, draws, by_user, base_seed, first, count, stats)
                     return _epoch_stats(stats[first : first + count, :, 0].sum(1), stats[first : first + count, :, 1].sum(1))
 
-                fit_epochs(self, cfg.epochs, lambda e: {key: v[0] for key, v in hogwild(e, 1).items()}, options,
-                           name=self.name, publish=publish, steps=hogwild)
+                def one_epoch(epoch: int) -> dict[str, float]:
+                    return {key: vals[0] for key, vals in hogwild(epoch, 1).items()}
+
+                fit_epochs(self, cfg.epochs, one_epoch, options, name=self.name, publish=publish, steps=hogwild)
             else:
                 entries = np.empty((2, len(indices)), np.int32)
                 scratch = np.empty((2, len(indices)), np.int32)
