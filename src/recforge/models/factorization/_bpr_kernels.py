@@ -13,8 +13,16 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["BITMAP_MAX_BITS", "SGDSettings", "bpr_blocks_epoch", "bpr_hogwild_epochs", "draw_negatives",
-           "positives_bitmap"]
+__all__ = [
+    "BITMAP_MAX_BITS",
+    "MAX_TRIES",
+    "SGDSettings",
+    "bpr_blocks_epoch",
+    "bpr_hogwild_epochs",
+    "draw_negatives",
+    "positives_bitmap",
+    "train_block",
+]
 
 # Give up on a sample after this many rejected negatives (the user holds nearly all the candidates).
 MAX_TRIES = 64
