@@ -28,7 +28,7 @@ from recforge.config import FitOptions
 from recforge.data import load
 from recforge.data.interactions import Interactions
 from recforge.evaluation.protocols import full_ranking
-from recforge.models.factorization._base import FactorRecommender
+from recforge.models.factorization.ials import ImplicitALS
 from recforge.splits import kfold, leave_one_out, random_split
 
 REPEATS = 3
@@ -70,8 +70,8 @@ IALS_MATCHED = {"embedding_size": 64, "reg": 0.05, "epochs": 15, "alpha": 1.0, "
 BPR_MATCHED = {"embedding_size": 64, "epochs": 100, "learning_rate": 0.01, "reg": 0.01}
 # implicit's BPR recipe: one negative per update in proportion to popularity, an update skipped
 # when that negative is a positive, random pairs, and its initial scale ((U(0,1) - 0.5) / factors)
-IMPLICIT_SAMPLING = {"negatives": "popularity", "n_candidates": 1, "sampling": "pairs", "collisions": "skip",
-                     "init_std": 0.0045}
+IMPLICIT_SAMPLING = {"negative_sampling": "popularity", "n_candidates": 1, "pair_sampling": "pairs",
+                     "collisions": "skip", "init_std": 0.0045}
 GOWALLA_BPR = {
     "embedding_size": 64,
     "epochs": 100,
@@ -79,9 +79,9 @@ GOWALLA_BPR = {
     "learning_rate_decay": 0.96,
     "reg": 0.01,
     "init_std": 0.1,
-    "negatives": "uniform",
+    "negative_sampling": "uniform",
     "n_candidates": 32,
-    "sampling": "pairs",
+    "pair_sampling": "pairs",
     "parallel": "blocks",  # as configs/gowalla/bpr.toml: bit-reproducible on any thread count
 }
 
@@ -102,28 +102,26 @@ def _timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-class _Factors(FactorRecommender):
-    """A peer's learned factors dressed as a recforge model, so one evaluation code scores all."""
+def _peer_factors(train: Interactions, users: np.ndarray, items: np.ndarray) -> ImplicitALS:
+    """A peer's learned factors loaded into a recforge model, so one evaluation code scores all.
 
-    name = "peer-factors"
-    task = "ranking"
-
-    def _fit(self, data: Interactions, options: FitOptions) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    @classmethod
-    def wrap(cls, train: Interactions, users: np.ndarray, items: np.ndarray) -> _Factors:
-        m = cls.__new__(cls)
-        m.config = cls.config_class()
-        m.users_, m.items_ = train.users, train.items
-        m.user_known_ = train.user_counts() > 0
-        m.item_known_ = train.item_counts() > 0
-        m.seen_ = train.csr().astype(bool).astype(np.float32).tocsr()
-        m.rating_min_, m.rating_max_ = 1.0, 1.0
-        m.explicit_ = False
-        m.user_factors_ = np.ascontiguousarray(users, dtype=np.float32)
-        m.item_factors_ = np.ascontiguousarray(items, dtype=np.float32)
-        return m
+    An :class:`ImplicitALS` scores ``x_u . y_i`` with no biases, as the peers' factor models do; its
+    learned state is set through the public ``set_state`` (the attributes ``fit`` would set).
+    """
+    model = ImplicitALS(embedding_size=users.shape[1])
+    model.set_state({
+        "users_": train.users,
+        "items_": train.items,
+        "user_known_": train.user_counts() > 0,
+        "item_known_": train.item_counts() > 0,
+        "seen_": train.csr().astype(bool).astype(np.float32).tocsr(),
+        "rating_min_": 1.0,
+        "rating_max_": 1.0,
+        "explicit_": False,
+        "user_factors_": np.ascontiguousarray(users, dtype=np.float32),
+        "item_factors_": np.ascontiguousarray(items, dtype=np.float32),
+    })
+    return model
 
 
 # ---------------------------------------------------------------------------------------- rating
@@ -244,7 +242,7 @@ def _fit_implicit(
     model = _implicit_model(kind, cfg, threads, seed)
     X = train.csr()
     fit_s, _ = _timed(lambda: model.fit(X, show_progress=False))
-    return fit_s, _Factors.wrap(train, model.user_factors, model.item_factors)
+    return fit_s, _peer_factors(train, model.user_factors, model.item_factors)
 
 
 def _fit_ours(
@@ -301,7 +299,7 @@ def ranking_rows(split: Any, protocol: str, k: int, metrics: tuple[str, ...], re
             "bpr",
             "recforge bpr (popularity negatives, user sampling: the previous default)",
             "ours",
-            {"negatives": "popularity", "n_candidates": 1},
+            {"negative_sampling": "popularity", "n_candidates": 1},
             False,
         ),
         (

@@ -100,7 +100,7 @@ def test_fold_in_history_prefers_the_genre():
 def test_loss_decreases():
     train, _ = _fans_data()
     model = LightFMStyle(epochs=15, loss="bpr", learning_rate=0.2).fit(train, FitOptions(seed=0))
-    assert model.loss_history_[-1] < 0.8 * model.loss_history_[0]
+    assert model.history_["train_loss"][-1] < 0.8 * model.history_["train_loss"][0]
 
 
 @pytest.mark.slow

@@ -11,8 +11,9 @@ import pytest
 
 from recforge.config import FitOptions
 from recforge.evaluation.protocols import evaluate
-from recforge.models.factorization.als import ALS, ImplicitALS
+from recforge.models.factorization.als import ALS
 from recforge.models.factorization.bpr import BPR
+from recforge.models.factorization.ials import ImplicitALS
 from recforge.models.factorization.nmf import NMF
 from recforge.models.factorization.sgd import BiasedMF, SVDpp
 

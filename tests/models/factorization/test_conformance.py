@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from recforge.models.factorization.als import ALS, ImplicitALS
+import dataclasses
+from typing import ClassVar
+
+import pytest
+
+from recforge.models.factorization.als import ALS
 from recforge.models.factorization.bpr import BPR
+from recforge.models.factorization.ials import ImplicitALS
 from recforge.models.factorization.nmf import NMF
 from recforge.models.factorization.sgd import BiasedMF, SVDpp
 from recforge.testing.conformance import RecommenderConformance
@@ -23,6 +29,7 @@ class TestBiasedMF(RecommenderConformance):
         "init_std": 0.3,
         "learning_rate_decay": 0.5,
     }
+    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
         {"reg": -0.1},
         {"reg_bias": -1.0},
@@ -47,6 +54,7 @@ class TestSVDpp(RecommenderConformance):
         "init_std": 0.3,
         "learning_rate_decay": 0.5,
     }
+    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
         {"reg": -0.1},
         {"reg_implicit": -1.0},
@@ -67,6 +75,7 @@ class TestNMF(RecommenderConformance):
         "init_low": 0.5,
         "init_high": 3.0,
     }
+    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
         {"reg_user": -0.1},
         {"reg_item": -1.0},
@@ -78,7 +87,8 @@ class TestNMF(RecommenderConformance):
 class TestALS(RecommenderConformance):
     model_class = ALS
     config = {"embedding_size": 4, "epochs": 3}
-    changes = {"embedding_size": 6, "epochs": 1, "reg": 1.0, "bias": False, "init_std": 0.5}
+    changes = {"embedding_size": 6, "epochs": 1, "reg": 1.0, "use_bias": False, "init_std": 0.5}
+    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [{"reg": -0.1}, {"reg": 0.0}, {"init_std": -1.0}]
 
 
@@ -94,6 +104,7 @@ class TestImplicitALS(RecommenderConformance):
         "cg_steps": 1,
         "init_std": 0.5,
     }
+    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
         {"reg": -0.05},
         {"reg": 0.0},
@@ -106,8 +117,8 @@ class TestImplicitALS(RecommenderConformance):
 
 class TestBPR(RecommenderConformance):
     model_class = BPR
-    config = {"embedding_size": 4, "epochs": 5, "sampling": "pairs"}
-    # sampling is "pairs" in the base config, so parallel="blocks" alone is valid
+    config = {"embedding_size": 4, "epochs": 5, "pair_sampling": "pairs"}
+    # pair_sampling is "pairs" in the base config, so parallel="blocks" alone is valid
     changes = {
         "embedding_size": 6,
         "epochs": 2,
@@ -115,21 +126,31 @@ class TestBPR(RecommenderConformance):
         "learning_rate_decay": 0.5,
         "reg": 0.2,
         "reg_bias": 0.5,
-        "item_bias": False,
-        "negatives": "popularity",
+        "use_bias": False,
+        "negative_sampling": "popularity",
         "init_std": 0.5,
         "n_candidates": 1,
-        "sampling": "users",
+        "pair_sampling": "users",
         "parallel": "blocks",
         "collisions": "skip",
     }
+    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
         {"reg": -0.01},
         {"reg_bias": -1.0},
         {"learning_rate": 0.0},
         {"learning_rate_decay": 0.0},
-        {"negatives": "hard"},
+        {"negative_sampling": "hard"},
         {"init_std": -1.0},
         {"n_candidates": 0},
-        {"sampling": "users", "parallel": "blocks"},
+        {"pair_sampling": "users", "parallel": "blocks"},
     ]
+
+
+@pytest.mark.parametrize(
+    "case", [TestBiasedMF, TestSVDpp, TestNMF, TestALS, TestImplicitALS, TestBPR], ids=lambda c: c.__name__
+)
+def test_every_hyperparameter_is_declared_changing_or_not(case):
+    fields = {f.name for f in dataclasses.fields(case.model_class.config_class)}
+    assert set(case.changes) | set(case.unchanged) == fields
+    assert not set(case.changes) & set(case.unchanged)

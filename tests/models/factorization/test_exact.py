@@ -11,10 +11,13 @@ import scipy.sparse as sp
 
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
+from recforge.models import _threads
 from recforge.models.factorization import _base
+from recforge.models.factorization._als_kernels import als_half, ials_cg_half, ials_exact_half
 from recforge.models.factorization._base import chunk_bounds
-from recforge.models.factorization.als import ALS, ImplicitALS, _als_half, _ials_cg_half, _ials_exact_half
+from recforge.models.factorization.als import ALS
 from recforge.models.factorization.bpr import BPR, draw_negatives
+from recforge.models.factorization.ials import ImplicitALS
 from recforge.models.factorization.nmf import NMF
 from recforge.models.factorization.sgd import BiasedMF, SVDpp
 
@@ -40,7 +43,7 @@ def test_als_user_step_matches_normal_equations(bias):
     d = k + 1 if bias else k
     Y = rng.normal(size=(3, d))
     X = np.zeros((3, d))
-    _als_half(np.array([0, 3]), *_csr_args(R3), X, Y, k, bias, mu, reg)
+    als_half(np.array([0, 3]), *_csr_args(R3), X, Y, k, bias, mu, reg)
     for u in range(3):
         items = R3[u].indices
         r = R3[u].data - mu
@@ -57,14 +60,15 @@ def test_als_objective_never_increases():
         [(u, i, float(1 + (u * 7 + i * 3) % 5)) for u in range(12) for i in range(10) if (u + i) % 3]
     )
     model = ALS(embedding_size=3, epochs=8, reg=0.05).fit(data)
-    hist = model.loss_history_
+    hist = np.array(model.history_["train_loss"])
+    assert model.history_["epoch"] == [float(e) for e in range(8)]
     assert np.all(np.diff(hist) <= 1e-9 * hist[0])
     assert model.objective(data) == pytest.approx(hist[-1], rel=1e-9)
 
 
 def test_als_unbiased_predicts_dot_product():
     data = _ratings([(1, 1, 4.0), (1, 2, 2.0), (2, 1, 5.0), (2, 3, 1.0), (3, 2, 3.0), (3, 3, 4.0)])
-    m = ALS(embedding_size=2, epochs=3, bias=False).fit(data)
+    m = ALS(embedding_size=2, epochs=3, use_bias=False).fit(data)
     assert m.intercept_ == 0.0 and not m.user_bias_.any() and not m.item_bias_.any()
     want = m.user_factors_[0] @ m.item_factors_[1]
     assert m.score([1], [2])[0] == pytest.approx(want)
@@ -102,7 +106,7 @@ def test_ials_exact_step_matches_hu_normal_equations():
     alpha, reg = 2.0, 0.3
     G = (Y.T.astype(np.float64) @ Y + reg * np.eye(Y.shape[1])).astype(np.float32)
     X = np.zeros((R.shape[0], Y.shape[1]), np.float32)
-    _ials_exact_half(chunk_bounds(R.indptr, 1, 1, 3), *_ials_args(R, alpha), X, Y, G)
+    ials_exact_half(chunk_bounds(R.indptr, 1, 1, 3), *_ials_args(R, alpha), X, Y, G)
     np.testing.assert_allclose(X, _hu_solution(R, Y, alpha, reg), rtol=2e-4, atol=2e-5)
 
 
@@ -112,7 +116,7 @@ def test_ials_cg_with_enough_steps_equals_direct_solve():
     G = (Y.T.astype(np.float64) @ Y + reg * np.eye(Y.shape[1])).astype(np.float32)
     rng = np.random.default_rng(2)
     X = rng.normal(size=(R.shape[0], Y.shape[1])).astype(np.float32)  # any warm start
-    _ials_cg_half(chunk_bounds(R.indptr, 1, 1, 2), *_ials_args(R, alpha), X, Y, G, Y.shape[1] + 2)
+    ials_cg_half(chunk_bounds(R.indptr, 1, 1, 2), *_ials_args(R, alpha), X, Y, G, Y.shape[1] + 2)
     np.testing.assert_allclose(X, _hu_solution(R, Y, alpha, reg), rtol=1e-3, atol=1e-4)
 
 
@@ -121,9 +125,9 @@ def test_ials_one_cg_step_is_not_the_solution_but_closer():
     G = (Y.T.astype(np.float64) @ Y + 0.1 * np.eye(6)).astype(np.float32)
     want = _hu_solution(R, Y, 1.0, 0.1)
     X = np.zeros((R.shape[0], 6), np.float32)
-    _ials_cg_half(chunk_bounds(R.indptr, 1, 1, 1), *_ials_args(R, 1.0), X, Y, G, 1)
+    ials_cg_half(chunk_bounds(R.indptr, 1, 1, 1), *_ials_args(R, 1.0), X, Y, G, 1)
     err1 = np.linalg.norm(X - want)
-    _ials_cg_half(chunk_bounds(R.indptr, 1, 1, 1), *_ials_args(R, 1.0), X, Y, G, 1)
+    ials_cg_half(chunk_bounds(R.indptr, 1, 1, 1), *_ials_args(R, 1.0), X, Y, G, 1)
     err2 = np.linalg.norm(X - want)
     assert 1e-4 < err2 < err1 < np.linalg.norm(want)
 
@@ -141,14 +145,14 @@ def test_ials_objective_decreases_with_epochs(solver):
     assert losses[-1] < losses[0]
 
 
-def test_recalculate_user_solves_the_user_step():
+def test_fold_in_solves_the_user_step():
     rng = np.random.default_rng(5)
     rows = [(u, i) for u in range(30) for i in range(20) if rng.random() < 0.3]
     data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["user_id", "item_id"]))
     m = ImplicitALS(embedding_size=4, epochs=5, alpha=3.0, reg=0.2).fit(data)
     hist = np.array([2, 5, 7])
     vals = np.array([1.0, 2.0, 0.5])
-    x = m.recalculate_user(hist, vals)
+    x = m.fold_in(hist, vals)
     Y = m.item_factors_.astype(np.float64)
     c = np.ones(len(Y))
     p = np.zeros(len(Y))
@@ -158,8 +162,8 @@ def test_recalculate_user_solves_the_user_step():
     want = np.linalg.solve(Y.T @ (c[:, None] * Y) + 0.2 * np.eye(4), Y.T @ (c * p))
     np.testing.assert_allclose(x, want, rtol=1e-4, atol=1e-6)
     # unknown ids are ignored; an empty history is the zero vector
-    np.testing.assert_allclose(m.recalculate_user([2, 5, 7, 999], [1.0, 2.0, 0.5, 9.0]), x, rtol=1e-6)
-    assert not m.recalculate_user([999]).any()
+    np.testing.assert_allclose(m.fold_in([2, 5, 7, 999], [1.0, 2.0, 0.5, 9.0]), x, rtol=1e-6)
+    assert not m.fold_in([999]).any()
 
 
 def test_recommend_for_history_matches_scores_and_excludes_history():
@@ -169,10 +173,10 @@ def test_recommend_for_history_matches_scores_and_excludes_history():
     m = ImplicitALS(embedding_size=4, epochs=5).fit(data)
     ids, scores = m.recommend_for_history([3, 4], k=5)
     assert len(ids) == 5 and not {3, 4} & set(ids.tolist())
-    x = m.recalculate_user([3, 4])
+    x = m.fold_in([3, 4])
     np.testing.assert_allclose(scores, m.item_factors_[m.items_.index(ids)] @ x, rtol=1e-5)
     assert np.all(np.diff(scores) <= 0)
-    ids_all, _ = m.recommend_for_history([3, 4], k=20, exclude_history=False)
+    ids_all, _ = m.recommend_for_history([3, 4], k=20, exclude_seen=False)
     assert {3, 4} <= set(ids_all.tolist())
     pad_ids, pad_scores = m.recommend_for_history([3, 4], k=25)
     assert (pad_ids[18:] == -1).all() and np.isnan(pad_scores[18:]).all()
@@ -212,7 +216,7 @@ def test_bpr_sampler_gives_up_when_a_user_has_every_item():
 
 
 def test_bpr_block_parallel_fit_is_deterministic(monkeypatch):
-    monkeypatch.setattr(_base, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_WORK", 0)
     rng = np.random.default_rng(8)
     rows = {(int(u), int(i)) for u, i in zip(rng.integers(0, 300, 6000), rng.zipf(1.3, 6000) % 200)}
     data = Interactions.from_dataframe(pd.DataFrame(sorted(rows), columns=["user_id", "item_id"]))
@@ -222,14 +226,14 @@ def test_bpr_block_parallel_fit_is_deterministic(monkeypatch):
             epochs=3,
             learning_rate=0.05,
             parallel="blocks",
-            sampling="pairs",
-            negatives=negatives,
+            pair_sampling="pairs",
+            negative_sampling=negatives,
             n_candidates=1,
         )
         fits = [BPR(model.config).fit(data, FitOptions(seed=3, threads=2)) for _ in range(2)]
         np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
         np.testing.assert_array_equal(fits[0].item_bias_, fits[1].item_bias_)
-        assert fits[0].train_auc_[-1] > 0.6
+        assert fits[0].history_["train_auc"][-1] > 0.6
     # Hogwild on one thread is plain sequential SGD: deterministic too
     hog = [BPR(embedding_size=8, epochs=3).fit(data, FitOptions(seed=3, threads=1)) for _ in range(2)]
     np.testing.assert_array_equal(hog[0].item_factors_, hog[1].item_factors_)
@@ -375,9 +379,9 @@ def test_bpr_collisions_skip_leaves_updates_out_and_redraw_does_not():
     rng = np.random.default_rng(4)
     rows = [(u, i) for u in range(30) for i in rng.permutation(20)[:18]]
     data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["user_id", "item_id"]))
-    cfg = {"embedding_size": 4, "epochs": 3, "negatives": "popularity", "n_candidates": 1, "sampling": "pairs"}
+    cfg = {"embedding_size": 4, "epochs": 3, "negative_sampling": "popularity", "n_candidates": 1, "pair_sampling": "pairs"}
     redraw = BPR(**cfg).fit(data, FitOptions(seed=0, threads=1))
     skip = BPR(**cfg, collisions="skip").fit(data, FitOptions(seed=0, threads=1))
-    assert np.all(redraw.updates_ >= 0.99 * len(data))  # 64 tries nearly always find one of the 2 negatives
-    assert np.all(skip.updates_ < 0.3 * len(data))  # ~10% of draws miss the user's positives
-    assert np.all(skip.updates_ > 0)
+    assert np.all(np.array(redraw.history_["updates"]) >= 0.99 * len(data))  # 64 tries nearly always find one of the 2 negatives
+    assert np.all(np.array(skip.history_["updates"]) < 0.3 * len(data))  # ~10% of draws miss the user's positives
+    assert np.all(np.array(skip.history_["updates"]) > 0)

@@ -10,8 +10,9 @@ from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
 from recforge.models.baselines.bias import Bias
 from recforge.models.baselines.simple import GlobalMean, Popularity
-from recforge.models.factorization.als import ALS, ImplicitALS
+from recforge.models.factorization.als import ALS
 from recforge.models.factorization.bpr import BPR
+from recforge.models.factorization.ials import ImplicitALS
 from recforge.models.factorization.nmf import NMF
 from recforge.models.factorization.sgd import BiasedMF, SVDpp
 from recforge.testing.datasets import checkerboard, toy_ratings
@@ -52,14 +53,14 @@ def test_rating_models_beat_baselines_on_low_rank_data(model, low_rank_split):
 @pytest.mark.parametrize("cls", [BiasedMF, SVDpp])
 def test_sgd_training_error_falls(cls, low_rank_split):
     train, _ = low_rank_split
-    hist = cls(epochs=15).fit(train).loss_history_
+    hist = np.array(cls(epochs=15).fit(train).history_["train_loss"])
     assert hist[-1] < 0.8 * hist[0]
     assert np.all(np.diff(hist[2:]) < 0)
 
 
 def test_bpr_train_auc_rises():
     data = toy_ratings(n_users=150, n_items=100, density=0.3, seed=2).to_implicit()
-    auc = BPR(epochs=30, embedding_size=16, learning_rate=0.05, n_candidates=1).fit(data).train_auc_
+    auc = np.array(BPR(epochs=30, embedding_size=16, learning_rate=0.05, n_candidates=1).fit(data).history_["train_auc"])
     assert auc[:3].mean() < 0.8 < auc[-3:].mean()
 
 
@@ -67,7 +68,7 @@ def test_bpr_train_auc_rises():
     "model",
     [
         ImplicitALS(embedding_size=8, epochs=10, reg=0.01),
-        BPR(embedding_size=8, epochs=150, learning_rate=0.05, negatives="uniform", item_bias=False),
+        BPR(embedding_size=8, epochs=150, learning_rate=0.05, negative_sampling="uniform", use_bias=False),
     ],
     ids=["ials", "bpr"],
 )

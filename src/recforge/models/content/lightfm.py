@@ -15,6 +15,7 @@ from recforge.data.vocabulary import normalize_ids
 from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
 from recforge.models.content._features import FeatureSpec, encode
+from recforge.training.epochs import fit_epochs
 
 __all__ = ["LightFMConfig", "LightFMStyle"]
 
@@ -110,19 +111,23 @@ class LightFMStyle(Recommender):
         i = data.item_idx.astype(np.int64)
         w = np.ones(len(u), dtype=np.float32)
         warp = cfg.loss == "warp"
-        self.loss_history_ = np.zeros(cfg.epochs)
-        for epoch in range(cfg.epochs):
+
+        def step(epoch: int) -> dict[str, float]:
             order = rng.permutation(len(u)).astype(np.int64)
-            self.loss_history_[epoch] = _epoch(
+            return {"train_loss": _epoch(
                 u, i, w, order, seen.indptr, seen.indices, pool,
                 UF.indptr, UF.indices, UF.data.astype(np.float32), IF.indptr, IF.indices,
                 IF.data.astype(np.float32), EU, EI, BI, GU, GI, GB, np.float32(cfg.learning_rate),
                 np.float32(cfg.reg), warp, cfg.max_sampled, int(rng.integers(0, 2**31 - 1)),
-            )
-        self.user_embeddings_ = EU
-        self.item_feature_embeddings_ = EI
-        self.item_feature_bias_ = BI
-        self._finish(has_u, has_i)
+            )}
+
+        def publish() -> None:  # the epochs update the embeddings in place; the vectors are derived
+            self.user_embeddings_ = EU
+            self.item_feature_embeddings_ = EI
+            self.item_feature_bias_ = BI
+            self._finish(has_u, has_i)
+
+        fit_epochs(self, cfg.epochs, step, options, name=self.name, publish=publish)
 
     def _finish(self, has_u: np.ndarray, has_i: np.ndarray) -> None:
         self.user_vectors_ = np.asarray(self.user_rows_ @ self.user_embeddings_, dtype=np.float64)

@@ -5,7 +5,7 @@ updates, with compiled (numba) kernels.
 - ``svdpp``: :class:`~recforge.models.factorization.sgd.SVDpp` (Koren's SVD++).
 - ``nmf``: :class:`~recforge.models.factorization.nmf.NMF` (non-negative MF, multiplicative updates).
 - ``als``: :class:`~recforge.models.factorization.als.ALS` (explicit ALS-WR, optional biases).
-- ``ials``: :class:`~recforge.models.factorization.als.ImplicitALS` (Hu et al. confidence ALS, CG).
+- ``ials``: :class:`~recforge.models.factorization.ials.ImplicitALS` (Hu et al. confidence ALS, CG).
 - ``bpr``: :class:`~recforge.models.factorization.bpr.BPR` (BPR-MF with item bias).
 """
 
@@ -14,6 +14,6 @@ CATALOG = {
     "svdpp": ("recforge.models.factorization.sgd", "SVDpp", "rating"),
     "nmf": ("recforge.models.factorization.nmf", "NMF", "rating"),
     "als": ("recforge.models.factorization.als", "ALS", "rating"),
-    "ials": ("recforge.models.factorization.als", "ImplicitALS", "ranking"),
+    "ials": ("recforge.models.factorization.ials", "ImplicitALS", "ranking"),
     "bpr": ("recforge.models.factorization.bpr", "BPR", "ranking"),
 }

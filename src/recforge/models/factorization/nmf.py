@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from numba import njit, prange
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
-from recforge.models.factorization._base import (
-    FactorRecommender,
-    chunk_bounds,
-    end_of_epoch,
-    kernel_threads,
-    seed_sequence,
-)
+from recforge.models._threads import kernel_threads
+from recforge.models.factorization._base import FactorRecommender, chunk_bounds, seed_sequence
+from recforge.training.epochs import fit_epochs, validation_rmse
 
 __all__ = ["NMF", "NMFConfig"]
 
@@ -93,13 +88,14 @@ class NMF(FactorRecommender):
                 csc.indices.astype(np.int64),
                 csc.data.astype(np.float64),
             )
-            for epoch in range(cfg.epochs):
-                P, Q = _nmf_sweep(*args, P, Q, cfg.reg_user, cfg.reg_item)
-                if options.epoch_callback is not None and end_of_epoch(
-                    self, options, epoch + 1, partial(self._set_factors, data, P, Q)
-                ):
-                    break
-        self._set_factors(data, P, Q)
+            state = [P, Q]  # each sweep returns new arrays
+
+            def step(epoch: int) -> None:
+                state[:] = _nmf_sweep(*args, *state, cfg.reg_user, cfg.reg_item)
+
+            fit_epochs(self, cfg.epochs, step, options, name=self.name,
+                       publish=lambda: self._set_factors(data, *state),
+                       evaluate=validation_rmse(options.validation))
 
     def _set_factors(self, data: Interactions, P: np.ndarray, Q: np.ndarray) -> None:
         self.global_mean_ = float(data.values.mean())

@@ -9,7 +9,8 @@ from numba import njit
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
-from recforge.models.factorization._base import BiasedFactorRecommender, end_of_epoch, seed_sequence
+from recforge.models.factorization._base import BiasedFactorRecommender, seed_sequence
+from recforge.training.epochs import fit_epochs, validation_rmse
 
 __all__ = ["BiasedMF", "BiasedMFConfig", "SVDpp", "SVDppConfig"]
 
@@ -65,36 +66,45 @@ class BiasedMF(BiasedFactorRecommender):
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg = self.config
         rng = seed_sequence(options, 11)
-        k = cfg.embedding_size
         u, i = data.user_idx, data.item_idx
         r = data.values.astype(np.float64)
-        mu = float(r.mean())
-        bu = np.zeros(data.n_users)
-        bi = np.zeros(data.n_items)
-        P = rng.normal(0.0, cfg.init_std, (data.n_users, k))
-        Q = rng.normal(0.0, cfg.init_std, (data.n_items, k))
-        lr = cfg.learning_rate
-        self.loss_history_ = np.zeros(cfg.epochs)
+        mu, bu, bi, P, Q = _biased_start(data, cfg, rng, r)
+        lr = [cfg.learning_rate]
 
-        def publish() -> None:  # the kernels update these arrays in place
-            self.global_mean_ = mu
-            self.intercept_ = mu
-            self.user_bias_ = bu
-            self.item_bias_ = bi
-            self.user_factors_ = P
-            self.item_factors_ = Q
-
-        for epoch in range(cfg.epochs):
+        def step(epoch: int) -> dict[str, float]:
             order = rng.permutation(len(r)).astype(np.int64)
-            sse = _biased_mf_epoch(u, i, r, order, mu, bu, bi, P, Q, lr, cfg.reg, cfg.reg_bias)
-            self.loss_history_[epoch] = np.sqrt(sse / len(r))
-            lr *= cfg.learning_rate_decay
-            if options.verbose:
-                print(f"svd epoch {epoch + 1}: train rmse {self.loss_history_[epoch]:.4f}")
-            if options.epoch_callback is not None and end_of_epoch(self, options, epoch + 1, publish):
-                self.loss_history_ = self.loss_history_[: epoch + 1]
-                break
-        publish()
+            sse = _biased_mf_epoch(u, i, r, order, mu, bu, bi, P, Q, lr[0], cfg.reg, cfg.reg_bias)
+            lr[0] *= cfg.learning_rate_decay
+            return {"train_loss": np.sqrt(sse / len(r))}  # the training RMSE
+
+        fit_epochs(self, cfg.epochs, step, options, name=self.name,
+                   publish=lambda: _publish(self, mu, bu, bi, P, Q),
+                   evaluate=validation_rmse(options.validation))
+
+
+def _biased_start(
+    data: Interactions, cfg: BiasedMFConfig, rng: np.random.Generator, r: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The SGD models' starting point: the mean of ``r``, zero biases, normal user and item factors."""
+    k = cfg.embedding_size
+    mu = float(r.mean())
+    bu = np.zeros(data.n_users)
+    bi = np.zeros(data.n_items)
+    P = rng.normal(0.0, cfg.init_std, (data.n_users, k))
+    Q = rng.normal(0.0, cfg.init_std, (data.n_items, k))
+    return mu, bu, bi, P, Q
+
+
+def _publish(
+    model: BiasedFactorRecommender, mu: float, bu: np.ndarray, bi: np.ndarray, P: np.ndarray, Q: np.ndarray
+) -> None:
+    # the kernels update these arrays in place, so publishing costs nothing
+    model.global_mean_ = mu
+    model.intercept_ = mu
+    model.user_bias_ = bu
+    model.item_bias_ = bi
+    model.user_factors_ = P
+    model.item_factors_ = Q
 
 
 @njit(cache=True, fastmath=True)
@@ -163,59 +173,29 @@ class SVDpp(BiasedFactorRecommender):
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg = self.config
         rng = seed_sequence(options, 12)
-        k = cfg.embedding_size
         csr = data.csr()
         indptr = csr.indptr.astype(np.int64)
         indices = csr.indices.astype(np.int64)
         r = csr.data.astype(np.float64)
-        mu = float(r.mean())
-        bu = np.zeros(data.n_users)
-        bi = np.zeros(data.n_items)
-        P = rng.normal(0.0, cfg.init_std, (data.n_users, k))
-        Q = rng.normal(0.0, cfg.init_std, (data.n_items, k))
-        Y = rng.normal(0.0, cfg.init_std, (data.n_items, k))
-        lr = cfg.learning_rate
-        self.loss_history_ = np.zeros(cfg.epochs)
+        mu, bu, bi, P, Q = _biased_start(data, cfg, rng, r)
+        Y = rng.normal(0.0, cfg.init_std, (data.n_items, cfg.embedding_size))
+        lr = [cfg.learning_rate]
 
-        def publish() -> None:  # the kernels update the arrays in place; the implicit sums are derived
-            self.global_mean_ = mu
-            self.intercept_ = mu
-            self.user_bias_ = bu
-            self.item_bias_ = bi
-            self.user_factors_ = P
-            self.item_factors_ = Q
+        def step(epoch: int) -> dict[str, float]:
+            user_order = rng.permutation(data.n_users).astype(np.int64)
+            keys = rng.random(len(r))  # a random permutation per user's row, drawn as one global sort key
+            sse = _svdpp_epoch(indptr, indices, r, user_order, keys, mu, bu, bi, P, Q, Y, lr[0],
+                               cfg.reg, cfg.reg_implicit, cfg.reg_bias)
+            lr[0] *= cfg.learning_rate_decay
+            return {"train_loss": np.sqrt(sse / len(r))}  # the training RMSE
+
+        def publish() -> None:  # the implicit sums are derived, so they are formed at publication
+            _publish(self, mu, bu, bi, P, Q)
             self.implicit_factors_ = Y
             self.user_implicit_ = _implicit_sums(indptr, indices, Y)
 
-        for epoch in range(cfg.epochs):
-            user_order = rng.permutation(data.n_users).astype(np.int64)
-            # a random permutation per user's row, drawn as one global sort key
-            keys = rng.random(len(r))
-            sse = _svdpp_epoch(
-                indptr,
-                indices,
-                r,
-                user_order,
-                keys,
-                mu,
-                bu,
-                bi,
-                P,
-                Q,
-                Y,
-                lr,
-                cfg.reg,
-                cfg.reg_implicit,
-                cfg.reg_bias,
-            )
-            self.loss_history_[epoch] = np.sqrt(sse / len(r))
-            lr *= cfg.learning_rate_decay
-            if options.verbose:
-                print(f"svdpp epoch {epoch + 1}: train rmse {self.loss_history_[epoch]:.4f}")
-            if options.epoch_callback is not None and end_of_epoch(self, options, epoch + 1, publish):
-                self.loss_history_ = self.loss_history_[: epoch + 1]
-                break
-        publish()
+        fit_epochs(self, cfg.epochs, step, options, name=self.name, publish=publish,
+                   evaluate=validation_rmse(options.validation))
 
     def _user_vectors(self, u: np.ndarray | None = None) -> np.ndarray:
         vecs = self.user_factors_ + self.user_implicit_
