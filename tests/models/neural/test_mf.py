@@ -16,7 +16,7 @@ from recforge.testing.conformance import RecommenderConformance
 class TestTorchMF(RecommenderConformance):
     model_class = TorchMF
     config = {"epochs": 3, "embedding_size": 8, "batch_size": 256, "learning_rate": 0.01}
-    changes = {"embedding_size": 4, "reg": 0.5, "biases": False, "epochs": 1, "learning_rate": 0.001,
+    changes = {"embedding_size": 4, "reg": 0.5, "use_bias": False, "epochs": 1, "learning_rate": 0.001,
                "init_std": 0.5, "reg_bias": 1.0, "batch_size": 32, "optimizer": "sgd"}
     invalid = [{"embedding_size": 0}, {"reg": -1.0}, {"loss": "hinge"}, {"negatives": 0}, {"epochs": 0},
                {"learning_rate": 0.0}, {"optimizer": "lbfgs"}, {"reg_bias": -0.1}]
@@ -26,7 +26,7 @@ class TestTorchMF(RecommenderConformance):
 class TestTorchMFImplicit(RecommenderConformance):
     model_class = TorchMF
     config = {"epochs": 3, "embedding_size": 8, "batch_size": 256, "loss": "bce"}
-    changes = {"negatives": 1, "sampling": "popularity", "loss": "bpr"}
+    changes = {"negatives": 1, "negative_sampling": "popularity", "loss": "bpr"}
     atol = 1e-5
 
     def make_data(self):
