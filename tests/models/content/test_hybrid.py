@@ -25,7 +25,10 @@ class TestWeightedConformance(RecommenderConformance):
     model_class = WeightedHybrid
     config = {"models": ("content", "popularity"), "grid_steps": 4}
     changes = {"fixed_weights": (0.3, 0.7), "normalise": "z", "models": ("content", "knowledge"),
-               "buckets": (100,)}
+               "buckets": (100,), "grid_steps": 1, "k": 1, "max_valid_users": 1, "min_valid_items": 12,
+               "model_configs": {"content": {"idf": False}}, "valid_reveals": (1,), "valid_rounds": 1,
+               "validation_fraction": 0.5}
+    unchanged = {}
     invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0},
                {"validation_fraction": 1.0},
                {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0},
@@ -43,7 +46,13 @@ class TestWeightedConformance(RecommenderConformance):
 class TestSwitchingConformance(RecommenderConformance):
     model_class = SwitchingHybrid
     config = {"warm_model": "popularity", "threshold": 12}
-    changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content"}
+    changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content",
+               "model_configs": {"onboarding-knn": {"prior_weight": 50.0, "overlap_power": 1.0}}}
+    unchanged = {
+        "new_user_model": "scores only users without training rows (none in the toy data)",
+        "new_item_model": "scores only items without training rows (none in the toy data)",
+        "new_item_penalty": "shifts only the new-item model's scores (no new items in the toy data)",
+    }
     invalid = [{"threshold": 0}, {"new_item_penalty": -0.5}]
     atol = 1e-9
 

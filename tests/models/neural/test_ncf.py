@@ -18,7 +18,9 @@ FAST = {"epochs": 2, "batch_size": 256, "learning_rate": 0.01}
 class TestGMF(RecommenderConformance):
     model_class = GMF
     config = {**FAST, "embedding_size": 4}
-    changes = {"embedding_size": 8, "negatives": 1, "negative_sampling": "popularity", "reg": 0.1, "epochs": 1}
+    changes = {"embedding_size": 8, "negatives": 1, "negative_sampling": "popularity", "reg": 0.1, "epochs": 1,
+               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd"}
+    unchanged = {}
     invalid = [{"embedding_size": 0}, {"negatives": 0}, {"reg": -1.0}, {"negative_sampling": "zipf"}]
     atol = 1e-5
 
@@ -26,7 +28,10 @@ class TestGMF(RecommenderConformance):
 class TestMLP(RecommenderConformance):
     model_class = MLP
     config = {**FAST, "hidden": (16, 8, 4)}
-    changes = {"hidden": (8, 4), "dropout": 0.5, "negatives": 2}
+    changes = {"hidden": (8, 4), "dropout": 0.5, "negatives": 2,
+               "batch_size": 7, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5}
+    unchanged = {}
     invalid = [{"hidden": ()}, {"hidden": (7, 4)}, {"hidden": (8, 0)}, {"dropout": 1.0}]
     atol = 1e-5
 
@@ -34,7 +39,11 @@ class TestMLP(RecommenderConformance):
 class TestNeuMF(RecommenderConformance):
     model_class = NeuMF
     config = {**FAST, "embedding_size": 4, "hidden": (16, 8)}
-    changes = {"embedding_size": 8, "hidden": (8, 4), "pretrain": True, "negatives": 2}
+    changes = {"embedding_size": 8, "hidden": (8, 4), "pretrain": True, "negatives": 2,
+               "batch_size": 7, "dropout": 0.5, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5}
+    unchanged = {"alpha": "used only with pretrain=True (False here)",
+                 "pretrain_epochs": "used only with pretrain=True (False here)"}
     invalid = [{"alpha": 1.5}, {"pretrain_epochs": 0}, {"hidden": (9,)}]
     atol = 1e-5
 
