@@ -174,11 +174,11 @@ def _state_bytes(name: str, n_users: int, n_items: int, cfg: Any, batch: int) ->
         params = (n_users + n_items) * (k + 1)
     else:  # neumf: GMF and MLP embeddings of the user and the item, plus the MLP weights
         k = cfg.embedding_size
-        m = cfg.layers[0] // 2
+        m = cfg.hidden[0] // 2
         rows = 2 * (k + m) * 4 * 2
-        dims = [cfg.layers[0], *cfg.layers]
+        dims = [cfg.hidden[0], *cfg.hidden]
         mlp = sum(a * b + b for a, b in itertools.pairwise(dims))
-        params = (n_users + n_items) * (k + m) + mlp + k + cfg.layers[-1] + 1
+        params = (n_users + n_items) * (k + m) + mlp + k + cfg.hidden[-1] + 1
     return rows, params * 7 * 4 // batch
 
 

@@ -190,7 +190,7 @@ def test_new_user_run_with_wandb_offline(ml100k, tmp_path, monkeypatch):
     register(app)
     # small and short: this checks the plumbing, not the accuracy
     fast = ["--set", "epochs=1", "--set", "embedding_size=8", "--set", "batch_size=8192", "--threads", "1"]
-    fast += ["--set", "negatives=1", "--set", "layers=[16,8]"]
+    fast += ["--set", "negatives=1", "--set", "hidden=[16,8]"]
     res = runner.invoke(app, ["run", str(CONFIGS / f"{name}.toml"), "--logger", "wandb", *fast, "--format", "json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])

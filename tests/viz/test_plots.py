@@ -147,16 +147,30 @@ def test_umap_is_seeded_and_model_map_has_one_point_per_known_item(tmp_path):
     assert any(h.startswith("Film ") and "genres: Drama|War" in h for t in traces for h in t["hovertext"])
 
 
-def test_networks_without_embeddings_fall_back_to_their_id_tables():
+def test_model_embeddings_are_the_public_embeddings():
     pytest.importorskip("lightning")
     from recforge.viz import model_embeddings
 
     data = toy_ratings(n_users=20, n_items=15).to_implicit()
-    model = get_model_class("neumf")({"epochs": 1, "embedding_size": 4, "layers": [8, 4]})
+    model = get_model_class("neumf")({"epochs": 1, "embedding_size": 4, "hidden": [8, 4]})
     model.fit(data, FitOptions(seed=0, threads=1))
+    assert model.has_embeddings
     uv, iv = model_embeddings(model)
-    net = model._net
-    # GMF table (4) then the MLP table (8 / 2), in name order: gmf_item, mlp_item
+    want_u, want_i = model.embeddings()
+    assert isinstance(uv, np.ndarray) and isinstance(iv, np.ndarray)
+    np.testing.assert_array_equal(uv, want_u)
+    np.testing.assert_array_equal(iv, want_i)
+    # NeuMF's vectors: its GMF table (4) then its MLP table (8 / 2)
     assert uv.shape == (len(model.users_), 8) and iv.shape == (len(model.items_), 8)
+    net = model._net
     np.testing.assert_array_equal(iv[:, :4], net.gmf_item.weight.detach().numpy())
     np.testing.assert_array_equal(iv[:, 4:], net.mlp_item.weight.detach().numpy())
+
+
+def test_model_embeddings_refuses_models_without_them():
+    from recforge.viz import model_embeddings
+
+    model = get_model_class("popularity")().fit(toy_ratings(n_users=20, n_items=15))
+    assert not model.has_embeddings
+    with pytest.raises(NotImplementedError, match="has no embeddings"):
+        model_embeddings(model)

@@ -236,6 +236,28 @@ class Recommender(Estimator):
         self.n_impossible_last_ = int((~ok).sum())
         return out
 
+    def score_all(self, users: Any) -> np.ndarray:
+        """Raw model scores of every item (columns in item index order) for each raw user id.
+
+        The dense counterpart of :meth:`score` for callers that need whole rows (hybrids blend and
+        standardise them per user). Rows of unknown users and columns of items without training
+        data are NaN; the caller bounds memory by passing users in blocks.
+
+        Returns:
+            ``(len(users), len(model.items_))`` floats; one raw id gives a 1-D row.
+        """
+        self.check_is_fitted()
+        single = np.ndim(users) == 0
+        raw = normalize_ids(np.atleast_1d(np.asarray(users, dtype=object if single else None)))
+        u = self.users_.index(raw) if len(raw) else np.empty(0, np.int64)
+        out = np.full((len(u), len(self.items_)), np.nan)
+        ok = u >= 0
+        ok[ok] = self.user_known_[u[ok]]
+        if ok.any():
+            out[ok] = self._score_users(u[ok])
+        out[:, ~self.item_known_] = np.nan
+        return out[0] if single else out
+
     def predict(self, users: Any, items: Any, *, fallback: Literal["nan", "mean"] = "nan") -> np.ndarray:
         """Predicted ratings for (user, item) pairs, clipped to the training rating scale.
 
@@ -465,6 +487,12 @@ class Recommender(Estimator):
             attributes: Optional user attributes (e.g. ``{"age": 31, "gender": "F"}``) for the
                 models that use them.
 
+        Returns:
+            A float array of shape ``(n_items,)``; NaN or ``-inf`` marks items the model cannot
+            score. A history with no known item gives all NaN unless the model has a prior for an
+            empty history (demographic, popularity, the hybrids), as :meth:`recommend_for_history`
+            then falls back to popularity.
+
         Raises:
             NotImplementedError: When the model cannot score histories (``scores_history`` is False).
         """
@@ -472,6 +500,9 @@ class Recommender(Estimator):
         if not self.scores_history:
             raise NotImplementedError(f"{type(self).__name__} cannot score an ad-hoc history")
         idx, vals = self._history_indices(item_ids, values)
+        if len(idx) == 0 and not self._scores_empty_history():
+            # the same rule as recommend_for_history: no known item and no prior, no opinion
+            return np.full(len(self.items_), np.nan)
         out = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes)), dtype=np.float64)
         return out
 

@@ -133,48 +133,15 @@ def plot_embeddings(
 
 
 def model_embeddings(model: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``model.embeddings()`` as numpy arrays.
+    """``model.embeddings()`` as numpy arrays, for models that declare ``has_embeddings``.
 
-    Torch networks whose ``embeddings()`` hands back parameters still attached to autograd are
-    detached here, so the plot does not depend on every network doing it.
+    Raises:
+        NotImplementedError: When the model has no user and item vectors.
     """
-    try:
-        uv, iv = model.embeddings()
-    except NotImplementedError:  # (a RuntimeError subclass: test it first)
-        found = _id_embeddings(model)
-        if found is None:
-            raise
-        uv, iv = found
-    except RuntimeError:
-        net = getattr(model, "_net", None)
-        if net is None or not hasattr(net, "embeddings"):
-            raise
-        uv, iv = (t.detach().float().cpu().numpy() for t in net.embeddings())
+    if not getattr(model, "has_embeddings", False):
+        raise NotImplementedError(f"{type(model).__name__} has no embeddings (has_embeddings is False)")
+    uv, iv = model.embeddings()
     return np.asarray(uv), np.asarray(iv)
-
-
-def _id_embeddings(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """A torch network's id embedding tables, side by side (e.g. NeuMF's GMF and MLP tables).
-
-    Used for networks that do not define ``embeddings()``: every ``nn.Embedding`` whose name says
-    ``user`` (``item``) and whose size is the number of users (items), concatenated in name order.
-    """
-    net = getattr(model, "_net", None)
-    if net is None:
-        return None
-    import torch
-
-    sides: dict[str, list[np.ndarray]] = {"user": [], "item": []}
-    sizes = {"user": len(model.users_), "item": len(model.items_)}
-    for name, mod in sorted(net.named_modules(), key=lambda kv: kv[0]):
-        if not isinstance(mod, torch.nn.Embedding):
-            continue
-        for side in ("user", "item"):
-            if side in name.lower() and mod.num_embeddings == sizes[side]:
-                sides[side].append(mod.weight.detach().float().cpu().numpy())
-    if not sides["user"] or not sides["item"]:
-        return None
-    return np.concatenate(sides["user"], axis=1), np.concatenate(sides["item"], axis=1)
 
 
 def _first_genre(genres: pd.Series) -> pd.Series:

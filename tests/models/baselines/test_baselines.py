@@ -13,6 +13,7 @@ class TestBias(RecommenderConformance):
     model_class = Bias
     config = {"epochs": 5}
     changes = {"reg_user": 0.0, "reg_item": 0.0, "epochs": 1}
+    unchanged = {}
     invalid = [{"reg_user": -1.0}, {"reg_item": -0.5}, {"epochs": 0}]
 
 
@@ -31,11 +32,13 @@ class TestPopularity(RecommenderConformance):
         return data
 
     changes = {"by": "sum"}
+    unchanged = {}
 
 
 class TestRandom(RecommenderConformance):
     model_class = RandomScorer
     changes = {"salt": 3}
+    unchanged = {}
 
 
 def _frame(rows):

@@ -20,7 +20,9 @@ class TestContentConformance(RecommenderConformance):
     model_class = ContentBased
     config = {}
     changes = {"idf": False, "text_weight": 3.0, "numeric_weight": 0.0, "weighting": "recency", "n_bins": 2,
-               "columns": ("genres",)}
+               "columns": ("genres",), "categorical_columns": ("genres",), "text_columns": ("genres",),
+               "separator": "a"}
+    unchanged = {"half_life": "used only with weighting='recency' (the default is 'uniform')"}
     invalid = [{"n_bins": 0}, {"half_life": 0.0}, {"weighting": "nope"}, {"text_weight": -1.0}]
 
     def make_data(self) -> Interactions:

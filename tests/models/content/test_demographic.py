@@ -18,7 +18,8 @@ from recforge.testing.feature_datasets import genre_ratings
 class TestDemographicConformance(RecommenderConformance):
     model_class = DemographicPopularity
     config = {}
-    changes = {"shrinkage": 0.5, "bandwidth": 0.05, "attributes": ("gender",)}
+    changes = {"shrinkage": 0.5, "bandwidth": 0.05, "attributes": ("gender",), "max_levels": 1}
+    unchanged = {}
     invalid = [{"bandwidth": 0.0}, {"shrinkage": 0.0}, {"max_levels": 0}]
     atol = 1e-9
 

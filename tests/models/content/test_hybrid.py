@@ -9,14 +9,9 @@ from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
-from recforge.models.content.hybrid import (
-    SwitchingHybrid,
-    WeightedHybrid,
-    _component_scores,
-    available_cf_model,
-    history_scores,
-    standardise,
-)
+from recforge.models.content._blend import standardise
+from recforge.models.content.switching import SwitchingHybrid
+from recforge.models.content.weighted import WeightedHybrid
 from recforge.models.registry import make_model
 from recforge.testing.conformance import RecommenderConformance
 from recforge.testing.feature_datasets import GENRES, genre_ratings
@@ -30,9 +25,12 @@ class TestWeightedConformance(RecommenderConformance):
     model_class = WeightedHybrid
     config = {"models": ("content", "popularity"), "grid_steps": 4}
     changes = {"fixed_weights": (0.3, 0.7), "normalise": "z", "models": ("content", "knowledge"),
-               "buckets": (100,)}
+               "buckets": (100,), "grid_steps": 1, "k": 1, "max_valid_users": 1, "min_valid_items": 12,
+               "model_configs": {"content": {"idf": False}}, "valid_reveals": (1,), "valid_rounds": 1,
+               "validation_fraction": 0.5}
+    unchanged = {}
     invalid = [{"models": ()}, {"buckets": (3, 1)}, {"buckets": (0,)}, {"grid_steps": 0},
-               {"valid_fraction": 1.0},
+               {"validation_fraction": 1.0},
                {"fixed_weights": (1.0,)}, {"fixed_weights": (-1.0, 1.0)}, {"normalise": "max"}, {"k": 0},
                {"max_valid_users": 0}, {"valid_rounds": 0}, {"min_valid_items": 0}]
     atol = 1e-9
@@ -48,7 +46,13 @@ class TestWeightedConformance(RecommenderConformance):
 class TestSwitchingConformance(RecommenderConformance):
     model_class = SwitchingHybrid
     config = {"warm_model": "popularity", "threshold": 12}
-    changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content"}
+    changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content",
+               "model_configs": {"onboarding-knn": {"prior_weight": 50.0, "overlap_power": 1.0}}}
+    unchanged = {
+        "new_user_model": "scores only users without training rows (none in the toy data)",
+        "new_item_model": "scores only items without training rows (none in the toy data)",
+        "new_item_penalty": "shifts only the new-item model's scores (no new items in the toy data)",
+    }
     invalid = [{"threshold": 0}, {"new_item_penalty": -0.5}]
     atol = 1e-9
 
@@ -157,9 +161,9 @@ def test_switching_defaults_send_short_histories_to_onboarding_knn_and_new_items
     got = m._score_users(u)[0]
     known = cold.item_known_
     assert not known[new_items].any() and known[:25].all()
-    np.testing.assert_allclose(got[known], standardise(_component_scores(cold, u))[0][known])
+    np.testing.assert_allclose(got[known], standardise(cold.score_all(train.users.ids[u]))[0][known])
     # new items: the content model's standardised scores, below every known item (penalty 1)
-    np.testing.assert_allclose(got[~known], standardise(_component_scores(content, u))[0][~known] - 1.0)
+    np.testing.assert_allclose(got[~known], standardise(content.score_all(train.users.ids[u]))[0][~known] - 1.0)
     assert got[~known].max() < got[known].min()
     mixed = SwitchingHybrid(warm_model="popularity", new_item_penalty=0.0).fit(train)._score_users(u)[0]
     np.testing.assert_allclose(mixed[~known], got[~known] + 1.0)
@@ -187,23 +191,6 @@ def test_switching_recommend_for_history():
     pop = m.components()[0]
     order = [i for i in liked.items.ids[np.argsort(-pop.item_scores_, kind="stable")] if i not in many][:4]
     assert ids.tolist() == order
-
-
-def test_history_scores_adapters():
-    data = _implicit(n_users=30, n_items=25, seed=3)
-    hist = np.array([0, 3, 7])
-    pop = make_model("popularity").fit(data)
-    np.testing.assert_allclose(history_scores(pop, hist), pop.item_scores_)
-    name = available_cf_model()
-    cf = make_model(name).fit(data, FitOptions(seed=0))
-    s = history_scores(cf, hist)
-    assert s is not None and s.shape == (25,) and np.isfinite(s).all()
-    # for a user whose history is exactly these items, the fold-in ranks like the fitted model
-    if name in ("ease", "item-knn-implicit"):
-        u = 0
-        own = data.csr()[u].indices
-        fitted = cf._score_users(np.array([u]))[0]
-        np.testing.assert_allclose(history_scores(cf, own), fitted, rtol=1e-5, atol=1e-6)
 
 
 def test_save_load_keeps_components(tmp_path):
@@ -270,7 +257,7 @@ def test_rounds_pool_validation_users_and_rotate_lengths():
 def test_default_components_and_cold_user_api():
     """The defaults the service relies on: a prior-heavy blend that scores any short history."""
     cfg = WeightedHybrid().config
-    assert cfg.models == ("lightfm-style", "auto", "demographic", "popularity", "onboarding-knn")
+    assert cfg.models == ("lightfm-style", "ease", "demographic", "popularity", "onboarding-knn")
     assert cfg.model_configs == {"ease": {"reg": 200_000.0}}
     data = genre_ratings(n_users=60, n_items=36, seed=1).to_implicit()
     m = WeightedHybrid(models=("demographic", "popularity"), fixed_weights=(1.0, 0.0)).fit(data)
@@ -311,10 +298,10 @@ def test_holdout_skips_users_too_short_for_their_history_length():
     rows = [(u, int(i), t) for u in range(40) for t, i in enumerate(rng.choice(20, 6, replace=False))]
     data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["u", "i", "t"]), user="u", item="i",
                                        timestamp="t")  # every user: exactly 6 interactions
-    ok = WeightedHybrid(models=("popularity",), valid_reveals=(3,), valid_fraction=0.5, min_valid_items=3)
+    ok = WeightedHybrid(models=("popularity",), valid_reveals=(3,), validation_fraction=0.5, min_valid_items=3)
     train, valid = ok._holdout(data, FitOptions(seed=0))
     hidden = valid.user_counts()
     assert set(hidden[hidden > 0].tolist()) == {3} and (hidden > 0).sum() == 20
-    too_short = WeightedHybrid(models=("popularity",), valid_reveals=(3,), valid_fraction=0.5, min_valid_items=4)
+    too_short = WeightedHybrid(models=("popularity",), valid_reveals=(3,), validation_fraction=0.5, min_valid_items=4)
     train, valid = too_short._holdout(data, FitOptions(seed=0))
     assert len(valid) == 1  # nobody qualifies (3 + 4 > 6): the single-row fallback

@@ -18,6 +18,8 @@ class TestKnowledgeConformance(RecommenderConformance):
     model_class = KnowledgeBased
     config = {}
     changes = {"utility": "popularity", "shrinkage": 0.0, "weights": (1.0, 0.0, 1.0), "year_column": "nope"}
+    unchanged = {"genre_columns": "which columns hold genres: constraint matching only, not the utility",
+                 "separator": "splits genre cells: constraint matching only, not the utility"}
     invalid = [{"shrinkage": -1.0}, {"weights": (1.0, 1.0)}, {"weights": (0.0, 0.0, 0.0)}, {"utility": "x"}]
 
     def make_data(self) -> Interactions:

@@ -19,6 +19,7 @@ class TestLightFMConformance(RecommenderConformance):
     changes = {"loss": "bpr", "embedding_size": 4, "learning_rate": 0.2, "use_item_features": False,
                "use_user_features": False, "item_id_weight": 0.2, "user_id_weight": 0.0, "reg": 0.1,
                "max_sampled": 1, "epochs": 1}
+    unchanged = {"fold_in_epochs": "used only when a history is folded in (recommend_for_history)"}
     invalid = [{"embedding_size": 0}, {"epochs": 0}, {"learning_rate": 0.0}, {"loss": "hinge"},
                {"max_sampled": 0}, {"reg": -1.0}, {"item_id_weight": -1.0}, {"fold_in_epochs": 0}]
 

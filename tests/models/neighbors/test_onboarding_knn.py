@@ -15,7 +15,9 @@ from recforge.testing.conformance import RecommenderConformance
 
 class TestOnboardingKNN(RecommenderConformance):
     model_class = OnboardingKNN
-    changes = {"overlap_power": 1.0, "future_only": False, "cohort_weight": 5.0}
+    changes = {"overlap_power": 1.0, "future_only": False, "cohort_weight": 5.0, "activity_power": 1.0,
+               "max_skip": 1, "prior_weight": 5.0}
+    unchanged = {}
     invalid = [{"overlap_power": 0.0}, {"max_skip": -1}, {"prior_weight": -1.0}, {"cohort_weight": -1.0}]
 
 

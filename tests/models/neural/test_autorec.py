@@ -19,7 +19,9 @@ class TestAutoRec(RecommenderConformance):
     config = {"epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01}
     changes = {"based": "user", "hidden_size": 8, "activation": "relu", "output_activation": "sigmoid",
                "reg": 1000.0, "epochs": 1, "learning_rate": 0.001, "batch_size": 4, "dropout": 0.0,
-               "ema_decay": 0.0, "validation_fraction": 0.3, "average_selection": False}
+               "ema_decay": 0.0, "validation_fraction": 0.3, "average_selection": False,
+               "optimizer": "sgd"}
+    unchanged = {}
     invalid = [{"hidden_size": 0}, {"reg": -1.0}, {"based": "both"}, {"activation": "swish"}, {"batch_size": 0},
                {"dropout": 1.0}, {"ema_decay": 1.0}, {"validation_fraction": 1.0}, {"validation_fraction": -0.1}]
     atol = 1e-5
@@ -29,7 +31,12 @@ class TestUserAutoRec(RecommenderConformance):
     model_class = AutoRec
     config = {"based": "user", "epochs": 3, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01,
               "validation_fraction": 0.0}
-    changes = {"based": "item"}
+    changes = {"based": "item",
+               "activation": "relu", "batch_size": 7, "epochs": 2, "hidden_size": 7, "learning_rate": 0.03,
+               "optimizer": "sgd", "output_activation": "sigmoid", "reg": 300.0, "validation_fraction": 0.5,
+               "dropout": 0.0}
+    unchanged = {"average_selection": "used only with validation_fraction > 0 (0 here)",
+                 "ema_decay": "checked by TestAutoRec (same config class)"}
     atol = 1e-5
 
 

@@ -24,16 +24,21 @@ from recforge.testing.conformance import RecommenderConformance
 class TestLightGCN(RecommenderConformance):
     model_class = LightGCN
     config = {"epochs": 2, "embedding_size": 8, "batch_size": 256, "learning_rate": 0.01}
-    changes = {"n_layers": 1, "embedding_size": 4, "reg": 1.0, "sampling": "popularity", "epochs": 1}
+    changes = {"n_layers": 1, "embedding_size": 4, "reg": 1.0, "negative_sampling": "popularity", "epochs": 1,
+               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd"}
+    unchanged = {}
     invalid = [{"n_layers": -1}, {"embedding_size": 0}, {"reg": -1.0}]
     atol = 1e-5
 
 
 class TestNGCF(RecommenderConformance):
     model_class = NGCF
-    config = {"epochs": 2, "embedding_size": 8, "layers": (8, 8), "batch_size": 256, "learning_rate": 0.01}
-    changes = {"layers": (8,), "node_dropout": 0.5, "message_dropout": 0.5, "embedding_size": 4}
-    invalid = [{"layers": ()}, {"node_dropout": 1.0}, {"message_dropout": -0.1}]
+    config = {"epochs": 2, "embedding_size": 8, "layer_sizes": (8, 8), "batch_size": 256, "learning_rate": 0.01}
+    changes = {"layer_sizes": (8,), "node_dropout": 0.5, "message_dropout": 0.5, "embedding_size": 4,
+               "batch_size": 7, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 3e-5}
+    unchanged = {}
+    invalid = [{"layer_sizes": ()}, {"node_dropout": 1.0}, {"message_dropout": -0.1}]
     atol = 1e-5
 
 
@@ -88,7 +93,7 @@ def test_lightgcn_final_embeddings_are_the_layer_mean(nh):
 
 def test_ngcf_embedding_concatenates_normalised_layers(nh):
     train, _ = nh.clustered(n_users=12, n_items=10)
-    m = NGCF(epochs=1, embedding_size=4, layers=(6, 5)).fit(train, FitOptions(seed=0))
+    m = NGCF(epochs=1, embedding_size=4, layer_sizes=(6, 5)).fit(train, FitOptions(seed=0))
     users, items = m.embeddings()
     assert users.shape == (train.n_users, 4 + 6 + 5) and items.shape == (train.n_items, 15)
     norms = np.linalg.norm(users[:, 4:10], axis=1)
@@ -106,7 +111,7 @@ def test_lightgcn_learns(nh):
 
 def test_ngcf_learns(nh):
     train, test = nh.clustered()
-    m = NGCF(epochs=30, embedding_size=16, layers=(16, 16), batch_size=256, learning_rate=0.01,
+    m = NGCF(epochs=30, embedding_size=16, layer_sizes=(16, 16), batch_size=256, learning_rate=0.01,
              node_dropout=0.0, message_dropout=0.0).fit(train, FitOptions(seed=0))
     h = m.history_["train_loss"]
     assert h[-1] < 0.6 * h[0]
@@ -129,5 +134,5 @@ def test_ranking_validation_and_early_stopping(nh):
 def test_cpu_gpu_parity(nh):
     train, _ = nh.clustered()
     nh.assert_cpu_gpu_parity(lambda: LightGCN(epochs=3, embedding_size=8), train)
-    nh.assert_cpu_gpu_parity(lambda: NGCF(epochs=3, embedding_size=8, layers=(8, 8), node_dropout=0.0,
+    nh.assert_cpu_gpu_parity(lambda: NGCF(epochs=3, embedding_size=8, layer_sizes=(8, 8), node_dropout=0.0,
                                        message_dropout=0.0), train)

@@ -16,8 +16,11 @@ from recforge.testing.conformance import RecommenderConformance
 class TestTorchMF(RecommenderConformance):
     model_class = TorchMF
     config = {"epochs": 3, "embedding_size": 8, "batch_size": 256, "learning_rate": 0.01}
-    changes = {"embedding_size": 4, "reg": 0.5, "biases": False, "epochs": 1, "learning_rate": 0.001,
-               "init_std": 0.5, "reg_bias": 1.0, "batch_size": 32, "optimizer": "sgd"}
+    changes = {"embedding_size": 4, "reg": 0.5, "use_bias": False, "epochs": 1, "learning_rate": 0.001,
+               "init_std": 0.5, "reg_bias": 1.0, "batch_size": 32, "optimizer": "sgd",
+               "ema_decay": 0.9, "loss": "bpr", "reg_exponent": 0.0}
+    unchanged = {"negatives": "used only by the implicit losses (loss 'auto' is mse on ratings here)",
+                 "negative_sampling": "used only by the implicit losses (loss 'auto' is mse on ratings here)"}
     invalid = [{"embedding_size": 0}, {"reg": -1.0}, {"loss": "hinge"}, {"negatives": 0}, {"epochs": 0},
                {"learning_rate": 0.0}, {"optimizer": "lbfgs"}, {"reg_bias": -0.1}]
     atol = 1e-5
@@ -26,7 +29,11 @@ class TestTorchMF(RecommenderConformance):
 class TestTorchMFImplicit(RecommenderConformance):
     model_class = TorchMF
     config = {"epochs": 3, "embedding_size": 8, "batch_size": 256, "loss": "bce"}
-    changes = {"negatives": 1, "sampling": "popularity", "loss": "bpr"}
+    changes = {"negatives": 1, "negative_sampling": "popularity", "loss": "bpr",
+               "batch_size": 7, "ema_decay": 0.9, "embedding_size": 10, "epochs": 2, "init_std": 0.5,
+               "learning_rate": 0.006, "optimizer": "sgd", "reg": 0.5, "reg_bias": 1.0, "reg_exponent": 0.0,
+               "use_bias": False}
+    unchanged = {}
     atol = 1e-5
 
     def make_data(self):

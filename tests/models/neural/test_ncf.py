@@ -18,24 +18,33 @@ FAST = {"epochs": 2, "batch_size": 256, "learning_rate": 0.01}
 class TestGMF(RecommenderConformance):
     model_class = GMF
     config = {**FAST, "embedding_size": 4}
-    changes = {"embedding_size": 8, "negatives": 1, "sampling": "popularity", "reg": 0.1, "epochs": 1}
-    invalid = [{"embedding_size": 0}, {"negatives": 0}, {"reg": -1.0}, {"sampling": "zipf"}]
+    changes = {"embedding_size": 8, "negatives": 1, "negative_sampling": "popularity", "reg": 0.1, "epochs": 1,
+               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd"}
+    unchanged = {}
+    invalid = [{"embedding_size": 0}, {"negatives": 0}, {"reg": -1.0}, {"negative_sampling": "zipf"}]
     atol = 1e-5
 
 
 class TestMLP(RecommenderConformance):
     model_class = MLP
-    config = {**FAST, "layers": (16, 8, 4)}
-    changes = {"layers": (8, 4), "dropout": 0.5, "negatives": 2}
-    invalid = [{"layers": ()}, {"layers": (7, 4)}, {"layers": (8, 0)}, {"dropout": 1.0}]
+    config = {**FAST, "hidden": (16, 8, 4)}
+    changes = {"hidden": (8, 4), "dropout": 0.5, "negatives": 2,
+               "batch_size": 7, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5}
+    unchanged = {}
+    invalid = [{"hidden": ()}, {"hidden": (7, 4)}, {"hidden": (8, 0)}, {"dropout": 1.0}]
     atol = 1e-5
 
 
 class TestNeuMF(RecommenderConformance):
     model_class = NeuMF
-    config = {**FAST, "embedding_size": 4, "layers": (16, 8)}
-    changes = {"embedding_size": 8, "layers": (8, 4), "pretrain": True, "negatives": 2}
-    invalid = [{"alpha": 1.5}, {"pretrain_epochs": 0}, {"layers": (9,)}]
+    config = {**FAST, "embedding_size": 4, "hidden": (16, 8)}
+    changes = {"embedding_size": 8, "hidden": (8, 4), "pretrain": True, "negatives": 2,
+               "batch_size": 7, "dropout": 0.5, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5}
+    unchanged = {"alpha": "used only with pretrain=True (False here)",
+                 "pretrain_epochs": "used only with pretrain=True (False here)"}
+    invalid = [{"alpha": 1.5}, {"pretrain_epochs": 0}, {"hidden": (9,)}]
     atol = 1e-5
 
 
@@ -52,16 +61,16 @@ def test_gmf_learns(nh):
 
 
 def test_mlp_learns(nh):
-    _learn(MLP(layers=(32, 16), epochs=25, batch_size=256, learning_rate=0.01), nh)
+    _learn(MLP(hidden=(32, 16), epochs=25, batch_size=256, learning_rate=0.01), nh)
 
 
 def test_neumf_learns(nh):
-    _learn(NeuMF(embedding_size=8, layers=(32, 16), epochs=20, batch_size=256, learning_rate=0.01), nh)
+    _learn(NeuMF(embedding_size=8, hidden=(32, 16), epochs=20, batch_size=256, learning_rate=0.01), nh)
 
 
 def test_neumf_pretraining_starts_from_gmf_and_mlp(nh):
     train, test = nh.clustered()
-    m = NeuMF(embedding_size=8, layers=(16, 8), epochs=1, pretrain=True, pretrain_epochs=15, batch_size=256,
+    m = NeuMF(embedding_size=8, hidden=(16, 8), epochs=1, pretrain=True, pretrain_epochs=15, batch_size=256,
               learning_rate=0.01, optimizer="sgd")
     m.fit(train, FitOptions(seed=0))
     # one plain SGD epoch after pretraining: the pretrained towers already rank well
@@ -70,8 +79,8 @@ def test_neumf_pretraining_starts_from_gmf_and_mlp(nh):
 
 def test_full_ranking_matches_pairwise_scores(nh):
     train, _ = nh.clustered(n_users=20, n_items=15)
-    for model in (GMF(epochs=1), MLP(epochs=1, layers=(8, 4, 2)), MLP(epochs=1, layers=(8,)),
-                  NeuMF(epochs=1, layers=(8, 4))):
+    for model in (GMF(epochs=1), MLP(epochs=1, hidden=(8, 4, 2)), MLP(epochs=1, hidden=(8,)),
+                  NeuMF(epochs=1, hidden=(8, 4))):
         model.fit(train)
         u = np.arange(5)
         dense = model._score_users(u)
@@ -94,14 +103,14 @@ def test_negative_ratio_sets_the_epoch_size(nh):
         assert not torch.equal(i[y == 0].sort().values, i2[y2 == 0].sort().values)  # fresh negatives
 
 
-def test_layers_must_be_even_first():
+def test_hidden_must_be_even_first():
     with pytest.raises(ConfigError, match="even"):
-        MLP(layers=(9, 4))
+        MLP(hidden=(9, 4))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cpu_gpu_parity(nh):
     train, _ = nh.clustered()
-    for make in (lambda: GMF(epochs=2), lambda: MLP(epochs=2, layers=(16, 8)), lambda: NeuMF(epochs=2)):
+    for make in (lambda: GMF(epochs=2), lambda: MLP(epochs=2, hidden=(16, 8)), lambda: NeuMF(epochs=2)):
         nh.assert_cpu_gpu_parity(make, train)

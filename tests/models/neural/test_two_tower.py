@@ -19,7 +19,11 @@ class TestTwoTower(RecommenderConformance):
     config = {"epochs": 2, "embedding_size": 8, "hidden": (16,), "output_size": 8, "batch_size": 64,
               "history_length": 3}
     changes = {"history_length": 0, "hidden": (), "temperature": 0.5, "logq_correction": False,
-               "output_size": 4, "dropout": 0.5, "reg": 0.5}
+               "output_size": 4, "dropout": 0.5, "reg": 0.5,
+               "batch_size": 7, "ema_decay": 0.9, "embedding_size": 10, "epochs": 1, "learning_rate": 0.003,
+               "optimizer": "sgd"}
+    unchanged = {"max_categories": "encodes side features: the toy data has none",
+                 "use_features": "reads side features: the toy data has none"}
     invalid = [{"temperature": 0.0}, {"history_length": -1}, {"hidden": (0,)}, {"output_size": 0}]
     atol = 1e-5
 

@@ -30,7 +30,9 @@ class TestGRU4Rec(RecommenderConformance):
     model_class = GRU4Rec
     config = {"epochs": 3, "embedding_size": 8, "max_len": 6, "batch_size": 32, "learning_rate": 0.01}
     changes = {"embedding_size": 6, "max_len": 4, "n_layers": 2, "dropout": 0.0, "loss": "bce", "reg": 0.1,
-               "learning_rate": 0.003}
+               "learning_rate": 0.003,
+               "batch_size": 7, "ema_decay": 0.9, "epochs": 2, "optimizer": "sgd"}
+    unchanged = {"negatives": "used only with loss='bce' (the default is 'ce')"}
     invalid = [{"embedding_size": 0}, {"max_len": 0}, {"dropout": 1.0}, {"loss": "mse"}, {"negatives": 0},
                {"n_layers": 0}, {"reg": -1.0}]
 
@@ -39,7 +41,9 @@ class TestSASRec(RecommenderConformance):
     model_class = SASRec
     config = {"epochs": 3, "embedding_size": 8, "max_len": 6, "batch_size": 32, "learning_rate": 0.01}
     changes = {"embedding_size": 4, "max_len": 4, "n_layers": 1, "n_heads": 1, "dropout": 0.0, "loss": "bce",
-               "learning_rate": 0.003}
+               "learning_rate": 0.003,
+               "batch_size": 7, "ema_decay": 0.9, "epochs": 2, "optimizer": "sgd", "reg": 0.5}
+    unchanged = {"negatives": "used only with loss='bce' (the default is 'ce')"}
     invalid = [{"n_heads": 3}, {"n_layers": 0}, {"max_len": 0}, {"dropout": -0.1}]
 
 
@@ -48,7 +52,9 @@ class TestCaser(RecommenderConformance):
     config = {"epochs": 3, "embedding_size": 8, "max_len": 3, "targets": 2, "batch_size": 64,
               "learning_rate": 0.01}
     changes = {"max_len": 2, "targets": 1, "n_horizontal": 2, "n_vertical": 0, "embedding_size": 6,
-               "dropout": 0.0, "loss": "bce"}
+               "dropout": 0.0, "loss": "bce",
+               "batch_size": 7, "ema_decay": 0.9, "epochs": 2, "optimizer": "sgd", "reg": 0.5, "learning_rate": 0.03}
+    unchanged = {"negatives": "used only with loss='bce' (the default is 'ce')"}
     invalid = [{"targets": 0}, {"n_horizontal": 0, "n_vertical": 0}, {"n_vertical": -1}, {"max_len": 0}]
 
 
@@ -174,3 +180,40 @@ def test_ml100k_loo_full_band(ml100k):
                    "loo-full", options=FitOptions(seed=0, threads=1))
     hr = res.metric("HR@10")
     assert hr > 0.0498  # popularity's HR@10 on the same protocol (PERF-ANCHORS)
+
+
+#: recommend_for_history of the hand-written body before the model contract (commit d92088a):
+#: (model, history, keywords) -> (item ids, scores rounded to 4 decimals); 30 users cycling 20 items,
+#: 2 epochs, seed 0, one thread
+NAN = float("nan")
+OLD_FOR_HISTORY = {
+    ('gru4rec', (3, 4, 5), ''): ([13, 10, 8, 11, 18], [0.0226, 0.0219, 0.0161, 0.0083, 0.0078]),
+    ('gru4rec', (1, 2, 3, 4, 5, 6), 'exclude_seen'): ([13, 10, 8, 11, 18], [0.0222, 0.0218, 0.016, 0.0082, 0.0078]),
+    ('gru4rec', (7, 8), 'user'): ([13, 10, 11, 18, 4], [0.0226, 0.0218, 0.0083, 0.0078, 0.0065]),
+    ('gru4rec', (1, 2), 'candidates'): ([8, 9, 7, -1, -1], [0.0162, 0.0055, -0.0028, NAN, NAN]),
+    ('sasrec', (3, 4, 5), ''): ([2, 6, 10, 16, 18], [0.07, 0.0601, 0.042, 0.0277, 0.0256]),
+    ('sasrec', (1, 2, 3, 4, 5, 6), 'exclude_seen'): ([2, 4, 10, 6, 16], [0.0846, 0.0651, 0.0623, 0.043, 0.0411]),
+    ('sasrec', (7, 8), 'user'): ([10, 18, 19, 17, 11], [0.1189, 0.0997, 0.0843, 0.0723, 0.0596]),
+    ('sasrec', (1, 2), 'candidates'): ([9, 7, 8, -1, -1], [0.0012, -0.0126, -0.0541, NAN, NAN]),
+    ('caser', (3, 4, 5), ''): ([12, 15, 9, 2, 11], [0.0241, 0.0175, 0.0108, 0.0097, 0.0058]),
+    ('caser', (1, 2, 3, 4, 5, 6), 'exclude_seen'): ([12, 9, 14, 2, 3], [0.0243, 0.0133, 0.0083, 0.0061, 0.0057]),
+    ('caser', (7, 8), 'user'): ([6, 9, 17, 2, 11], [0.0221, 0.0172, 0.0037, 0.0025, 0.0002]),
+    ('caser', (1, 2), 'candidates'): ([9, 8, 7, -1, -1], [0.0036, 0.0014, -0.0035, NAN, NAN]),
+}
+
+
+@pytest.mark.parametrize("name", ["gru4rec", "sasrec", "caser"])
+def test_recommend_for_history_is_unchanged(name):
+    rows = [(u, (u + t) % 20, t) for u in range(30) for t in range(10)]
+    data = Interactions.from_dataframe(pd.DataFrame(rows, columns=["u", "i", "t"]), "u", "i", timestamp="t")
+    cfg = {"epochs": 2, "embedding_size": 8, "max_len": 3 if name == "caser" else 4}
+    model = get_model_class(name)(cfg).fit(data, FitOptions(seed=0, threads=1))
+    assert model.scores_history
+    calls = {"": {}, "exclude_seen": {"exclude_seen": False}, "user": {"user": 3},
+             "candidates": {"candidates": [7, 8, 9]}}
+    for (n, hist, kw), (want_ids, want_scores) in OLD_FOR_HISTORY.items():
+        if n != name:
+            continue
+        ids, scores = model.recommend_for_history(list(hist), 5, **calls[kw])
+        assert ids.tolist() == want_ids, (hist, kw)
+        np.testing.assert_allclose(scores, np.array(want_scores), atol=1e-4, err_msg=str((hist, kw)))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class Popularity(Recommender):
     name = "popularity"
     task = "ranking"
     config_class = PopularityConfig
+    scores_history = True
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         if self.config.by == "count":
@@ -64,6 +66,14 @@ class Popularity(Recommender):
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.item_scores_, (len(u), len(self.item_scores_))).copy()
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        # the same list for everyone: a history changes nothing (it is a prior for an empty one)
+        return self.item_scores_.copy()
+
+    def _scores_empty_history(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 - ``content``: :class:`~recforge.models.content.content.ContentBased` (attribute profiles, cosine).
 - ``knowledge``: :class:`~recforge.models.content.knowledge.KnowledgeBased` (constraints + utility).
-- ``hybrid-weighted``: :class:`~recforge.models.content.hybrid.WeightedHybrid` (score blend, weights
+- ``hybrid-weighted``: :class:`~recforge.models.content.weighted.WeightedHybrid` (score blend, weights
   learned on validation data per history length).
-- ``hybrid-switching``: :class:`~recforge.models.content.hybrid.SwitchingHybrid` (cold -> content or
+- ``hybrid-switching``: :class:`~recforge.models.content.switching.SwitchingHybrid` (cold -> content or
   knowledge, warm -> collaborative filtering).
 - ``lightfm-style``: :class:`~recforge.models.content.lightfm.LightFMStyle` (id + feature embeddings,
   BPR or WARP).
@@ -15,8 +15,8 @@
 CATALOG = {
     "content": ("recforge.models.content.content", "ContentBased", "ranking"),
     "knowledge": ("recforge.models.content.knowledge", "KnowledgeBased", "rating"),
-    "hybrid-weighted": ("recforge.models.content.hybrid", "WeightedHybrid", "ranking"),
-    "hybrid-switching": ("recforge.models.content.hybrid", "SwitchingHybrid", "ranking"),
+    "hybrid-weighted": ("recforge.models.content.weighted", "WeightedHybrid", "ranking"),
+    "hybrid-switching": ("recforge.models.content.switching", "SwitchingHybrid", "ranking"),
     "lightfm-style": ("recforge.models.content.lightfm", "LightFMStyle", "ranking"),
     "demographic": ("recforge.models.content.demographic", "DemographicPopularity", "ranking"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -12,7 +13,7 @@ import scipy.sparse as sp
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import normalize_ids
-from recforge.errors import ConfigError, DataError
+from recforge.errors import DataError
 from recforge.models.base import Recommender
 from recforge.models.content._features import encode, spec_from
 
@@ -62,7 +63,7 @@ class ContentBased(Recommender):
     sum :math:`p_u = \sum_{j \in I_u} w_{uj} x_j` over the items they interacted with, and the score
     is :math:`s_{ui} = \cos(p_u, x_i)`. Items without training rows are scored from their attributes,
     so new items are recommended at once; a new user's profile comes from
-    :meth:`recommend_for_history`. Reference: Pazzani and Billsus, "Content-Based Recommendation
+    :meth:`recommend_for_history` (no refit). Reference: Pazzani and Billsus, "Content-Based Recommendation
     Systems", The Adaptive Web (2007); Lops, de Gemmis, Semeraro, "Content-based Recommender
     Systems: State of the Art and Trends", Recommender Systems Handbook (2011).
 
@@ -73,6 +74,8 @@ class ContentBased(Recommender):
     name = "content"
     task = "ranking"
     config_class = ContentConfig
+    scores_history = True
+    feedback = "any"  # weighting="rating" reads the ratings; the other weightings ignore values
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         for cache in ("_xn", "_pop_order"):
@@ -142,48 +145,30 @@ class ContentBased(Recommender):
         return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
 
     # ------------------------------------------------------------------ cold users and explanations
+    def _profile(self, idx: np.ndarray, values: np.ndarray | None) -> sp.csr_matrix:
+        """The attribute profile (1 x n_features) of a history of known item indices, oldest first."""
+        cfg = self.config
+        w = np.ones(len(idx))
+        if values is not None and cfg.weighting == "rating" and len(values) and \
+                np.abs(values - values.mean()).sum() > 0:
+            w = values - values.mean()
+        if cfg.weighting == "recency" and len(idx):
+            w = w * 0.5 ** ((len(idx) - 1 - np.arange(len(idx))) / cfg.half_life)
+        rows = np.zeros(len(idx), np.int64)
+        return sp.csr_matrix(sp.csr_matrix((w, (rows, idx)), shape=(1, len(self.items_))) @ self.item_matrix_)
+
     def profile_for_history(self, item_ids: Any, values: Any = None) -> sp.csr_matrix:
         """The attribute profile (1 x n_features) of a user who interacted with ``item_ids``.
 
         ``values`` (ratings) weight the items as in fit (``weighting="rating"``: minus their mean);
         otherwise, and with ``weighting="recency"``, the list is taken as oldest first.
         """
-        self._check_fitted()
-        idx = self.items_.index(normalize_ids(np.atleast_1d(np.asarray(item_ids))))
-        ok = idx >= 0
-        idx = idx[ok]
-        w = np.ones(len(idx))
-        cfg = self.config
-        if values is not None:
-            v = np.asarray(values, dtype=np.float64)
-            if len(v) != len(ok):
-                raise DataError("values must have one entry per item id")
-            v = v[ok]
-            if cfg.weighting == "rating" and len(v) and np.abs(v - v.mean()).sum() > 0:
-                w = v - v.mean()
-        if cfg.weighting == "recency" and len(idx):
-            w = w * 0.5 ** ((len(idx) - 1 - np.arange(len(idx))) / cfg.half_life)
-        rows = np.zeros(len(idx), np.int64)
-        return sp.csr_matrix((w, (rows, idx)), shape=(1, len(self.items_))) @ self.item_matrix_
+        self.check_is_fitted()
+        return self._profile(*self._history_indices(item_ids, values))
 
-    def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
-        """Cosine scores of every item index for an ad-hoc history (no refit)."""
-        return self._cosine(sp.csr_matrix(self.profile_for_history(item_ids, values)))[0]
-
-    def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
-        candidates: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` raw item ids and scores for a new user who rated or clicked ``item_ids``.
-
-        Uses the handful of interactions at once, without refitting; an empty history gives the
-        most popular items (scores NaN), like :meth:`recommend` for an unknown user. ``candidates``
-        (raw item ids) restricts the list, e.g. to items that satisfy stated constraints.
-        """
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        s = self.scores_for_history(item_ids, values)
-        return _top_from_scores(self, s, item_ids, k, exclude_seen, candidates)
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        return self._cosine(self._profile(item_idx, values))[0]
 
     def explain(self, user_id: Any, item_id: Any, top: int = 5) -> list[tuple[str, float]]:
         """The attributes shared by the user's profile and the item, largest contribution first.
@@ -192,7 +177,7 @@ class ContentBased(Recommender):
         over the listed attributes (all of them when ``top`` is large enough); empty when the user
         or item is unknown or nothing matches.
         """
-        self._check_fitted()
+        self.check_is_fitted()
         u = self.users_.index(normalize_ids(np.atleast_1d(np.asarray(user_id, dtype=object))))[0]
         if u < 0 or not self.user_known_[u]:
             return []
@@ -218,44 +203,3 @@ class ContentBased(Recommender):
         order = order[contrib[order] > 0][:top]
         return [(str(self.feature_names_[j]), float(contrib[j])) for j in order]
 
-
-def _top_from_scores(model: Recommender, s: np.ndarray, history: Any, k: int, exclude_seen: bool,
-                     candidates: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k raw ids from a score row over item indices (history excluded; popularity if empty).
-
-    ``candidates`` (raw item ids) restricts the choice, e.g. to the items that satisfy a user's
-    stated constraints (:meth:`KnowledgeBased.satisfying`).
-    """
-    from recforge.topk import topk_rows
-
-    s = np.asarray(s, dtype=np.float64).copy()
-    hist = model.items_.index(normalize_ids(np.atleast_1d(np.asarray(history)))) if np.size(history) else []
-    allowed = model.item_known_.copy()
-    if candidates is not None:
-        ci = model.items_.index(normalize_ids(np.atleast_1d(np.asarray(candidates))))
-        mask = np.zeros(len(allowed), dtype=bool)
-        mask[ci[ci >= 0]] = True
-        allowed &= mask
-    s[~allowed] = -np.inf
-    s[np.isnan(s)] = -np.inf
-    if exclude_seen:
-        hist = np.asarray(hist, dtype=np.int64)
-        s[hist[hist >= 0]] = -np.inf
-    if not np.isfinite(s).any() or np.all(s[np.isfinite(s)] == 0) and np.size(history) == 0:
-        pop = model._popularity_order()
-        pop = pop[allowed[pop]]
-        if exclude_seen:
-            pop = pop[~np.isin(pop, np.asarray(hist, dtype=np.int64))]
-        idx = np.full(k, -1, dtype=np.int64)
-        idx[: min(k, len(pop))] = pop[:k]
-        return model._ids_with_padding(idx[None, :])[0], np.full(k, np.nan)
-    idx, sc = topk_rows(s[None, :], min(k, len(s)))
-    idx, sc = idx[0], sc[0].astype(np.float64)
-    bad = ~np.isfinite(sc)
-    idx[bad] = -1
-    sc[bad] = np.nan
-    out_idx = np.full(k, -1, dtype=np.int64)
-    out_sc = np.full(k, np.nan)
-    out_idx[: len(idx)] = idx
-    out_sc[: len(sc)] = sc
-    return model._ids_with_padding(out_idx[None, :])[0], out_sc

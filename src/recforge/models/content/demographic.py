@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,7 @@ class DemographicPopularity(Recommender):
     name = "demographic"
     task = "ranking"
     config_class = DemographicConfig
+    scores_history = True
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg = self.config
@@ -149,7 +151,7 @@ class DemographicPopularity(Recommender):
         """Scores of every item index for a user described only by attributes, e.g.
         ``{"age": 31, "gender": "F"}`` (unknown columns and values are ignored; a numeric value
         takes the nearest value seen in training)."""
-        self._check_fitted()
+        self.check_is_fitted()
         rows = []
         for col, value in (attributes or {}).items():
             sel = np.flatnonzero(self.group_attribute_ == str(col))
@@ -169,8 +171,10 @@ class DemographicPopularity(Recommender):
         g[0, : len(rows)] = rows
         return self._rows(g)[0]
 
-    def scores_for_history(self, item_ids: Any, values: Any = None,
-                           attributes: dict[str, Any] | None = None) -> np.ndarray:
-        """Scores of every item index for a new user: the history does not matter to this model,
-        only the ``attributes`` (plain popularity without them)."""
-        return self.scores_for_attributes(attributes)
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        # the history does not matter to this model, only the attributes (popularity without them)
+        return self.scores_for_attributes(context.get("attributes"))
+
+    def _scores_empty_history(self) -> bool:
+        return True

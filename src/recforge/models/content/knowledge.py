@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from recforge._arrays import check_k
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import normalize_ids
@@ -130,6 +132,7 @@ class KnowledgeBased(Recommender):
     name = "knowledge"
     task = "rating"
     config_class = KnowledgeConfig
+    scores_history = True
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         self.__dict__.pop("_pop_order", None)
@@ -221,6 +224,14 @@ class KnowledgeBased(Recommender):
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.utility_, (len(u), len(self.utility_))).copy()
 
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        # not personalised: any history, even an empty one, gets the utility ranking
+        return self.utility_.copy()
+
+    def _scores_empty_history(self) -> bool:
+        return True
+
     def _score_partial(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         out = np.full(len(u), np.nan)
         ok = i >= 0
@@ -232,7 +243,7 @@ class KnowledgeBased(Recommender):
         mean with ``fallback="mean"``), clipped to the training scale."""
         if fallback not in ("nan", "mean"):
             raise ConfigError(f"fallback must be 'nan' or 'mean', not {fallback!r}")
-        self._check_fitted()
+        self.check_is_fitted()
         u, i = self._pair_indices(users, items)
         ok = (u >= 0) & (i >= 0)
         ok[ok] = self.user_known_[u[ok]] & self.item_known_[i[ok]]
@@ -251,7 +262,7 @@ class KnowledgeBased(Recommender):
     # ------------------------------------------------------------------ constraints
     def satisfying(self, constraints: Constraints | dict[str, Any] | None) -> np.ndarray:
         """Boolean mask over item indices of the items that satisfy every constraint."""
-        self._check_fitted()
+        self.check_is_fitted()
         c = Constraints.parse(constraints)
         mask = self.item_known_.copy()
         for name in c.active():
@@ -289,7 +300,7 @@ class KnowledgeBased(Recommender):
         whose removal leaves at least ``min_results`` items (ties: more items left, then the
         subset listed first).
         """
-        self._check_fitted()
+        self.check_is_fitted()
         c = Constraints.parse(constraints)
         active = c.active()
         masks = {name: self._constraint_mask(c, name) for name in active}
@@ -329,8 +340,7 @@ class KnowledgeBased(Recommender):
         Returns:
             A :class:`KnowledgeResult` naming the constraints that had to be relaxed.
         """
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        check_k(k)
         if utility is not None and utility not in ("rating", "popularity", "recency", "weighted"):
             raise ConfigError(f"unknown utility {utility!r}")
         allowed = self.item_known_.copy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -11,8 +12,6 @@ from numba import njit
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
-from recforge.data.vocabulary import normalize_ids
-from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
 from recforge.models.content._features import FeatureSpec, encode
 from recforge.training.epochs import fit_epochs
@@ -78,6 +77,8 @@ class LightFMStyle(Recommender):
     name = "lightfm-style"
     task = "ranking"
     config_class = LightFMConfig
+    scores_history = True
+    has_embeddings = True
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         self.__dict__.pop("_pop_order", None)
@@ -154,19 +155,16 @@ class LightFMStyle(Recommender):
         with the model's loss for ``fold_in_epochs`` passes. ``values`` weight each item's updates
         (divided by their maximum), e.g. ratings.
         """
-        self._check_fitted()
-        idx = self.items_.index(normalize_ids(np.atleast_1d(np.asarray(item_ids))))
-        ok = idx >= 0
-        w = np.ones(len(idx), dtype=np.float32)
-        if values is not None:
-            v = np.asarray(values, dtype=np.float64)
-            if len(v) != len(idx):
-                raise DataError("values must have one entry per item id")
-            w = (v / max(float(np.abs(v).max()), 1e-12)).astype(np.float32) if len(v) else w
-        idx, w = idx[ok & self.item_known_[np.maximum(idx, 0)]], w[ok & self.item_known_[np.maximum(idx, 0)]]
+        self.check_is_fitted()
+        return self._fold_in_vector(*self._history_indices(item_ids, values), seed=seed)
+
+    def _fold_in_vector(self, idx: np.ndarray, values: np.ndarray | None, seed: int = 0) -> np.ndarray:
         d = self.config.embedding_size
         if len(idx) == 0:
             return np.zeros(d)
+        w = np.ones(len(idx), dtype=np.float32)
+        if values is not None:
+            w = (values / max(float(np.abs(values).max()), 1e-12)).astype(np.float32)
         rng = np.random.default_rng([seed, 37])
         vec = ((rng.random(d) - 0.5) / d).astype(np.float64)
         pool = np.flatnonzero(np.asarray(self.seen_.sum(axis=0)).ravel() > 0).astype(np.int64)
@@ -177,23 +175,9 @@ class LightFMStyle(Recommender):
                  int(rng.integers(0, 2**31 - 1)))
         return vec
 
-    def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
-        """Scores of every item index for a new user with this history (no refit)."""
-        vec = self.user_vector_for_history(item_ids, values)
-        return self.item_vectors_ @ vec + self.item_bias_
-
-    def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
-        candidates: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` raw item ids and scores for a new user with a handful of interactions."""
-        from recforge.models.content.content import _top_from_scores
-
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        scores = self.scores_for_history(item_ids, values)
-        return _top_from_scores(self, scores, item_ids, k, exclude_seen, candidates)
-
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        return self.item_vectors_ @ self._fold_in_vector(item_idx, values) + self.item_bias_
 
 def _with_ids(feats: sp.csr_matrix, has_id: np.ndarray, id_weight: float) -> sp.csr_matrix:
     """``[id one-hot (rows with training data) | features]``, each row scaled to sum 1."""

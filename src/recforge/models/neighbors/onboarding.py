@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +87,11 @@ class OnboardingKNN(Recommender):
     name = "onboarding-knn"
     task = "ranking"
     config_class = OnboardingKNNConfig
+    scores_history = True
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         from recforge._arrays import group_positions
 
-        x = sp.csr_matrix(data.csr(), dtype=np.float32, copy=True)
-        x.data[:] = 1.0
-        self.history_ = x
         self.future_only_ = bool(self.config.future_only and data.timestamps is not None)
         if self.future_only_:
             pos, _ = group_positions(data.user_idx, data.n_users, data.timestamps, data.item_idx)
@@ -100,7 +99,7 @@ class OnboardingKNN(Recommender):
             pos = np.zeros(len(data), dtype=np.int64)
         # position + 1 so that the first interaction (position 0) is a stored entry
         order = sp.csr_matrix((pos.astype(np.float32) + 1.0, (data.user_idx, data.item_idx)),
-                              shape=x.shape)
+                              shape=self.seen_.shape)
         self.position_ = order
         self.__dict__.pop("_later_cache", None)
 
@@ -129,7 +128,7 @@ class OnboardingKNN(Recommender):
         cfg = self.config
         w = np.power(overlap, cfg.overlap_power, dtype=np.float64)
         if cfg.activity_power:
-            n = np.diff(self.history_.indptr).astype(np.float64)
+            n = np.diff(self.seen_.indptr).astype(np.float64)
             w *= np.power(np.maximum(n, 1.0), cfg.activity_power)[None, :]
         return w
 
@@ -140,7 +139,7 @@ class OnboardingKNN(Recommender):
         """Scores for the histories in the rows of ``h`` (users x items), skipping ``s``; row ``r``
         ignores training user ``exclude[r]`` (itself) as a neighbour."""
         later_t, first, prior = self._later(s)
-        overlap = np.asarray((h @ self.history_.T).toarray(), dtype=np.float64)
+        overlap = np.asarray((h @ self.seen_.T).toarray(), dtype=np.float64)
         if self.config.cohort_weight and s > 0:
             overlap += self.config.cohort_weight * np.asarray((h @ first.T).toarray(), dtype=np.float64)
         if exclude is not None:
@@ -151,7 +150,7 @@ class OnboardingKNN(Recommender):
 
     # ------------------------------------------------------------------ scoring hooks
     def _score_users(self, u: np.ndarray) -> np.ndarray:
-        x = self.history_
+        x = self.seen_
         out = np.empty((len(u), x.shape[1]))
         skip = self._skip(np.diff(x.indptr)[u])
         step = max(1, _BLOCK_CELLS // max(1, x.shape[0]))
@@ -163,35 +162,11 @@ class OnboardingKNN(Recommender):
                 out[sel] = self._scores_from_history(x[u[sel]], int(s), exclude=u[sel])
         return out
 
-    def scores_for_history(self, item_ids: Any, values: Any = None) -> np.ndarray:
-        """Scores of every item index for a user outside the model with this history (no refit).
-
-        Args:
-            item_ids: Raw ids of the items the user interacted with (may be empty; unknown ids are
-                ignored).
-            values: Ignored (the model uses which items, not their values); accepted so that every
-                cold-start model takes the same arguments.
-        """
-        from recforge.models.content.hybrid import _history_indices
-
-        self._check_fitted()
-        idx = _history_indices(self, item_ids)
-        idx = np.unique(idx[idx >= 0])
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        # which items, not their values or order, count; repeats once
+        idx = np.unique(item_idx)
         h = sp.csr_matrix((np.ones(len(idx), np.float32), (np.zeros(len(idx), np.int64), idx)),
-                          shape=(1, self.history_.shape[1]))
+                          shape=(1, self.seen_.shape[1]))
         s = int(self._skip(np.array([len(idx)]))[0])
         return self._scores_from_history(h, s)[0]
-
-    def recommend_for_history(
-        self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
-        candidates: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` raw item ids and scores for a user outside the model (see
-        :meth:`scores_for_history`); the history's items are excluded unless ``exclude_seen`` is
-        False, and ``candidates`` (raw ids) restricts the choice."""
-        from recforge.models.content.content import _top_from_scores
-        from recforge.models.content.hybrid import _check_k
-
-        _check_k(k)
-        scores = self.scores_for_history(item_ids, values)
-        return _top_from_scores(self, scores, item_ids, k, exclude_seen, candidates)

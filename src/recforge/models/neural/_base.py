@@ -232,10 +232,11 @@ class TorchRecommender(Recommender):
         return out
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """(user_vectors, item_vectors) as float32 arrays in index order."""
-        net = self._require_net()
-        if not hasattr(net, "embeddings"):
+        """``(user_vectors, item_vectors)`` as float32 numpy arrays in index order, detached from
+        the network and on the CPU (``has_embeddings`` models: their network's ``embeddings()``)."""
+        if not self.has_embeddings:
             raise NotImplementedError(f"{type(self).__name__} has no embeddings")
+        net = self._require_net()
         with torch.no_grad():
             uv, iv = net.embeddings()  # type: ignore[operator]
         return uv.detach().float().cpu().numpy(), iv.detach().float().cpu().numpy()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -202,10 +202,12 @@ class _GraphConfig(TorchConfig):
     reg: float = 1e-4
     """L2 penalty ``reg / 2 * (|e_u|^2 + |e_i|^2 + |e_j|^2)`` on the batch's layer-0 embeddings,
     averaged over the batch."""
-    sampling: Sampling = "uniform"
+    negative_sampling: Sampling = "uniform"
     """Negative-sampling distribution for the BPR triples."""
     batch_size: int = 2048
     learning_rate: float = 1e-3
+
+    ALIASES: ClassVar[dict[str, str]] = {"sampling": "negative_sampling"}
 
     def validate(self) -> None:
         super().validate()
@@ -230,7 +232,7 @@ class LightGCNConfig(_GraphConfig):
 class NGCFConfig(_GraphConfig):
     """Hyperparameters of :class:`NGCF` (defaults: the paper's Gowalla setting)."""
 
-    layers: tuple[int, ...] = (64, 64, 64)
+    layer_sizes: tuple[int, ...] = (64, 64, 64)
     """Output size of each propagation layer."""
     node_dropout: float = 0.1
     """Probability that a node sends no message in a training pass."""
@@ -241,9 +243,11 @@ class NGCFConfig(_GraphConfig):
     batch_size: int = 1024
     learning_rate: float = 1e-4
 
+    ALIASES: ClassVar[dict[str, str]] = {"sampling": "negative_sampling", "layers": "layer_sizes"}
+
     def validate(self) -> None:
         super().validate()
-        self.check(len(self.layers) >= 1 and all(x >= 1 for x in self.layers), "layers",
+        self.check(len(self.layer_sizes) >= 1 and all(x >= 1 for x in self.layer_sizes), "layer_sizes",
                    "needs at least one layer, sizes >= 1")
         self.check(0 <= self.node_dropout < 1, "node_dropout", "must be in [0, 1)")
         self.check(0 <= self.message_dropout < 1, "message_dropout", "must be in [0, 1)")
@@ -251,6 +255,7 @@ class NGCFConfig(_GraphConfig):
 
 class _GraphRecommender(TorchRecommender):
     task = "ranking"
+    has_embeddings = True
 
     def _attach_graph(self, net: _GraphNet, device: torch.device | str) -> None:
         net.set_graph(sparse_tensor(normalized_adjacency(self.seen_), device))
@@ -258,7 +263,7 @@ class _GraphRecommender(TorchRecommender):
     def _batches(self, data: Interactions, ctx: RunContext, net: RecNetwork) -> Any:
         cfg: Any = self.config
         self._attach_graph(net, ctx.device)  # type: ignore[arg-type]
-        return self._pair_batches(data, ctx, "pairwise", cfg.batch_size, 1, cfg.sampling)
+        return self._pair_batches(data, ctx, "pairwise", cfg.batch_size, 1, cfg.negative_sampling)
 
     def _after_load(self) -> None:
         net: Any = self._require_net()
@@ -302,5 +307,5 @@ class NGCF(_GraphRecommender):
 
     def _network(self) -> RecNetwork:
         cfg: NGCFConfig = self.config  # type: ignore[assignment]
-        return _NGCFNet(len(self.users_), len(self.items_), cfg.embedding_size, tuple(cfg.layers), cfg.reg,
+        return _NGCFNet(len(self.users_), len(self.items_), cfg.embedding_size, tuple(cfg.layer_sizes), cfg.reg,
                         cfg.node_dropout, cfg.message_dropout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ class TorchMFConfig(TorchConfig):
     loss: Literal["auto", "mse", "bpr", "bce"] = "auto"
     """``mse`` (ratings), ``bpr`` (pairwise) or ``bce`` (pointwise with sampled negatives);
     ``auto`` picks ``mse`` for explicit and ``bpr`` for implicit training data."""
-    biases: bool = True
+    use_bias: bool = True
     """Learn a user and an item bias (and use the global mean for ratings)."""
     reg: float | None = None
     """L2 penalty on the factors of each training example (scaled by ``reg_exponent``). None: 1.25
@@ -39,13 +39,15 @@ class TorchMFConfig(TorchConfig):
     negatives: int | None = None
     """Sampled negatives per positive, redrawn every epoch: pointwise examples for ``bce`` (and
     ``mse`` on implicit data), triples for ``bpr``. None: 4 for pointwise losses, 1 for ``bpr``."""
-    sampling: Literal["uniform", "popularity"] = "uniform"
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
     """Negative-sampling distribution."""
     init_std: float = 0.1
     """Standard deviation of the normal initialisation of the factors."""
     epochs: int = 50
     batch_size: int = 1024
     learning_rate: float = 2e-3
+
+    ALIASES: ClassVar[dict[str, str]] = {"biases": "use_bias", "sampling": "negative_sampling"}
 
     def validate(self) -> None:
         super().validate()
@@ -136,6 +138,7 @@ class TorchMF(TorchRecommender):
     name = "mf-torch"
     task = "rating"
     config_class = TorchMFConfig
+    has_embeddings = True
 
     def _loss_name(self) -> str:
         cfg: TorchMFConfig = self.config  # type: ignore[assignment]
@@ -161,7 +164,7 @@ class TorchMF(TorchRecommender):
         # per-entity penalty weights n^-reg_exponent; restored from the state dict after load
         uw = np.maximum(np.asarray(self.seen_.sum(axis=1)).ravel(), 1.0) ** -cfg.reg_exponent
         iw = np.maximum(np.asarray(self.seen_.sum(axis=0)).ravel(), 1.0) ** -cfg.reg_exponent
-        return _MFNet(len(self.users_), len(self.items_), cfg.embedding_size, cfg.biases, self.global_mean_,
+        return _MFNet(len(self.users_), len(self.items_), cfg.embedding_size, cfg.use_bias, self.global_mean_,
                       self.loss_, self._reg(), cfg.reg_bias, cfg.init_std, torch.from_numpy(uw.astype(np.float32)),
                       torch.from_numpy(iw.astype(np.float32)))
 
@@ -170,8 +173,8 @@ class TorchMF(TorchRecommender):
         if self.loss_ == "mse" and data.explicit:
             return self._pair_batches(data, ctx, "rating", cfg.batch_size)
         if self.loss_ == "bpr":
-            return self._pair_batches(data, ctx, "pairwise", cfg.batch_size, cfg.negatives or 1, cfg.sampling)
-        return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives or 4, cfg.sampling)
+            return self._pair_batches(data, ctx, "pairwise", cfg.batch_size, cfg.negatives or 1, cfg.negative_sampling)
+        return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives or 4, cfg.negative_sampling)
 
     def _score_partial(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         # a pair with one unseen side: mu plus the learned bias of the known side

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from recforge.training.module import RecNetwork
 class _NCFConfig(TorchConfig):
     negatives: int = 4
     """Sampled negatives per positive (the paper's ratio 4), redrawn every epoch."""
-    sampling: Sampling = "uniform"
+    negative_sampling: Sampling = "uniform"
     """Negative-sampling distribution: ``uniform`` or ``popularity``."""
     reg: float = 0.0
     """L2 penalty on the embeddings of each training example."""
@@ -28,13 +28,15 @@ class _NCFConfig(TorchConfig):
     batch_size: int = 1024
     learning_rate: float = 1e-3
 
+    ALIASES: ClassVar[dict[str, str]] = {"sampling": "negative_sampling"}
+
     def validate(self) -> None:
         super().validate()
         self.check(self.negatives >= 1, "negatives", "must be >= 1")
         self.check(self.reg >= 0, "reg", "must be >= 0")
 
 
-def _check_layers(cfg: Any, field: str = "layers") -> None:
+def _check_hidden(cfg: Any, field: str = "hidden") -> None:
     layers = getattr(cfg, field)
     cfg.check(len(layers) >= 1 and all(x >= 1 for x in layers), field, "needs at least one layer, sizes >= 1")
     cfg.check(layers[0] % 2 == 0, field, "the first layer takes [p_u, q_i] concatenated, so it must be even")
@@ -56,14 +58,16 @@ class GMFConfig(_NCFConfig):
 class MLPConfig(_NCFConfig):
     """Hyperparameters of :class:`MLP`."""
 
-    layers: tuple[int, ...] = (128, 64, 32)
+    hidden: tuple[int, ...] = (128, 64, 32)
     """Tower sizes; the first is the concatenated embedding size (each embedding is half of it)."""
     dropout: float = 0.0
     """Dropout after each hidden layer."""
 
+    ALIASES: ClassVar[dict[str, str]] = {"sampling": "negative_sampling", "layers": "hidden"}
+
     def validate(self) -> None:
         super().validate()
-        _check_layers(self)
+        _check_hidden(self)
         self.check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
 
 
@@ -73,7 +77,7 @@ class NeuMFConfig(_NCFConfig):
 
     embedding_size: int = 32
     """GMF latent factors."""
-    layers: tuple[int, ...] = (128, 64, 32)
+    hidden: tuple[int, ...] = (128, 64, 32)
     """MLP tower sizes; the first is the concatenated MLP embedding size."""
     dropout: float = 0.0
     """Dropout after each MLP hidden layer."""
@@ -84,10 +88,12 @@ class NeuMFConfig(_NCFConfig):
     alpha: float = 0.5
     """Weight of the pretrained GMF output layer (``1 - alpha`` for the MLP one)."""
 
+    ALIASES: ClassVar[dict[str, str]] = {"sampling": "negative_sampling", "layers": "hidden"}
+
     def validate(self) -> None:
         super().validate()
         self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
-        _check_layers(self)
+        _check_hidden(self)
         self.check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
         self.check(self.pretrain_epochs >= 1, "pretrain_epochs", "must be >= 1")
         self.check(0 <= self.alpha <= 1, "alpha", "must be in [0, 1]")
@@ -161,6 +167,17 @@ class _NCFNet(RecNetwork):
             out = out + x @ w[self.gmf_size :]
         return out
 
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The id tables side by side: GMF's, then the MLP's (NeuMF has both)."""
+        users, items = [], []
+        if self.gmf_size:
+            users.append(self.gmf_user.weight)
+            items.append(self.gmf_item.weight)
+        if self.layers:
+            users.append(self.mlp_user.weight)
+            items.append(self.mlp_item.weight)
+        return torch.cat(users, 1), torch.cat(items, 1)
+
     def loss(self, batch: Any) -> torch.Tensor:
         u, i, y = batch
         fit = losses.bce(self.score_pairs(u, i), y)
@@ -176,6 +193,7 @@ class _NCFNet(RecNetwork):
 
 class _NCFBase(TorchRecommender):
     task = "ranking"
+    has_embeddings = True
 
     def _gmf_size(self) -> int:
         return 0
@@ -190,7 +208,7 @@ class _NCFBase(TorchRecommender):
 
     def _batches(self, data: Interactions, ctx: RunContext, net: RecNetwork) -> Any:
         cfg: Any = self.config
-        return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives, cfg.sampling)
+        return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives, cfg.negative_sampling)
 
     def _pair_width(self) -> int:
         return max((1, *self._layers()))
@@ -209,9 +227,6 @@ class GMF(_NCFBase):
     def _gmf_size(self) -> int:
         return int(self.config.embedding_size)  # type: ignore[attr-defined]
 
-    def embeddings(self) -> tuple[Any, Any]:
-        net: Any = self._require_net()
-        return net.gmf_user.weight.detach().cpu().numpy(), net.gmf_item.weight.detach().cpu().numpy()
 
 
 class MLP(_NCFBase):
@@ -225,7 +240,7 @@ class MLP(_NCFBase):
     config_class = MLPConfig
 
     def _layers(self) -> tuple[int, ...]:
-        return tuple(self.config.layers)  # type: ignore[attr-defined]
+        return tuple(self.config.hidden)  # type: ignore[attr-defined]
 
 
 class NeuMF(_NCFBase):
@@ -249,14 +264,14 @@ class NeuMF(_NCFBase):
         return int(self.config.embedding_size)  # type: ignore[attr-defined]
 
     def _layers(self) -> tuple[int, ...]:
-        return tuple(self.config.layers)  # type: ignore[attr-defined]
+        return tuple(self.config.hidden)  # type: ignore[attr-defined]
 
     def _train(self, net: RecNetwork, data: Interactions, ctx: RunContext) -> TrainResult:
         cfg: NeuMFConfig = self.config  # type: ignore[assignment]
         if cfg.pretrain:
             n_u, n_i = len(self.users_), len(self.items_)
             gmf = _NCFNet(n_u, n_i, cfg.embedding_size, (), 0.0, cfg.reg).to(ctx.device)
-            mlp = _NCFNet(n_u, n_i, 0, cfg.layers, cfg.dropout, cfg.reg).to(ctx.device)
+            mlp = _NCFNet(n_u, n_i, 0, cfg.hidden, cfg.dropout, cfg.reg).to(ctx.device)
             for part, label in ((gmf, "gmf"), (mlp, "mlp")):
                 fit_network(part, self._batches(data, ctx, part), ctx, epochs=cfg.pretrain_epochs,
                             learning_rate=cfg.learning_rate, optimizer="adam", name=f"{self.name}-pretrain-{label}")

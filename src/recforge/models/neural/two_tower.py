@@ -222,6 +222,7 @@ class TwoTower(TorchRecommender):
     name = "two-tower"
     task = "ranking"
     config_class = TwoTowerConfig
+    has_embeddings = True
     weight_decay_field = "reg"
 
     def _setup(self, data: Interactions, ctx: RunContext) -> None:

@@ -4,13 +4,14 @@ A sequence model scores the next item from the user's latest items. ``fit`` orde
 training interactions by time (ties: by item index, as :func:`recforge.splits.leave_one_out`
 orders them) and keeps the latest ``max_len`` items as the user's history (``recent_``, padded on
 the left with the padding index ``n_items``), which ``recommend``/``score`` read. For a live service
-:meth:`SequentialRecommender.recommend_for_history` scores any list of recent items (raw ids),
+:meth:`~recforge.models.base.Recommender.recommend_for_history` scores any list of recent items (raw ids),
 e.g. the training history plus the clicks of the last minutes, without refitting.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -18,10 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from recforge.data.interactions import Interactions
-from recforge.errors import ConfigError
 from recforge.models.base import Recommender
 from recforge.models.neural._base import TorchConfig, TorchRecommender
-from recforge.topk import topk_rows
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
 
@@ -113,8 +112,9 @@ def position_windows(indptr: np.ndarray, items: np.ndarray, length: int, pad: in
 class SequentialNetwork(RecNetwork):
     """A network that scores all items from a window of recent items (``(B, L)``, padded with ``pad``).
 
-    Subclasses implement :meth:`encode` (the window's final state, ``(B, d)``, and optionally the
-    states at every position) and :meth:`item_logits`. ``history`` (a non-persistent buffer set
+    Subclasses set ``item`` (an ``nn.Embedding`` of ``n_items + 1`` rows, the last the padding) and
+    implement :meth:`states`, which gives :meth:`score_sequences` and the position-wise
+    :meth:`loss`; a network that reads windows differently (Caser) overrides those two. ``history`` (a non-persistent buffer set
     by the model) holds every training user's latest items so the shared loop's validators can
     call :meth:`score_users`.
     """
@@ -130,9 +130,27 @@ class SequentialNetwork(RecNetwork):
     def set_history(self, history: np.ndarray) -> None:
         self.history = torch.as_tensor(history, dtype=torch.long, device=self.history.device)
 
-    def score_sequences(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores ``(B, n_items)`` of the next item after each window."""
+    def states(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(B, L, d)`` at every position of the windows (GRU4Rec, SASRec)."""
         raise NotImplementedError
+
+    def score_sequences(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``(B, n_items)`` of the next item after each window.
+
+        Default: the last position's state against the item embeddings ``self.item`` (tied input
+        and output embeddings, the padding row left out).
+        """
+        return self.states(seqs)[:, -1] @ self.item.weight[: self.n_items].T
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        """Next-item loss at every non-padded position of ``(inputs, targets[, negatives])`` windows
+        (the default for networks with :meth:`states` and tied item embeddings)."""
+        seqs, targets = batch[0], batch[1]
+        negatives = batch[2] if len(batch) > 2 else None
+        h = self.states(seqs)
+        mask = targets >= 0
+        return self.next_item_loss(h[mask], targets[mask], None if negatives is None else negatives[mask],
+                                   self.item.weight)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.score_sequences(self.history[users], users)
@@ -162,6 +180,7 @@ class SequentialRecommender(TorchRecommender):
 
     task = "sequence"
     config_class: ClassVar[type] = SequentialConfig
+    scores_history = True
     weight_decay_field = "reg"
     uses_user: ClassVar[bool] = False
 
@@ -218,74 +237,19 @@ class SequentialRecommender(TorchRecommender):
     def _pair_width(self) -> int:
         return int(self.config.embedding_size)  # type: ignore[attr-defined]
 
-    def recommend_for_history(
-        self,
-        item_ids: Any,
-        k: int = 10,
-        *,
-        exclude_seen: bool = True,
-        candidates: Any = None,
-        user: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` next items after the recent items ``item_ids`` (raw ids, oldest first).
-
-        This is the real-time path: the history is read as given (unknown item ids are skipped, the
-        latest ``max_len`` known ones are used), so a service answers right after new clicks
-        without refitting.
-
-        Args:
-            item_ids: The user's recent items, oldest first.
-            k: List length.
-            exclude_seen: Leave out the items of ``item_ids``.
-            candidates: Optional raw item ids to choose from.
-            user: Optional raw user id, for models with a user embedding (Caser); unknown or None
-                uses the average user.
-
-        Returns:
-            ``(item_ids, scores)`` best first; with no known item in the history the most popular
-            training items are returned with NaN scores. Rows shorter than ``k`` are padded with
-            ``-1`` (or ``""``) and NaN.
-        """
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        # the real-time path: the latest max_len known items as given (oldest first), right-aligned
+        # in one window; the user (Caser) when known, else the average user
         net = self._require_net()
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        raw = np.atleast_1d(np.asarray(item_ids, dtype=object if np.ndim(item_ids) == 0 else None))
-        idx = self.items_.index(raw) if len(raw) else np.empty(0, np.int64)
-        idx = idx[idx >= 0]
-        idx = idx[self.item_known_[idx]]
         n_items = len(self.items_)
-        banned = ~self.item_known_
-        if candidates is not None:
-            ci = self.items_.index(candidates)
-            allowed = np.zeros(n_items, bool)
-            allowed[ci[ci >= 0]] = True
-            banned = banned | ~allowed
-        if exclude_seen and len(idx):
-            banned = banned.copy()
-            banned[idx] = True
-        out_idx = np.full(k, -1, dtype=np.int64)
-        out_sc = np.full(k, np.nan)
-        if len(idx) == 0:
-            pop = self._popularity_order()
-            pop = pop[~banned[pop]][:k]
-            out_idx[: len(pop)] = pop
-            return self._ids_with_padding(out_idx[None])[0], out_sc
         length = self._history_length()
         window = np.full((1, length), n_items, dtype=np.int64)
-        tail = idx[-length:]
+        tail = item_idx[-length:]
         window[0, length - len(tail):] = tail
-        u = None
-        if user is not None and self.uses_user:
-            ui = int(self.users_.index(np.asarray([user], dtype=object))[0])
-            u = ui if ui >= 0 and self.user_known_[ui] else None
+        u = int(context.get("user", -1))
         dev = self.device
         with torch.no_grad():
-            users = None if u is None else torch.tensor([u], device=dev)
-            scores = net.score_sequences(torch.as_tensor(window, device=dev), users).double().cpu().numpy()  # type: ignore[attr-defined]
-        scores[:, banned] = -np.inf
-        top, sc = topk_rows(scores, min(k, n_items))
-        top, sc = top[0], sc[0].astype(np.float64)
-        ok = np.isfinite(sc)
-        out_idx[: len(top)] = np.where(ok, top, -1)
-        out_sc[: len(top)] = np.where(ok, sc, np.nan)
-        return self._ids_with_padding(out_idx[None])[0], out_sc
+            users = torch.tensor([u], device=dev) if self.uses_user and u >= 0 else None
+            scores = net.score_sequences(torch.as_tensor(window, device=dev), users)  # type: ignore[attr-defined]
+        return scores.double().cpu().numpy()[0]

@@ -67,17 +67,6 @@ class _SASRecNet(SequentialNetwork):
             x = block(x, src_mask=mask) * valid.unsqueeze(-1)
         return self.norm(x)
 
-    def score_sequences(self, seqs: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        return self.states(seqs)[:, -1] @ self.item.weight[: self.n_items].T
-
-    def loss(self, batch: Any) -> torch.Tensor:
-        seqs, targets = batch[0], batch[1]
-        negatives = batch[2] if len(batch) > 2 else None
-        h = self.states(seqs)
-        mask = targets >= 0
-        return self.next_item_loss(h[mask], targets[mask], None if negatives is None else negatives[mask],
-                                   self.item.weight)
-
 
 class SASRec(SequentialRecommender):
     """SASRec (Kang and McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018).
