@@ -242,13 +242,14 @@ def test_bad_csv_values_name_file_and_line(tmp_path):
 
 
 def test_vectorised_category_strings_match_the_per_value_rule():
-    from recforge.data.ctr import _MISSING, _as_str, _canon
+    from recforge._arrays import category_key
+    from recforge.data.ctr._encoding import _MISSING, _as_str
 
     cols = [pd.Series([3, 4, 5]), pd.Series([3.0, np.nan, 0.5, -2.0]), pd.Series(["a", None, "b"]),
             pd.Series([True, False]), pd.Series([3, "3", 4.0, None], dtype=object),
             pd.Series([1, None], dtype="Int64"), pd.Series([], dtype=float)]
     for col in cols:
-        slow = col.astype(object).where(col.notna(), _MISSING).map(_canon).to_numpy(dtype=object)
+        slow = col.astype(object).where(col.notna(), _MISSING).map(category_key).to_numpy(dtype=object)
         assert _as_str(col).tolist() == slow.tolist()
 
 
