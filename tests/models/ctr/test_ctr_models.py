@@ -84,7 +84,7 @@ def test_deepfm_shares_one_embedding_table():
     idx = torch.as_tensor(train.index[:16])
     val = torch.as_tensor(train.value[:16])
     _, e = net.fm_parts(idx, val)
-    from recforge.models.ctr._base import field_pool
+    from recforge.models.ctr._networks import field_pool
 
     net.mlp(field_pool(e, net.slot_fields, net.n_fields).flatten(1)).sum().backward()
     assert net.factors.weight.grad is not None and net.factors.weight.grad.abs().sum() > 0
@@ -150,7 +150,7 @@ def test_embedding_reg_shrinks_the_whole_table():
 
 def test_score_frame_and_candidates_use_the_training_encoder(tmp_path):
     from recforge.errors import DataError
-    from recforge.models.base import Recommender
+    from recforge.models.base import Estimator
     from recforge.testing.ctr_conformance import toy_ctr_frame
 
     train, _, test, _ = toy_ctr(600)
@@ -166,7 +166,7 @@ def test_score_frame_and_candidates_use_the_training_encoder(tmp_path):
     np.testing.assert_allclose(got, want, atol=0)
     assert got.shape == (3,) and np.all((got > 0) & (got < 1))
     # the encoder is saved with the model (as JSON, no pickle)
-    back = Recommender.load(model.save(tmp_path / "m.npz"))
+    back = Estimator.load(model.save(tmp_path / "m.npz"))
     np.testing.assert_allclose(back.score_candidates({"user": "u4", "ctx": "b"}, cand), got, atol=1e-7)
     with pytest.raises(DataError, match="missing field"):
         model.score_candidates({"user": "u4"}, cand)

@@ -10,7 +10,8 @@ negatives and the CTR readers of the registered datasets.
   :func:`ctr_splits` for any registered CTR dataset.
 """
 
-from recforge.data.ctr._encoding import _MISSING, PAD, CTRData, CTRSplit, FeatureEncoder, FieldSpec, cross
+from recforge.data.ctr._encoding import _MISSING as _MISSING  # the missing-value category (serving.ranking)
+from recforge.data.ctr._encoding import PAD, CTRData, CTRSplit, FeatureEncoder, FieldSpec, cross
 from recforge.data.ctr._negatives import sample_negatives, with_sampled_negatives
 from recforge.data.ctr.readers import (
     CRITEO_CATEGORICAL,
@@ -49,4 +50,3 @@ __all__ = [
     "sample_negatives",
     "with_sampled_negatives",
 ]
-# _MISSING is imported above for serving.ranking (the missing-value category of raw frames)
