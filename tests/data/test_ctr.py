@@ -261,3 +261,17 @@ def test_encoded_rows_carry_their_encoder():
     assert refit.transform(pd.DataFrame({"city": ["q", "b"]})).index[:, 0].tolist() == [2, 1]
     enc.fit(pd.DataFrame({"city": ["z"]}))  # refit drops the cached vocabulary lookups
     assert enc.transform(pd.DataFrame({"city": ["z", "b"]})).index[:, 0].tolist() == [2, 1]
+
+
+def test_dataset_registry_names_every_ctr_reader():
+    from recforge.data.ctr import readers
+    from recforge.data.datasets import DATASETS, list_datasets
+
+    assert [n for n, _ in list_datasets()] == list(DATASETS)
+    with_reader = {n for n, spec in DATASETS.items() if spec.ctr_reader}
+    assert with_reader == {"frappe", "ipinyou-fnn-sample", "criteo-sample", "ml-100k"}
+    for name in with_reader:
+        assert callable(getattr(readers, DATASETS[name].ctr_reader))
+    assert {spec.task for spec in DATASETS.values()} == {"rating", "ranking", "ctr"}
+    with pytest.raises(DataError, match="no CTR reader for dataset 'gowalla'"):
+        readers.ctr_splits("gowalla")

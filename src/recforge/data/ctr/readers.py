@@ -23,6 +23,7 @@ import pandas as pd
 
 from recforge.data.ctr._encoding import CTRSplit, FeatureEncoder, FieldSpec, cross
 from recforge.data.ctr._negatives import sample_negatives
+from recforge.data.datasets import DATASETS, load
 from recforge.errors import ConfigError, DataError
 from recforge.splits._random import random_parts
 
@@ -74,11 +75,7 @@ def _user_item_crosses(crosses: Sequence[Sequence[str] | FieldSpec], fields: Seq
 
 
 def _load(name: str, dataset: Any) -> Any:
-    if dataset is not None:
-        return dataset
-    from recforge.data.datasets import load
-
-    return load(name)
+    return dataset if dataset is not None else load(name)
 
 
 def frappe_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
@@ -186,23 +183,16 @@ def movielens_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, fl
     return _encode_parts(enc, frames, "ml-100k-ctr", desc)
 
 
-_READERS = {
-    "frappe": frappe_ctr,
-    "ipinyou-fnn-sample": ipinyou_ctr,
-    "criteo-sample": criteo_ctr,
-    "ml-100k": movielens_ctr,
-}
-
-
 def ctr_splits(dataset: Any, seed: int = 0, **options: Any) -> CTRSplit:
     """The CTR split of a registered dataset (a :class:`~recforge.data.Dataset` or its name).
 
     ``options`` go to the dataset's reader (e.g. ``crosses`` and ``negatives`` for Frappe).
     """
     name = dataset if isinstance(dataset, str) else dataset.name
-    if name not in _READERS:
-        raise DataError(f"no CTR reader for dataset {name!r}; available: {', '.join(_READERS)}")
-    reader = _READERS[name]
+    readers = {n: spec.ctr_reader for n, spec in DATASETS.items() if spec.ctr_reader}
+    if name not in readers:
+        raise DataError(f"no CTR reader for dataset {name!r}; available: {', '.join(readers)}")
+    reader = globals()[readers[name]]
     unknown = sorted(set(options) - set(inspect.signature(reader).parameters))
     if unknown:
         raise ConfigError(f"the {name} CTR reader has no option(s) {', '.join(unknown)}")
