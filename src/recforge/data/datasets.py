@@ -103,6 +103,12 @@ def load(name: str, *, download: bool = True) -> Dataset:
     return spec.loader(locate(spec.source, download=download))
 
 
+def _registered(name: str, inter: Interactions | None, folder: Path, tables: dict[str, Any] | None = None) -> Dataset:
+    """A :class:`Dataset` of a registered name, with the task and terms of its :class:`DatasetSpec`."""
+    spec = DATASETS[name]
+    return Dataset(name, spec.task, inter, tables or {}, folder, spec.source.terms)
+
+
 def _read_ml100k_ratings(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path, sep="\t", header=None, names=["user_id", "item_id", "rating", "timestamp"],
                      dtype=np.int64)
@@ -127,7 +133,7 @@ def _load_ml100k(folder: Path) -> Dataset:
         ratings, "user_id", "item_id", "rating", "timestamp", source=str(folder / "u.data"), line_offset=1,
         name="ml-100k",
     ).with_features(users_df, items_df)
-    ds = Dataset("ml-100k", DATASETS["ml-100k"].task, inter, path=folder, terms=DATASETS["ml-100k"].source.terms)
+    ds = _registered("ml-100k", inter, folder)
     for split in ("u1", "u2", "u3", "u4", "u5", "ua", "ub"):
         ds._splits[split] = _predefined(inter, folder, split)
     return ds
@@ -178,7 +184,7 @@ def _load_gowalla(folder: Path) -> Dataset:
     items = Vocabulary(both["item_id"].to_numpy(), "item")
     inter = Interactions.from_dataframe(both, users=users, items=items, source=str(folder), name="gowalla")
     n_train = len(train)
-    ds = Dataset("gowalla", DATASETS["gowalla"].task, inter, path=folder, terms=DATASETS["gowalla"].source.terms)
+    ds = _registered("gowalla", inter, folder)
 
     def given() -> Any:
         from recforge.data.split import Split
@@ -200,7 +206,7 @@ def _load_frappe(folder: Path) -> Dataset:
     fields = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city")
     tables["fields"] = fields
     tables["n_features"] = 5382
-    return Dataset("frappe", DATASETS["frappe"].task, None, tables, folder, DATASETS["frappe"].source.terms)
+    return _registered("frappe", None, folder, tables)
 
 
 def _load_ipinyou(folder: Path) -> Dataset:
@@ -212,7 +218,7 @@ def _load_ipinyou(folder: Path) -> Dataset:
     tables["featindex"] = featindex
     tables["n_features"] = int(featindex["index"].max()) + 1
     tables["fields"] = tuple(dict.fromkeys(featindex["feature"].str.split(":").str[0]))
-    return Dataset("ipinyou-fnn-sample", DATASETS["ipinyou-fnn-sample"].task, None, tables, folder, DATASETS["ipinyou-fnn-sample"].source.terms)
+    return _registered("ipinyou-fnn-sample", None, folder, tables)
 
 
 def _load_criteo(folder: Path) -> Dataset:
@@ -222,7 +228,7 @@ def _load_criteo(folder: Path) -> Dataset:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-    return Dataset("criteo-sample", DATASETS["criteo-sample"].task, None, {"frame": df}, folder, DATASETS["criteo-sample"].source.terms)
+    return _registered("criteo-sample", None, folder, {"frame": df})
 
 
 # ---------------------------------------------------------------------------------------- the registry
