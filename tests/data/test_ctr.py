@@ -242,13 +242,14 @@ def test_bad_csv_values_name_file_and_line(tmp_path):
 
 
 def test_vectorised_category_strings_match_the_per_value_rule():
-    from recforge.data.ctr import _MISSING, _as_str, _canon
+    from recforge._arrays import category_key
+    from recforge.data.ctr._encoding import _MISSING, _as_str
 
     cols = [pd.Series([3, 4, 5]), pd.Series([3.0, np.nan, 0.5, -2.0]), pd.Series(["a", None, "b"]),
             pd.Series([True, False]), pd.Series([3, "3", 4.0, None], dtype=object),
             pd.Series([1, None], dtype="Int64"), pd.Series([], dtype=float)]
     for col in cols:
-        slow = col.astype(object).where(col.notna(), _MISSING).map(_canon).to_numpy(dtype=object)
+        slow = col.astype(object).where(col.notna(), _MISSING).map(category_key).to_numpy(dtype=object)
         assert _as_str(col).tolist() == slow.tolist()
 
 
@@ -260,3 +261,17 @@ def test_encoded_rows_carry_their_encoder():
     assert refit.transform(pd.DataFrame({"city": ["q", "b"]})).index[:, 0].tolist() == [2, 1]
     enc.fit(pd.DataFrame({"city": ["z"]}))  # refit drops the cached vocabulary lookups
     assert enc.transform(pd.DataFrame({"city": ["z", "b"]})).index[:, 0].tolist() == [2, 1]
+
+
+def test_dataset_registry_names_every_ctr_reader():
+    from recforge.data.ctr import readers
+    from recforge.data.datasets import DATASETS, list_datasets
+
+    assert [n for n, _ in list_datasets()] == list(DATASETS)
+    with_reader = {n for n, spec in DATASETS.items() if spec.ctr_reader}
+    assert with_reader == {"frappe", "ipinyou-fnn-sample", "criteo-sample", "ml-100k"}
+    for name in with_reader:
+        assert callable(getattr(readers, DATASETS[name].ctr_reader))
+    assert {spec.task for spec in DATASETS.values()} == {"rating", "ranking", "ctr"}
+    with pytest.raises(DataError, match="no CTR reader for dataset 'gowalla'"):
+        readers.ctr_splits("gowalla")

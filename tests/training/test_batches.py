@@ -197,3 +197,15 @@ def test_rating_rows_sparse_entries():
     bag = torch.nn.functional.embedding_bag(cols, w, offsets, mode="sum", per_sample_weights=vals)
     dense, _ = rows.get(idx)
     np.testing.assert_allclose(bag.numpy(), (dense @ w).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_negative_sampler_is_the_one_sampler():
+    """The torch batches' sampler draws exactly what recforge.data.sampling draws for the same seed."""
+    from recforge.data.sampling import UnseenSampler, sample_unseen
+
+    pos = _positives(9, 13, 0.4, 2)
+    users = np.array([0, 3, 3, 8, 5])
+    assert isinstance(NegativeSampler(pos), UnseenSampler)
+    for dist in ("uniform", "popularity"):
+        got = NegativeSampler(pos, distribution=dist, alpha=0.75, seed=4).sample(users, 6)
+        np.testing.assert_array_equal(got, sample_unseen(pos, users, 6, 4, distribution=dist, alpha=0.75))

@@ -1,4 +1,4 @@
-"""The dataset registry: ``recforge.data.load(name)``.
+"""The dataset registry: ``recforge.data.load(name)``, one :class:`DatasetSpec` per name in :data:`DATASETS`.
 
 Registered: ``ml-100k`` (ratings, users, items with genres; predefined u1..u5, ua, ub splits),
 ``gowalla`` (the NGCF/LightGCN train/test split), ``frappe`` and ``ipinyou-fnn-sample`` (CTR data
@@ -63,54 +63,32 @@ class Dataset:
         return self._splits[name]()
 
 
-SOURCES: dict[str, Source] = {
-    "ml-100k": Source(
-        "ml-100k",
-        ("u.data", "u.item", "u.user", "u.genre", "u1.base", "u1.test", "u2.base", "u2.test", "u3.base",
-         "u3.test", "u4.base", "u4.test", "u5.base", "u5.test", "ua.base", "ua.test", "ub.base", "ub.test"),
-        url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-        zip_prefix="ml-100k/",
-        homepage="https://grouplens.org/datasets/movielens/100k/",
-        terms="GroupLens: research use, acknowledge in publications, no redistribution, no commercial use",
-    ),
-    "gowalla": Source(
-        "gowalla",
-        ("train.txt", "test.txt"),
-        homepage="https://snap.stanford.edu/data/loc-gowalla.html (NGCF/LightGCN preprocessing)",
-        terms="SNAP loc-gowalla; cite Cho, Myers and Leskovec (KDD 2011)",
-    ),
-    "frappe": Source(
-        "frappe",
-        ("frappe.validation.libfm", "frappe.test.libfm"),
-        homepage="https://github.com/hexiangnan/neural_factorization_machine (data/frappe)",
-        terms="Frappe (Baltrunas et al. 2015): research use, cite frappe15, no redistribution",
-    ),
-    "ipinyou-fnn-sample": Source(
-        "ipinyou-fnn-sample",
-        ("train.fm.txt", "test.fm.txt", "featindex.fm.txt"),
-        homepage="https://github.com/wnzhang/deep-ctr (data/)",
-        terms="iPinYou RTB sample (FNN paper): research use only",
-    ),
-    "criteo-sample": Source(
-        "criteo-sample",
-        ("criteo_sample.txt",),
-        homepage="https://github.com/shenweichen/DeepCTR (examples/criteo_sample.txt)",
-        terms="Criteo Display Advertising Challenge sample; no terms ship with it",
-    ),
-}
 
-DESCRIPTIONS = {
-    "ml-100k": "MovieLens 100K: 100,000 ratings 1-5 by 943 users on 1,682 movies, with user and movie features",
-    "gowalla": "Gowalla check-ins, NGCF/LightGCN 10-core train/test split (implicit)",
-    "frappe": "Frappe context-aware app usage, libFM (10 fields); validation+test splits only",
-    "ipinyou-fnn-sample": "iPinYou RTB click-log sample from the FNN paper (16 fields)",
-    "criteo-sample": "200-row Criteo display-ads sample (13 numeric + 26 categorical); schema smoke test",
-}
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One registered dataset: where its files come from, what it is and how it is read.
+
+    Attributes:
+        source: Where the files live and how to fetch and check them.
+        description: One line for ``recforge data list``.
+        task: The task the data serves (``"rating"``, ``"ranking"`` or ``"ctr"``).
+        loader: Reads the located folder into a :class:`Dataset`.
+        ctr_reader: Name of the function in :mod:`recforge.data.ctr.readers` that turns the
+            dataset into a :class:`~recforge.data.ctr.CTRSplit` (None: not usable as CTR data);
+            a name, so that the registry does not import the CTR code.
+    """
+
+    source: Source
+    description: str
+    task: str
+    loader: Callable[[Path], Dataset]
+    ctr_reader: str | None = None
 
 
 def list_datasets() -> list[tuple[str, str]]:
     """(name, description) of every registered dataset."""
-    return [(n, DESCRIPTIONS[n]) for n in SOURCES]
+    return [(n, spec.description) for n, spec in DATASETS.items()]
 
 
 def load(name: str, *, download: bool = True) -> Dataset:
@@ -119,10 +97,16 @@ def load(name: str, *, download: bool = True) -> Dataset:
     Files are looked up in ``$RECFORGE_DATA_DIR/<name>/``, then the user cache, then downloaded
     from the publisher (where one serves the files) with a SHA-256 check.
     """
-    if name not in SOURCES:
-        raise DataError(f"unknown dataset {name!r}; available: {', '.join(SOURCES)}")
-    folder = locate(SOURCES[name], download=download)
-    return _LOADERS[name](folder)
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    return spec.loader(locate(spec.source, download=download))
+
+
+def _registered(name: str, inter: Interactions | None, folder: Path, tables: dict[str, Any] | None = None) -> Dataset:
+    """A :class:`Dataset` of a registered name, with the task and terms of its :class:`DatasetSpec`."""
+    spec = DATASETS[name]
+    return Dataset(name, spec.task, inter, tables or {}, folder, spec.source.terms)
 
 
 def _read_ml100k_ratings(path: Path) -> pd.DataFrame:
@@ -149,7 +133,7 @@ def _load_ml100k(folder: Path) -> Dataset:
         ratings, "user_id", "item_id", "rating", "timestamp", source=str(folder / "u.data"), line_offset=1,
         name="ml-100k",
     ).with_features(users_df, items_df)
-    ds = Dataset("ml-100k", "rating", inter, path=folder, terms=SOURCES["ml-100k"].terms)
+    ds = _registered("ml-100k", inter, folder)
     for split in ("u1", "u2", "u3", "u4", "u5", "ua", "ub"):
         ds._splits[split] = _predefined(inter, folder, split)
     return ds
@@ -200,7 +184,7 @@ def _load_gowalla(folder: Path) -> Dataset:
     items = Vocabulary(both["item_id"].to_numpy(), "item")
     inter = Interactions.from_dataframe(both, users=users, items=items, source=str(folder), name="gowalla")
     n_train = len(train)
-    ds = Dataset("gowalla", "ranking", inter, path=folder, terms=SOURCES["gowalla"].terms)
+    ds = _registered("gowalla", inter, folder)
 
     def given() -> Any:
         from recforge.data.split import Split
@@ -222,7 +206,7 @@ def _load_frappe(folder: Path) -> Dataset:
     fields = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city")
     tables["fields"] = fields
     tables["n_features"] = 5382
-    return Dataset("frappe", "ctr", None, tables, folder, SOURCES["frappe"].terms)
+    return _registered("frappe", None, folder, tables)
 
 
 def _load_ipinyou(folder: Path) -> Dataset:
@@ -234,7 +218,7 @@ def _load_ipinyou(folder: Path) -> Dataset:
     tables["featindex"] = featindex
     tables["n_features"] = int(featindex["index"].max()) + 1
     tables["fields"] = tuple(dict.fromkeys(featindex["feature"].str.split(":").str[0]))
-    return Dataset("ipinyou-fnn-sample", "ctr", None, tables, folder, SOURCES["ipinyou-fnn-sample"].terms)
+    return _registered("ipinyou-fnn-sample", None, folder, tables)
 
 
 def _load_criteo(folder: Path) -> Dataset:
@@ -244,16 +228,77 @@ def _load_criteo(folder: Path) -> Dataset:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-    return Dataset("criteo-sample", "ctr", None, {"frame": df}, folder, SOURCES["criteo-sample"].terms)
+    return _registered("criteo-sample", None, folder, {"frame": df})
 
 
-_LOADERS: dict[str, Callable[[Path], Dataset]] = {
-    "ml-100k": _load_ml100k,
-    "gowalla": _load_gowalla,
-    "frappe": _load_frappe,
-    "ipinyou-fnn-sample": _load_ipinyou,
-    "criteo-sample": _load_criteo,
+# ---------------------------------------------------------------------------------------- the registry
+DATASETS: dict[str, DatasetSpec] = {
+    "ml-100k": DatasetSpec(
+        source=Source(
+            "ml-100k",
+            ("u.data", "u.item", "u.user", "u.genre", "u1.base", "u1.test", "u2.base", "u2.test", "u3.base",
+             "u3.test", "u4.base", "u4.test", "u5.base", "u5.test", "ua.base", "ua.test", "ub.base", "ub.test"),
+            url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+            zip_prefix="ml-100k/",
+            homepage="https://grouplens.org/datasets/movielens/100k/",
+            terms="GroupLens: research use, acknowledge in publications, no redistribution, no commercial use",
+        ),
+        description="MovieLens 100K: 100,000 ratings 1-5 by 943 users on 1,682 movies, with user and movie features",
+        task="rating",
+        loader=_load_ml100k,
+        ctr_reader="movielens_ctr",
+    ),
+    "gowalla": DatasetSpec(
+        source=Source(
+            "gowalla",
+            ("train.txt", "test.txt"),
+            homepage="https://snap.stanford.edu/data/loc-gowalla.html (NGCF/LightGCN preprocessing)",
+            terms="SNAP loc-gowalla; cite Cho, Myers and Leskovec (KDD 2011)",
+        ),
+        description="Gowalla check-ins, NGCF/LightGCN 10-core train/test split (implicit)",
+        task="ranking",
+        loader=_load_gowalla,
+        ctr_reader=None,
+    ),
+    "frappe": DatasetSpec(
+        source=Source(
+            "frappe",
+            ("frappe.validation.libfm", "frappe.test.libfm"),
+            homepage="https://github.com/hexiangnan/neural_factorization_machine (data/frappe)",
+            terms="Frappe (Baltrunas et al. 2015): research use, cite frappe15, no redistribution",
+        ),
+        description="Frappe context-aware app usage, libFM (10 fields); validation+test splits only",
+        task="ctr",
+        loader=_load_frappe,
+        ctr_reader="frappe_ctr",
+    ),
+    "ipinyou-fnn-sample": DatasetSpec(
+        source=Source(
+            "ipinyou-fnn-sample",
+            ("train.fm.txt", "test.fm.txt", "featindex.fm.txt"),
+            homepage="https://github.com/wnzhang/deep-ctr (data/)",
+            terms="iPinYou RTB sample (FNN paper): research use only",
+        ),
+        description="iPinYou RTB click-log sample from the FNN paper (16 fields)",
+        task="ctr",
+        loader=_load_ipinyou,
+        ctr_reader="ipinyou_ctr",
+    ),
+    "criteo-sample": DatasetSpec(
+        source=Source(
+            "criteo-sample",
+            ("criteo_sample.txt",),
+            homepage="https://github.com/shenweichen/DeepCTR (examples/criteo_sample.txt)",
+            terms="Criteo Display Advertising Challenge sample; no terms ship with it",
+        ),
+        description="200-row Criteo display-ads sample (13 numeric + 26 categorical); schema smoke test",
+        task="ctr",
+        loader=_load_criteo,
+        ctr_reader="criteo_ctr",
+    ),
 }
+
+
 
 
 def load_file(

@@ -40,6 +40,7 @@ from recforge import metrics as M
 from recforge._arrays import check_k
 from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
+from recforge.data.sampling import sample_unseen
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
@@ -447,19 +448,7 @@ class SampledProtocol(Protocol):
 
 def sample_negatives(seen: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` distinct items per user, uniformly among items the user never interacted with."""
-    rng = np.random.default_rng(seed)
-    n_items = seen.shape[1]
-    out = np.empty((len(users), n), dtype=np.int64)
-    for row, u in enumerate(users):
-        pos = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
-        free = n_items - len(pos)
-        if free < n:
-            raise DataError(f"user index {u} has only {free} unseen items; cannot sample {n} negatives")
-        # draw ranks among the unseen items, then map ranks to item ids past the sorted positives
-        r = np.sort(rng.choice(free, size=n, replace=False))
-        shift = np.searchsorted(pos - np.arange(len(pos)), r, side="right")
-        out[row] = rng.permutation(r + shift)
-    return out
+    return sample_unseen(seen, users, n, np.random.default_rng(seed), replace=False)
 
 
 for _p in (

@@ -1,7 +1,8 @@
-"""Export fitted models: ONNX scoring graphs for torch models, portable npz + JSON for any model.
+"""Export fitted models: ONNX scoring graphs for torch models, the portable npz for any model.
 
-Save/load of the full model (no pickle) is :meth:`recforge.models.base.Recommender.save` /
-``load``; this package writes formats other programs read without recforge.
+``npz`` is the one model file format (:meth:`recforge.models.base.Estimator.save`, readable by
+``Estimator.load`` and, being an npz with a JSON header, by any npz reader) plus the embeddings of
+models that have them; ``onnx`` writes scoring graphs other programs run without recforge.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs:
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
     # CTR models (lr, fm, deepfm) are torch networks over feature rows: ONNX too
-    torch_model = any(c.__name__ in ("TorchRecommender", "CTRModel") for c in type(model).__mro__)
-    if format == "onnx" or (format == "auto" and torch_model):
+    if format == "onnx" or (format == "auto" and getattr(model, "backend", "numpy") == "torch"):
         from recforge.export.onnx import export_onnx
 
         return export_onnx(model, folder, **kwargs)

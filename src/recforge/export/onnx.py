@@ -29,6 +29,7 @@ import numpy as np
 from recforge._optional import require
 from recforge.errors import ConfigError, DataError
 from recforge.io import atomic_path, atomic_write
+from recforge.models.base import check_is_fitted
 
 OPSET = 17
 PARITY_TOL = 1e-4
@@ -36,15 +37,16 @@ _TOWERS = (("encode_users", "encode_items"), ("user_tower", "item_tower"), ("use
 
 
 def is_ctr_model(model: Any) -> bool:
-    """Whether ``model`` is a torch CTR model (scores feature rows)."""
-    return any(c.__name__ == "CTRModel" for c in type(model).__mro__)
+    """Whether ``model`` is a CTR model (scores feature rows, not user-item pairs)."""
+    from recforge.models.ctr import CTRModel
+
+    return isinstance(model, CTRModel)
 
 
 def _torch_net(model: Any) -> Any:
-    if not any(c.__name__ == "TorchRecommender" for c in type(model).__mro__):
+    if getattr(model, "backend", None) != "torch":
         raise ConfigError(f"{type(model).__name__} is not a torch model: export it with format='npz'")
-    net = model._require_net()
-    return net
+    return model.network()
 
 
 def tower_functions(net: Any) -> tuple[Any, Any] | None:
@@ -160,10 +162,10 @@ def export_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: flo
 
     if is_ctr_model(model):
         return export_ctr_onnx(model, folder, verify=verify, tol=tol)
-    model._check_fitted()
+    check_is_fitted(model)
+    net = _torch_net(model)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    net = _torch_net(model)
     dev_before = model.device
     model.to_device("cpu")
     try:
@@ -223,8 +225,8 @@ class OnnxScorer:
 
         folder = Path(folder)
         ids = np.load(folder / "ids.npz", allow_pickle=False)
-        self.users = Vocabulary._from_sorted(ids["users"], "user")
-        self.items = Vocabulary._from_sorted(ids["items"], "item")
+        self.users = Vocabulary(ids["users"], "user")  # already sorted: the same index order
+        self.items = Vocabulary(ids["items"], "item")
         self.user_known = ids["user_known"]
         self.item_known = ids["item_known"]
         self.session = onnx_session(folder / "score.onnx")
@@ -286,7 +288,9 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
 
     import torch
 
-    net = copy.deepcopy(model._require_net()).cpu()
+    if not is_ctr_model(model):
+        raise ConfigError(f"{type(model).__name__} is not a CTR model: use export_onnx")
+    net = copy.deepcopy(model.network()).cpu()
     net.training = False
     for m in net.modules():  # eval mode: dropout off, batch norm on its running statistics
         m.training = False

@@ -17,7 +17,7 @@ from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.errors import ConfigError
 from recforge.splits._cold import cold_start_split
-from recforge.splits._random import kfold, random_split, ratio_user_split
+from recforge.splits._random import kfold, random_parts, random_split, ratio_user_split
 from recforge.splits._temporal import global_time_split, leave_one_out, temporal_user_split
 
 SplitMethod = Callable[..., list[Split]]
@@ -115,6 +115,7 @@ __all__ = [
     "global_time_split",
     "kfold",
     "leave_one_out",
+    "random_parts",
     "random_split",
     "ratio_user_split",
     "split_by_name",

@@ -5,9 +5,9 @@ operations (one permutation, one gather) followed by contiguous slices, so an ep
 interactions costs milliseconds of Python. Batchers are plain iterables that Lightning accepts as
 dataloaders (``num_workers=0``; the data already sits in memory, on the training device).
 
-Negative samplers draw in numpy and test every draw against the user's positives with a binary
-search over sorted ``user * n_items + item`` keys; collisions are redrawn, so a sampler never
-returns an item the user interacted with.
+:class:`NegativeSampler` adds the pointwise and pairwise training layouts to the one negative
+sampler, :class:`recforge.data.sampling.UnseenSampler`, which never returns an item the user
+interacted with.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recforge.errors import DataError
+from recforge.data.sampling import UnseenSampler
 
 EpochSource = Callable[[int], Sequence[torch.Tensor]]
 
@@ -138,13 +138,11 @@ def _check_rows(tensors: Sequence[torch.Tensor]) -> None:
         raise ValueError(f"tensors differ in their number of rows: {sorted(n)}")
 
 
-class NegativeSampler:
-    """Draws items a user has not interacted with, uniformly or by popularity.
+class NegativeSampler(UnseenSampler):
+    """:class:`~recforge.data.sampling.UnseenSampler` plus the torch models' training layouts.
 
-    A draw is tested against the user's positives by a binary search over the sorted keys
-    ``user * n_items + item``; collisions are redrawn (vectorised) until none is left, and after
-    ``max_rounds`` rounds the few remaining rows draw exactly from their user's complement, so the
-    result never contains a positive.
+    Draws items a user has not interacted with, uniformly or by popularity (see
+    :mod:`recforge.data.sampling`, the one sampler), and builds pointwise and pairwise rows.
 
     Args:
         positives: users x items matrix whose stored entries are the positives (values ignored).
@@ -166,79 +164,12 @@ class NegativeSampler:
         rng: np.random.Generator | None = None,
         max_rounds: int = 50,
     ) -> None:
-        if distribution not in ("uniform", "popularity"):
-            raise ValueError(f"distribution must be 'uniform' or 'popularity', not {distribution!r}")
-        csr = sp.csr_matrix(positives, copy=True)
-        csr.sum_duplicates()
-        csr.sort_indices()
-        self.n_users, self.n_items = csr.shape
-        if self.n_items == 0:
-            raise DataError("cannot sample negatives: there are no items")
-        self._csr = csr
-        rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(csr.indptr))
-        self._keys = rows * self.n_items + csr.indices.astype(np.int64)  # sorted: CSR is row-major
-        self.distribution = distribution
-        self._rng = rng if rng is not None else np.random.default_rng(seed)
-        self.max_rounds = max_rounds
-        self._cdf: np.ndarray | None = None
-        self._weights: np.ndarray | None = None
-        if distribution == "popularity":
-            counts = np.bincount(csr.indices, minlength=self.n_items).astype(np.float64)
-            w = counts**alpha if alpha != 0 else (counts > 0).astype(np.float64)
-            if w.sum() <= 0:
-                raise DataError("cannot sample by popularity: no item has any interaction")
-            self._weights = w
-            cdf = np.cumsum(w)
-            self._cdf = cdf / cdf[-1]
-
-    @property
-    def rng(self) -> np.random.Generator:
-        return self._rng
+        super().__init__(positives, rng if rng is not None else np.random.default_rng(seed),
+                         distribution=distribution, alpha=alpha, max_rounds=max_rounds)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean array: whether each (user, item) pair is a positive."""
-        q = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
-        if len(self._keys) == 0:
-            return np.zeros(q.shape, bool)
-        pos = np.searchsorted(self._keys, q)
-        return self._keys[np.minimum(pos, len(self._keys) - 1)] == q
-
-    def _draw(self, n: int) -> np.ndarray:
-        if self._cdf is None:
-            return self._rng.integers(0, self.n_items, size=n, dtype=np.int64)
-        out = np.searchsorted(self._cdf, self._rng.random(n), side="right")
-        return np.minimum(out, self.n_items - 1).astype(np.int64)
-
-    def sample(self, users: np.ndarray, n: int = 1) -> np.ndarray:
-        """``n`` negatives for each user: an int64 array of shape ``(len(users), n)``."""
-        users = np.asarray(users, dtype=np.int64)
-        if users.size and (users.min() < 0 or users.max() >= self.n_users):
-            raise DataError("user index out of range for the negative sampler")
-        flat_u = np.repeat(users, n)
-        out = self._draw(len(flat_u))
-        todo = np.flatnonzero(self.is_positive(flat_u, out))
-        rounds = 0
-        while len(todo) and rounds < self.max_rounds:
-            out[todo] = self._draw(len(todo))
-            todo = todo[self.is_positive(flat_u[todo], out[todo])]
-            rounds += 1
-        if len(todo):
-            self._exact(flat_u, out, todo)
-        return out.reshape(len(users), n)
-
-    def _exact(self, flat_u: np.ndarray, out: np.ndarray, todo: np.ndarray) -> None:
-        # rare: users whose positives cover nearly all the probability mass
-        for u in np.unique(flat_u[todo]):
-            rows = todo[flat_u[todo] == u]
-            mask = np.ones(self.n_items, bool)
-            mask[self._csr.indices[self._csr.indptr[u] : self._csr.indptr[u + 1]]] = False
-            cand = np.flatnonzero(mask)
-            if len(cand) == 0:
-                raise DataError(f"user index {u} has interacted with every item: no negative to sample")
-            p = None
-            if self._weights is not None and self._weights[cand].sum() > 0:
-                p = self._weights[cand] / self._weights[cand].sum()
-            out[rows] = self._rng.choice(cand, size=len(rows), p=p)
+        return self.is_seen(users, items)
 
     def pointwise(
         self, users: np.ndarray, items: np.ndarray, ratio: int

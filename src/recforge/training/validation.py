@@ -3,7 +3,8 @@
 A validator turns held-out interactions into fixed batches once, then the Lightning module asks it
 for per-batch sums (``step``) and the epoch's metrics (``compute``). Ranking validation scores all
 items for a block of users at a time on the device, masks the training items and takes the top k,
-so it never builds the whole users x items score matrix.
+so it never builds the whole users x items score matrix. CTR validation (:class:`AUCValidation`)
+keeps every logit of the held-out rows and ranks them all at once for the epoch's exact AUC.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recforge.data.ctr import CTRData
 from recforge.data.interactions import Interactions
 from recforge.training.batches import FixedBatches
 from recforge.errors import DataError
+from recforge.metrics import roc_auc
 
-__all__ = ["RankingValidation", "RatingValidation", "Validation", "check_validation_data"]
+__all__ = [
+    "AUCValidation",
+    "RankingValidation",
+    "RatingValidation",
+    "Validation",
+    "check_same_space",
+    "check_validation_data",
+]
 
 
 class Validation:
@@ -163,3 +173,54 @@ def _coo_rows(mat: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     sub = mat[rows]
     r = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(sub.indptr))
     return r, sub.indices.astype(np.int64)
+
+
+class AUCValidation(Validation):
+    """ROC AUC (and log loss) of the network on held-out CTR rows, for early stopping.
+
+    AUC is not a sum over batches, so each step keeps its logits and :meth:`compute` ranks them
+    all at once (exact, not a binned approximation).
+    """
+
+    monitor = "val_auc"
+    mode = "max"
+
+    def __init__(self, data: CTRData, train: CTRData, device: torch.device, batch_size: int = 1 << 16) -> None:
+        if not isinstance(data, CTRData):
+            raise DataError(f"FitOptions.validation must be CTRData for a CTR model, got {type(data).__name__}")
+        check_same_space(data, train, "FitOptions.validation")
+        if data.labels is None or len(data) == 0:
+            raise DataError("FitOptions.validation: CTR validation rows need labels")
+        self.labels = data.labels
+        idx = torch.as_tensor(data.index, device=device)
+        val = torch.as_tensor(data.value, device=device)
+        self._batches = [(idx[s : s + batch_size], val[s : s + batch_size]) for s in range(0, len(data), batch_size)]
+        self._logits: list[torch.Tensor] = []
+
+    def batches(self) -> FixedBatches:
+        self._logits = []
+        return FixedBatches(self._batches)
+
+    def step(self, net: Any, batch: Any) -> dict[str, torch.Tensor]:
+        z = net.logits(*batch).detach().float()
+        self._logits.append(z.cpu())
+        return {"n": torch.tensor(float(len(z)))}
+
+    def compute(self, sums: dict[str, float]) -> dict[str, float]:
+        z = torch.cat(self._logits).double().numpy() if self._logits else np.empty(0)
+        self._logits = []
+        if len(z) != len(self.labels):
+            return {}
+        y = self.labels.astype(np.float64)
+        ll = float(np.mean(np.logaddexp(0.0, z) - y * z))
+        return {"val_auc": roc_auc(y, z), "val_logloss": ll}
+
+
+def check_same_space(data: CTRData, train: CTRData, what: str) -> None:
+    """Raise :class:`DataError` unless ``data`` is encoded like ``train`` (same features and slots)."""
+    if data.n_features != train.n_features or not np.array_equal(data.slot_fields, train.slot_fields):
+        raise DataError(
+            f"{what}: rows are encoded differently from the training rows ({data.n_features} features, "
+            f"{data.n_slots} slots vs {train.n_features} features, {train.n_slots} slots); encode both with "
+            "the same fitted FeatureEncoder"
+        )

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from recforge.config import FitOptions
 from recforge.errors import ConfigError
-from recforge.models.ctr._base import EnsembleNetwork
+from recforge.models.ctr._networks import EnsembleNetwork
 from recforge.models.ctr.fm import FM, DeepFM
 from recforge.models.ctr.linear import LogisticRegression
 from recforge.testing.ctr_conformance import toy_ctr

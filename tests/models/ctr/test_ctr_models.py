@@ -16,11 +16,20 @@ from recforge.models.ctr.linear import LogisticRegression
 from recforge.testing.ctr_conformance import CTRConformance, toy_ctr
 
 
+_NEG_FIELDS = {
+    "negative_item": "read only when negatives > 0 (negatives changes the output)",
+    "negative_user": "read only when negatives > 0 (negatives changes the output)",
+}
+
+
 class TestLogisticRegression(CTRConformance):
     model_class = LogisticRegression
     config = {"epochs": 8, "batch_size": 256, "learning_rate": 0.1}
     changes = {"reg": 0.1, "learning_rate": 0.01, "batch_size": 128, "epochs": 3, "optimizer": "adagrad",
-               "embedding_reg": 0.1}
+               "embedding_reg": 0.1, "ema_decay": 0.9, "negatives": 1}
+    unchanged = {**_NEG_FIELDS,
+                 "ensemble": "logistic-regression members all start at zero and see the same batches: the same "
+                             "network m times (float rounding only)"}
     invalid = [{"reg": -1.0}, {"embedding_reg": -0.1}, {"epochs": 0}, {"batch_size": 0}, {"learning_rate": 0.0}, {"optimizer": "lbfgs"}]
     min_auc = 0.6
 
@@ -29,7 +38,9 @@ class TestFM(CTRConformance):
     model_class = FM
     config = {"epochs": 10, "batch_size": 256, "embedding_size": 4, "learning_rate": 0.05, "init_std": 0.1}
     changes = {"embedding_size": 6, "reg": 0.1, "init_std": 0.01, "learning_rate": 0.005, "batch_size": 128,
-               "epochs": 5, "embedding_reg": 0.1}
+               "epochs": 5, "embedding_reg": 0.1, "optimizer": "adagrad", "ema_decay": 0.9, "negatives": 1,
+               "ensemble": 2}
+    unchanged = _NEG_FIELDS
     invalid = [{"embedding_size": 0}, {"init_std": 0.0}, {"reg": -0.1}, {"embedding_reg": -1.0}]
     min_auc = 0.72
 
@@ -39,9 +50,18 @@ class TestDeepFM(CTRConformance):
     config = {"epochs": 10, "batch_size": 256, "embedding_size": 4, "learning_rate": 0.02, "init_std": 0.1,
               "hidden": (16, 16), "dropout": 0.1}
     changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": False, "embedding_size": 6, "reg": 0.1,
-               "embedding_reg": 0.1}
+               "embedding_reg": 0.1, "init_std": 0.01, "learning_rate": 0.005, "batch_size": 128, "epochs": 5,
+               "optimizer": "adagrad", "ema_decay": 0.9, "negatives": 1, "ensemble": 2}
+    unchanged = _NEG_FIELDS
     invalid = [{"hidden": ()}, {"hidden": (0, 4)}, {"dropout": 1.0}, {"dropout": -0.1}, {"embedding_size": 0}]
     min_auc = 0.72
+
+
+@pytest.mark.parametrize("cls", [TestLogisticRegression, TestFM, TestDeepFM])
+def test_changes_and_unchanged_cover_every_config_field(cls):
+    fields = set(cls.model_class().config.to_dict())
+    assert set(cls.changes) | set(cls.unchanged) == fields
+    assert not set(cls.changes) & set(cls.unchanged)
 
 
 def test_fm_identity_matches_double_loop():
@@ -84,7 +104,7 @@ def test_deepfm_shares_one_embedding_table():
     idx = torch.as_tensor(train.index[:16])
     val = torch.as_tensor(train.value[:16])
     _, e = net.fm_parts(idx, val)
-    from recforge.models.ctr._base import field_pool
+    from recforge.models.ctr._networks import field_pool
 
     net.mlp(field_pool(e, net.slot_fields, net.n_fields).flatten(1)).sum().backward()
     assert net.factors.weight.grad is not None and net.factors.weight.grad.abs().sum() > 0
@@ -150,7 +170,7 @@ def test_embedding_reg_shrinks_the_whole_table():
 
 def test_score_frame_and_candidates_use_the_training_encoder(tmp_path):
     from recforge.errors import DataError
-    from recforge.models.base import Recommender
+    from recforge.models.base import Estimator
     from recforge.testing.ctr_conformance import toy_ctr_frame
 
     train, _, test, _ = toy_ctr(600)
@@ -166,10 +186,23 @@ def test_score_frame_and_candidates_use_the_training_encoder(tmp_path):
     np.testing.assert_allclose(got, want, atol=0)
     assert got.shape == (3,) and np.all((got > 0) & (got < 1))
     # the encoder is saved with the model (as JSON, no pickle)
-    back = Recommender.load(model.save(tmp_path / "m.npz"))
+    back = Estimator.load(model.save(tmp_path / "m.npz"))
     np.testing.assert_allclose(back.score_candidates({"user": "u4", "ctx": "b"}, cand), got, atol=1e-7)
     with pytest.raises(DataError, match="missing field"):
         model.score_candidates({"user": "u4"}, cand)
     bare = LogisticRegression(epochs=1).fit((train.labels, train.index), FitOptions(seed=0, threads=1))
     with pytest.raises(DataError, match="FeatureEncoder"):
         bare.score_frame(tail)
+
+
+def test_ctr_models_are_torch_estimators_without_the_user_item_api():
+    from recforge.models._torch import TorchConfig
+    from recforge.models.base import Estimator, Recommender
+    from recforge.models.ctr import CTRConfig, CTRModel
+
+    assert issubclass(CTRConfig, TorchConfig)
+    for cls in (LogisticRegression, FM, DeepFM):
+        assert issubclass(cls, CTRModel) and issubclass(cls, Estimator) and not issubclass(cls, Recommender)
+        assert cls.backend == "torch" and cls.task == "ctr"
+        for name in ("score", "predict", "recommend", "recommend_for_history"):
+            assert not hasattr(cls, name), name

@@ -12,7 +12,7 @@ from recforge.config import FitOptions
 from recforge.data.ctr import CTRData, FeatureEncoder, cross
 from recforge.errors import ConfigError
 from recforge.metrics import roc_auc
-from recforge.models.ctr._base import with_sampled_negatives
+from recforge.data.ctr import with_sampled_negatives
 from recforge.models.ctr.fm import FM, DeepFM
 from recforge.models.ctr.linear import LogisticRegression
 from recforge.testing.ctr_conformance import toy_ctr

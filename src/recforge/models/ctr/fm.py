@@ -8,14 +8,8 @@ import torch
 from torch import nn
 
 from recforge.errors import ConfigError
-from recforge.models.ctr._base import (
-    CTRConfig,
-    CTRModel,
-    CTRNetwork,
-    check_hidden,
-    feature_embedding,
-    field_pool,
-)
+from recforge.models.ctr._networks import CTRNetwork, feature_embedding, field_pool
+from recforge.models.ctr.base import CTRConfig, CTRModel, check_hidden
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ class FM(CTRModel):
 
     def feature_factors(self) -> torch.Tensor:
         """The learned factor table ``(n_features, k)`` (a copy, on the CPU)."""
-        net = self._require_net()
+        net = self.network()
         if not isinstance(net, _FMNet):
             raise ConfigError(f"{type(self).__name__}(ensemble={self.config.ensemble}): each member network has its "
                               "own factor table (model._net.members[j].factors)")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from recforge.models.ctr._base import CTRConfig, CTRModel, CTRNetwork
+from recforge.models.ctr._networks import CTRNetwork
+from recforge.models.ctr.base import CTRConfig, CTRModel
 
 
 @dataclass(frozen=True)

@@ -2,51 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
-from recforge.config import FitOptions, ModelConfig
+from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
 from recforge.training.batches import NegativeSampler, TensorBatcher
-from recforge.errors import DataError
+from recforge.models._torch import Optimizer, TorchConfig, TorchState  # noqa: F401 (re-exported)
 from recforge.models.base import Recommender
 from recforge.training.loop import RunContext, TrainResult, fit_network, run_context
-from recforge.training.module import OPTIMIZERS, RecNetwork
+from recforge.training.module import RecNetwork
 from recforge.training.validation import RankingValidation, RatingValidation, Validation
 
-_TORCH_PREFIX = "torch_state."
 _PAIR_CHUNK = 1 << 18
 _FLOAT_BUDGET = 1 << 24  # floats of intermediate activations per scoring block
 
-Optimizer = Literal["adam", "adamw", "sgd", "adagrad"]
 Sampling = Literal["uniform", "popularity"]
-
-
-@dataclass(frozen=True)
-class TorchConfig(ModelConfig):
-    """Hyperparameters every torch model has (subclasses add their own and set defaults)."""
-
-    epochs: int = 20
-    """Passes over the training data (the most; early stopping may stop sooner)."""
-    batch_size: int = 1024
-    """Training examples per optimiser step."""
-    learning_rate: float = 1e-3
-    """Optimiser step size."""
-    optimizer: Optimizer = "adam"
-    """``adam``, ``adamw``, ``sgd`` or ``adagrad``."""
-    ema_decay: float = 0.0
-    """When > 0, the fitted weights are an exponential moving average of the training trajectory
-    with this decay per step (0: the last step's weights)."""
-
-    def validate(self) -> None:
-        self.check(self.epochs >= 1, "epochs", "must be >= 1")
-        self.check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        self.check(self.learning_rate > 0, "learning_rate", "must be > 0")
-        self.check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
-        self.check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1)")
 
 
 def baseline_biases(data: Interactions, reg_user: float = 15.0, reg_item: float = 10.0,
@@ -80,15 +53,15 @@ def partial_baseline(model: Recommender, u: np.ndarray, i: np.ndarray) -> np.nda
     return float(model.global_mean_) + bu + bi  # type: ignore[attr-defined]
 
 
-class TorchRecommender(Recommender):
+class TorchRecommender(TorchState, Recommender):
     """Base of the torch models: a private :class:`RecNetwork` trained by :func:`fit_network`.
 
     Subclasses implement ``_setup`` (read sizes and any data-derived state into public ``_``
     attributes), ``_network`` (build the network from the config and that state, so ``load`` can
     rebuild it) and ``_batches`` (the training batches); they may override ``_train`` (e.g. for
-    pretraining) and ``_validation``. The network's ``state_dict`` is saved as numpy arrays under
-    ``torch_state.<name>`` keys, so models save and load without pickle. After ``load`` the network
-    lives on the CPU; :meth:`to_device` moves it.
+    pretraining) and ``_validation``. The network's persistence, ``network()``, ``device`` and
+    ``to_device`` come from :class:`~recforge.models._torch.TorchState`; after ``load`` the network
+    lives on the CPU.
     """
 
     backend = "torch"
@@ -181,28 +154,6 @@ class TorchRecommender(Recommender):
         return TensorBatcher(source=source, **common)
 
     # ------------------------------------------------------------------ scoring
-    @property
-    def device(self) -> torch.device:
-        """Where the network lives."""
-        net = self._require_net()
-        p = next(iter(net.parameters()), None)
-        return p.device if p is not None else torch.device("cpu")
-
-    def to_device(self, device: str | torch.device) -> TorchRecommender:
-        """Move the fitted network (scoring then runs there); returns ``self``."""
-        from recforge.training.loop import resolve_device
-
-        net = self._require_net()
-        net.to(resolve_device(device))
-        net.eval()
-        return self
-
-    def _require_net(self) -> RecNetwork:
-        self._check_fitted()
-        if self._net is None:
-            raise DataError(f"{type(self).__name__}: the network is missing (was the state restored?)")
-        return self._net
-
     def _pair_width(self) -> int:
         """Floats of intermediate activations per scored pair (bounds scoring block sizes)."""
         return 1
@@ -240,23 +191,3 @@ class TorchRecommender(Recommender):
         with torch.no_grad():
             uv, iv = net.embeddings()  # type: ignore[operator]
         return uv.detach().float().cpu().numpy(), iv.detach().float().cpu().numpy()
-
-    # ------------------------------------------------------------------ persistence
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
-        net = self._require_net()
-        for key, val in net.state_dict().items():
-            state[_TORCH_PREFIX + key] = val.detach().cpu().numpy()
-        return state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        tensors = {k[len(_TORCH_PREFIX):]: torch.from_numpy(np.array(v)) for k, v in state.items()
-                   if k.startswith(_TORCH_PREFIX)}
-        super().set_state({k: v for k, v in state.items() if not k.startswith(_TORCH_PREFIX)})
-        net = self._network()
-        net.load_state_dict(tensors)
-        self._net = net.eval()
-        self._after_load()
-
-    def _after_load(self) -> None:
-        """Restore anything the network needs besides its weights (e.g. a graph)."""

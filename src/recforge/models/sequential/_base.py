@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from recforge.data.interactions import Interactions
+from recforge.data.sampling import sample_unseen
 from recforge.models.base import Recommender
 from recforge.models.neural._base import TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext
@@ -211,7 +212,10 @@ class SequentialRecommender(TorchRecommender):
         cfg: Any = self.config
         if cfg.loss != "bce":
             return None
-        return torch.from_numpy(ctx.rng.integers(0, len(self.items_), size=(*shape, cfg.negatives)))
+        # uniform over every item (the target is not excluded), drawn by the one sampler
+        n = int(np.prod(shape))
+        neg = sample_unseen(None, np.zeros(n, np.int64), cfg.negatives, ctx.rng, n_items=len(self.items_))
+        return torch.from_numpy(neg.reshape(*shape, cfg.negatives))
 
     def _position_batches(self, data: Interactions, ctx: RunContext) -> Any:
         """Batches of ``(inputs, targets[, negatives])`` windows with a target at every position."""

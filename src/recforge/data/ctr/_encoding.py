@@ -1,4 +1,5 @@
-"""Click-through-rate data: field encoding fitted on training rows, encoded tables, CTR readers.
+"""CTR rows and their encoding: :class:`CTRData`, :class:`CTRSplit`, :class:`FieldSpec`, :func:`cross`
+and :class:`FeatureEncoder`.
 
 A CTR row is a set of (feature index, value) pairs grouped into *fields* (user, item, hour, ...).
 :class:`CTRData` stores ``n`` rows as two ``(n, S)`` arrays over ``S`` slots, ``index`` and
@@ -16,22 +17,6 @@ very large fields; numeric fields are log-transformed (``log1p``) or cut into qu
 A *cross* field (:func:`cross`, the memorisation part of Wide & Deep, Cheng et al. 2016) treats
 each combination of several columns' values (a user x item pair) as one categorical value, with
 the same ``min_count`` / OOV / hashing rules.
-
-:func:`sample_negatives` draws extra negative rows from the positives of a training frame (same
-context, item drawn uniformly from the training items, never one of the user's positive items):
-the process that generated the negatives of implicit-feedback CTR sets such as Frappe.
-
-Readers turn the registered CTR datasets into :class:`CTRSplit` (train, valid, test), always
-fitting the encoder on the training part:
-
-- ``frappe``: only the validation and test files ship, so both are pooled and split 8:1:1 at
-  random with a fixed seed (BARS' Frappe_x1 uses 7:2:1 of the full set; with 30% of its rows
-  the larger training share matters more, and the test part keeps the same size); every libFM
-  column is a categorical field.
-- ``ipinyou-fnn-sample``: the given train/test files; 10% of train (seeded) is the validation set.
-- ``criteo-sample``: 13 numeric (log) + 26 categorical (min count 2) fields, random 8:1:1.
-- ``ml-100k`` as CTR: user id, age (quantile bins), gender, occupation, item id, genres
-  (multi-valued), release year (bins); label ``rating >= 4``; random 8:1:1.
 """
 
 from __future__ import annotations
@@ -45,23 +30,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from recforge._arrays import category_key
 from recforge.errors import ConfigError, DataError
 
-__all__ = [
-    "CTRData",
-    "CTRSplit",
-    "FeatureEncoder",
-    "FieldSpec",
-    "criteo_ctr",
-    "cross",
-    "ctr_splits",
-    "frappe_ctr",
-    "ipinyou_ctr",
-    "libfm_frame",
-    "movielens_ctr",
-    "random_parts",
-    "sample_negatives",
-]
+__all__ = ["PAD", "CTRData", "CTRSplit", "FeatureEncoder", "FieldSpec", "cross"]
 
 PAD = 0  # the padding feature: index 0, always with value 0
 _MISSING = "\x00missing"
@@ -246,17 +218,10 @@ def _as_str(col: pd.Series) -> np.ndarray:
         out = col.to_numpy(dtype=object, na_value=_MISSING)
     else:
         # mixed objects (3, 3.0 and "3" in one column): one call per value
-        return col.astype(object).where(col.notna(), _MISSING).map(_canon).to_numpy(dtype=object)
+        return col.astype(object).where(col.notna(), _MISSING).map(category_key).to_numpy(dtype=object)
     if missing.any():
         out[missing] = _MISSING
     return out
-
-
-def _canon(v: Any) -> str:
-    # 3, 3.0 and "3" are the same category (numbers read from CSV come back as floats with NaN)
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def _hash(values: np.ndarray, buckets: int) -> np.ndarray:
@@ -272,7 +237,7 @@ def _split_multi(col: pd.Series, sep: str) -> list[list[str]]:
         elif isinstance(v, str):
             out.append([t for t in v.split(sep) if t != ""])
         else:
-            out.append([_canon(t) for t in v])
+            out.append([category_key(t) for t in v])
     return out
 
 
@@ -502,239 +467,3 @@ def _labels(col: pd.Series, source: str, line_offset: int | None = None) -> np.n
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"{source}: {_where(col, row, line_offset)}: label {col.iloc[row]!r} is not 0 or 1")
     return y.astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------- splits
-def random_parts(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Shuffle ``range(n)`` with ``seed`` and cut it into consecutive parts of the given fractions."""
-    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-        raise ConfigError(f"fractions must be >= 0 and sum to 1, got {tuple(fractions)}")
-    perm = np.random.default_rng(seed).permutation(n)
-    cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    return [np.sort(p) for p in np.split(perm, cuts)]
-
-
-def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "item", user: str | None = "user",
-                     label: str = "label", seed: int | np.random.Generator = 0) -> pd.DataFrame:
-    """Extra negative rows drawn from the positive rows of a (training) frame.
-
-    For every positive row, ``n_per_positive`` copies with the label set to 0 and the ``item``
-    column replaced by an item drawn uniformly from the items of ``frame`` (its training item
-    vocabulary), redrawn while it is one of the items that row's ``user`` has as a positive in
-    ``frame``; every other column (the user and the context) is kept. This is how the negatives
-    of implicit-feedback CTR sets are generated (Frappe: two per logged app use with the same user
-    and context; He and Chua, "Neural Factorization Machines", SIGIR 2017), so training on more of
-    them is standard negative sampling. Draw them from training rows only.
-
-    Args:
-        frame: Rows with the ``item``, ``user`` (unless None) and ``label`` columns.
-        n_per_positive: Negatives per positive row.
-        item: Column whose value is replaced.
-        user: Column whose positive items are never drawn for that user; None draws any item.
-        label: The 0/1 label column.
-        seed: Seed (or numpy generator) of the draws.
-
-    Returns:
-        The new rows only (``n_per_positive`` per positive, in the positives' order, index reset);
-        concatenate them with ``frame`` to train. A user who has every item as a positive gets none.
-    """
-    if n_per_positive < 0:
-        raise ConfigError(f"n_per_positive must be >= 0, got {n_per_positive}")
-    need = [c for c in (item, user, label) if c is not None]
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise DataError(f"sample_negatives: missing column(s) {', '.join(map(repr, missing))}")
-    y = pd.to_numeric(frame[label], errors="coerce").to_numpy(dtype=np.float64)
-    pos = np.flatnonzero(y == 1)
-    if n_per_positive == 0 or len(pos) == 0:
-        return frame.iloc[:0].reset_index(drop=True)
-    item_code, items = pd.factorize(frame[item], sort=True)
-    n_items = len(items)
-    rows = np.repeat(pos, n_per_positive)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    draw = rng.integers(0, n_items, len(rows))
-    if user is not None:
-        user_code = pd.factorize(frame[user], sort=True)[0].astype(np.int64)
-        taken = np.unique(user_code[pos] * n_items + item_code[pos])  # each user's positive items
-        per_user = np.bincount(taken // n_items, minlength=int(user_code.max()) + 1)
-        ok = per_user[user_code[rows]] < n_items
-        rows, draw = rows[ok], draw[ok]
-        owner = user_code[rows] * n_items
-        todo = np.flatnonzero(np.isin(owner + draw, taken))
-        while len(todo):  # rejection: terminates since every remaining user has a free item
-            draw[todo] = rng.integers(0, n_items, len(todo))
-            todo = todo[np.isin(owner[todo] + draw[todo], taken)]
-    out = frame.iloc[rows].reset_index(drop=True)
-    out[item] = pd.Series(items[draw], dtype=frame[item].dtype)
-    out[label] = np.zeros(len(out), dtype=frame[label].dtype)
-    return out
-
-
-def libfm_frame(y: np.ndarray, x: np.ndarray, fields: Sequence[str]) -> pd.DataFrame:
-    """A libFM ``(y, X)`` pair (one active feature per field) as a DataFrame of categorical ids."""
-    if x.shape[1] != len(fields):
-        raise DataError(f"{x.shape[1]} feature columns but {len(fields)} field names")
-    df = pd.DataFrame({f: x[:, j].astype(str) for j, f in enumerate(fields)})
-    df["label"] = np.asarray(y, dtype=np.float32)
-    return df
-
-
-def _encode_parts(enc: FeatureEncoder, frames: dict[str, pd.DataFrame | None], name: str,
-                  description: str, source: str | None = None, line_offset: int | None = None,
-                  negatives: int = 0, seed: int = 0) -> CTRSplit:
-    enc.fit(frames["train"], source or f"{name}/train", line_offset)
-    if negatives:
-        # the encoder is fitted on the logged rows only: sampled pairs must not enter a cross vocabulary
-        extra = sample_negatives(frames["train"], negatives, seed=seed)  # type: ignore[arg-type]
-        frames = {**frames, "train": pd.concat([frames["train"], extra], ignore_index=True)}
-        description += f"; {negatives} sampled negative(s) per training positive (item uniform over training items)"
-    out = {k: None if v is None else enc.transform(v, f"{name}/{k}", source, line_offset) for k, v in frames.items()}
-    return CTRSplit(out["train"], out["valid"], out["test"], enc, description)  # type: ignore[arg-type]
-
-
-def _user_item_crosses(crosses: Sequence[Sequence[str] | FieldSpec], fields: Sequence[str],
-                       min_count: int) -> list[FieldSpec]:
-    specs = [c if isinstance(c, FieldSpec) else cross(*c, min_count=min_count) for c in crosses]
-    for c in specs:
-        bad = [col for col in c.columns if col not in fields]
-        if c.kind != "cross" or bad:
-            raise ConfigError(f"cross {c.name!r}: must be a cross of the fields {', '.join(fields)}")
-    return specs
-
-
-def _load(name: str, dataset: Any) -> Any:
-    if dataset is not None:
-        return dataset
-    from recforge.data.datasets import load
-
-    return load(name)
-
-
-def frappe_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-               min_count: int = 1, crosses: Sequence[Sequence[str] | FieldSpec] = (), cross_min_count: int = 1,
-               negatives: int = 0) -> CTRSplit:
-    """Frappe as a CTR split: validation + test files pooled and split at random with ``seed``.
-
-    The published training file (202,027 rows) is not available, so the 86,582 rows that are get
-    split 8:1:1 (BARS uses 7:2:1 on the full set; 8:1:1 trains on 14% more rows with the same
-    8,658 test rows); numbers are therefore not comparable to the full-set literature one to one.
-
-    Args:
-        crosses: Cross fields added after the 10 libFM fields, e.g. ``[("user", "item")]`` (pairs
-            seen fewer than ``cross_min_count`` times in training share the OOV feature) or
-            :func:`cross` specs.
-        negatives: Extra negatives per training positive, drawn by :func:`sample_negatives` (seeded
-            by ``seed``) from the training rows after the encoder is fitted; validation and test
-            rows are never touched.
-    """
-    ds = _load("frappe", dataset)
-    fields = ds.tables["fields"]
-    pool = pd.concat([libfm_frame(*ds.tables[p], fields) for p in ("validation", "test")], ignore_index=True)
-    parts = random_parts(len(pool), fractions, seed)
-    frames = {k: pool.iloc[p].reset_index(drop=True) for k, p in zip(("train", "valid", "test"), parts, strict=True)}
-    extra = _user_item_crosses(crosses, fields, cross_min_count)
-    enc = FeatureEncoder([FieldSpec(f, min_count=min_count) for f in fields] + extra)
-    desc = (f"frappe: validation+test files pooled ({len(pool)} rows), random {fractions[0]:g}/{fractions[1]:g}/"
-            f"{fractions[2]:g} split, seed {seed}")
-    if extra:
-        desc += "; cross fields " + ", ".join(f"{c.name} (min count {c.min_count})" for c in extra)
-    return _encode_parts(enc, frames, "frappe", desc, negatives=negatives, seed=seed)
-
-
-def ipinyou_ctr(dataset: Any = None, seed: int = 0, valid_fraction: float = 0.1, min_count: int = 2) -> CTRSplit:
-    """The iPinYou FNN sample: its given train/test files; ``valid_fraction`` of train (seeded) validates."""
-    ds = _load("ipinyou-fnn-sample", dataset)
-    fields = ds.tables["fields"]
-    train = libfm_frame(*ds.tables["train"], fields)
-    test = libfm_frame(*ds.tables["test"], fields)
-    tr, va = random_parts(len(train), (1 - valid_fraction, valid_fraction), seed)
-    frames = {"train": train.iloc[tr].reset_index(drop=True), "valid": train.iloc[va].reset_index(drop=True),
-              "test": test}
-    enc = FeatureEncoder([FieldSpec(f, min_count=min_count) for f in fields])
-    desc = f"ipinyou-fnn-sample: given train/test; {valid_fraction:g} of train held out for validation, seed {seed}"
-    return _encode_parts(enc, frames, "ipinyou", desc)
-
-
-CRITEO_NUMERIC = tuple(f"I{j}" for j in range(1, 14))
-CRITEO_CATEGORICAL = tuple(f"C{j}" for j in range(1, 27))
-
-
-def criteo_fields(min_count: int = 2, hash_buckets: int | None = None) -> list[FieldSpec]:
-    """Criteo's schema: I1..I13 numeric (log1p), C1..C26 categorical."""
-    return ([FieldSpec(c, "numeric", transform="log") for c in CRITEO_NUMERIC]
-            + [FieldSpec(c, min_count=min_count, hash_buckets=hash_buckets) for c in CRITEO_CATEGORICAL])
-
-
-def criteo_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-               min_count: int = 2, hash_buckets: int | None = None) -> CTRSplit:
-    """The Criteo sample CSV: random split; numeric fields log1p, categorical with a min count."""
-    ds = _load("criteo-sample", dataset)
-    df = ds.tables["frame"].reset_index(drop=True)
-    parts = random_parts(len(df), fractions, seed)
-    # keep the file's row numbers as the index so a bad value is reported by file line (header = line 1)
-    frames = {k: df.iloc[p] for k, p in zip(("train", "valid", "test"), parts, strict=True)}
-    enc = FeatureEncoder(criteo_fields(min_count, hash_buckets))
-    source = str(ds.path / "criteo_sample.txt") if ds.path is not None else "criteo-sample"
-    return _encode_parts(enc, frames, "criteo-sample", f"criteo-sample: random 8:1:1 split, seed {seed}",
-                         source, 2)
-
-
-def movielens_frame(inter: Any, threshold: float = 4.0) -> pd.DataFrame:
-    """ML-100K ratings joined with user and item features; ``label = rating >= threshold``."""
-    if inter.user_features is None or inter.item_features is None:
-        raise DataError(f"{inter.name}: MovieLens as CTR needs user and item features")
-    uid = inter.users.ids[inter.user_idx]
-    iid = inter.items.ids[inter.item_idx]
-    uf = inter.user_features.reindex(uid)
-    itf = inter.item_features.reindex(iid)
-    return pd.DataFrame({
-        "user": uid.astype(str), "age": uf["age"].to_numpy(), "gender": uf["gender"].to_numpy(),
-        "occupation": uf["occupation"].to_numpy(), "item": iid.astype(str),
-        "genres": itf["genres"].to_numpy(), "year": itf["year"].astype("float64").to_numpy(),
-        "label": (inter.values >= threshold).astype(np.float32),
-    })
-
-
-def movielens_fields(ids: bool = True) -> list[FieldSpec]:
-    base = [FieldSpec("age", "numeric", transform="bins", n_bins=8), FieldSpec("gender"),
-            FieldSpec("occupation"), FieldSpec("genres", "multi"),
-            FieldSpec("year", "numeric", transform="bins", n_bins=10)]
-    return ([FieldSpec("user"), FieldSpec("item")] + base) if ids else base
-
-
-def movielens_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  threshold: float = 4.0, ids: bool = True) -> CTRSplit:
-    """MovieLens-100K as CTR: label ``rating >= 4``; fields user id, age (bins), gender,
-    occupation, item id, genres (multi-valued), release year (bins); random 8:1:1 over ratings."""
-    ds = _load("ml-100k", dataset)
-    df = movielens_frame(ds.interactions, threshold)
-    parts = random_parts(len(df), fractions, seed)
-    frames = {k: df.iloc[p].reset_index(drop=True) for k, p in zip(("train", "valid", "test"), parts, strict=True)}
-    enc = FeatureEncoder(movielens_fields(ids))
-    desc = f"ml-100k as CTR (label rating >= {threshold:g}): random 8:1:1 over ratings, seed {seed}"
-    return _encode_parts(enc, frames, "ml-100k-ctr", desc)
-
-
-_READERS = {
-    "frappe": frappe_ctr,
-    "ipinyou-fnn-sample": ipinyou_ctr,
-    "criteo-sample": criteo_ctr,
-    "ml-100k": movielens_ctr,
-}
-
-
-def ctr_splits(dataset: Any, seed: int = 0, **options: Any) -> CTRSplit:
-    """The CTR split of a registered dataset (a :class:`~recforge.data.Dataset` or its name).
-
-    ``options`` go to the dataset's reader (e.g. ``crosses`` and ``negatives`` for Frappe).
-    """
-    name = dataset if isinstance(dataset, str) else dataset.name
-    if name not in _READERS:
-        raise DataError(f"no CTR reader for dataset {name!r}; available: {', '.join(_READERS)}")
-    reader = _READERS[name]
-    import inspect
-
-    unknown = sorted(set(options) - set(inspect.signature(reader).parameters))
-    if unknown:
-        raise ConfigError(f"the {name} CTR reader has no option(s) {', '.join(unknown)}")
-    return reader(None if isinstance(dataset, str) else dataset, seed=seed, **options)

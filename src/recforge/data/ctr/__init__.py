@@ -1,0 +1,52 @@
+"""Click-through-rate data: field encoding fitted on training rows, encoded tables, sampled
+negatives and the CTR readers of the registered datasets.
+
+- :mod:`~recforge.data.ctr._encoding`: :class:`CTRData` (encoded rows), :class:`CTRSplit`,
+  :class:`FieldSpec`, :func:`cross` and :class:`FeatureEncoder`.
+- :mod:`~recforge.data.ctr._negatives`: :func:`sample_negatives` (raw frames) and
+  :func:`with_sampled_negatives` (encoded rows), drawn by the one sampler of
+  :mod:`recforge.data.sampling`.
+- :mod:`~recforge.data.ctr.readers`: frappe, ipinyou, criteo and MovieLens as CTR, and
+  :func:`ctr_splits` for any registered CTR dataset.
+"""
+
+from recforge.data.ctr._encoding import _MISSING as _MISSING  # the missing-value category (serving.ranking)
+from recforge.data.ctr._encoding import PAD, CTRData, CTRSplit, FeatureEncoder, FieldSpec, cross
+from recforge.data.ctr._negatives import sample_negatives, with_sampled_negatives
+from recforge.data.ctr.readers import (
+    CRITEO_CATEGORICAL,
+    CRITEO_NUMERIC,
+    criteo_ctr,
+    criteo_fields,
+    ctr_splits,
+    frappe_ctr,
+    ipinyou_ctr,
+    libfm_frame,
+    movielens_ctr,
+    movielens_fields,
+    movielens_frame,
+)
+from recforge.splits._random import random_parts
+
+__all__ = [
+    "CRITEO_CATEGORICAL",
+    "CRITEO_NUMERIC",
+    "PAD",
+    "CTRData",
+    "CTRSplit",
+    "FeatureEncoder",
+    "FieldSpec",
+    "criteo_ctr",
+    "criteo_fields",
+    "cross",
+    "ctr_splits",
+    "frappe_ctr",
+    "ipinyou_ctr",
+    "libfm_frame",
+    "movielens_ctr",
+    "movielens_fields",
+    "movielens_frame",
+    "random_parts",
+    "sample_negatives",
+    "with_sampled_negatives",
+]
