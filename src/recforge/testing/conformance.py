@@ -210,13 +210,18 @@ class RecommenderConformance(EstimatorConformance):
         np.testing.assert_allclose(a, b, atol=self.atol)
 
     def test_knows_user_agrees_with_training_data(self) -> None:
+        """Users with training rows are known, ids outside the data are not, and a user in the
+        vocabulary without rows is known exactly when the model scores it personally (side features)."""
         data = self.make_data()
-        # user 0 stays in the vocabulary but has no training rows
-        model = self.fit(data=data.subset(data.user_idx != 0))
-        known = np.bincount(data.user_idx[data.user_idx != 0], minlength=len(data.users)) > 0
-        got = np.array([model.knows_user(u) for u in data.users.ids])
-        np.testing.assert_array_equal(got, known)
+        model = self.fit(data=data.subset(data.user_idx != 0))  # user 0 stays in the vocabulary
+        with_rows = data.users.ids[np.unique(data.user_idx[data.user_idx != 0])]
+        assert all(model.knows_user(u) for u in with_rows), "a user with training rows is not known"
         assert not model.knows_user(_UNKNOWN[0] if self.string_ids else _UNKNOWN[1])
+        _, scores = model.recommend(data.users.ids[0], k=3)
+        personal = bool(np.isfinite(scores).any())
+        assert model.knows_user(data.users.ids[0]) == personal, (
+            f"knows_user says {not personal} for a user without training rows whose recommendations "
+            f"{'are' if personal else 'are not'} scored")
 
     def test_undeclared_capabilities_raise(self) -> None:
         """A capability a class does not declare is not there: callers test the declaration."""
