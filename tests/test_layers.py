@@ -249,7 +249,8 @@ def test_no_import_cycles():
     for component in _cycles(edges):
         members = set(component)
         lines.append(f"cycle of {len(component)} modules: {', '.join(component)}")
-        lines += [f"    {a} -> {b} ({where})" for a, b, where in sorted(edges) if a in members and b in members]
+        lines += [f"    {a} -> {b} ({where})" for a, b, where in sorted(edges)
+                  if a in members and b in members]
     assert not lines, "import cycles:\n" + "\n".join(lines)
 
 

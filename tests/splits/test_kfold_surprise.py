@@ -16,7 +16,8 @@ DATA = Path(_DATA_DIR) / "ml-100k" / "u.data" if _DATA_DIR else None
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(DATA is None or not DATA.exists(), reason="ML-100K u.data not found (set RECFORGE_DATA_DIR)")
+@pytest.mark.skipif(DATA is None or not DATA.exists(),
+                    reason="ML-100K u.data not found (set RECFORGE_DATA_DIR)")
 @pytest.mark.parametrize("seed", [0, 42])
 def test_kfold_matches_surprise_on_ml100k(seed: int) -> None:
     surprise = pytest.importorskip("surprise")

@@ -195,8 +195,9 @@ class RecommenderConformance(EstimatorConformance):
         users = data.users.ids
         ids, _ = model.recommend(users, k=1)
         wrong = [(u, i) for u, i in zip(users.tolist(), ids[:, 0].tolist()) if u != i]
-        assert not wrong, (f"{self.model_class.__name__} ranked another item above the user's own-block unseen "
-                           f"item for {len(wrong)} of {len(users)} users (user, top item): {wrong[:5]}")
+        assert not wrong, (f"{self.model_class.__name__} ranked another item above the user's own-block "
+                           f"unseen item for {len(wrong)} of {len(users)} users (user, top item): "
+                           f"{wrong[:5]}")
 
     # -- declared capabilities ----------------------------------------------------------
     def test_feedback_rule(self) -> None:

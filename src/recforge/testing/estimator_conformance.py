@@ -95,7 +95,8 @@ class EstimatorConformance:
     def test_unknown_hyperparameter_rejected(self) -> None:
         with pytest.raises(ConfigError, match="no_such_param"):
             self.model_class(no_such_param=1)
-        names = sorted((f.name for f in dataclasses.fields(self.model_class.config_class)), key=lambda n: (-len(n), n))
+        fields = dataclasses.fields(self.model_class.config_class)
+        names = sorted((f.name for f in fields), key=lambda n: (-len(n), n))
         if not names or len(names[0]) < 4:
             return
         # a one-letter slip of the longest field name must be answered with that name
@@ -114,13 +115,16 @@ class EstimatorConformance:
         changes, unchanged = set(self.changes), set(self.unchanged)
         problems = []
         if missing := sorted(fields - changes - unchanged):
-            problems.append(f"fields in neither `changes` nor `unchanged`: {missing} (add each to `changes` "
-                            "with a value that changes the output, or to `unchanged` with the reason it cannot)")
+            problems.append(f"fields in neither `changes` nor `unchanged`: {missing} (add each to "
+                            "`changes` with a value that changes the output, or to `unchanged` with the "
+                            "reason it cannot)")
         if extra := sorted((changes | unchanged) - fields):
-            problems.append(f"names in `changes`/`unchanged` that are not fields of {config_class.__name__}: {extra}")
+            problems.append(f"names in `changes`/`unchanged` that are not fields of "
+                            f"{config_class.__name__}: {extra}")
         if both := sorted(changes & unchanged):
             problems.append(f"fields in both `changes` and `unchanged`: {both}")
-        if blank := sorted(k for k, why in self.unchanged.items() if not isinstance(why, str) or not why.strip()):
+        blank = sorted(k for k, why in self.unchanged.items() if not isinstance(why, str) or not why.strip())
+        if blank:
             problems.append(f"`unchanged` entries without a reason: {blank}")
         assert not problems, f"{type(self).__name__} ({self.model_class.__name__}): " + "; ".join(problems)
 
@@ -175,4 +179,5 @@ class EstimatorConformance:
         base = np.nan_to_num(self.outputs(self.fitted(data), data))
         for name, value in self.changes.items():
             changed = np.nan_to_num(self.outputs(self.fit(self.make_model(**{name: value}), data=data), data))
-            assert not np.allclose(base, changed, atol=1e-9), f"hyperparameter {name}={value!r} did not change the output"
+            assert not np.allclose(base, changed, atol=1e-9), (
+                f"hyperparameter {name}={value!r} did not change the output")
