@@ -1,7 +1,7 @@
 """End to end: train a model with the CLI, build its index, run the batch job into a database,
 start the real service (uvicorn on a free loopback port), ask for recommendations over HTTP,
 post click events and see the next response follow them. SQLite always; PostgreSQL when one
-answers at 127.0.0.1:5432."""
+answers at 127.0.0.1:5432 (the ``pg_url`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -72,27 +72,6 @@ def http(method: str, url: str, body: dict | None = None, key: str | None = None
         return e.code, json.loads(e.read() or b"{}")
 
 
-def pg_url() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            pass
-    except OSError:
-        return None
-    from recforge.serving.db import make_engine
-
-    for user in ("postgres", "root"):
-        url = f"postgresql://{user}@127.0.0.1:5432/test"
-        try:
-            eng = make_engine(url)
-            with eng.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            eng.dispose()
-            return url
-        except Exception:  # noqa: BLE001
-            continue
-    return None
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def database(request, tmp_path):
     suffix = uuid.uuid4().hex[:8]
@@ -100,9 +79,7 @@ def database(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'serving.db'}", tables
         return
-    url = pg_url()
-    if url is None:
-        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432 with database 'test'")
+    url = request.getfixturevalue("pg_url")  # skips, saying why, when PostgreSQL does not answer
     yield url, tables
     from recforge.serving.db import make_engine
 

@@ -23,7 +23,8 @@ with warnings.catch_warnings():  # starlette's note about a future httpx rename
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from recforge.serving.app import ServiceConfig, create_app, read_service_config  # noqa: E402
+from recforge.serving.app import create_app  # noqa: E402
+from recforge.serving.config import ServiceConfig, read_service_config  # noqa: E402
 from recforge.serving.batch import run_batch  # noqa: E402
 from recforge.serving.db import make_engine  # noqa: E402
 
@@ -304,7 +305,7 @@ def test_worker_processes_build_their_app_from_the_environment(tmp_path, model_f
     import dataclasses
     import json
 
-    from recforge.serving.app import app_from_env
+    from recforge.serving.run import app_from_env
 
     cfg = ServiceConfig.from_dict({"model": str(model_file), "database": str(tmp_path / "env.db"), "default_k": 4})
     monkeypatch.setenv("RECFORGE_SERVE_CONFIG", json.dumps(dataclasses.asdict(cfg)))

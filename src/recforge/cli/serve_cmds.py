@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
         from recforge.models.base import Recommender
         from recforge.serving.batch import model_version, run_batch
-        from recforge.serving.pipeline import Pipeline, load_item_features
+        from recforge.serving.features import load_item_features
+        from recforge.serving.pipeline import Pipeline
 
         opts = _merge(config, {"model_path": model_path, "model": model, "dataset": dataset, "database": database,
                                "table": table, "k": k, "batch_size": batch_size, "pipeline": pipeline,
@@ -85,7 +86,9 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
     ) -> None:
         """Run the recommendation service (FastAPI under uvicorn)."""
-        from recforge.serving.app import create_app, read_service_config, serve, serve_workers
+        from recforge.serving.app import create_app
+        from recforge.serving.config import read_service_config
+        from recforge.serving.run import serve, serve_workers
 
         cfg = read_service_config(config, {
             "model": str(model_path) if model_path else None, "database": database,
