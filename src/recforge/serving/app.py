@@ -38,7 +38,6 @@ from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query  # 
 from fastapi.concurrency import run_in_threadpool  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator  # noqa: E402
-from starlette.datastructures import QueryParams  # noqa: E402
 from starlette.routing import Match  # noqa: E402
 
 from recforge.serving.config import ID_PATTERN, MAX_K, ServiceConfig  # noqa: E402
@@ -95,12 +94,12 @@ async def _recent(st: ServiceState, user_id: str) -> list[tuple[str, float]]:
 
 
 def _fast_k(query_string: bytes, default_k: int) -> int | None:
-    """``k`` of a query string that holds nothing else (a valid value), else None."""
+    """``k`` of a query string that holds nothing else (``k=N``, N in 1..MAX_K), or None: the
+    route then parses it (and answers 422 where it is invalid)."""
     if not query_string:
         return default_k
-    q = QueryParams(query_string)
-    raw = q.get("k")
-    if len(q) != 1 or raw is None or not raw.isdigit() or len(raw) > 3:
+    key, _, raw = query_string.partition(b"=")
+    if key != b"k" or not raw.isdigit() or len(raw) > 3:
         return None
     k = int(raw)
     return k if 1 <= k <= MAX_K else None

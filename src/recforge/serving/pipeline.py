@@ -363,7 +363,6 @@ class Pipeline:
     def _context(self, user_id: Any, u: int, recent: list[tuple[int, float]] | None) -> UserContext:
         v = self.view
         train = v.train_history(u)
-        train_vals = v.train_values(u)
         if recent:
             rec = np.fromiter((i for i, _ in recent), np.int64, len(recent))
             vals = np.fromiter((x for _, x in recent), np.float64, len(recent))
@@ -375,15 +374,15 @@ class Pipeline:
         else:
             rec, vals = _EMPTY_IDX, _EMPTY_VAL
             history = train
-        cold = self.cold is not None and len(history) > 0 and self.cold.is_cold(u, len(history))
-        ctx = UserContext(user_id, u, history, rec, cold=cold, recent_values=vals, train_items=train,
-                          train_values=train_vals)
-        if cold:
-            return ctx
+        if self.cold is not None and len(history) > 0 and self.cold.is_cold(u, len(history)):
+            return UserContext(user_id, u, history, rec, cold=True, recent_values=vals, train_items=train,
+                               train_values=v.train_values(u))
+        ctx = UserContext(user_id, u, history, rec, recent_values=vals, train_items=train)
         m = self.model
         if len(rec) and (m.folds_in or m.scores_history):
+            # the training history's values, overwritten by the recent events' (the latest wins)
             hv = np.ones(len(history))
-            hv[np.searchsorted(history, train)] = train_vals
+            hv[np.searchsorted(history, train)] = v.train_values(u)
             hv[np.searchsorted(history, rec)] = vals
             ctx.history_values = hv
             if m.folds_in:
