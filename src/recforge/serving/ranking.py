@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recforge._arrays import category_key, id_key
+from recforge._arrays import category_key, check_k, id_key
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
 
@@ -216,8 +216,7 @@ class ColdStart:
                               f"hybrid-weighted, lightfm-style...); {type(model).__name__} does not")
         if not model.is_fitted():
             raise ConfigError(f"{type(model).__name__} is not fitted")
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-            raise ConfigError(f"cold_start threshold must be a positive integer, got {threshold!r}")
+        threshold = check_k(threshold, "cold_start threshold")
         self.model = model
         self.threshold = threshold
         m = model.items_.index(np.asarray(item_ids))

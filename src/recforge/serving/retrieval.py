@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._arrays import check_k
 from recforge.errors import ConfigError
 from recforge.topk import topk_rows
 
@@ -61,11 +62,9 @@ class IndexConfig:
         if self.kind not in INDEX_KINDS:
             raise ConfigError(f"index kind must be one of {', '.join(INDEX_KINDS)}, not {self.kind!r}")
         for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "threads"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ConfigError(f"index {name} must be a positive integer, got {val!r}")
-        if self.nlist is not None and (isinstance(self.nlist, bool) or not isinstance(self.nlist, int) or self.nlist < 1):
-            raise ConfigError(f"index nlist must be a positive integer, got {self.nlist!r}")
+            check_k(getattr(self, name), f"index {name}")
+        if self.nlist is not None:
+            check_k(self.nlist, "index nlist")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
