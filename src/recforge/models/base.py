@@ -224,18 +224,6 @@ class Recommender(Estimator):
         return self._score_pairs(uu, ii).reshape(len(u), n_items)
 
     # ------------------------------------------------------------------ public API (raw ids)
-    def score(self, users: Any, items: Any) -> np.ndarray:
-        """Raw model scores of (user, item) pairs; NaN where the user or the item is unknown."""
-        self._check_fitted()
-        u, i = self._pair_indices(users, items)
-        out = np.full(len(u), np.nan)
-        ok = (u >= 0) & (i >= 0)
-        ok[ok] = self.user_known_[u[ok]] & self.item_known_[i[ok]]
-        if ok.any():
-            out[ok] = self._score_pairs(u[ok], i[ok])
-        self.n_impossible_last_ = int((~ok).sum())
-        return out
-
     def score_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """:meth:`score` for (user index, item index) pairs of this model's vocabularies, for callers
         that already hold indices (a serving ranker: no raw-id lookups per request).
@@ -257,6 +245,18 @@ class Recommender(Estimator):
         ok[ok] = self.user_known_[u[ok]] & self.item_known_[i[ok]]
         if ok.any():
             out[ok] = self._score_pairs(u[ok], i[ok])
+        return out
+
+    def score(self, users: Any, items: Any) -> np.ndarray:
+        """Raw model scores of (user, item) pairs; NaN where the user or the item is unknown."""
+        self._check_fitted()
+        u, i = self._pair_indices(users, items)
+        out = np.full(len(u), np.nan)
+        ok = (u >= 0) & (i >= 0)
+        ok[ok] = self.user_known_[u[ok]] & self.item_known_[i[ok]]
+        if ok.any():
+            out[ok] = self._score_pairs(u[ok], i[ok])
+        self.n_impossible_last_ = int((~ok).sum())
         return out
 
     def predict(self, users: Any, items: Any, *, fallback: Literal["nan", "mean"] = "nan") -> np.ndarray:
