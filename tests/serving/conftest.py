@@ -39,6 +39,13 @@ class HistoryToy(Recommender):
         return w @ self.cooc_[item_idx]
 
 
+class PlainToy(HistoryToy):
+    """Test-only model that declares no history capability (scores come from training only)."""
+
+    name = "plain-toy"
+    scores_history = False
+
+
 class FoldToy(Recommender):
     """Test-only model that declares ``has_embeddings`` and ``folds_in``: random vectors, and a
     folded-in user is the value-weighted sum of the history's item vectors. Records its fold-ins."""
@@ -110,6 +117,11 @@ def pop_model(clustered_data):
 @pytest.fixture
 def history_toy(clustered_data) -> HistoryToy:
     return HistoryToy().fit(clustered_data, FitOptions(seed=0))
+
+
+@pytest.fixture
+def plain_toy(clustered_data) -> PlainToy:
+    return PlainToy().fit(clustered_data, FitOptions(seed=0))
 
 
 @pytest.fixture

@@ -169,7 +169,7 @@ def test_cold_users_get_the_cold_model(ials_model, content_model, clustered_data
     assert p.describe()["cold_start"] == {"model": "content", "threshold": 5}
 
 
-def test_cold_start_in_batch_and_config(tmp_path, ials_model, pop_model, content_model, clustered_data):
+def test_cold_start_in_batch_and_config(tmp_path, ials_model, plain_toy, content_model, clustered_data):
     content_model.save(tmp_path / "content.npz")
     cfg = tmp_path / "p.toml"
     cfg.write_text('[cold_start]\nmodel = "content.npz"\nthreshold = 100\n')
@@ -183,7 +183,7 @@ def test_cold_start_in_batch_and_config(tmp_path, ials_model, pop_model, content
     with pytest.raises(ConfigError, match="unknown cold_start option"):
         Pipeline.from_config(bad, ials_model)
     with pytest.raises(ConfigError, match="must score a history"):
-        Pipeline(ials_model, cold_start=pop_model)  # Popularity does not declare scores_history
+        Pipeline(ials_model, cold_start=plain_toy)  # a model that does not declare scores_history
     with pytest.raises(ConfigError, match="threshold"):
         Pipeline(ials_model, cold_start=content_model, cold_threshold=0)
 

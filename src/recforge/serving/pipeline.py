@@ -37,11 +37,11 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
     lambda = 0.8
     using = "embeddings"    # or an item-feature column such as "genres"
 
-Fresh events reach the request through the model's declared capabilities: a model that
-``folds_in`` (ALS, iALS) solves the user's vector from training history plus recent events; a
-model that ``scores_history`` (EASE, sequential, content models...) scores that history directly;
-any other model answers from its training history, and the item co-occurrence fallback follows the
-latest items.
+Fresh events reach the request through the models' declared capabilities: a retrieval model
+that ``folds_in`` (ALS, iALS) solves the user's vector from training history plus recent events
+(values included) for ANN retrieval; the co-occurrence retriever follows the latest items; a
+ranker scores the user with recent events by ``fold_in`` against its item vectors, else by
+``scores_for_history`` when it ``scores_history``, else from its training history.
 """
 
 from __future__ import annotations
@@ -162,9 +162,8 @@ class UserContext:
         cold: True when the cold-start model answers for this user.
         recent_values: Values of the recent events (ratings, 1 for clicks), aligned with ``recent``.
         train_items / train_values: The training history (item indices, values) of the user.
-        history_values: One value per entry of ``history`` (a recent event's value wins).
-        row: Scores over every item index from the model's ``scores_for_history`` (a warm user
-            with recent events and a model that scores histories but does not fold in), else None.
+        history_values: One value per entry of ``history`` when there are recent events (a
+            recent event's value wins over training), else None.
     """
 
     user_id: Any
@@ -178,7 +177,6 @@ class UserContext:
     train_items: np.ndarray | None = None
     train_values: np.ndarray | None = None
     history_values: np.ndarray | None = None
-    row: np.ndarray | None = None
 
     def query(self) -> Query:
         return Query(self.vector, self.history, self.recent)
@@ -231,8 +229,7 @@ class ModelRanker:
                 vec = ctx.vector if self.same and ctx.folded else m.fold_in(*self._history(ctx))
                 out[ok] = self.item_vectors[ir[ok]] @ np.asarray(vec, np.float64)
             else:
-                row = ctx.row if self.same and ctx.row is not None else m.scores_for_history(
-                    *self._history(ctx), user=ctx.user_id)
+                row = m.scores_for_history(*self._history(ctx), user=ctx.user_id)
                 out[ok] = row[ir[ok]]
             return out
         ur = ctx.u if self.same else (m.users_.index_one(ctx.user_id) if ctx.user_id is not None else -1)
@@ -379,17 +376,15 @@ class Pipeline:
                                train_values=v.train_values(u))
         ctx = UserContext(user_id, u, history, rec, recent_values=vals, train_items=train)
         m = self.model
-        if len(rec) and (m.folds_in or m.scores_history):
+        if len(rec):
             # the training history's values, overwritten by the recent events' (the latest wins)
             hv = np.ones(len(history))
             hv[np.searchsorted(history, train)] = v.train_values(u)
             hv[np.searchsorted(history, rec)] = vals
             ctx.history_values = hv
-            if m.folds_in:
+            if m.folds_in and v.has_embeddings:
                 ctx.vector = np.asarray(m.fold_in(v.item_ids[history], hv), np.float32)
                 ctx.folded = True
-            else:
-                ctx.row = np.asarray(m.scores_for_history(v.item_ids[history], hv, user=user_id), np.float64)
         if ctx.vector is None and u >= 0 and v.has_embeddings:
             ctx.vector = v.user_vectors[u]
         return ctx
@@ -455,12 +450,6 @@ class Pipeline:
                 items, scores = _top_of_scores(row, n, excl)
                 if len(items):
                     return items, scores, "cold-start"
-        if ctx.row is not None and self.chain[0] != "popularity":
-            row = ctx.row.copy()
-            row[~self.view.item_known] = -np.inf
-            items, scores = _top_of_scores(row, n, excl)
-            if len(items):
-                return items, scores, "model"
         q = ctx.query()
         for j, name in enumerate(self.chain):
             r = self.retrievers[name]
