@@ -97,13 +97,13 @@ def test_train_batch_serve_click(tmp_path, database):
     data = tmp_path / "clicks.csv"
     write_dataset(data)
     model = tmp_path / "ials.npz"
-    # 1. train (the main CLI), 2. batch job (serving CLI) with an HNSW index from a pipeline file
+    # 1. train, 2. batch job with an HNSW index from a pipeline file
     cli("recforge.cli.main", "train", "--model", "ials", "--dataset", str(data), "--output", str(model),
         "--set", "embedding_size=16", "--set", "epochs=10", "--set", "alpha=5.0", "--set", "reg=0.1", env=env)
     pipe = tmp_path / "pipeline.toml"
     pipe.write_text('[retrieval]\nkind = "ann"\nindex = "hnsw"\nn_candidates = 60\n'
                     '[[postprocess]]\nkind = "drop-seen"\n')
-    out = cli("recforge.serving", "batch", "--model-path", str(model), "--database", url, "--table", recs_table,
+    out = cli("recforge.cli.main", "batch", "--model-path", str(model), "--database", url, "--table", recs_table,
               "--k", "5", "--pipeline", str(pipe), "--no-progress", env=env)
     assert "wrote 600 rows for 120 users" in out.stdout
 
@@ -125,7 +125,7 @@ def test_train_batch_serve_click(tmp_path, database):
     cfg = tmp_path / "serve.toml"
     cfg.write_text(f'[serve]\nmodel = "{model}"\ndatabase = "{url}"\nrecommendations_table = "{recs_table}"\n'
                    f'events_table = "{events_table}"\npipeline = "{pipe}"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "recforge.serving", "serve", "--config", str(cfg),
+    proc = subprocess.Popen([sys.executable, "-m", "recforge.cli.main", "serve", "--config", str(cfg),
                              "--port", str(port), "--log-level", "warning"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"

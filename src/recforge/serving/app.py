@@ -5,7 +5,8 @@ Endpoints:
 - ``GET /v1/users/{user_id}/recommendations?k=10``: the pipeline's top k, reflecting the user's
   recent events; unknown users get a fallback (recent-event neighbours, else popular items); with
   no model loaded, the precomputed batch table answers.
-- ``GET /v1/items/{item_id}/similar?k=10``: nearest items (embedding cosine or co-occurrence).
+- ``GET /v1/items/{item_id}/similar?k=10``: the model's most similar items (its neighbour matrix or
+  embedding cosine; item co-occurrence for a model with neither).
 - ``POST /v1/events``: ``{user_id, item_id, type, value?, timestamp?}``; stored in the database and
   pushed onto the user's recent history (needs the API key).
 - ``POST /v1/admin/reload``: load a new model version without dropping requests (API key).

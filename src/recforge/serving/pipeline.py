@@ -57,6 +57,7 @@ import pandas as pd
 from recforge._arrays import check_k
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
+from recforge.serving.pipeline_config import pipeline_arguments
 from recforge.serving.postprocess import DropSeen, MinScore, Stage
 from recforge.serving.ranking import ColdStart, CTRRanker
 from recforge.serving.retrieval import (
@@ -337,7 +338,7 @@ class Pipeline:
         cold_start: Recommender | None = None,
     ) -> Pipeline:
         """Build from a config dict or a TOML/YAML file (see the module docstring and
-        :func:`recforge.serving.pipeline_config.pipeline_from_config`).
+        :func:`recforge.serving.pipeline_config.pipeline_arguments`).
 
         ``ranking.model`` names a saved model file (relative paths resolve against the config
         file's folder); ``ranking.kind = "model"`` without one reranks with the retrieval model.
@@ -346,10 +347,8 @@ class Pipeline:
         ``item_features`` arguments). ``cold_start.model`` (or the ``cold_start`` argument)
         answers cold users.
         """
-        from recforge.serving.pipeline_config import pipeline_from_config
-
-        return pipeline_from_config(config, model, item_features=item_features, ranker=ranker, base_dir=base_dir,
-                                    user_features=user_features, cold_start=cold_start)
+        return cls(model, **pipeline_arguments(config, model, item_features=item_features, ranker=ranker,
+                                               base_dir=base_dir, user_features=user_features, cold_start=cold_start))
 
     # ------------------------------------------------------------------ requests
     def context(self, user_id: Any, recent: list[tuple[int, float]] | None = None) -> UserContext:

@@ -1,8 +1,9 @@
-"""Building a :class:`~recforge.serving.pipeline.Pipeline` from its config file or dict.
+"""Reading a :class:`~recforge.serving.pipeline.Pipeline`'s config file or dict.
 
 The file format is described in :mod:`recforge.serving.pipeline`; this module turns its
-``[retrieval]``, ``[ranking]``, ``[cold_start]`` and ``[[postprocess]]`` tables into the runtime
-objects, rejecting unknown options by name.
+``[retrieval]``, ``[ranking]``, ``[cold_start]`` and ``[[postprocess]]`` tables into the
+constructor's arguments (stages, rankers, cold-start model), rejecting unknown options by name.
+``Pipeline.from_config`` calls it; it does not import the pipeline, so the two modules form no cycle.
 """
 
 from __future__ import annotations
@@ -16,18 +17,17 @@ import pandas as pd
 from recforge.errors import ConfigError
 from recforge.models.base import Estimator, Recommender
 from recforge.serving.features import FEATURE_SUFFIXES, load_item_features, load_user_features
-from recforge.serving.pipeline import Pipeline
 from recforge.serving.postprocess import MMR, AllowList, BlockList, DropSeen, MinScore, Stage
 from recforge.serving.ranking import CTRRanker
 from recforge.serving.retrieval import IndexConfig
 
-__all__ = ["SECTIONS", "make_stage", "pipeline_from_config"]
+__all__ = ["SECTIONS", "make_stage", "pipeline_arguments"]
 
 SECTIONS = ("retrieval", "ranking", "postprocess", "cold_start")
 Resolve = Callable[[Any], Path]
 
 
-def pipeline_from_config(
+def pipeline_arguments(
     config: dict[str, Any] | str | Path,
     model: Recommender,
     *,
@@ -36,8 +36,9 @@ def pipeline_from_config(
     base_dir: Path | None = None,
     user_features: pd.DataFrame | None = None,
     cold_start: Recommender | None = None,
-) -> Pipeline:
-    """A :class:`Pipeline` from a config dict or a TOML/YAML file (``Pipeline.from_config``).
+) -> dict[str, Any]:
+    """The keyword arguments of ``Pipeline(model, **kwargs)`` for a config dict or a TOML/YAML file
+    (what ``Pipeline.from_config`` builds).
 
     Args:
         config: The pipeline tables, or a file holding them (top level or a ``[pipeline]`` table).
@@ -108,8 +109,8 @@ def pipeline_from_config(
     if not isinstance(post, list):
         raise ConfigError("postprocess must be a list of tables ([[postprocess]] in TOML)")
     stages = [make_stage(dict(s), model, item_features) for s in post]
-    return Pipeline(model, retriever=kind, index=index, ranker=ranker_obj, stages=stages, cold_start=cold_start,
-                    **kwargs)
+    return {"retriever": kind, "index": index, "ranker": ranker_obj, "stages": stages, "cold_start": cold_start,
+            **kwargs}
 
 
 def _ctr_ranker(spec: dict[str, Any], model: Recommender, ctr_model: Any, resolve: Resolve,
