@@ -269,3 +269,16 @@ def test_ml100k_hnsw_and_ivf_recall(ml100k):
     ivf = EmbeddingIndex(iv, IndexConfig(kind="ivf", nprobe=8)).search(uv[:300], 100)[0]
     assert recall_against_exact(hnsw, exact) >= 0.97
     assert recall_against_exact(ivf, exact) >= 0.6
+
+
+def test_id_lookups_are_the_vocabularys(ials_model):
+    # the request path's one-id lookup (Vocabulary.index_one, a dict) answers what Vocabulary.index does
+    from recforge.data.vocabulary import Vocabulary
+
+    view = Pipeline(ials_model, index={"kind": "exact"}).view
+    for raw in (1000, "1000", np.int64(1000), "01000", 1000.0, "x", "-5", 424242):
+        assert view.items.index_one(raw) == int(view.items.index(np.asarray([raw]))[0]), raw
+    assert view.item_index("1000") == view.item_index(1000) >= 0 and view.user_index("stranger") == -1
+    words = Vocabulary(["a", "b", "7"])
+    for raw in ("b", 7, np.int64(7), "zz"):
+        assert words.index_one(raw) == int(words.index(np.asarray([raw]))[0]), raw
