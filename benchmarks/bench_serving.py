@@ -371,7 +371,7 @@ class Server:
             p.write_text(pipeline)
             lines.append(f'pipeline = "{p}"')
         cfg.write_text("[serve]\n" + "\n".join(lines) + "\n")
-        args = [sys.executable, "-m", "recforge.serving", "serve", "--config", str(cfg), "--host", HOST,
+        args = [sys.executable, "-m", "recforge.cli.main", "serve", "--config", str(cfg), "--host", HOST,
                 "--port", str(self.port), "--log-level", "warning", "--workers", str(workers)]
         self.log = open(workdir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)

@@ -53,3 +53,57 @@ def gowalla():
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)
+
+
+# ---------------------------------------------------------------------------------------- live services
+PG_URL = "postgresql://{user}@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A live PostgreSQL URL (database ``test`` at 127.0.0.1:5432, trust auth), or skip saying why."""
+    if not _port_open(5432):
+        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432 (start it, e.g. with .ci/run)")
+    pytest.importorskip("sqlalchemy", reason="PostgreSQL tests need SQLAlchemy (the serve extra)")
+    import sqlalchemy as sa
+
+    from recforge.serving.db import make_engine
+
+    errors = []
+    for user in ("postgres", "root"):
+        url = PG_URL.format(user=user)
+        eng = make_engine(url)
+        try:
+            with eng.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return url
+        except sa.exc.SQLAlchemyError as exc:  # a role the server refuses: try the next one
+            errors.append(f"{user}: {type(exc).__name__}")
+        finally:
+            eng.dispose()
+    pytest.skip(f"PostgreSQL answers at 127.0.0.1:5432 but database 'test' refuses users postgres and root "
+                f"({'; '.join(errors)})")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A live Redis URL (127.0.0.1:6379, db 0), or skip saying why."""
+    if not _port_open(6379):
+        pytest.skip("Redis does not answer at 127.0.0.1:6379")
+    redis = pytest.importorskip("redis", reason="Redis tests need the redis client (the serve extra)")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis at 127.0.0.1:6379 does not answer PING ({exc})")
+    return REDIS_URL

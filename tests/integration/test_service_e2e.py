@@ -1,7 +1,7 @@
 """End to end: train a model with the CLI, build its index, run the batch job into a database,
 start the real service (uvicorn on a free loopback port), ask for recommendations over HTTP,
 post click events and see the next response follow them. SQLite always; PostgreSQL when one
-answers at 127.0.0.1:5432."""
+answers at 127.0.0.1:5432 (the ``pg_url`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -72,27 +72,6 @@ def http(method: str, url: str, body: dict | None = None, key: str | None = None
         return e.code, json.loads(e.read() or b"{}")
 
 
-def pg_url() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            pass
-    except OSError:
-        return None
-    from recforge.serving.db import make_engine
-
-    for user in ("postgres", "root"):
-        url = f"postgresql://{user}@127.0.0.1:5432/test"
-        try:
-            eng = make_engine(url)
-            with eng.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            eng.dispose()
-            return url
-        except Exception:  # noqa: BLE001
-            continue
-    return None
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def database(request, tmp_path):
     suffix = uuid.uuid4().hex[:8]
@@ -100,9 +79,7 @@ def database(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'serving.db'}", tables
         return
-    url = pg_url()
-    if url is None:
-        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432 with database 'test'")
+    url = request.getfixturevalue("pg_url")  # skips, saying why, when PostgreSQL does not answer
     yield url, tables
     from recforge.serving.db import make_engine
 
@@ -120,13 +97,13 @@ def test_train_batch_serve_click(tmp_path, database):
     data = tmp_path / "clicks.csv"
     write_dataset(data)
     model = tmp_path / "ials.npz"
-    # 1. train (the main CLI), 2. batch job (serving CLI) with an HNSW index from a pipeline file
+    # 1. train, 2. batch job with an HNSW index from a pipeline file
     cli("recforge.cli.main", "train", "--model", "ials", "--dataset", str(data), "--output", str(model),
         "--set", "embedding_size=16", "--set", "epochs=10", "--set", "alpha=5.0", "--set", "reg=0.1", env=env)
     pipe = tmp_path / "pipeline.toml"
     pipe.write_text('[retrieval]\nkind = "ann"\nindex = "hnsw"\nn_candidates = 60\n'
                     '[[postprocess]]\nkind = "drop-seen"\n')
-    out = cli("recforge.serving", "batch", "--model-path", str(model), "--database", url, "--table", recs_table,
+    out = cli("recforge.cli.main", "batch", "--model-path", str(model), "--database", url, "--table", recs_table,
               "--k", "5", "--pipeline", str(pipe), "--no-progress", env=env)
     assert "wrote 600 rows for 120 users" in out.stdout
 
@@ -148,7 +125,7 @@ def test_train_batch_serve_click(tmp_path, database):
     cfg = tmp_path / "serve.toml"
     cfg.write_text(f'[serve]\nmodel = "{model}"\ndatabase = "{url}"\nrecommendations_table = "{recs_table}"\n'
                    f'events_table = "{events_table}"\npipeline = "{pipe}"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "recforge.serving", "serve", "--config", str(cfg),
+    proc = subprocess.Popen([sys.executable, "-m", "recforge.cli.main", "serve", "--config", str(cfg),
                              "--port", str(port), "--log-level", "warning"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"

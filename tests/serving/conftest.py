@@ -1,10 +1,11 @@
-"""Fixtures for the serving tests: small fitted models, and live PostgreSQL / Redis (skipped with a
-reason when they do not answer)."""
+"""Fixtures for the serving tests: small fitted models (two test-only models that declare the
+history capabilities), fresh table names. ``pg_url`` and ``redis_url`` live in tests/conftest.py."""
 
 from __future__ import annotations
 
-import socket
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,17 +13,63 @@ import pytest
 
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
-
-PG_URL = "postgresql://{user}@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from recforge.models.base import Recommender
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+class HistoryToy(Recommender):
+    """Test-only model that declares ``scores_history``: an item's score is the value-weighted sum
+    of its co-occurrence counts with the history's items. Records every history it is asked about."""
+
+    name = "history-toy"
+    scores_history = True
+
+    def _fit(self, data: Interactions, options: FitOptions) -> None:
+        x = self.seen_.astype(np.float64)
+        self.cooc_ = np.asarray((x.T @ x).todense())
+        np.fill_diagonal(self.cooc_, 0.0)
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return np.asarray(self.seen_[u] @ self.cooc_)
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        self.__dict__.setdefault("calls", []).append((item_idx.copy(), None if values is None else values.copy(),
+                                                      context["user"]))
+        w = np.ones(len(item_idx)) if values is None else values
+        return w @ self.cooc_[item_idx]
+
+
+class PlainToy(HistoryToy):
+    """Test-only model that declares no history capability (scores come from training only)."""
+
+    name = "plain-toy"
+    scores_history = False
+
+
+class FoldToy(Recommender):
+    """Test-only model that declares ``has_embeddings`` and ``folds_in``: random vectors, and a
+    folded-in user is the value-weighted sum of the history's item vectors. Records its fold-ins."""
+
+    name = "fold-toy"
+    has_embeddings = True
+    folds_in = True
+
+    def _fit(self, data: Interactions, options: FitOptions) -> None:
+        rng = np.random.default_rng(options.seed)
+        self.item_vecs_ = rng.normal(size=(len(self.items_), 4))
+        self.user_vecs_ = np.asarray(self.seen_ @ self.item_vecs_)
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        return self.user_vecs_[u] @ self.item_vecs_.T
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.user_vecs_, self.item_vecs_
+
+    def fold_in(self, item_ids: Any, values: Any = None) -> np.ndarray:
+        idx = self.items_.index(item_ids)
+        w = np.ones(len(idx)) if values is None else np.asarray(values, np.float64)
+        self.__dict__.setdefault("calls", []).append((idx.copy(), None if values is None else w.copy()))
+        return w @ self.item_vecs_[idx]
 
 
 def clustered(n_users: int = 60, n_items: int = 40, n_clusters: int = 4, per_user: int = 6, seed: int = 0) -> Interactions:
@@ -67,40 +114,19 @@ def pop_model(clustered_data):
     return Popularity().fit(clustered_data, FitOptions(seed=0))
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    """A live PostgreSQL URL (database ``test``), or skip."""
-    if not _port_open(5432):
-        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432 (start it, e.g. with .ci/run)")
-    import sqlalchemy as sa
-
-    from recforge.serving.db import make_engine
-
-    for user in ("postgres", "root"):
-        url = PG_URL.format(user=user)
-        try:
-            eng = make_engine(url)
-            with eng.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            eng.dispose()
-            return url
-        except Exception:  # noqa: BLE001 - try the next role
-            continue
-    pytest.skip("PostgreSQL answers at 127.0.0.1:5432 but database 'test' refuses users postgres and root")
+@pytest.fixture
+def history_toy(clustered_data) -> HistoryToy:
+    return HistoryToy().fit(clustered_data, FitOptions(seed=0))
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A live Redis URL, or skip."""
-    if not _port_open(6379):
-        pytest.skip("Redis does not answer at 127.0.0.1:6379")
-    import redis
+@pytest.fixture
+def plain_toy(clustered_data) -> PlainToy:
+    return PlainToy().fit(clustered_data, FitOptions(seed=0))
 
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Redis at 127.0.0.1:6379 does not answer PING ({exc})")
-    return REDIS_URL
+
+@pytest.fixture
+def fold_toy(clustered_data) -> FoldToy:
+    return FoldToy().fit(clustered_data, FitOptions(seed=0))
 
 
 @pytest.fixture

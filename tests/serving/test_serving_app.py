@@ -23,9 +23,11 @@ with warnings.catch_warnings():  # starlette's note about a future httpx rename
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from recforge.serving.app import ServiceConfig, create_app, read_service_config  # noqa: E402
+from recforge.serving.app import create_app, render_recommendations  # noqa: E402
 from recforge.serving.batch import run_batch  # noqa: E402
+from recforge.serving.config import ServiceConfig, read_service_config  # noqa: E402
 from recforge.serving.db import make_engine  # noqa: E402
+from recforge.serving.history import History, MemoryHistory  # noqa: E402
 
 KEY = {"X-API-Key": "s3cret"}
 
@@ -55,6 +57,47 @@ def test_recommendations_match_the_model(tmp_path, model_file, ials_model):
     want, _ = ials_model.recommend(3, 5)
     assert items_of(r) == want.tolist()
     assert len(items_of(c.get("/v1/users/3/recommendations"))) == 10  # default k
+
+
+def test_route_and_shortcut_render_the_same_bytes(tmp_path, model_file):
+    c = make_client(tmp_path, model_file)
+    st = c.app.state.recforge
+    for item in (1030, 1031):
+        assert c.post("/v1/events", json={"user_id": "3", "item_id": item, "type": "click"}, headers=KEY).status_code == 201
+    fast = c.get("/v1/users/3/recommendations?k=5")  # answered by the middleware's shortcut
+    slow = c.get("/v1/users/3/recommendations?k=5&debug=1")  # an extra parameter: FastAPI's route
+    assert fast.status_code == slow.status_code == 200
+    assert fast.content == slow.content
+    assert fast.headers["content-type"] == slow.headers["content-type"] == "application/json"
+    want = render_recommendations(st.bundle, "3", 5, st.history.recent("3"))
+    assert fast.content == want
+    body = fast.json()
+    assert body["k"] == 5 and body["source"] == "model" and not {1030, 1031} & set(items_of(fast))
+    # both paths are counted under the route's name
+    metrics = c.get("/metrics").text
+    assert 'route="/v1/users/{user_id}/recommendations",status="200"} 2.0' in metrics
+
+
+def test_rating_events_must_lie_on_the_training_scale(tmp_path):
+    from recforge.config import FitOptions
+    from recforge.models.baselines.bias import Bias
+    from recforge.testing.datasets import toy_ratings
+
+    path = tmp_path / "bias.npz"
+    Bias().fit(toy_ratings(), FitOptions(seed=0)).save(path)  # ratings 1..5
+    c = make_client(tmp_path, path)
+    ok = {"user_id": "u", "item_id": 101, "type": "rating", "value": 4.5}
+    assert c.post("/v1/events", json=ok, headers=KEY).status_code == 201
+    r = c.post("/v1/events", json={**ok, "value": 7}, headers=KEY)
+    assert r.status_code == 422 and "rating must be in [1, 5]" in r.text
+
+
+def test_history_stores_follow_the_protocol():
+    h = MemoryHistory(max_len=2)
+    assert isinstance(h, History) and not h.blocking
+    for item in ("a", "b", "c"):
+        h.push("u", item, 2.0)
+    assert h.recent("u") == [("c", 2.0), ("b", 2.0)]
 
 
 def test_validation_errors_are_422_with_a_message(tmp_path, model_file):
@@ -241,6 +284,8 @@ def test_redis_history_is_shared_between_services(tmp_path, model_file, redis_ur
     b = make_client(tmp_path, model_file, redis=redis_url, redis_prefix=prefix, database=db)
     try:
         assert a.get("/healthz").json()["history"] == "redis"
+        history = a.app.state.recforge.history
+        assert isinstance(history, History) and history.blocking
         cold = items_of(b.get("/v1/users/bob/recommendations?k=4"))
         for item in (1010, 1011, 1012):
             assert a.post("/v1/events", json={"user_id": "bob", "item_id": item, "type": "click"},
@@ -304,7 +349,7 @@ def test_worker_processes_build_their_app_from_the_environment(tmp_path, model_f
     import dataclasses
     import json
 
-    from recforge.serving.app import app_from_env
+    from recforge.serving.run import app_from_env
 
     cfg = ServiceConfig.from_dict({"model": str(model_file), "database": str(tmp_path / "env.db"), "default_k": 4})
     monkeypatch.setenv("RECFORGE_SERVE_CONFIG", json.dumps(dataclasses.asdict(cfg)))

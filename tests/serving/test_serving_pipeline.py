@@ -117,19 +117,57 @@ def test_unknown_user_gets_popular_then_fold_in(ials_model, clustered_data):
     assert warm.source == "model"
     assert not set(clicks) & set(warm.item_ids)
     assert all(1030 <= i < 1040 for i in warm.item_ids)  # the rest of cluster 3
-    # the folded-in vector is the model's own recalculate_user
+    # the folded-in vector is the model's own fold_in, with the events' values
     c = p.context("stranger", recent)
-    np.testing.assert_allclose(c.vector, ials_model.recalculate_user(clicks), rtol=1e-5)
+    assert c.folded
+    np.testing.assert_allclose(c.vector, ials_model.fold_in(clicks, [1.0, 1.0, 1.0]), rtol=1e-5)
 
 
-def test_generic_fold_in_for_models_without_recalculate_user(ials_model):
-    from recforge.serving.pipeline import ModelView
+def test_fold_in_model_gets_history_and_event_values(fold_toy):
+    p = Pipeline(fold_toy, index={"kind": "exact"}, ranker=fold_toy)
+    u = p.view.user_index(1)
+    train = p.view.train_history(u)
+    new = [i for i in range(len(p.view.item_ids)) if i not in set(train.tolist())][:2]
+    recent = [(new[0], 3.0), (new[1], 0.5), (new[0], 9.0)]  # latest first: the repeat is older
+    c = p.context(1, recent)
+    assert c.folded and not c.cold
+    idx, vals = fold_toy.calls[-1]
+    np.testing.assert_array_equal(np.sort(idx), np.union1d(train, new))
+    want = dict(zip(idx.tolist(), vals.tolist(), strict=True))
+    assert want[new[0]] == 3.0 and want[new[1]] == 0.5 and all(want[i] == 1.0 for i in train.tolist())
+    np.testing.assert_allclose(c.vector, vals @ fold_toy.item_vecs_[idx], rtol=1e-5)
+    # the ranker scores the folded vector against the model's public item vectors
+    rec = p.recommend(1, 5, recent)
+    got = fold_toy.items_.index(rec.item_ids)
+    np.testing.assert_allclose(rec.scores, fold_toy.item_vecs_[got] @ c.vector.astype(np.float64), rtol=1e-5)
+    assert list(rec.scores) == sorted(rec.scores, reverse=True)
 
-    view = ModelView(ials_model)
-    view.model = type("NoRecalc", (), {"config": ials_model.config})()  # hide recalculate_user
-    items = np.array([1, 4, 7])
-    got = view.fold_in(items)
-    np.testing.assert_allclose(got, ials_model.recalculate_user(ials_model.items_.ids[items]), rtol=1e-4, atol=1e-6)
+
+def test_history_scoring_ranker_scores_a_user_with_events(ials_model, history_toy):
+    p = Pipeline(ials_model, index={"kind": "exact"}, n_candidates=15, ranker=history_toy)
+    u = p.view.user_index(1)
+    train = p.view.train_history(u)
+    new = next(i for i in range(len(p.view.item_ids)) if i not in set(train.tolist()))
+    rec = p.recommend(1, 5, [(new, 2.5)])
+    assert rec.source == "model"
+    idx, vals, user = history_toy.calls[-1]
+    assert user == history_toy.users_.index_one(1)
+    np.testing.assert_array_equal(history_toy.items_.ids[idx], p.view.item_ids[np.union1d(train, [new])])
+    assert vals[np.searchsorted(idx, history_toy.items_.index_one(p.view.item_ids[new]))] == 2.5
+    row = vals @ history_toy.cooc_[idx]
+    np.testing.assert_allclose(rec.scores, row[history_toy.items_.index(rec.item_ids)])
+    assert list(rec.scores) == sorted(rec.scores, reverse=True)
+    # without events the user is scored from training: no history call
+    n_calls = len(history_toy.calls)
+    p.recommend(1, 5)
+    assert len(history_toy.calls) == n_calls
+
+
+def test_ranker_without_history_capabilities_scores_from_training(ials_model, plain_toy):
+    p = Pipeline(ials_model, index={"kind": "exact"}, n_candidates=20, ranker=plain_toy)
+    rec = p.recommend(5, 10, [(p.view.item_index(1001), 4.0)])
+    np.testing.assert_allclose(rec.scores, plain_toy.score(5, rec.item_ids))
+    assert "calls" not in vars(plain_toy)
 
 
 def test_known_user_events_change_the_list(ials_model):
@@ -207,13 +245,15 @@ def test_from_config_file_and_errors(tmp_path, ials_model, clustered_data):
 
 def test_similar_items(ials_model, pop_model):
     p = Pipeline(ials_model, index={"kind": "exact"})
-    idx, sc = p.similar_items(p.view.item_index(1000), 3)
+    ids, sc = p.similar_items(1000, 3)
     want, want_sc = ials_model.similar_items(1000, 3)
-    np.testing.assert_array_equal(p.view.item_ids[idx], want)
+    np.testing.assert_array_equal(ids, want)
     np.testing.assert_allclose(sc, want_sc, rtol=1e-5)
+    # a model with neither neighbours nor embeddings: item co-occurrence
     q = Pipeline(pop_model, retriever="popularity")
-    idx, _ = q.similar_items(q.view.item_index(1000), 3)
-    assert all(1000 <= i < 1010 for i in q.view.item_ids[idx])
+    ids, _ = q.similar_items(1000, 3)
+    assert len(ids) == 3 and all(1000 <= i < 1010 for i in ids)
+    assert len(q.similar_items(424242, 3)[0]) == 0
 
 
 @pytest.mark.slow
@@ -229,3 +269,16 @@ def test_ml100k_hnsw_and_ivf_recall(ml100k):
     ivf = EmbeddingIndex(iv, IndexConfig(kind="ivf", nprobe=8)).search(uv[:300], 100)[0]
     assert recall_against_exact(hnsw, exact) >= 0.97
     assert recall_against_exact(ivf, exact) >= 0.6
+
+
+def test_id_lookups_are_the_vocabularys(ials_model):
+    # the request path's one-id lookup (Vocabulary.index_one, a dict) answers what Vocabulary.index does
+    from recforge.data.vocabulary import Vocabulary
+
+    view = Pipeline(ials_model, index={"kind": "exact"}).view
+    for raw in (1000, "1000", np.int64(1000), "01000", 1000.0, "x", "-5", 424242):
+        assert view.items.index_one(raw) == int(view.items.index(np.asarray([raw]))[0]), raw
+    assert view.item_index("1000") == view.item_index(1000) >= 0 and view.user_index("stranger") == -1
+    words = Vocabulary(["a", "b", "7"])
+    for raw in ("b", 7, np.int64(7), "zz"):
+        assert words.index_one(raw) == int(words.index(np.asarray([raw]))[0]), raw

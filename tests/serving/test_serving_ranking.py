@@ -169,7 +169,7 @@ def test_cold_users_get_the_cold_model(ials_model, content_model, clustered_data
     assert p.describe()["cold_start"] == {"model": "content", "threshold": 5}
 
 
-def test_cold_start_in_batch_and_config(tmp_path, ials_model, content_model, clustered_data):
+def test_cold_start_in_batch_and_config(tmp_path, ials_model, plain_toy, content_model, clustered_data):
     content_model.save(tmp_path / "content.npz")
     cfg = tmp_path / "p.toml"
     cfg.write_text('[cold_start]\nmodel = "content.npz"\nthreshold = 100\n')
@@ -182,7 +182,21 @@ def test_cold_start_in_batch_and_config(tmp_path, ials_model, content_model, clu
     bad.write_text('[cold_start]\nmodel = "content.npz"\nminimum = 3\n')
     with pytest.raises(ConfigError, match="unknown cold_start option"):
         Pipeline.from_config(bad, ials_model)
-    with pytest.raises(ConfigError, match="scores_for_history"):
-        Pipeline(ials_model, cold_start=ials_model)
+    with pytest.raises(ConfigError, match="must score a history"):
+        Pipeline(ials_model, cold_start=plain_toy)  # a model that does not declare scores_history
     with pytest.raises(ConfigError, match="threshold"):
         Pipeline(ials_model, cold_start=content_model, cold_threshold=0)
+
+
+def test_cold_start_passes_history_and_values_to_the_cold_model(ials_model, history_toy):
+    p = Pipeline(ials_model, cold_start=history_toy, cold_threshold=5)
+    events = [(p.view.item_index(1031), 2.0), (p.view.item_index(1033), 0.5)]  # latest first
+    rec = p.recommend("new-user", 4, events)
+    assert rec.source == "cold-start"
+    idx, vals, _ = history_toy.calls[-1]
+    np.testing.assert_array_equal(history_toy.items_.ids[idx], [1033, 1031])  # oldest first
+    np.testing.assert_allclose(vals, [0.5, 2.0])
+    row = vals @ history_toy.cooc_[idx]
+    row[idx] = -np.inf
+    want = history_toy.items_.ids[np.lexsort((np.arange(len(row)), -row))[:4]]
+    assert rec.item_ids == want.tolist()

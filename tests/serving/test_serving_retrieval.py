@@ -125,7 +125,7 @@ def test_cooccurrence_cosine_known_values():
 def test_cooccurrence_keeps_top_neighbors_only():
     rng = np.random.default_rng(0)
     x = sp.csr_matrix((rng.random((50, 30)) < 0.3).astype(np.float32))
-    r = CooccurrenceRetriever.from_interactions(x, neighbors=5, block=7)
+    r = CooccurrenceRetriever.from_interactions(x, neighbors=5)
     counts = np.diff(r.similarity.indptr)
     assert counts.max() <= 5
     dense = (x.T @ x).toarray()
@@ -136,6 +136,21 @@ def test_cooccurrence_keeps_top_neighbors_only():
         row = r.similarity[i]
         kth = np.sort(cos[i])[::-1][4]
         assert (row.data >= kth - 1e-6).all()
+
+
+def test_cooccurrence_neighbours_are_brute_force_cosine():
+    # every positive neighbour kept: the retriever's matrix is the binary item-column cosine itself
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 4, size=(40, 12)) * (rng.random((40, 12)) < 0.35)
+    x = sp.csr_matrix(counts.astype(np.float32))  # values are binarised: counts must not matter
+    r = CooccurrenceRetriever.from_interactions(x, neighbors=11)
+    b = (counts > 0).astype(np.float64)
+    norms = np.sqrt(b.sum(axis=0))
+    norms[norms == 0] = 1.0
+    cos = (b.T @ b) / norms[:, None] / norms[None, :]
+    np.fill_diagonal(cos, 0.0)
+    np.testing.assert_allclose(r.similarity.toarray(), cos, rtol=1e-5, atol=1e-7)
+    assert (r.similarity.data > 0).all()
 
 
 def test_popularity_retriever_order_ties_and_exclusion():

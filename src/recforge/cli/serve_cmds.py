@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
         """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
         from recforge.models.base import Recommender
         from recforge.serving.batch import model_version, run_batch
-        from recforge.serving.pipeline import Pipeline, load_item_features
+        from recforge.serving.features import load_item_features
+        from recforge.serving.pipeline import Pipeline
 
         spec = read_spec(config, {
             "model": model, "dataset": dataset, "k": k, "seed": seed,
@@ -105,7 +106,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the recommendation service (FastAPI under uvicorn)."""
         from recforge.config import parse_sets
-        from recforge.serving.app import create_app, read_service_config, serve, serve_workers
+        from recforge.serving.app import create_app
+        from recforge.serving.config import read_service_config
+        from recforge.serving.run import serve, serve_workers
 
         spec = read_spec(config, None, set_, command="serve", builds_model=False)
         pairs = parse_sets(set_)

@@ -106,7 +106,20 @@ class Vocabulary:
         return self._index.get_indexer(arr).astype(np.int64)
 
     def index_one(self, raw_id: Any) -> int:
-        """Index of one raw id, ``-1`` if unknown."""
+        """Index of one raw id, ``-1`` if unknown; the same answer as :meth:`index`.
+
+        A dictionary lookup (well under a microsecond, against tens for :meth:`index`): the
+        per-request path of a service.
+        """
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = self._lookup = {str(x): j for j, x in enumerate(self._ids.tolist())}
+        if isinstance(raw_id, (str, int, np.integer)) and not isinstance(raw_id, bool):
+            j = lookup.get(str(raw_id), -1)
+            # only a non-canonical integer string ("007") can match an int id without matching its key
+            if j >= 0 or not (isinstance(raw_id, str) and self._ids.dtype.kind != "U"
+                              and raw_id.lstrip("-").isdigit()):
+                return j
         return int(self.index(np.asarray([raw_id]))[0])
 
     def id(self, idx: Any) -> np.ndarray:

@@ -224,6 +224,29 @@ class Recommender(Estimator):
         return self._score_pairs(uu, ii).reshape(len(u), n_items)
 
     # ------------------------------------------------------------------ public API (raw ids)
+    def score_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """:meth:`score` for (user index, item index) pairs of this model's vocabularies, for callers
+        that already hold indices (a serving ranker: no raw-id lookups per request).
+
+        Args:
+            users: User indices (``-1`` = unknown).
+            items: Item indices (``-1`` = unknown), same length.
+
+        Returns:
+            Scores; NaN where the user or the item is unknown or had no training interactions.
+        """
+        self.check_is_fitted()
+        u = np.asarray(users, dtype=np.int64)
+        i = np.asarray(items, dtype=np.int64)
+        if u.shape != i.shape:
+            raise DataError(f"users and items differ in length ({len(u)} vs {len(i)})")
+        out = np.full(len(u), np.nan)
+        ok = (u >= 0) & (i >= 0)
+        ok[ok] = self.user_known_[u[ok]] & self.item_known_[i[ok]]
+        if ok.any():
+            out[ok] = self._score_pairs(u[ok], i[ok])
+        return out
+
     def score(self, users: Any, items: Any) -> np.ndarray:
         """Raw model scores of (user, item) pairs; NaN where the user or the item is unknown."""
         self._check_fitted()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from recforge.errors import ConfigError
+from recforge._arrays import check_k
 from recforge.models.base import Recommender
 from recforge.serving.pipeline import Pipeline
 
@@ -79,12 +79,10 @@ def run_batch(
     """
     from recforge.serving.db import drop_leftover_staging, make_engine, write_recommendations
 
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    k = check_k(k)
+    batch_size = check_k(batch_size, "batch_size")
     model = source.model if isinstance(source, Pipeline) else source
-    model._check_fitted()
+    model.check_is_fitted()
     version = version or model_version(model)
     user_ids = model.users_.ids
     item_ids = model.items_.ids

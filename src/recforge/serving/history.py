@@ -10,13 +10,43 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from recforge.errors import ConfigError
+
+__all__ = ["History", "MemoryHistory", "RedisHistory", "make_history"]
+
+
+@runtime_checkable
+class History(Protocol):
+    """Where the service keeps each user's recent events ``(item_id, value)``, most recent first.
+
+    ``blocking`` says whether a call waits on the network: the service then runs it in a worker
+    thread instead of on the event loop.
+    """
+
+    blocking: ClassVar[bool]
+
+    def push(self, user_id: str, item_id: str, value: float = 1.0) -> None:
+        """Record one event as the user's most recent."""
+
+    def recent(self, user_id: str, n: int | None = None) -> list[tuple[str, float]]:
+        """The latest events ``(item_id, value)``, most recent first (at most ``n``)."""
+
+    def clear(self, user_id: str | None = None) -> None:
+        """Forget one user's events, or everyone's."""
+
+    def ping(self) -> bool:
+        """Whether the store answers."""
+
+    def describe(self) -> str:
+        """A short name for ``/healthz``."""
 
 
 class MemoryHistory:
     """Recent events per user in this process (bounded: at most ``max_users`` users, LRU)."""
+
+    blocking: ClassVar[bool] = False
 
     def __init__(self, max_len: int = 50, max_users: int = 1_000_000) -> None:
         if max_len < 1 or max_users < 1:
@@ -67,7 +97,10 @@ class RedisHistory:
         max_len: Events kept per user.
         prefix: Key prefix (lets several services or tests share one Redis).
         ttl_seconds: Expiry of a user's list after their last event (0: never).
+        client: A ready Redis client (tests); default: one for ``url``.
     """
+
+    blocking: ClassVar[bool] = True
 
     def __init__(self, url: str, max_len: int = 50, prefix: str = "recforge:history:", ttl_seconds: int = 7 * 86400,
                  client: Any = None) -> None:
@@ -117,7 +150,7 @@ class RedisHistory:
         return "redis"
 
 
-def make_history(redis_url: str | None, max_len: int = 50, prefix: str = "recforge:history:") -> MemoryHistory | RedisHistory:
+def make_history(redis_url: str | None, max_len: int = 50, prefix: str = "recforge:history:") -> History:
     """Redis-backed history when a URL is given, else in-process."""
     if redis_url:
         return RedisHistory(redis_url, max_len=max_len, prefix=prefix)

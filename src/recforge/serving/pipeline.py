@@ -37,10 +37,11 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
     lambda = 0.8
     using = "embeddings"    # or an item-feature column such as "genres"
 
-Fresh events fold into the request: a model with ``recalculate_user`` (implicit ALS) recomputes
-the user's vector from training history plus recent items; another embedding model gets the same
-closed-form implicit-ALS user step against its item vectors; a model without embeddings answers
-from item-to-item co-occurrence with the latest items.
+Fresh events reach the request through the models' declared capabilities: a retrieval model
+that ``folds_in`` (ALS, iALS) solves the user's vector from training history plus recent events
+(values included) for ANN retrieval; the co-occurrence retriever follows the latest items; a
+ranker scores the user with recent events by ``fold_in`` against its item vectors, else by
+``scores_for_history`` when it ``scores_history``, else from its training history.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recforge.errors import ConfigError, DataError
+from recforge._arrays import check_k
+from recforge.errors import ConfigError
 from recforge.models.base import Recommender
-from recforge.serving.postprocess import MMR, AllowList, BlockList, DropSeen, MinScore, Stage
+from recforge.serving.pipeline_config import pipeline_arguments
+from recforge.serving.postprocess import DropSeen, MinScore, Stage
 from recforge.serving.ranking import ColdStart, CTRRanker
 from recforge.serving.retrieval import (
     CooccurrenceRetriever,
@@ -66,20 +69,25 @@ from recforge.serving.retrieval import (
     Query,
     Retriever,
 )
+from recforge.topk import topk_rows
+
+__all__ = ["RETRIEVERS", "ModelRanker", "ModelView", "Pipeline", "Recommendation", "UserContext"]
 
 RETRIEVERS = ("ann", "item-knn", "popularity")
-
-
-def _key(raw: Any) -> str:
-    return str(raw.item() if hasattr(raw, "item") else raw)
+_EMPTY_IDX = np.empty(0, np.int64)
+_EMPTY_VAL = np.empty(0, np.float64)
 
 
 class ModelView:
     """What serving needs from a fitted model, precomputed for per-request speed.
 
+    Ids map to indices through the model's own vocabularies (``model.items_``, ``model.users_``);
+    embeddings come from the public :meth:`~recforge.models.base.Recommender.embeddings` of a
+    model that declares ``has_embeddings``.
+
     Attributes:
         model: The fitted recommender.
-        user_vectors / item_vectors: The model's embeddings, or None.
+        user_vectors / item_vectors: The model's embeddings (float32), or None.
         counts: Training interactions per item index.
     """
 
@@ -90,20 +98,18 @@ class ModelView:
         self.items = model.items_
         self.users = model.users_
         self.item_ids = model.items_.ids
-        self._item_lookup = {_key(x): j for j, x in enumerate(self.item_ids.tolist())}
-        self._user_lookup = {_key(x): j for j, x in enumerate(model.users_.ids.tolist())}
         self.user_known = np.asarray(model.user_known_, bool)
         self.item_known = np.asarray(model.item_known_, bool)
         self.seen = model.seen_.tocsr()
         self.counts = np.diff(self.seen.tocsc().indptr).astype(np.float64)
-        self.explicit = bool(getattr(model, "explicit_", False))
-        try:
+        self.explicit = bool(model.explicit_)
+        self._rating_range = (float(model.rating_min_), float(model.rating_max_)) if self.explicit else None
+        self.user_vectors: np.ndarray | None = None
+        self.item_vectors: np.ndarray | None = None
+        if model.has_embeddings:
             uv, iv = model.embeddings()
-            self.user_vectors: np.ndarray | None = np.ascontiguousarray(uv, np.float32)
-            self.item_vectors: np.ndarray | None = np.ascontiguousarray(iv, np.float32)
-        except NotImplementedError:
-            self.user_vectors = self.item_vectors = None
-        self._gram: np.ndarray | None = None
+            self.user_vectors = np.ascontiguousarray(uv, np.float32)
+            self.item_vectors = np.ascontiguousarray(iv, np.float32)
 
     @property
     def has_embeddings(self) -> bool:
@@ -111,45 +117,36 @@ class ModelView:
 
     def user_index(self, raw: Any) -> int:
         """Index of a raw user id known in training, else ``-1``."""
-        u = self._user_lookup.get(_key(raw), -1)
+        u = self.users.index_one(raw)
         return u if u >= 0 and self.user_known[u] else -1
 
     def item_index(self, raw: Any) -> int:
         """Index of a raw item id known in training, else ``-1``."""
-        i = self._item_lookup.get(_key(raw), -1)
+        i = self.items.index_one(raw)
         return i if i >= 0 and self.item_known[i] else -1
+
+    def known_events(self, events: list[tuple[Any, float]]) -> list[tuple[int, float]]:
+        """Recent events ``[(raw item id, value), ...]`` as ``(item index, value)``, unknown items dropped."""
+        out = []
+        for item, value in events:
+            i = self.item_index(item)
+            if i >= 0:
+                out.append((i, value))
+        return out
+
+    def rating_range(self) -> tuple[float, float] | None:
+        """The training rating scale ``(lo, hi)`` of an explicit-feedback model, else None."""
+        return self._rating_range
 
     def train_history(self, u: int) -> np.ndarray:
         if u < 0:
-            return np.empty(0, np.int64)
+            return _EMPTY_IDX
         return self.seen.indices[self.seen.indptr[u] : self.seen.indptr[u + 1]].astype(np.int64)
 
     def train_values(self, u: int) -> np.ndarray:
         if u < 0:
-            return np.empty(0, np.float64)
+            return _EMPTY_VAL
         return self.seen.data[self.seen.indptr[u] : self.seen.indptr[u + 1]].astype(np.float64)
-
-    def fold_in(self, items: np.ndarray, values: np.ndarray | None = None) -> np.ndarray | None:
-        """A user vector for a history of item indices, without refitting (None without embeddings).
-
-        Uses the model's ``recalculate_user`` when it has one; otherwise solves the implicit-ALS
-        user step ``(V^T V + reg I + alpha V_h^T V_h) x = (1 + alpha) V_h^T 1`` against the
-        model's item vectors (Hu, Koren & Volinsky, ICDM 2008).
-        """
-        if self.item_vectors is None or len(items) == 0:
-            return None
-        recalc = getattr(self.model, "recalculate_user", None)
-        if callable(recalc):
-            return np.asarray(recalc(self.item_ids[items], values), np.float32)
-        V = self.item_vectors.astype(np.float64)
-        reg = float(getattr(self.model.config, "reg", 0.1) or 0.1)
-        alpha = float(getattr(self.model.config, "alpha", 1.0))
-        if self._gram is None:
-            self._gram = V.T @ V + reg * np.eye(V.shape[1])
-        vh = V[np.unique(items)]
-        A = self._gram + alpha * vh.T @ vh
-        b = (1.0 + alpha) * vh.sum(axis=0)
-        return np.linalg.solve(A, b).astype(np.float32)
 
 
 @dataclass
@@ -159,13 +156,15 @@ class UserContext:
     Attributes:
         user_id: The raw id as requested.
         u: Index in the retrieval model (``-1``: unknown to it).
-        history: Item indices to treat as seen (training history plus recent events).
+        history: Item indices to treat as seen (training history plus recent events), sorted.
         recent: Item indices of recent events, most recent first.
         vector: Query vector for embedding retrieval (trained, or folded in from events).
-        folded: True when ``vector`` was recomputed from recent events.
+        folded: True when ``vector`` was solved from recent events (``model.fold_in``).
         cold: True when the cold-start model answers for this user.
         recent_values: Values of the recent events (ratings, 1 for clicks), aligned with ``recent``.
-        train_items / train_values: The training history (item indices, values) of a known user.
+        train_items / train_values: The training history (item indices, values) of the user.
+        history_values: One value per entry of ``history`` when there are recent events (a
+            recent event's value wins over training), else None.
     """
 
     user_id: Any
@@ -178,6 +177,7 @@ class UserContext:
     recent_values: np.ndarray | None = None
     train_items: np.ndarray | None = None
     train_values: np.ndarray | None = None
+    history_values: np.ndarray | None = None
 
     def query(self) -> Query:
         return Query(self.vector, self.history, self.recent)
@@ -194,52 +194,57 @@ class Recommendation:
 
 
 class ModelRanker:
-    """Reorders candidates by a recforge model's scores of (user, item) pairs.
+    """Reorders candidates by a recforge model's scores.
 
-    With a folded-in user vector and a ranker that is the retrieval model itself (a factor model),
-    it scores the new vector against the item vectors (plus the model's item biases); otherwise it
-    scores pairs with the model for users it knows, and leaves other users' order unchanged.
+    A user with recent events is scored through the ranker's declared capability: a model that
+    ``folds_in`` scores the folded-in vector against its item vectors (``embeddings()``), a model
+    that ``scores_history`` scores the history; otherwise a user the ranker knows is scored from
+    training (:meth:`~recforge.models.base.Recommender.score_indices`), and other users keep the
+    retrieval order.
     """
 
     def __init__(self, model: Recommender, base: ModelView) -> None:
+        if not model.is_fitted():
+            raise ConfigError(f"the ranker {type(model).__name__} is not fitted")
         self.model = model
+        self.base = base
         self.same = model is base.model
         if self.same:
             self.item_map = np.arange(len(base.item_ids))
-            self.user_map = None
         else:
             im = model.items_.index(base.item_ids)
             ok = im >= 0
             ok[ok] = model.item_known_[im[ok]]
             self.item_map = np.where(ok, im, -1)  # base item index -> ranker item index (-1: unknown)
-            self.user_map = model.users_
-        self._vec = hasattr(model, "_item_vectors") and base.has_embeddings and self.same
+        self.folds_in = bool(model.folds_in and model.has_embeddings)
+        self.item_vectors = np.asarray(model.embeddings()[1], np.float64) if self.folds_in else None
 
     def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray | None:
         """Scores of ``items`` (base indices) for the user; None when the ranker cannot score them."""
         m = self.model
-        if ctx.folded and self._vec and ctx.vector is not None:
-            out = m._item_vectors()[items] @ ctx.vector.astype(np.float64)
-            io = m._item_offsets()
-            if not np.isscalar(io):
-                out = out + np.asarray(io)[items]
-            if ctx.u >= 0:
-                out = out + np.asarray(m._user_offsets(np.asarray([ctx.u]))).ravel()[0]
-            return np.asarray(out, np.float64)
-        if self.same:
-            ur = ctx.u
-        else:
-            ur = int(self.user_map.index_one(ctx.user_id)) if ctx.user_id is not None else -1
-            if ur >= 0 and not m.user_known_[ur]:
-                ur = -1
-        if ur < 0:
-            return None
         ir = self.item_map[items]
-        out = np.full(len(items), -np.inf)
         ok = ir >= 0
+        out = np.full(len(items), -np.inf)
+        if len(ctx.recent) and (self.folds_in or m.scores_history):
+            if self.folds_in:
+                vec = ctx.vector if self.same and ctx.folded else m.fold_in(*self._history(ctx))
+                out[ok] = self.item_vectors[ir[ok]] @ np.asarray(vec, np.float64)
+            else:
+                row = m.scores_for_history(*self._history(ctx), user=ctx.user_id)
+                out[ok] = row[ir[ok]]
+            return out
+        ur = ctx.u if self.same else (m.users_.index_one(ctx.user_id) if ctx.user_id is not None else -1)
+        if ur < 0 or not m.user_known_[ur]:
+            return None
         if ok.any():
-            out[ok] = m._score_pairs(np.full(int(ok.sum()), ur, np.int64), ir[ok])
+            out[ok] = m.score_indices(np.full(int(ok.sum()), ur, np.int64), ir[ok])
         return out
+
+    def _history(self, ctx: UserContext) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.base.item_ids[ctx.history], ctx.history_values
+
+    def describe(self) -> str:
+        return self.model.name
 
 
 class Pipeline:
@@ -258,7 +263,7 @@ class Pipeline:
         stages: Post-processing stages, in order.
         item_knn_neighbors: Neighbours kept per item for the co-occurrence retriever.
         recent_weight: Weight of recent events against training history in item-kNN retrieval.
-        cold_start: A fitted model with ``scores_for_history`` (``content``, ``hybrid-switching``,
+        cold_start: A fitted model that declares ``scores_history`` (``content``, ``hybrid-switching``,
             ``lightfm-style``...) or a :class:`~recforge.serving.ranking.ColdStart`: users the
             retrieval model never saw, or with fewer than ``cold_threshold`` items of history
             (training plus recent events), are answered from it; None = the fallback chain.
@@ -285,8 +290,7 @@ class Pipeline:
         bad = [f for f in fallback if f not in ("item-knn", "popularity")]
         if bad:
             raise ConfigError(f"fallback retrievers must be item-knn or popularity, not {bad[0]!r}")
-        if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
-            raise ConfigError(f"n_candidates must be a positive integer, got {n_candidates!r}")
+        n_candidates = check_k(n_candidates, "n_candidates")
         self.view = ModelView(model)
         self.model = model
         self.n_candidates = n_candidates
@@ -333,7 +337,8 @@ class Pipeline:
         user_features: pd.DataFrame | None = None,
         cold_start: Recommender | None = None,
     ) -> Pipeline:
-        """Build from a config dict or a TOML/YAML file (see the module docstring).
+        """Build from a config dict or a TOML/YAML file (see the module docstring and
+        :func:`recforge.serving.pipeline_config.pipeline_arguments`).
 
         ``ranking.model`` names a saved model file (relative paths resolve against the config
         file's folder); ``ranking.kind = "model"`` without one reranks with the retrieval model.
@@ -342,66 +347,8 @@ class Pipeline:
         ``item_features`` arguments). ``cold_start.model`` (or the ``cold_start`` argument)
         answers cold users.
         """
-        if not isinstance(config, dict):
-            from recforge.config import read_config
-
-            path = Path(config)
-            base_dir = path.parent
-            config = read_config(path)
-            config = config.get("pipeline", config)
-        cfg = dict(config)
-        unknown = sorted(set(cfg) - {"retrieval", "ranking", "postprocess", "cold_start"})
-        if unknown:
-            raise ConfigError(f"unknown pipeline section(s) {', '.join(unknown)}; valid: retrieval, ranking, "
-                              "postprocess, cold_start")
-
-        def resolve(path: Any) -> Path:
-            p = Path(str(path))
-            return base_dir / p if not p.is_absolute() and base_dir is not None else p
-
-        ret = dict(cfg.get("retrieval", {}))
-        kind = ret.pop("kind", "ann" if _has_embeddings(model) else "item-knn")
-        index = {k: ret.pop(k) for k in list(ret) if k in IndexConfig.__dataclass_fields__ or k == "index"}
-        if "index" in index:
-            index["kind"] = index.pop("index")
-        kwargs: dict[str, Any] = {}
-        for key in ("n_candidates", "item_knn_neighbors", "recent_weight"):
-            if key in ret:
-                kwargs[key] = ret.pop(key)
-        if "fallback" in ret:
-            fb = ret.pop("fallback")
-            kwargs["fallback"] = [fb] if isinstance(fb, str) else list(fb)
-        if ret:
-            raise ConfigError(f"unknown retrieval option(s) {', '.join(sorted(ret))}")
-        rank = dict(cfg.get("ranking", {}))
-        rkind = rank.pop("kind", "none")
-        if rkind not in ("none", "model", "ctr"):
-            raise ConfigError(f"ranking kind must be none, model or ctr, not {rkind!r}")
-        ranker_obj: Any = None
-        if rkind == "model":
-            path = rank.pop("model", None)
-            if ranker is None:
-                ranker = Recommender.load(resolve(path)) if path else model
-            ranker_obj = ranker
-        elif rkind == "ctr":
-            ranker_obj = _ctr_ranker(rank, model, ranker, resolve, user_features, item_features)
-        rank.pop("model", None)
-        if rank:
-            raise ConfigError(f"unknown ranking option(s) {', '.join(sorted(rank))}")
-        cold = dict(cfg.get("cold_start", {}))
-        cold_path = cold.pop("model", None)
-        if cold_start is None and cold_path:
-            cold_start = Recommender.load(resolve(cold_path))
-        if "threshold" in cold:
-            kwargs["cold_threshold"] = cold.pop("threshold")
-        if cold:
-            raise ConfigError(f"unknown cold_start option(s) {', '.join(sorted(cold))}; valid: model, threshold")
-        post = cfg.get("postprocess", [{"kind": "drop-seen"}])
-        if not isinstance(post, list):
-            raise ConfigError("postprocess must be a list of tables ([[postprocess]] in TOML)")
-        stages = [make_stage(dict(s), model, item_features) for s in post]
-        return cls(model, retriever=kind, index=index, ranker=ranker_obj, stages=stages, cold_start=cold_start,
-                   **kwargs)
+        return cls(model, **pipeline_arguments(config, model, item_features=item_features, ranker=ranker,
+                                               base_dir=base_dir, user_features=user_features, cold_start=cold_start))
 
     # ------------------------------------------------------------------ requests
     def context(self, user_id: Any, recent: list[tuple[int, float]] | None = None) -> UserContext:
@@ -421,25 +368,30 @@ class Pipeline:
                 rec, vals = rec[keep], vals[keep]
             history = np.union1d(train, rec)
         else:
-            rec, vals = np.empty(0, np.int64), np.empty(0, np.float64)
+            rec, vals = _EMPTY_IDX, _EMPTY_VAL
             history = train
-        cold = self.cold is not None and self.cold.is_cold(UserContext(user_id, u, history, rec)) and len(history) > 0
-        vector = None
-        folded = False
-        if v.has_embeddings and not cold:
-            if len(rec):
-                vector = v.fold_in(history)
-                folded = vector is not None
-            elif u >= 0:
-                vector = v.user_vectors[u]
-        tv = v.train_values(u) if cold else None
-        return UserContext(user_id, u, history, rec, vector, folded, cold, vals, train, tv)
+        if self.cold is not None and len(history) > 0 and self.cold.is_cold(u, len(history)):
+            return UserContext(user_id, u, history, rec, cold=True, recent_values=vals, train_items=train,
+                               train_values=v.train_values(u))
+        ctx = UserContext(user_id, u, history, rec, recent_values=vals, train_items=train)
+        m = self.model
+        if len(rec):
+            # the training history's values, overwritten by the recent events' (the latest wins)
+            hv = np.ones(len(history))
+            hv[np.searchsorted(history, train)] = v.train_values(u)
+            hv[np.searchsorted(history, rec)] = vals
+            ctx.history_values = hv
+            if m.folds_in and v.has_embeddings:
+                ctx.vector = np.asarray(m.fold_in(v.item_ids[history], hv), np.float32)
+                ctx.folded = True
+        if ctx.vector is None and u >= 0 and v.has_embeddings:
+            ctx.vector = v.user_vectors[u]
+        return ctx
 
     def recommend(self, user_id: Any, k: int = 10, recent: list[tuple[int, float]] | None = None,
                   *, ctx: UserContext | None = None) -> Recommendation:
         """Top-``k`` raw item ids for one user (recent events as item indices, latest first)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        check_k(k)
         items, scores, source, n_cand = self.recommend_top(user_id, k, recent, ctx=ctx)
         ids = self.view.item_ids[items].tolist()
         sc = [s if math.isfinite(s) else None for s in scores.tolist()]
@@ -454,15 +406,6 @@ class Pipeline:
         items, scores = self._rank_and_process(ctx, items, scores, source)
         items, scores = self._pad(ctx, items, scores, k)
         return items[:k], np.asarray(scores[:k], np.float64), source, n_cand
-
-    def item_json(self) -> list[bytes]:
-        """Per item index, the start of its JSON list entry ``{"item_id":<id>,"score":`` (cached)."""
-        if "_item_json" not in self.__dict__:
-            import json
-
-            self._item_json = [b'{"item_id":' + json.dumps(_plain_id(x), ensure_ascii=False).encode() + b',"score":'
-                               for x in self.view.item_ids.tolist()]
-        return self._item_json
 
     def recommend_indices(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores for user indices of the retrieval model, no events.
@@ -485,7 +428,7 @@ class Pipeline:
             rows = [r for r, c in enumerate(ctxs) if c.vector is not None]
             if rows:
                 vecs = np.stack([ctxs[r].vector for r in rows])
-                excl = [ctxs[r].history if self.drop_seen else np.empty(0, np.int64) for r in rows]
+                excl = [ctxs[r].history if self.drop_seen else _EMPTY_IDX for r in rows]
                 res = self.retrievers["ann"].retrieve_many(vecs, max(self.n_candidates, k), excl)
                 for r, (it, sc) in zip(rows, res, strict=True):
                     retrieved[r] = (it, sc, "model")
@@ -503,7 +446,7 @@ class Pipeline:
         if ctx.cold and self.cold is not None:
             row = self.cold.scores(ctx)
             if row is not None:
-                items, scores = _top_of_row(row, n, excl)
+                items, scores = _top_of_scores(row, n, excl)
                 if len(items):
                     return items, scores, "cold-start"
         q = ctx.query()
@@ -515,7 +458,7 @@ class Pipeline:
             if len(items):
                 source = "model" if j == 0 else f"fallback-{'recent' if name == 'item-knn' else name}"
                 return items, scores, source
-        return np.empty(0, np.int64), np.empty(0), "none"
+        return _EMPTY_IDX, _EMPTY_VAL, "none"
 
     def _rank_and_process(self, ctx: UserContext, items: np.ndarray, scores: np.ndarray,
                           source: str = "model") -> tuple[np.ndarray, np.ndarray]:
@@ -535,7 +478,7 @@ class Pipeline:
         if len(items) >= k:
             return items, scores
         pop = self.retrievers["popularity"]
-        excl = np.union1d(ctx.history if self.drop_seen else np.empty(0, np.int64), items)
+        excl = np.union1d(ctx.history if self.drop_seen else _EMPTY_IDX, items)
         extra, _ = pop.retrieve(ctx.query(), k - len(items) + len(excl) + 64, excl)
         extra_sc = np.full(len(extra), np.nan)
         for st in self.stages:
@@ -545,31 +488,26 @@ class Pipeline:
         return np.concatenate([items, extra[:need]]), np.concatenate([scores, extra_sc[:need]])
 
     # ------------------------------------------------------------------ similar items
-    def similar_items(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest items to one item index: by embedding cosine, else by co-occurrence."""
-        v = self.view
-        if v.has_embeddings:
-            vecs = v.item_vectors
-            q = vecs[item].astype(np.float64)
-            qn = np.linalg.norm(q) or 1.0
-            norms = self._item_norms()
-            sims = (vecs @ q) / (norms * qn)
-            sims[~v.item_known] = -np.inf
-            sims[item] = -np.inf
-            kk = min(k, int(np.isfinite(sims).sum()))
-            top = np.argpartition(-sims, kk - 1)[:kk] if kk > 0 else np.empty(0, np.int64)
-            top = top[np.lexsort((top, -sims[top]))]
-            return top.astype(np.int64), sims[top].astype(np.float64)
-        if "item-knn" not in self.retrievers:
-            self.retrievers["item-knn"] = CooccurrenceRetriever.from_interactions(v.seen)
-        return self.retrievers["item-knn"].similar(item, k)  # type: ignore[attr-defined]
+    def similar_items(self, item_id: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to one raw item id, as raw ids and similarities.
 
-    def _item_norms(self) -> np.ndarray:
-        if "_norms" not in self.__dict__:
-            n = np.linalg.norm(self.view.item_vectors.astype(np.float64), axis=1)
-            n[n == 0] = 1.0
-            self._norms = n
-        return self._norms
+        The model's own :meth:`~recforge.models.base.Recommender.similar_items` (its neighbour
+        matrix or embedding cosine); a model with neither answers from item co-occurrence.
+        Padding is dropped, so the lists may be shorter than ``k``.
+        """
+        check_k(k)
+        try:
+            ids, sc = self.model.similar_items(item_id, k)
+        except NotImplementedError:  # the documented answer of a model without neighbours or embeddings
+            i = self.view.item_index(item_id)
+            if i < 0:
+                return self.view.item_ids[:0], _EMPTY_VAL
+            if "item-knn" not in self.retrievers:
+                self.retrievers["item-knn"] = CooccurrenceRetriever.from_interactions(self.view.seen)
+            idx, sc = self.retrievers["item-knn"].similar(i, k)  # type: ignore[attr-defined]
+            return self.view.item_ids[idx], sc
+        ok = np.isfinite(np.asarray(sc, np.float64))
+        return np.asarray(ids)[ok], np.asarray(sc, np.float64)[ok]
 
     def describe(self) -> dict[str, Any]:
         """The configured stages, for /healthz and reports."""
@@ -578,129 +516,18 @@ class Pipeline:
             "index": self.index.config.kind if self.chain[0] == "ann" else None,
             "fallback": self.chain[1:],
             "n_candidates": self.n_candidates,
-            "ranker": None if self.ranker is None else (
-                self.ranker.describe() if isinstance(self.ranker, CTRRanker) else self.ranker.model.name),
+            "ranker": None if self.ranker is None else self.ranker.describe(),
             "cold_start": None if self.cold is None else self.cold.describe(),
             "postprocess": [s.kind for s in self.stages],
         }
 
 
-def _plain_id(x: Any) -> Any:
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _top_of_row(row: np.ndarray, n: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` best finite entries of a score row over item indices (``exclude`` left out)."""
+def _top_of_scores(row: np.ndarray, n: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best finite entries of a score row over item indices (``exclude`` left out), best
+    first, ties to the lower index (:func:`recforge.topk.topk_rows`)."""
     if exclude is not None and len(exclude):
         row = row.copy()
         row[exclude] = -np.inf
-    ok = int(np.isfinite(row).sum())
-    n = min(n, ok)
-    if n <= 0:
-        return np.empty(0, np.int64), np.empty(0)
-    top = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
-    top = top[np.lexsort((top, -row[top]))]
-    top = top[np.isfinite(row[top])]
-    return top.astype(np.int64), row[top].astype(np.float64)
-
-
-def _has_embeddings(model: Recommender) -> bool:
-    try:
-        model.embeddings()
-    except NotImplementedError:
-        return False
-    return True
-
-
-def _ctr_ranker(spec: dict[str, Any], model: Recommender, ctr_model: Recommender | None, resolve: Any,
-                user_features: pd.DataFrame | None, item_features: pd.DataFrame | None) -> CTRRanker:
-    """A :class:`CTRRanker` from a ``[ranking]`` table with ``kind = "ctr"`` (options popped)."""
-    from recforge.data.ctr import FeatureEncoder
-
-    path = spec.pop("model", None)
-    if ctr_model is None:
-        if not path:
-            raise ConfigError("ranking kind ctr needs model = <a saved CTR model file>")
-        ctr_model = Recommender.load(resolve(path))
-    enc = spec.pop("encoder", None)
-    kept = getattr(ctr_model, "encoder_", None)  # a CTR model that keeps its training rows' encoder
-    if enc:
-        encoder = FeatureEncoder.load(resolve(enc))
-    elif kept is not None:
-        encoder = FeatureEncoder.from_dict(kept) if isinstance(kept, dict) else kept
-    else:
-        raise ConfigError("ranking kind ctr needs encoder = <the FeatureEncoder file of its training rows>")
-    features = spec.pop("features", None)
-    uf_src, if_src = spec.pop("user_features", None), spec.pop("item_features", None)
-    if features is not None:
-        uf_src, if_src = uf_src or features, if_src or features
-    if uf_src is not None:
-        user_features = load_user_features(_source(uf_src, resolve))
-    if if_src is not None:
-        item_features = load_item_features(_source(if_src, resolve))
-    kw = {k: spec.pop(k) for k in ("user_field", "item_field") if k in spec}
-    return CTRRanker(ctr_model, encoder, model.items_.ids, user_features, item_features,
-                     user_ids=model.users_.ids[model.user_known_], **kw)
-
-
-def _source(s: Any, resolve: Any) -> str:
-    """A dataset name as is; a feature file relative to the config file's folder."""
-    return str(resolve(s)) if Path(str(s)).suffix.lower() in (".csv", ".parquet", ".pq") else str(s)
-
-
-def make_stage(spec: dict[str, Any], model: Recommender, item_features: pd.DataFrame | None) -> Stage:
-    """One post-processing stage from its config table (``kind`` plus options)."""
-    kind = spec.pop("kind", None)
-    items = model.items_
-    if kind == "drop-seen":
-        st: Stage = DropSeen()
-    elif kind in ("block", "allow"):
-        cls = BlockList if kind == "block" else AllowList
-        st = cls(items, spec.pop("items", None), spec.pop("attribute", None), spec.pop("values", None), item_features)
-    elif kind == "min-score":
-        if "threshold" not in spec:
-            raise ConfigError("min-score needs a threshold")
-        st = MinScore(spec.pop("threshold"))
-    elif kind == "mmr":
-        using = spec.pop("using", "embeddings")
-        kw = {"lambda_": spec.pop("lambda", 0.7), "k": spec.pop("k", 10), "pool": spec.pop("pool", 100)}
-        if using == "embeddings":
-            if not _has_embeddings(model):
-                raise ConfigError(f"mmr over embeddings: {type(model).__name__} has none; set using to a feature column")
-            st = MMR(model.embeddings()[1], **kw)
-        else:
-            st = MMR.from_attribute(items, item_features, using, **kw)
-    else:
-        raise ConfigError(f"unknown postprocess kind {kind!r}; use drop-seen, block, allow, min-score or mmr")
-    if spec:
-        raise ConfigError(f"unknown option(s) for {kind}: {', '.join(sorted(spec))}")
-    return st
-
-
-def load_item_features(source: str | Path | None) -> pd.DataFrame | None:
-    """Item features from a registered dataset name or a CSV/Parquet file (first column = item id)."""
-    return _load_features(source, "item")
-
-
-def load_user_features(source: str | Path | None) -> pd.DataFrame | None:
-    """User features from a registered dataset name or a CSV/Parquet file (first column = user id)."""
-    return _load_features(source, "user")
-
-
-def _load_features(source: str | Path | None, side: str) -> pd.DataFrame | None:
-    if source is None:
-        return None
-    s = str(source)
-    p = Path(s)
-    if p.suffix.lower() in (".csv", ".parquet", ".pq"):
-        if not p.exists():
-            raise DataError(f"{p}: no such {side}-features file")
-        df = pd.read_parquet(p) if p.suffix.lower() != ".csv" else pd.read_csv(p)
-        return df.set_index(df.columns[0])
-    from recforge.data import load
-
-    ds = load(s)
-    feats = None if ds.interactions is None else getattr(ds.interactions, f"{side}_features")
-    if feats is None:
-        raise DataError(f"dataset {s!r} has no {side} features")
-    return feats
+    top, vals = topk_rows(row[None, :], n)
+    ok = np.isfinite(vals[0])
+    return top[0][ok], vals[0][ok].astype(np.float64)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recforge._arrays import check_k, id_key
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import ConfigError
 from recforge.serving.retrieval import member
@@ -46,7 +47,7 @@ def attribute_sets(item_features: pd.DataFrame | None, items: Vocabulary, attrib
         elif isinstance(v, str):
             out.append(frozenset(s for s in v.split("|") if s))
         else:
-            out.append(frozenset([str(v.item() if hasattr(v, "item") else v)]))
+            out.append(frozenset([id_key(v)]))
     return out
 
 
@@ -167,9 +168,7 @@ class MMR(Stage):
     def __init__(self, vectors: np.ndarray, lambda_: float = 0.7, k: int = 10, pool: int = 100) -> None:
         if isinstance(lambda_, bool) or not isinstance(lambda_, (int, float)) or not 0.0 <= lambda_ <= 1.0:
             raise ConfigError(f"mmr lambda must be in [0, 1], got {lambda_!r}")
-        for name, val in (("k", k), ("pool", pool)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ConfigError(f"mmr {name} must be a positive integer, got {val!r}")
+        k, pool = check_k(k, "mmr k"), check_k(pool, "mmr pool")
         v = np.asarray(vectors, dtype=np.float64)
         norms = np.linalg.norm(v, axis=1)
         norms[norms == 0] = 1.0

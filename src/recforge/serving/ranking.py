@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recforge._arrays import category_key, check_k, id_key
 from recforge.errors import ConfigError
+from recforge.models.base import Recommender
 
 try:  # the encoder's marker for a missing categorical value
     from recforge.data.ctr import _MISSING
@@ -35,17 +37,6 @@ def _isna(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 
-def _canon(v: Any) -> str:
-    # as the encoder canonicalises: 3, 3.0 and "3" are one category
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v.item() if isinstance(v, np.generic) else v)
-
-
-def _key(raw: Any) -> str:
-    return str(raw.item() if hasattr(raw, "item") else raw)
-
-
 def _by_key(features: pd.DataFrame | None, ids: list[Any], columns: list[str]) -> pd.DataFrame:
     """Rows of ``features`` for raw ``ids`` (matched as strings, so 7 and "7" agree), NaN when absent."""
     if not columns:
@@ -53,9 +44,9 @@ def _by_key(features: pd.DataFrame | None, ids: list[Any], columns: list[str]) -
     if features is None:
         return pd.DataFrame({c: [None] * len(ids) for c in columns})
     f = features[columns].copy()
-    f.index = [_key(x) for x in f.index.tolist()]
+    f.index = [id_key(x) for x in f.index.tolist()]
     f = f[~f.index.duplicated()]
-    return f.reindex([_key(x) for x in ids]).reset_index(drop=True)
+    return f.reindex([id_key(x) for x in ids]).reset_index(drop=True)
 
 
 class CTRRanker:
@@ -125,14 +116,14 @@ class CTRRanker:
             ui = rows.index[:, self.user_slots]
             uv = rows.value[:, self.user_slots]
             for r, x in enumerate(ids):
-                self._users[_key(x)] = (ui[r].copy(), uv[r].copy())
+                self._users[id_key(x)] = (ui[r].copy(), uv[r].copy())
 
     def _frame(self, ids: list[Any], side: list[str], features: pd.DataFrame | None, id_field: str | None,
                other: list[str]) -> pd.DataFrame:
         cols = [c for c in side if c != id_field]
         df = _by_key(features, ids, cols)
         if id_field is not None:
-            df[id_field] = [_key(x) for x in ids]
+            df[id_field] = [id_key(x) for x in ids]
         for c in other:  # the other side's fields: missing here, overwritten per request
             df[c] = None
         # categorical cells as canonical strings, missing ones as the encoder's missing value
@@ -140,14 +131,14 @@ class CTRRanker:
         for spec in self.encoder.fields:
             col = df[spec.name]
             if spec.kind == "categorical":
-                df[spec.name] = pd.Series([_MISSING if _isna(v) else _canon(v) for v in col.tolist()], dtype=object)
+                df[spec.name] = pd.Series([_MISSING if _isna(v) else category_key(v) for v in col.tolist()], dtype=object)
             elif spec.kind == "numeric":
                 df[spec.name] = pd.to_numeric(col, errors="coerce").astype(np.float64)
         return df
 
     def user_row(self, user_id: Any) -> tuple[np.ndarray, np.ndarray]:
         """The encoded user slots ``(index, value)`` of one raw user id (cached)."""
-        key = _key(user_id) if user_id is not None else "\x00none"
+        key = id_key(user_id) if user_id is not None else "\x00none"
         hit = self._users.get(key)
         if hit is not None:
             return hit
@@ -218,15 +209,14 @@ class ColdStart:
         cache_size: Score rows kept per distinct history.
     """
 
-    def __init__(self, model: Any, item_ids: np.ndarray, active: np.ndarray, threshold: int = 5,
+    def __init__(self, model: Recommender, item_ids: np.ndarray, active: np.ndarray, threshold: int = 5,
                  cache_size: int = 4096) -> None:
-        if not callable(getattr(model, "scores_for_history", None)):
-            raise ConfigError(f"a cold-start model needs scores_for_history (content, hybrid-switching, "
-                              f"hybrid-weighted, lightfm-style); {type(model).__name__} has none")
+        if not (isinstance(model, Recommender) and model.scores_history):
+            raise ConfigError(f"a cold-start model must score a history (scores_history: content, hybrid-switching, "
+                              f"hybrid-weighted, lightfm-style...); {type(model).__name__} does not")
         if not model.is_fitted():
             raise ConfigError(f"{type(model).__name__} is not fitted")
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-            raise ConfigError(f"cold_start threshold must be a positive integer, got {threshold!r}")
+        threshold = check_k(threshold, "cold_start threshold")
         self.model = model
         self.threshold = threshold
         m = model.items_.index(np.asarray(item_ids))
@@ -235,8 +225,10 @@ class ColdStart:
         self.item_ids = np.asarray(item_ids)
         self._cache = _ScoreCache(cache_size)
 
-    def is_cold(self, ctx: Any) -> bool:
-        return ctx.u < 0 or len(ctx.history) < self.threshold
+    def is_cold(self, u: int, n_history: int) -> bool:
+        """Whether a user (index ``u`` in the retrieval model, ``-1`` unknown) with ``n_history``
+        items of training history plus recent events is answered by the cold-start model."""
+        return u < 0 or n_history < self.threshold
 
     def scores(self, ctx: Any) -> np.ndarray | None:
         """Scores over the pipeline's items for the user's history (None: no events to go on)."""

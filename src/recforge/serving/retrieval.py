@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from recforge._arrays import check_k
 from recforge.errors import ConfigError
 from recforge.topk import topk_rows
 
@@ -61,11 +62,9 @@ class IndexConfig:
         if self.kind not in INDEX_KINDS:
             raise ConfigError(f"index kind must be one of {', '.join(INDEX_KINDS)}, not {self.kind!r}")
         for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "threads"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ConfigError(f"index {name} must be a positive integer, got {val!r}")
-        if self.nlist is not None and (isinstance(self.nlist, bool) or not isinstance(self.nlist, int) or self.nlist < 1):
-            raise ConfigError(f"index nlist must be a positive integer, got {self.nlist!r}")
+            check_k(getattr(self, name), f"index {name}")
+        if self.nlist is not None:
+            check_k(self.nlist, "index nlist")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
@@ -154,10 +153,9 @@ class EmbeddingIndex:
         m = min(n, len(s))
         if m <= 0:
             return np.empty(0, np.int64), np.empty(0)
-        top = np.argpartition(-s, m - 1)[:m] if m < len(s) else np.arange(len(s))
-        top = top[np.lexsort((top, -s[top]))]
-        top = top[np.isfinite(s[top])]
-        return top.astype(np.int64), s[top].astype(np.float64)
+        top, vals = topk_rows(s[None, :], m)
+        ok = np.isfinite(vals[0])
+        return top[0][ok], vals[0][ok].astype(np.float64)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items with the largest inner product with each query row.
@@ -301,34 +299,22 @@ class CooccurrenceRetriever(Retriever):
         self.max_history = int(max_history)
 
     @classmethod
-    def from_interactions(cls, seen: sp.csr_matrix, neighbors: int = 100, block: int = 2048, **kw: Any) -> CooccurrenceRetriever:
-        """Build from a users x items interaction matrix (values are binarised)."""
+    def from_interactions(cls, seen: sp.csr_matrix, neighbors: int = 100, **kw: Any) -> CooccurrenceRetriever:
+        """Build from a users x items interaction matrix (values are binarised).
+
+        The neighbours are the item-kNN models' own: :func:`recforge.models.neighbors.item_neighbors`
+        with cosine similarity over the binary item columns.
+        """
+        from recforge.models.neighbors import item_neighbors
+
         x = sp.csr_matrix(seen, dtype=np.float32, copy=True)
         x.data[:] = 1.0
-        xc = x.tocsc()
-        norms = np.sqrt(np.asarray(xc.sum(axis=0)).ravel())
-        norms[norms == 0] = 1.0
-        xt = xc.T.tocsr()
         n_items = x.shape[1]
-        block = max(1, min(block, (1 << 22) // max(n_items, 1)))  # dense block of at most 4M floats
-        rows, cols, vals = [], [], []
-        for s in range(0, n_items, block):
-            e = min(s + block, n_items)
-            co = (xt[s:e] @ x).toarray()  # (block, n_items) co-occurrence counts
-            co /= norms[s:e, None]
-            co /= norms[None, :]
-            co[np.arange(e - s), np.arange(s, e)] = 0.0
-            kk = min(neighbors, n_items)
-            idx, sc = topk_rows(co, kk)
-            ok = sc > 0
-            r = np.repeat(np.arange(s, e), kk).reshape(e - s, kk)
-            rows.append(r[ok])
-            cols.append(idx[ok])
-            vals.append(sc[ok])
-        sim = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items),
-            dtype=np.float32,
-        )
+        sim = sp.csr_matrix(item_neighbors(x, min(neighbors, max(n_items - 1, 1)), similarity="cosine"),
+                            dtype=np.float32)
+        sim.data[~(sim.data > 0)] = 0.0  # only positive similarities are neighbours
+        sim.eliminate_zeros()
+        sim.sort_indices()
         return cls(sim, **kw)
 
     def can_answer(self, query: Query) -> bool:
