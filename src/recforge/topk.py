@@ -121,7 +121,8 @@ def topk_excluding(
     idx = np.full((n_rows, k), -1, dtype=np.int64)
     vals = np.full((n_rows, k), np.nan, dtype=np.float64)
     if n_rows and k:
-        _topk_kernel(scores, excl_indptr.astype(np.int64), excl_indices.astype(np.int64), banned, k, idx, vals)
+        kernel = _topk_kernel_serial if n_rows == 1 else _topk_kernel
+        kernel(scores, excl_indptr.astype(np.int64), excl_indices.astype(np.int64), banned, k, idx, vals)
     return idx, vals
 
 
@@ -318,32 +319,43 @@ def accumulate_row_product(row, a_indptr, a_indices, a_data, m_indptr, m_indices
     return nt
 
 
+@njit(cache=True, inline="always")
+def _topk_row(row, p, end, indices, banned, k, out_idx, out_val):  # pragma: no cover - compiled
+    """Top-``k`` of one dense score row, skipping ``indices[p:end]`` (sorted) and banned items."""
+    hv = np.empty(k, dtype=np.float64)
+    hi = np.empty(k, dtype=np.int64)
+    size = 0
+    for j in range(row.shape[0]):
+        v = row[j]
+        # columns come in increasing order, so once the heap is full an item must beat the worst
+        # kept score strictly (a tie loses to the lower index already kept): most are rejected here
+        if size == k:
+            if not (v > hv[0]):
+                continue
+        elif not (v > -np.inf):  # NaN or -inf
+            continue
+        while p < end and indices[p] < j:
+            p += 1
+        if p < end and indices[p] == j:
+            continue
+        if banned[j]:
+            continue
+        size = _heap_offer(hv, hi, size, k, v, j)
+    _heap_drain(hv, hi, size, out_idx, out_val)
+
+
 @njit(cache=True, parallel=True)
 def _topk_kernel(scores, indptr, indices, banned, k, out_idx, out_val):  # pragma: no cover - compiled
-    n_rows, n_items = scores.shape
-    for r in prange(n_rows):
-        hv = np.empty(k, dtype=np.float64)
-        hi = np.empty(k, dtype=np.int64)
-        size = 0
-        p = indptr[r]
-        end = indptr[r + 1]
-        for j in range(n_items):
-            v = scores[r, j]
-            # columns come in increasing order, so once the heap is full an item must beat the worst
-            # kept score strictly (a tie loses to the lower index already kept): most are rejected here
-            if size == k:
-                if not (v > hv[0]):
-                    continue
-            elif not (v > -np.inf):  # NaN or -inf
-                continue
-            while p < end and indices[p] < j:
-                p += 1
-            if p < end and indices[p] == j:
-                continue
-            if banned[j]:
-                continue
-            size = _heap_offer(hv, hi, size, k, v, j)
-        _heap_drain(hv, hi, size, out_idx[r], out_val[r])
+    for r in prange(scores.shape[0]):
+        _topk_row(scores[r], indptr[r], indptr[r + 1], indices, banned, k, out_idx[r], out_val[r])
+
+
+@njit(cache=True)
+def _topk_kernel_serial(scores, indptr, indices, banned, k, out_idx, out_val):  # pragma: no cover - compiled
+    # one row (a served request): a parallel region would cost more than the row, and its threads
+    # contend with BLAS right after a fold-in solve
+    for r in range(scores.shape[0]):
+        _topk_row(scores[r], indptr[r], indptr[r + 1], indices, banned, k, out_idx[r], out_val[r])
 
 
 @njit(cache=True, parallel=True)
