@@ -26,8 +26,8 @@ layer  packages / modules (``recforge.<name>``)                    may import la
 =====  ==========================================================  ==========================
 
 A ``_``-prefixed module is private to the package that holds it: only modules inside that package
-may import it (``recforge._arrays`` is the whole library's; ``recforge.models._persist`` is the
-models'; ``recforge.models.neural._base`` is the neural family's).
+may import it (``recforge._arrays`` is the whole library's; ``recforge.models.persist`` is the
+models'; ``recforge.models.neural.base`` is the neural family's).
 
 Imports are read with :mod:`ast`, including the ones made inside functions (a lazy import is still
 a dependency) and dynamic ones by name (a string literal that is exactly a recforge module's dotted

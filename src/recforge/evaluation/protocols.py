@@ -186,11 +186,10 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {}
 
-#: Protocols defined in their own modules, imported the first time they are asked for by name.
-LAZY_PROTOCOLS: dict[str, str] = {
-    "ctr-holdout": "recforge.evaluation.ctr_protocol",
-    "cold-start": "recforge.evaluation.cold_start",
-}
+#: Protocols defined in their own modules (name -> module), imported the first time they are asked
+#: for by name. The package ``recforge.evaluation`` fills it, so that this module never names the
+#: plugin modules that import it (no import cycle, not even a lazy one).
+LAZY_PROTOCOLS: dict[str, str] = {}
 
 
 def register_protocol(protocol: Protocol) -> Protocol:

@@ -76,18 +76,9 @@ def spec_protocol(spec: ExperimentSpec, model: Any) -> Protocol:
 
 
 def epoch_history(model: Any) -> dict[str, list[float]] | None:
-    """The per-epoch training history a fitted model kept (``history_``), or None.
-
-    Models that still keep only ``loss_history_`` (an array of per-epoch losses) give
-    ``{"train_loss": [...]}``.
-    """
+    """The per-epoch training history a fitted model kept (its ``history_`` dict), or None."""
     hist = getattr(model, "history_", None)
-    if isinstance(hist, dict):
-        return hist
-    losses = getattr(model, "loss_history_", None)
-    if losses is not None:
-        return {"train_loss": np.asarray(losses, dtype=np.float64).tolist()}
-    return None
+    return hist if isinstance(hist, dict) else None
 
 
 def fit_options(spec: ExperimentSpec, **extra: Any) -> FitOptions:

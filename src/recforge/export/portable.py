@@ -1,7 +1,7 @@
 """Portable export of any fitted model: the one model file (``model.npz``) plus its embeddings.
 
 ``model.npz`` is exactly what :meth:`~recforge.models.base.Estimator.save` writes
-(:mod:`recforge.models._persist`): every learned array under its attribute name, sparse matrices
+(:mod:`recforge.models.persist`): every learned array under its attribute name, sparse matrices
 as CSR triples ``<name>.data``, ``<name>.indices``, ``<name>.indptr``, vocabularies as their
 raw-id arrays (position = index), and a JSON header in the ``__header__`` entry (uint8 bytes) that
 holds the model name, class and config and describes every entry (kind, shape) and the scalar
@@ -19,7 +19,7 @@ import numpy as np
 
 from recforge.data.vocabulary import Vocabulary
 from recforge.io import atomic_path
-from recforge.models._persist import read_header, read_state
+from recforge.models.persist import read_header, read_state
 from recforge.models.base import check_is_fitted
 
 __all__ = ["export_portable", "read_portable"]

@@ -21,7 +21,7 @@ from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError
-from recforge.models._persist import FORMAT_VERSION, read_header, read_state, write_model
+from recforge.models.persist import FORMAT_VERSION, read_header, read_state, write_model
 from recforge.models.capabilities import Backend, Feedback
 from recforge.topk import topk_excluding, topk_rows, topk_sparse_product
 

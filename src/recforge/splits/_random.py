@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recforge._arrays import random_parts  # noqa: F401 - re-exported by recforge.splits
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError, DataError
 from recforge.splits._base import (
@@ -124,26 +125,3 @@ def ratio_user_split(data: Interactions, test_fraction: float = 0.2, seed: int =
     return make_split(data, part, "ratio-user", info=info)
 
 
-def random_parts(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Shuffle ``range(n)`` with ``seed`` and cut it into consecutive parts of the given fractions.
-
-    The split of a table that is not :class:`Interactions` (CTR rows): each part is a sorted array
-    of row positions; part ``j`` gets the rows between ``round(cumsum(fractions)[j-1] * n)`` and
-    ``round(cumsum(fractions)[j] * n)`` of one seeded permutation.
-
-    Args:
-        n: Number of rows.
-        fractions: One share per part, each >= 0, summing to 1.
-        seed: Seed of the permutation.
-
-    Returns:
-        One sorted int array per fraction; together they partition ``range(n)``.
-
-    Raises:
-        ConfigError: The fractions are negative or do not sum to 1.
-    """
-    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-        raise ConfigError(f"fractions must be >= 0 and sum to 1, got {tuple(fractions)}")
-    perm = np.random.default_rng(seed).permutation(n)
-    cuts = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    return [np.sort(p) for p in np.split(perm, cuts)]

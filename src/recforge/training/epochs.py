@@ -10,7 +10,7 @@ that trains one epoch. The loop owns what every such model used to repeat by han
 - the experiment logger (``FitOptions.logger`` when it has ``log_metrics``), one step per epoch;
 - ``FitOptions.epoch_callback(epoch, model)`` with :class:`~recforge.config.StopTraining`;
 - early stopping on ``FitOptions.validation`` for models that give an ``evaluate`` function, after
-  ``patience`` checks without improvement (``options.patience``; None or absent: never stop).
+  ``patience`` checks without improvement (``options.patience``; None, ``"auto"`` or absent: never stop).
 
 Nothing here runs inside an epoch: the compiled kernels stay as they are. Without a callback, a
 validation set or verbose output, a model may even train all its epochs in one call (``steps``),
@@ -101,6 +101,8 @@ def fit_epochs(
         return history
 
     patience = getattr(options, "patience", None) if validate else None
+    if not isinstance(patience, int) or isinstance(patience, bool):
+        patience = None  # "auto" is the torch loop's default; classical models stop only when told a number
     min_delta = float(getattr(options, "min_delta", 0.0) or 0.0)
     restore = bool(getattr(options, "restore_best", False)) and validate
     best: float | None = None

@@ -22,6 +22,7 @@ def _implicit(string_ids: bool = False, **kw) -> Interactions:
 
 
 class TestWeightedConformance(RecommenderConformance):
+    checkerboard_config = {"models": ("ease", "popularity")}
     model_class = WeightedHybrid
     config = {"models": ("content", "popularity"), "grid_steps": 4}
     changes = {"fixed_weights": (0.3, 0.7), "normalise": "z", "models": ("content", "knowledge"),
@@ -44,6 +45,7 @@ class TestWeightedConformance(RecommenderConformance):
 
 
 class TestSwitchingConformance(RecommenderConformance):
+    checkerboard_config = {"warm_model": "ease", "threshold": 1}
     model_class = SwitchingHybrid
     config = {"warm_model": "popularity", "threshold": 12}
     changes = {"threshold": 1, "cold_model": "knowledge", "warm_model": "content",

@@ -116,6 +116,7 @@ class TestImplicitALS(RecommenderConformance):
 
 
 class TestBPR(RecommenderConformance):
+    checkerboard_config = {"epochs": 150, "learning_rate": 0.05}
     model_class = BPR
     config = {"embedding_size": 4, "epochs": 5, "pair_sampling": "pairs"}
     # pair_sampling is "pairs" in the base config, so parallel="blocks" alone is valid

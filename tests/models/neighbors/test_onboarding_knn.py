@@ -14,6 +14,7 @@ from recforge.testing.conformance import RecommenderConformance
 
 
 class TestOnboardingKNN(RecommenderConformance):
+    checkerboard_config = {"future_only": False}
     model_class = OnboardingKNN
     changes = {"overlap_power": 1.0, "future_only": False, "cohort_weight": 5.0, "activity_power": 1.0,
                "max_skip": 1, "prior_weight": 5.0}

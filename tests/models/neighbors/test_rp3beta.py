@@ -16,6 +16,7 @@ from recforge.testing.conformance import RecommenderConformance
 
 
 class TestRP3beta(RecommenderConformance):
+    checkerboard_config = {"n_neighbors": 100}
     model_class = RP3beta
     config = {"n_neighbors": 5}
     changes = {"n_neighbors": 1, "alpha": 0.5, "beta": 0.9}

@@ -22,6 +22,7 @@ from recforge.testing.conformance import RecommenderConformance
 
 
 class TestLightGCN(RecommenderConformance):
+    checkerboard_config = {"epochs": 30, "batch_size": 64}
     model_class = LightGCN
     config = {"epochs": 2, "embedding_size": 8, "batch_size": 256, "learning_rate": 0.01}
     changes = {"n_layers": 1, "embedding_size": 4, "reg": 1.0, "negative_sampling": "popularity", "epochs": 1,
@@ -32,6 +33,7 @@ class TestLightGCN(RecommenderConformance):
 
 
 class TestNGCF(RecommenderConformance):
+    checkerboard_config = {"epochs": 30, "batch_size": 64}
     model_class = NGCF
     config = {"epochs": 2, "embedding_size": 8, "layer_sizes": (8, 8), "batch_size": 256, "learning_rate": 0.01}
     changes = {"layer_sizes": (8,), "node_dropout": 0.5, "message_dropout": 0.5, "embedding_size": 4,

@@ -26,6 +26,7 @@ class TestGMF(RecommenderConformance):
 
 
 class TestMLP(RecommenderConformance):
+    checkerboard_config = {"epochs": 40, "batch_size": 64, "learning_rate": 0.03}
     model_class = MLP
     config = {**FAST, "hidden": (16, 8, 4)}
     changes = {"hidden": (8, 4), "dropout": 0.5, "negatives": 2,
@@ -37,6 +38,7 @@ class TestMLP(RecommenderConformance):
 
 
 class TestNeuMF(RecommenderConformance):
+    checkerboard_config = {"epochs": 30, "batch_size": 64}
     model_class = NeuMF
     config = {**FAST, "embedding_size": 4, "hidden": (16, 8)}
     changes = {"embedding_size": 8, "hidden": (8, 4), "pretrain": True, "negatives": 2,

@@ -15,6 +15,7 @@ from recforge.testing.conformance import RecommenderConformance
 
 
 class TestTwoTower(RecommenderConformance):
+    checkerboard_config = {"epochs": 30, "batch_size": 32}
     model_class = TwoTower
     config = {"epochs": 2, "embedding_size": 8, "hidden": (16,), "output_size": 8, "batch_size": 64,
               "history_length": 3}

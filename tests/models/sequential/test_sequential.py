@@ -27,6 +27,7 @@ def _one_thread():
 
 
 class TestGRU4Rec(RecommenderConformance):
+    checkerboard_config = {"epochs": 30}
     model_class = GRU4Rec
     config = {"epochs": 3, "embedding_size": 8, "max_len": 6, "batch_size": 32, "learning_rate": 0.01}
     changes = {"embedding_size": 6, "max_len": 4, "n_layers": 2, "dropout": 0.0, "loss": "bce", "reg": 0.1,
@@ -38,6 +39,7 @@ class TestGRU4Rec(RecommenderConformance):
 
 
 class TestSASRec(RecommenderConformance):
+    checkerboard_config = {"epochs": 30}
     model_class = SASRec
     config = {"epochs": 3, "embedding_size": 8, "max_len": 6, "batch_size": 32, "learning_rate": 0.01}
     changes = {"embedding_size": 4, "max_len": 4, "n_layers": 1, "n_heads": 1, "dropout": 0.0, "loss": "bce",
@@ -48,6 +50,7 @@ class TestSASRec(RecommenderConformance):
 
 
 class TestCaser(RecommenderConformance):
+    checkerboard_config = {"epochs": 30}
     model_class = Caser
     config = {"epochs": 3, "embedding_size": 8, "max_len": 3, "targets": 2, "batch_size": 64,
               "learning_rate": 0.01}

@@ -26,7 +26,7 @@ from recforge.data.ctr.readers import (
     movielens_fields,
     movielens_frame,
 )
-from recforge.splits._random import random_parts
+from recforge._arrays import random_parts
 
 __all__ = [
     "CRITEO_CATEGORICAL",

@@ -25,7 +25,7 @@ from recforge.data.ctr._encoding import CTRSplit, FeatureEncoder, FieldSpec, cro
 from recforge.data.ctr._negatives import sample_negatives
 from recforge.data.datasets import DATASETS, load
 from recforge.errors import ConfigError, DataError
-from recforge.splits._random import random_parts
+from recforge._arrays import random_parts
 
 __all__ = [
     "CRITEO_CATEGORICAL",

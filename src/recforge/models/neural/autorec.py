@@ -15,7 +15,7 @@ from torch import nn
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
 from recforge.training.batches import RatingRows
-from recforge.models.neural._base import TorchConfig, TorchRecommender, baseline_biases, partial_baseline
+from recforge.models.neural.base import TorchConfig, TorchRecommender, baseline_biases, partial_baseline
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
 

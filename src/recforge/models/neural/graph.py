@@ -23,7 +23,7 @@ from torch import nn
 
 from recforge.data.interactions import Interactions
 from recforge.models.neural import losses
-from recforge.models.neural._base import Sampling, TorchConfig, TorchRecommender
+from recforge.models.neural.base import Sampling, TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
 

@@ -14,7 +14,7 @@ from torch import nn
 from recforge.data.interactions import Interactions
 from recforge.training.batches import TensorBatcher
 from recforge.models.neural import losses
-from recforge.models.neural._base import TorchConfig, TorchRecommender
+from recforge.models.neural.base import TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from recforge.data.interactions import Interactions
 from recforge.data.sampling import sample_unseen
 from recforge.models.base import Recommender
-from recforge.models.neural._base import TorchConfig, TorchRecommender
+from recforge.models.neural.base import TorchConfig, TorchRecommender
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
 
