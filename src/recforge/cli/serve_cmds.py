@@ -1,6 +1,6 @@
 """``recforge batch`` and ``recforge serve``: the serving commands, registered on the main app.
 
-``recforge.cli.main`` (and ``python -m recforge.serving``) call :func:`register`; these commands
+``recforge.cli.main`` calls :func:`register`; these commands
 load FastAPI, SQLAlchemy and faiss only when they run. Their config file is an experiment file
 (the one schema): ``batch`` reads ``[dataset]``, ``[model]``, ``[protocol] k``, ``[batch]`` and
 ``[pipeline]``; ``serve`` reads ``[serve]`` and ``[pipeline]``.
