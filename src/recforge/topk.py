@@ -33,6 +33,7 @@ from recforge.errors import ConfigError
 
 __all__ = [
     "accumulate_row_product",
+    "order_by_score",
     "select_top",
     "topk_excluding",
     "topk_rows",
@@ -80,6 +81,25 @@ def topk_rows(
     if dense.dtype not in (np.float32, np.float64):
         dense = dense.astype(np.float64)
     return topk_excluding(np.ascontiguousarray(dense), excl_indptr, excl_indices, banned, k)
+
+
+def order_by_score(
+    scores: np.ndarray, ids: np.ndarray | None = None, k: int | None = None, *, keep_missing: bool = False
+) -> np.ndarray:
+    """Positions of a short candidate list in the order of :func:`topk_rows`: best score first,
+    ties to the lower id (``ids``, or the position when ``ids`` is None).
+
+    For lists that are already gathered (a request's candidates, a catalogue's popularity): NaN
+    scores are dropped, or with ``keep_missing`` placed last (a re-ranker with no opinion on an
+    item keeps it after the scored ones). ``k`` cuts the order (None: all).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    ids = np.arange(len(scores)) if ids is None else np.asarray(ids)
+    key = np.where(np.isnan(scores), -np.inf, scores)
+    order = np.lexsort((ids, -key))
+    if not keep_missing:
+        order = order[~np.isnan(scores[order])]
+    return order if k is None else order[:k]
 
 
 def _banned(allowed: np.ndarray | None, n_items: int) -> np.ndarray:

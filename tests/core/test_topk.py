@@ -186,3 +186,26 @@ def test_models_take_the_sparse_path_only_when_non_negative():
     m2.similarity_.data[0] = -1.0  # a negative weight: zero is no longer the floor
     m2.__dict__.pop("_scorer", None)
     assert m2._nonnegative_sparse_product() is None
+
+
+def test_order_by_score_by_hand():
+    from recforge.topk import order_by_score
+
+    s = np.array([1.0, np.nan, 3.0, 1.0, 3.0])
+    ids = np.array([9, 8, 7, 2, 5])
+    # best first, ties to the lower id, NaN dropped or last
+    assert order_by_score(s, ids).tolist() == [4, 2, 3, 0]
+    assert order_by_score(s, ids, keep_missing=True).tolist() == [4, 2, 3, 0, 1]
+    assert order_by_score(s, k=2).tolist() == [2, 4]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, 2.0, -np.inf]), min_size=1, max_size=30), st.integers(1, 40))
+def test_order_by_score_agrees_with_topk_rows(values, k):
+    from recforge.topk import order_by_score
+
+    s = np.array(values)
+    idx, _ = topk_rows(s[None, :], k)
+    got = order_by_score(s, k=k)
+    got = got[np.isfinite(s[got])]
+    assert got.tolist() == idx[0][idx[0] >= 0].tolist()

@@ -69,7 +69,7 @@ from recforge.serving.retrieval import (
     Query,
     Retriever,
 )
-from recforge.topk import topk_rows
+from recforge.topk import order_by_score, topk_rows
 
 __all__ = ["RETRIEVERS", "ModelRanker", "ModelView", "Pipeline", "Recommendation", "UserContext"]
 
@@ -467,7 +467,7 @@ class Pipeline:
         if self.ranker is not None and len(items) and source != "cold-start":
             rs = self.ranker.score(ctx, items)
             if rs is not None:
-                order = np.lexsort((items, -np.nan_to_num(rs, nan=-np.inf)))
+                order = order_by_score(rs, items, keep_missing=True)
                 items, scores = items[order], rs[order]
         for st in self._post:
             items, scores = st.apply(ctx, items, scores)

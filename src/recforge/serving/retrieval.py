@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from recforge._arrays import check_k
 from recforge.errors import ConfigError
-from recforge.topk import topk_rows
+from recforge.topk import order_by_score, topk_rows
 
 IndexKind = Literal["auto", "exact", "flat", "ivf", "hnsw"]
 INDEX_KINDS = ("auto", "exact", "flat", "ivf", "hnsw")
@@ -268,7 +268,7 @@ class PopularityRetriever(Retriever):
 
     def __init__(self, counts: np.ndarray, active: np.ndarray | None = None) -> None:
         counts = np.asarray(counts, dtype=np.float64)
-        order = np.lexsort((np.arange(len(counts)), -counts))
+        order = order_by_score(counts, keep_missing=True)
         if active is not None:
             order = order[np.asarray(active)[order]]
         self.order = order
@@ -347,14 +347,14 @@ class CooccurrenceRetriever(Retriever):
             uniq, score = uniq[keep], score[keep]
         if len(uniq) == 0:
             return np.empty(0, np.int64), np.empty(0)
-        order = np.lexsort((uniq, -score))[:n]
+        order = order_by_score(score, uniq, n)
         return uniq[order].astype(np.int64), score[order]
 
     def similar(self, item: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` strongest neighbours of one item index."""
         lo, hi = self.similarity.indptr[item], self.similarity.indptr[item + 1]
         idx, sc = self.similarity.indices[lo:hi], self.similarity.data[lo:hi]
-        order = np.lexsort((idx, -sc))[:n]
+        order = order_by_score(sc, idx, n)
         return idx[order].astype(np.int64), sc[order].astype(np.float64)
 
 

@@ -16,6 +16,7 @@ from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import normalize_ids
 from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
+from recforge.topk import order_by_score
 
 __all__ = ["Constraints", "KnowledgeBased", "KnowledgeConfig", "KnowledgeResult"]
 
@@ -351,7 +352,7 @@ class KnowledgeBased(Recommender):
         mask &= allowed
         util = self.utility_ if utility is None else self._utility(utility)
         cand = np.flatnonzero(mask)
-        order = cand[np.lexsort((cand, -util[cand]))][:k]
+        order = cand[order_by_score(util[cand], cand, k, keep_missing=True)]
         return KnowledgeResult(self.items_.ids[order], util[order].astype(np.float64), relaxed,
                                int(mask.sum()))
 
