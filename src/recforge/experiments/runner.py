@@ -87,9 +87,9 @@ def fit_options(spec: ExperimentSpec, **extra: Any) -> FitOptions:
     opts: dict[str, Any] = {"seed": spec.seed, "device": str(tr.get("device", "cpu")),
                             "progress": bool(tr.get("progress", False)), "threads": tr.get("threads"),
                             "verbose": bool(tr.get("verbose", False)),
-                            # a run trains with the loop's patience unless the file sets one, also under
-                            # ctr-holdout (whose own default, for FitOptions(patience="auto"), is 3)
-                            "patience": tr.get("patience", FitOptions.DEFAULT_PATIENCE)}
+                            # "auto": the protocol's default (ctr-holdout's 3, else the loop's 5), so
+                            # `run FILE` and `evaluate --config FILE` train the same way
+                            "patience": tr.get("patience", "auto")}
     for key in ("min_delta", "restore_best", "precision", "checkpoint_dir", "callbacks"):
         if key in tr:
             opts[key] = tr[key]

@@ -88,7 +88,9 @@ def default_spec(model: str, dataset: str = "ml-100k") -> tuple[ExperimentSpec, 
         "protocol": {"name": protocol.name, **({"k": k} if k else {})},
         "model": {"name": model, "params": params},
         # Hogwild updates race across threads; one thread keeps "same file, same numbers"
-        "training": {"device": "cpu", **({"threads": 1} if params.get("parallel") == "hogwild" else {})},
+        # CTR files keep the patience their published rows were made with (ctr-holdout alone: 3)
+        "training": {**({"patience": 5} if entry.task == "ctr" else {}), "device": "cpu",
+                     **({"threads": 1} if params.get("parallel") == "hogwild" else {})},
         "logger": {"kind": "csv", "project": "recforge"},
         "outputs": {"save_model": True, "export": ["auto"], "plots": plots,
                     **({} if entry.task == "ctr" else {"color_by": "genre"})},

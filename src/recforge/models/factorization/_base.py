@@ -13,6 +13,7 @@ __all__ = [
     "BiasedFactorRecommender",
     "FactorRecommender",
     "chunk_bounds",
+    "init_factors",
     "seed_sequence",
 ]
 
@@ -36,6 +37,17 @@ def seed_sequence(options: FitOptions, salt: int) -> np.random.Generator:
     """The fit's random generator: a pure function of ``options.seed`` and a per-model salt."""
     seed = 0 if options.seed is None else int(options.seed)
     return np.random.default_rng([seed, salt])
+
+
+def init_factors(rng: np.random.Generator, n_users: int, n_items: int, size: int, std: float,
+                 item_known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 user and item factors drawn from ``N(0, std^2)``, users first (the draw order keeps
+    every seed's factors as they were); items without training data start at zero, so that they
+    score 0 rather than noise."""
+    users = rng.normal(0.0, std, (n_users, size)).astype(np.float32)
+    items = rng.normal(0.0, std, (n_items, size)).astype(np.float32)
+    items[~item_known] = 0.0
+    return users, items
 
 
 class FactorRecommender(Recommender):

@@ -13,7 +13,7 @@ import numpy as np
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.models._threads import kernel_threads
-from recforge.models.factorization._base import FactorRecommender, chunk_bounds, seed_sequence
+from recforge.models.factorization._base import FactorRecommender, chunk_bounds, init_factors, seed_sequence
 from recforge.models.factorization._bpr_kernels import (
     MAX_TRIES,
     SGDSettings,
@@ -154,9 +154,7 @@ class BPR(FactorRecommender):
         cfg = self.config
         rng = seed_sequence(options, 16)
         k = cfg.embedding_size
-        P = rng.normal(0.0, cfg.init_std, (data.n_users, k)).astype(np.float32)
-        Q = rng.normal(0.0, cfg.init_std, (data.n_items, k)).astype(np.float32)
-        Q[~self.item_known_] = 0.0
+        P, Q = init_factors(rng, data.n_users, data.n_items, k, cfg.init_std, self.item_known_)
         bias = np.zeros(data.n_items, np.float32)
         csr = data.csr()
         indptr = csr.indptr.astype(np.int64)

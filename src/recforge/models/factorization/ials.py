@@ -13,7 +13,7 @@ from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.models._threads import kernel_threads
 from recforge.models.factorization._als_kernels import ials_cg_half, ials_exact_half, ials_objective
-from recforge.models.factorization._base import FactorRecommender, chunk_bounds, seed_sequence
+from recforge.models.factorization._base import FactorRecommender, chunk_bounds, init_factors, seed_sequence
 from recforge.training.epochs import fit_epochs
 
 __all__ = ["ImplicitALS", "ImplicitALSConfig"]
@@ -89,9 +89,7 @@ class ImplicitALS(FactorRecommender):
         cfg = self.config
         rng = seed_sequence(options, 15)
         k = cfg.embedding_size
-        X = rng.normal(0.0, cfg.init_std, (data.n_users, k)).astype(np.float32)
-        Y = rng.normal(0.0, cfg.init_std, (data.n_items, k)).astype(np.float32)
-        Y[~self.item_known_] = 0.0
+        X, Y = init_factors(rng, data.n_users, data.n_items, k, cfg.init_std, self.item_known_)
         csr, csc = data.csr(), data.csc()
         rows = (
             csr.indptr.astype(np.int64),
