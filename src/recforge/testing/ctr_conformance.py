@@ -184,11 +184,9 @@ class CTRConformance(EstimatorConformance):
             assert not hasattr(model, "recommend")
 
     def test_early_stopping_on_validation_auc(self) -> None:
-        from recforge.training import TrainingOptions
-
         train, valid, _, _ = self.data()
         model = self.make_model(epochs=40)
-        model.fit(train, TrainingOptions(seed=0, validation=valid, patience=2, threads=1))
+        model.fit(train, FitOptions(seed=0, validation=valid, patience=2, threads=1))
         aucs = model.history_["val_auc"]
         assert 1 <= len(aucs) <= 40
         assert model.best_epoch_ is not None

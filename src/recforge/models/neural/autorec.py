@@ -44,7 +44,7 @@ class AutoRecConfig(TorchConfig):
     """Dropout on the hidden layer during training (0: the paper's model)."""
     validation_fraction: float = 0.05
     """Without ``FitOptions.validation``: share of the training ratings held out to choose the
-    number of epochs (early stopping on their RMSE, ``TrainingOptions.patience`` checks); the
+    number of epochs (early stopping on their RMSE, ``FitOptions.patience`` checks); the
     network is then refitted on all ratings for that many epochs. 0: train ``epochs`` epochs on
     everything, no selection."""
     average_selection: bool = True
