@@ -50,6 +50,18 @@ def gowalla():
     return load("gowalla", download=False)
 
 
+_DATA_FIXTURES = frozenset({"ml100k", "gowalla"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that takes a real-data fixture, or skips on ``has_dataset``, is a ``realdata`` test,
+    whether or not its author wrote the marker (``-m "not realdata"`` then deselects it)."""
+    for item in items:
+        skip_reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if _DATA_FIXTURES & set(getattr(item, "fixturenames", ())) or "data not available" in skip_reasons:
+            item.add_marker(pytest.mark.realdata)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)
