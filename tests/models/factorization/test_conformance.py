@@ -11,6 +11,7 @@ from recforge.models.factorization.als import ALS
 from recforge.models.factorization.bpr import BPR
 from recforge.models.factorization.ials import ImplicitALS
 from recforge.models.factorization.nmf import NMF
+from recforge.models.factorization.pure_svd import PureSVD
 from recforge.models.factorization.sgd import BiasedMF, SVDpp
 from recforge.testing.conformance import RecommenderConformance
 
@@ -28,9 +29,11 @@ class TestBiasedMF(RecommenderConformance):
         "reg_bias": 0.5,
         "init_std": 0.3,
         "learning_rate_decay": 0.5,
+        "init": "svd",
     }
     unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
+        {"init": "zeros"},
         {"reg": -0.1},
         {"reg_bias": -1.0},
         {"learning_rate": 0.0},
@@ -53,6 +56,7 @@ class TestSVDpp(RecommenderConformance):
         "reg_bias": 0.5,
         "init_std": 0.3,
         "learning_rate_decay": 0.5,
+        "init": "svd",
     }
     unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
@@ -62,6 +66,17 @@ class TestSVDpp(RecommenderConformance):
         {"learning_rate": 0.0},
         {"learning_rate_decay": 2.0},
     ]
+
+
+class TestPureSVD(RecommenderConformance):
+    model_class = PureSVD
+    config = {"embedding_size": 3}
+    changes = {"embedding_size": 2}
+    unchanged: ClassVar[dict[str, str]] = {
+        "binarize": "the toy data's values are all 1 already (test_pure_svd covers rated data)",
+        "solver": "small matrices are decomposed densely whatever the solver (exact either way)",
+    }
+    invalid = [{"embedding_size": 0}, {"solver": "lanczos"}]
 
 
 class TestNMF(RecommenderConformance):

@@ -7,6 +7,7 @@ updates, with compiled (numba) kernels.
 - ``als``: :class:`~recforge.models.factorization.als.ALS` (explicit ALS-WR, optional biases).
 - ``ials``: :class:`~recforge.models.factorization.ials.ImplicitALS` (Hu et al. confidence ALS, CG).
 - ``bpr``: :class:`~recforge.models.factorization.bpr.BPR` (BPR-MF with item bias).
+- ``pure-svd``: :class:`~recforge.models.factorization.pure_svd.PureSVD` (Cremonesi et al.'s truncated SVD).
 """
 
 CATALOG = {
@@ -16,4 +17,5 @@ CATALOG = {
     "als": ("recforge.models.factorization.als", "ALS", "rating"),
     "ials": ("recforge.models.factorization.ials", "ImplicitALS", "ranking"),
     "bpr": ("recforge.models.factorization.bpr", "BPR", "ranking"),
+    "pure-svd": ("recforge.models.factorization.pure_svd", "PureSVD", "ranking"),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numba import njit
@@ -10,6 +11,7 @@ from numba import njit
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.models.factorization._base import BiasedFactorRecommender, seed_sequence
+from recforge.models.factorization.pure_svd import truncated_svd
 from recforge.training.epochs import fit_epochs, validation_rmse
 
 __all__ = ["BiasedMF", "BiasedMFConfig", "SVDpp", "SVDppConfig"]
@@ -33,8 +35,13 @@ class BiasedMFConfig(ModelConfig):
     """Standard deviation of the normal initialisation of the factors."""
     learning_rate_decay: float = 1.0
     """The step size is multiplied by this after every epoch (1.0: constant)."""
+    init: Literal["normal", "svd"] = "normal"
+    """Starting factors: ``"normal"`` draws (``init_std``), or ``"svd"``: the truncated SVD of the
+    zero-filled residuals ``r - mu`` split as ``P = U S^1/2``, ``Q = V S^1/2`` (gradient descent
+    then starts from the least-squares answer of the filled matrix; see ``pure-svd``)."""
 
     def validate(self) -> None:
+        self.check(self.init in ("normal", "svd"), "init", "must be 'normal' or 'svd'")
         self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
         self.check(self.epochs >= 1, "epochs", "must be >= 1")
         self.check(0 < self.learning_rate < 1, "learning_rate", "must be in (0, 1)")
@@ -85,13 +92,18 @@ class BiasedMF(BiasedFactorRecommender):
 def _biased_start(
     data: Interactions, cfg: BiasedMFConfig, rng: np.random.Generator, r: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The SGD models' starting point: the mean of ``r``, zero biases, normal user and item factors."""
+    """The SGD models' starting point: the mean of ``r``, zero biases, normal (or SVD) user and item factors."""
     k = cfg.embedding_size
     mu = float(r.mean())
     bu = np.zeros(data.n_users)
     bi = np.zeros(data.n_items)
     P = rng.normal(0.0, cfg.init_std, (data.n_users, k))
     Q = rng.normal(0.0, cfg.init_std, (data.n_items, k))
+    if cfg.init == "svd":  # drawn above all the same, so the epochs' random stream is the same
+        resid = data.csr().astype(np.float64)
+        resid.data -= mu
+        U, s, Vt = truncated_svd(resid, k, rng)
+        P, Q = U * np.sqrt(s), Vt.T * np.sqrt(s)
     return mu, bu, bi, P, Q
 
 
