@@ -149,9 +149,12 @@ class TestBPR(RecommenderConformance):
         "pair_sampling": "users",
         "parallel": "blocks",
         "collisions": "skip",
+        "loss": "hinge",
     }
-    unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
+    unchanged: ClassVar[dict[str, str]] = {"margin": "used only with loss='hinge' (test_hinge covers it)"}
     invalid = _COMMON_INVALID + [
+        {"loss": "warp"},
+        {"margin": 0.0},
         {"reg": -0.01},
         {"reg_bias": -1.0},
         {"learning_rate": 0.0},

@@ -26,9 +26,9 @@ class TestLightGCN(RecommenderConformance):
     model_class = LightGCN
     config = {"epochs": 2, "embedding_size": 8, "batch_size": 256, "learning_rate": 0.01}
     changes = {"n_layers": 1, "embedding_size": 4, "reg": 1.0, "negative_sampling": "popularity", "epochs": 1,
-               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd"}
-    unchanged = {}
-    invalid = [{"n_layers": -1}, {"embedding_size": 0}, {"reg": -1.0}]
+               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd", "loss": "hinge"}
+    unchanged = {"margin": "used only with loss='hinge' (test_hinge covers it)"}
+    invalid = [{"n_layers": -1}, {"embedding_size": 0}, {"reg": -1.0}, {"loss": "warp"}, {"margin": 0.0}]
     atol = 1e-5
 
 
@@ -38,8 +38,8 @@ class TestNGCF(RecommenderConformance):
     config = {"epochs": 2, "embedding_size": 8, "layer_sizes": (8, 8), "batch_size": 256, "learning_rate": 0.01}
     changes = {"layer_sizes": (8,), "node_dropout": 0.5, "message_dropout": 0.5, "embedding_size": 4,
                "batch_size": 7, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
-               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 3e-5}
-    unchanged = {}
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 3e-5, "loss": "hinge"}
+    unchanged = {"margin": "used only with loss='hinge' (test_hinge covers it)"}
     invalid = [{"layer_sizes": ()}, {"node_dropout": 1.0}, {"message_dropout": -0.1}]
     atol = 1e-5
 

@@ -20,8 +20,9 @@ class TestTorchMF(RecommenderConformance):
                "init_std": 0.5, "reg_bias": 1.0, "batch_size": 32, "optimizer": "sgd",
                "ema_decay": 0.9, "loss": "bpr", "reg_exponent": 0.0}
     unchanged = {"negatives": "used only by the implicit losses (loss 'auto' is mse on ratings here)",
-                 "negative_sampling": "used only by the implicit losses (loss 'auto' is mse on ratings here)"}
-    invalid = [{"embedding_size": 0}, {"reg": -1.0}, {"loss": "hinge"}, {"negatives": 0}, {"epochs": 0},
+                 "negative_sampling": "used only by the implicit losses (loss 'auto' is mse on ratings here)",
+                 "margin": "used only with loss='hinge' (test_hinge covers it)"}
+    invalid = [{"embedding_size": 0}, {"reg": -1.0}, {"loss": "warp"}, {"margin": -1.0}, {"negatives": 0}, {"epochs": 0},
                {"learning_rate": 0.0}, {"optimizer": "lbfgs"}, {"reg_bias": -0.1}]
     atol = 1e-5
 
@@ -33,7 +34,7 @@ class TestTorchMFImplicit(RecommenderConformance):
                "batch_size": 7, "ema_decay": 0.9, "embedding_size": 10, "epochs": 2, "init_std": 0.5,
                "learning_rate": 0.006, "optimizer": "sgd", "reg": 0.5, "reg_bias": 1.0, "reg_exponent": 0.0,
                "use_bias": False}
-    unchanged = {}
+    unchanged = {"margin": "used only with loss='hinge' (test_hinge covers it)"}
     atol = 1e-5
 
     def make_data(self):

@@ -47,6 +47,10 @@ class SGDSettings(NamedTuple):
     """L2 penalty on the item biases."""
     use_bias: bool
     """Learn the item biases."""
+    hinge: bool = False
+    """Pairwise hinge loss ``max(0, margin - x_uij)`` instead of BPR's ``-ln sigmoid(x_uij)``."""
+    margin: np.float32 = np.float32(1.0)
+    """The hinge's margin."""
 
 
 # A counter-free splitmix64 stream per independent unit of work: results depend only on the seed and
@@ -338,7 +342,11 @@ def train_block(pos, params, settings, lr, entries, lo, hi, negatives, state, sl
         if x > 0:
             correct += 1
         used += 1
-        z = one / (one + np.exp(x))
+        # the loss's negative derivative in x: sigmoid(-x) for BPR, 1 inside the hinge's margin
+        if settings.hinge:
+            z = one if x < settings.margin else np.float32(0.0)
+        else:
+            z = one / (one + np.exp(x))
         for f in range(k):
             puf = pu[f]
             qif = qi[f]

@@ -79,6 +79,11 @@ class BPRConfig(ModelConfig):
     which lifts ML-100K loo-full NDCG@10 from 0.047 to 0.054); ``pairs``: every training pair
     once, in random order (active users weigh more). ``users`` needs ``parallel="hogwild"``.
     Was ``sampling``."""
+    loss: Literal["bpr", "hinge"] = "bpr"
+    """The pairwise loss: ``bpr`` (``-ln sigmoid(x_uij)``, the paper) or ``hinge``
+    (``max(0, margin - x_uij)``: a pair stops moving once ranked apart by ``margin``)."""
+    margin: float = 1.0
+    """The hinge loss's margin (used with ``loss="hinge"`` only)."""
     parallel: Literal["blocks", "hogwild"] = "hogwild"
     """How threads share the work. ``blocks``: race-free rounds over user x item blocks (a fit
     is a pure function of the seed and the thread count; ``threads`` barriers per epoch).
@@ -95,6 +100,8 @@ class BPRConfig(ModelConfig):
         self.check(self.reg_bias >= 0, "reg_bias", "must be >= 0")
         self.check(self.init_std >= 0, "init_std", "must be >= 0")
         self.check(1 <= self.n_candidates <= 1024, "n_candidates", "must be in [1, 1024]")
+        self.check(self.loss in ("bpr", "hinge"), "loss", "must be 'bpr' or 'hinge'")
+        self.check(self.margin > 0, "margin", "must be > 0")
         self.check(
             self.pair_sampling == "pairs" or self.parallel == "hogwild",
             "pair_sampling",
@@ -171,6 +178,8 @@ class BPR(FactorRecommender):
             reg=np.float32(cfg.reg),
             reg_bias=np.float32(cfg.reg_bias),
             use_bias=cfg.use_bias,
+            hinge=cfg.loss == "hinge",
+            margin=np.float32(cfg.margin),
         )
         publish = lambda: self._set_factors(P, Q, bias)  # noqa: E731 - the kernels update in place
         with kernel_threads(options, work=(5.0 + cfg.n_candidates) * len(data) * k) as threads:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -96,6 +96,8 @@ class _GraphNet(RecNetwork):
         self.n_items = n_items
         self.embedding = nn.Embedding(n_users + n_items, k)
         self.reg = reg
+        self.loss_name = "bpr"  # or "hinge"; set from the config by the model
+        self.margin = 1.0
         self.adj: torch.Tensor | None = None
         self._final: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -131,7 +133,7 @@ class _GraphNet(RecNetwork):
         u, i, j = batch
         all_ = self.propagate()
         eu, ei, ej = all_[u], all_[self.n_users + i], all_[self.n_users + j]
-        fit = losses.bpr((eu * ei).sum(-1), (eu * ej).sum(-1))
+        fit = losses.pairwise(self.loss_name, (eu * ei).sum(-1), (eu * ej).sum(-1), self.margin)
         e0 = self.embedding
         sq = (e0(u).pow(2).sum() + e0(self.n_users + i).pow(2).sum() + e0(self.n_users + j).pow(2).sum())
         return fit + self.reg * 0.5 * sq / len(u)
@@ -195,6 +197,11 @@ class _NGCFNet(_GraphNet):
         return torch.cat(outs, dim=1)
 
 
+def _with_loss(net: _GraphNet, cfg: _GraphConfig) -> _GraphNet:
+    net.loss_name, net.margin = cfg.loss, cfg.margin
+    return net
+
+
 @dataclass(frozen=True)
 class _GraphConfig(TorchConfig):
     embedding_size: int = 64
@@ -204,6 +211,10 @@ class _GraphConfig(TorchConfig):
     averaged over the batch."""
     negative_sampling: Sampling = "uniform"
     """Negative-sampling distribution for the BPR triples."""
+    loss: Literal["bpr", "hinge"] = "bpr"
+    """The pairwise loss on the propagated embeddings: ``bpr`` (the papers') or ``hinge``."""
+    margin: float = 1.0
+    """The hinge loss's margin (``loss="hinge"`` only)."""
     batch_size: int = 2048
     learning_rate: float = 1e-3
 
@@ -213,6 +224,8 @@ class _GraphConfig(TorchConfig):
         super().validate()
         self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
         self.check(self.reg >= 0, "reg", "must be >= 0")
+        self.check(self.loss in ("bpr", "hinge"), "loss", "must be 'bpr' or 'hinge'")
+        self.check(self.margin > 0, "margin", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -290,7 +303,8 @@ class LightGCN(_GraphRecommender):
 
     def _network(self) -> RecNetwork:
         cfg: LightGCNConfig = self.config  # type: ignore[assignment]
-        return _LightGCNNet(len(self.users_), len(self.items_), cfg.embedding_size, cfg.n_layers, cfg.reg)
+        return _with_loss(_LightGCNNet(len(self.users_), len(self.items_), cfg.embedding_size, cfg.n_layers,
+                                       cfg.reg), cfg)
 
 
 class NGCF(_GraphRecommender):
@@ -307,5 +321,5 @@ class NGCF(_GraphRecommender):
 
     def _network(self) -> RecNetwork:
         cfg: NGCFConfig = self.config  # type: ignore[assignment]
-        return _NGCFNet(len(self.users_), len(self.items_), cfg.embedding_size, tuple(cfg.layer_sizes), cfg.reg,
-                        cfg.node_dropout, cfg.message_dropout)
+        return _with_loss(_NGCFNet(len(self.users_), len(self.items_), cfg.embedding_size, tuple(cfg.layer_sizes),
+                                   cfg.reg, cfg.node_dropout, cfg.message_dropout), cfg)

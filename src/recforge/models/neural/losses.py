@@ -4,6 +4,9 @@
 - :func:`masked_mse`: the same over observed entries only (AutoRec's reconstruction loss).
 - :func:`bce`: ``mean -[y log s(x) + (1 - y) log(1 - s(x))]`` on logits, pointwise implicit feedback.
 - :func:`bpr`: ``mean -log s(x_ui - x_uj)`` (Rendle et al., UAI 2009), pairwise.
+- :func:`hinge`: ``mean max(0, margin - (x_ui - x_uj))``, the pairwise hinge (margin ranking) loss
+  (Weston et al., "WSABIE", IJCAI 2011; Hsieh et al., "Collaborative Metric Learning", WWW 2017);
+  :func:`pairwise` picks one of the two by name.
 - :func:`sampled_softmax`: in-batch softmax cross-entropy with the log-q correction of Yi et al.
   (RecSys 2019): logits ``<q_b, k_j> / T - log q_j``, the positive on the diagonal.
 """
@@ -13,7 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bce", "bpr", "masked_mse", "mse", "sampled_softmax"]
+__all__ = ["PAIRWISE", "bce", "bpr", "hinge", "masked_mse", "mse", "pairwise", "sampled_softmax"]
+
+#: The pairwise losses a model's ``loss`` option may name.
+PAIRWISE = ("bpr", "hinge")
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -39,6 +45,19 @@ def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def bpr(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """Bayesian personalised ranking: ``mean -log sigmoid(pos - neg) = mean softplus(neg - pos)``."""
     return F.softplus(neg - pos).mean()
+
+
+def hinge(pos: torch.Tensor, neg: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Pairwise hinge: ``mean max(0, margin - (pos - neg))``; zero gradient once a pair is ranked
+    apart by the margin, a constant one (-1 on ``pos``, +1 on ``neg``, per pair) inside it."""
+    return F.relu(margin - (pos - neg)).mean()
+
+
+def pairwise(name: str, pos: torch.Tensor, neg: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """The pairwise loss ``name`` (``"bpr"`` or ``"hinge"``) of positive and negative scores."""
+    if name == "hinge":
+        return hinge(pos, neg, margin)
+    return bpr(pos, neg)
 
 
 def sampled_softmax(

@@ -22,9 +22,12 @@ class TorchMFConfig(TorchConfig):
 
     embedding_size: int = 128
     """Latent factors per user and item."""
-    loss: Literal["auto", "mse", "bpr", "bce"] = "auto"
-    """``mse`` (ratings), ``bpr`` (pairwise) or ``bce`` (pointwise with sampled negatives);
-    ``auto`` picks ``mse`` for explicit and ``bpr`` for implicit training data."""
+    loss: Literal["auto", "mse", "bpr", "hinge", "bce"] = "auto"
+    """``mse`` (ratings), ``bpr`` or ``hinge`` (pairwise: ``-ln sigmoid(x_uij)`` or
+    ``max(0, margin - x_uij)``) or ``bce`` (pointwise with sampled negatives); ``auto`` picks ``mse``
+    for explicit and ``bpr`` for implicit training data."""
+    margin: float = 1.0
+    """The hinge loss's margin (``loss="hinge"`` only)."""
     use_bias: bool = True
     """Learn a user and an item bias (and use the global mean for ratings)."""
     reg: float | None = None
@@ -57,13 +60,15 @@ class TorchMFConfig(TorchConfig):
         self.check(0 <= self.reg_exponent <= 1, "reg_exponent", "must be in [0, 1]")
         self.check(self.negatives is None or self.negatives >= 1, "negatives", "must be >= 1 or None")
         self.check(self.init_std > 0, "init_std", "must be > 0")
+        self.check(self.margin > 0, "margin", "must be > 0")
 
 
 class _MFNet(RecNetwork):
     def __init__(self, n_users: int, n_items: int, k: int, biases: bool, mean: float, loss: str,
                  reg: float, reg_bias: float, init_std: float, user_weight: torch.Tensor,
-                 item_weight: torch.Tensor) -> None:
+                 item_weight: torch.Tensor, margin: float = 1.0) -> None:
         super().__init__()
+        self.margin = margin
         self.user = nn.Embedding(n_users, k)
         self.item = nn.Embedding(n_items, k)
         nn.init.normal_(self.user.weight, std=init_std)
@@ -103,14 +108,14 @@ class _MFNet(RecNetwork):
         u, i, third = batch
         pu, qi = self.user(u), self.item(i)
         sq = self.user_weight[u] * pu.pow(2).sum(-1) + self.item_weight[i] * qi.pow(2).sum(-1)
-        if self.loss_name == "bpr":
+        if self.loss_name in losses.PAIRWISE:
             qj = self.item(third)
             x = (pu * (qi - qj)).sum(-1) + self._ib(i) - self._ib(third)
             sq = sq + self.item_weight[third] * qj.pow(2).sum(-1)
             penalty = self.reg * sq.mean()
             if self.biases:
                 penalty = penalty + self.reg_bias * (self._ib(i).pow(2) + self._ib(third).pow(2)).mean()
-            return losses.bpr(x, torch.zeros_like(x)) + penalty
+            return losses.pairwise(self.loss_name, x, torch.zeros_like(x), self.margin) + penalty
         pred = (pu * qi).sum(-1) + self._ub(u) + self._ib(i) + self.mean
         penalty = self.reg * sq.mean()
         if self.biases:
@@ -166,13 +171,13 @@ class TorchMF(TorchRecommender):
         iw = np.maximum(np.asarray(self.seen_.sum(axis=0)).ravel(), 1.0) ** -cfg.reg_exponent
         return _MFNet(len(self.users_), len(self.items_), cfg.embedding_size, cfg.use_bias, self.global_mean_,
                       self.loss_, self._reg(), cfg.reg_bias, cfg.init_std, torch.from_numpy(uw.astype(np.float32)),
-                      torch.from_numpy(iw.astype(np.float32)))
+                      torch.from_numpy(iw.astype(np.float32)), cfg.margin)
 
     def _batches(self, data: Interactions, ctx: RunContext, net: RecNetwork) -> Any:
         cfg: TorchMFConfig = self.config  # type: ignore[assignment]
         if self.loss_ == "mse" and data.explicit:
             return self._pair_batches(data, ctx, "rating", cfg.batch_size)
-        if self.loss_ == "bpr":
+        if self.loss_ in losses.PAIRWISE:
             return self._pair_batches(data, ctx, "pairwise", cfg.batch_size, cfg.negatives or 1, cfg.negative_sampling)
         return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives or 4, cfg.negative_sampling)
 
