@@ -46,6 +46,7 @@ from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
 from recforge.evaluation.results import EvaluationResult
 from recforge.models.base import Recommender
+from recforge.topk import clamp_k
 
 #: ``on_fit(fitted_model, split, fold)``: called after each fold's fit.
 OnFit = Callable[[Any, Any, int], None]
@@ -340,12 +341,14 @@ def full_ranking(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """Top-k of every test user over all unseen items, scored against the user's test items.
 
-    Returns per-user metric arrays, the (n_test_users, k) recommendation matrix (item indices)
-    and the number of test users the model could not score (popularity fallback).
+    Returns per-user metric arrays, the (n_test_users, min(k, n_items)) recommendation matrix
+    (item indices) and the number of test users the model could not score (popularity fallback).
+    A ``k`` beyond the catalogue gives the metrics of the full list (precision still divides by
+    ``k``), without allocating ``k`` columns.
     """
     truth_all = test.csr()
     users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
-    recs = np.empty((len(users), k), dtype=np.int64)
+    recs = np.empty((len(users), clamp_k(k, len(fitted.items_))), dtype=np.int64)
     for s in range(0, len(users), block):
         u = users[s : s + block]
         recs[s : s + block], _ = fitted.recommend_indices(u, k, exclude_seen=True)
