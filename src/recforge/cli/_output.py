@@ -227,7 +227,8 @@ def to_text(df: pd.DataFrame, *, title: str | None = None, keys: Sequence[str] =
     numeric = {c: _numeric(df[col]) for c, col in zip(cols, df.columns, strict=True)}
     if len(df) > 1 or any(numeric.values()):
         for c in list(cols):
-            if c not in keys and not numeric[c] and len(set(cells[c])) == 1 and len(cols) > 1:
+            if (c not in keys and not numeric[c] and len(set(cells[c])) == 1 and len(cols) > 1
+                    and len(cells[c][0]) <= LONG_TEXT):
                 head.append(f"{c}: {cells[c][0]}")
                 cols.remove(c)
     for c in cols:
