@@ -338,3 +338,20 @@ def result_report(result: Any, title: str | None = None, *, columns: Sequence[st
     keys = [c for c in ("model", "scenario", "revealed") if c in df.columns]
     return Report([Section(df, title, keys)], list(result.notes), list(footer),
                   data if data is not None else {"rows": result.to_records(), "notes": list(result.notes)})
+
+
+# ---------------------------------------------------------------------------------------- progress
+ProgressOpt = Annotated[bool | None, typer.Option(
+    "--progress/--no-progress",
+    help="progress bars on stderr (default: only on a terminal with --format table)")]
+
+
+def progress_reporter(flag: bool | None, fmt: str = "table") -> Any:
+    """The :class:`~recforge.training.progress.RichProgress` a command installs (None: stay quiet).
+
+    Bars appear after 2 s of work, on a terminal with the table format, or wherever ``--progress``
+    asks for them; ``--no-progress`` and non-terminals stay quiet.
+    """
+    from recforge.training.progress import RichProgress, wanted
+
+    return RichProgress(force=bool(flag)) if wanted(flag, fmt) else None

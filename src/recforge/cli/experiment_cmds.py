@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from recforge.cli._common import FormatOpt, SetOpt, console, err_console, handle_errors
-from recforge.cli._output import Report, Section, check_format, emit, result_report
+from recforge.cli._output import ProgressOpt, Report, Section, check_format, emit, progress_reporter, result_report
 
 LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", help="output folder")]
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         no_outputs: Annotated[bool, typer.Option("--no-outputs", help="results only: no model, export, plots")] = False,
         fmt: FormatOpt = "table",
+        progress: ProgressOpt = None,
     ) -> None:
         """Run an experiment file: fit, evaluate under its protocol, log, save, export, plot."""
         from recforge.experiments import run
@@ -52,7 +53,10 @@ def register(app: typer.Typer) -> None:
         spec = _spec(file, set_, seed, device, threads)
         echo = (lambda s: err_console.print(s, highlight=False)) if fmt != "table" else \
             (lambda s: console.print(s, highlight=False))
-        res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs, progress=fmt == "table")
+        from recforge.training.progress import reporting
+
+        with reporting(progress_reporter(progress, fmt)):
+            res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs)
         summ = res.result.summary
         # scenario/revealed tell the cold-start protocol's rows apart
         cols = ["model", "scenario", "revealed", *res.result.metric_columns(), "fit_seconds", "predict_seconds"]
@@ -75,13 +79,17 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
         with_outputs: Annotated[bool, typer.Option("--with-outputs", help="also write each run's model/exports/plots")] = False,
         fmt: FormatOpt = "table",
+        progress: ProgressOpt = None,
     ) -> None:
         """Run several experiments on the same split; one table with paired significance tests per metric."""
         from recforge.experiments import compare
 
         check_format(fmt)
         echo = (lambda s: err_console.print(s, highlight=False))
-        res = compare(files, baseline=baseline, logger=logger, output=output, outputs=with_outputs, echo=echo)
+        from recforge.training.progress import reporting
+
+        with reporting(progress_reporter(progress, fmt)):
+            res = compare(files, baseline=baseline, logger=logger, output=output, outputs=with_outputs, echo=echo)
         table = res.table()
         keys = tuple(c for c in ("model", "experiment", "name") if c in table.columns)[:1]
         footer = [f"p(t): paired t-test, p(W): Wilcoxon signed-rank; each model vs {res.baseline}, paired over "

@@ -8,6 +8,7 @@ by input are printed as one line and exit with 2.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,16 @@ import pandas as pd
 import typer
 
 from recforge.cli import experiment_cmds, serve_cmds
-from recforge.cli._output import Report, Section, check_format, emit, note_k_clamped, result_report
+from recforge.cli._output import (
+    ProgressOpt,
+    Report,
+    Section,
+    check_format,
+    emit,
+    note_k_clamped,
+    progress_reporter,
+    result_report,
+)
 from recforge.cli._common import (
     ConfigOpt,
     FormatOpt,
@@ -33,6 +43,7 @@ from recforge.cli._common import (
     training_data,
 )
 from recforge.errors import ConfigError
+from recforge.training.progress import reporting
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="recforge: recommender systems toolkit")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list and describe.")
@@ -170,6 +181,7 @@ def train_cmd(
     split: Annotated[str | None, typer.Option(help="train on this predefined split's train part")] = None,
     seed: int | None = None,
     device: Annotated[str | None, typer.Option(help="cpu|cuda|auto (torch models)")] = None,
+    progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -183,7 +195,9 @@ def train_cmd(
     mdl = build_model(spec)
     data = training_data(spec, ds, mdl)
     t0 = time.perf_counter()
-    with console.status(f"fitting {mdl.name} on {ds.name}"):
+    bars = progress_reporter(progress)
+    with reporting(bars), (console.status(f"fitting {mdl.name} on {ds.name}") if bars is None
+                           else contextlib.nullcontext()):
         mdl.fit(data, fit_options(spec, progress=False))
     fit_s = time.perf_counter() - t0
     out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else
@@ -204,6 +218,7 @@ def evaluate_cmd(
     device: str | None = None,
     output: Annotated[Path | None, typer.Option(help="save results as OUTPUT.csv/.json/.md")] = None,
     fmt: FormatOpt = "table",
+    progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -221,7 +236,8 @@ def evaluate_cmd(
     k_used = spec.k
     if k_used is not None and ds.interactions is not None:
         k_used = note_k_clamped(k_used, ds.interactions.n_items)
-    result = evaluate(mdl, ds, proto, k=k_used, options=fit_options(spec), progress=fmt == "table")
+    with reporting(progress_reporter(progress, fmt)):
+        result = evaluate(mdl, ds, proto, k=k_used, options=fit_options(spec))
     if spec.outputs.get("results"):
         result.save(spec.outputs["results"])
     config = mdl.config.to_dict()
