@@ -229,7 +229,8 @@ def to_text(df: pd.DataFrame, *, title: str | None = None, keys: Sequence[str] =
         for c in list(cols):
             if (c not in keys and not numeric[c] and len(set(cells[c])) == 1 and len(cols) > 1
                     and len(cells[c][0]) <= LONG_TEXT):
-                head.append(f"{c}: {cells[c][0]}")
+                if cells[c][0]:  # a column empty on every row is left out
+                    head.append(f"{c}: {cells[c][0]}")
                 cols.remove(c)
     for c in cols:
         if numeric[c] or c in inline:

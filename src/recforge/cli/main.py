@@ -137,6 +137,41 @@ def data_stats(
                 data={**st.to_dict(), "plots": [str(p) for p in paths]}), fmt)
 
 
+@data_app.command("check")
+@handle_errors
+def data_check(
+    file: Annotated[str, typer.Argument(help="a CSV/TSV/Parquet log, or a registered dataset name")],
+    user_col: Annotated[str | None, typer.Option(help="user id column (default: guessed)")] = None,
+    item_col: Annotated[str | None, typer.Option(help="item id column (default: guessed)")] = None,
+    rating_col: Annotated[str | None, typer.Option(help="rating/count column (default: guessed)")] = None,
+    timestamp_col: Annotated[str | None, typer.Option(help="timestamp column (default: guessed)")] = None,
+    sep: Annotated[str | None, typer.Option(help="field separator (default: sniffed)")] = None,
+    test: Annotated[Path | None, typer.Option(help="a test file: FILE is then the train part of a given split")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="write PNG plots to this folder")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Counts, duplicates, id types, timestamp unit, rating scale, power-law popularity, and the cold
+    users/items and temporal leakage of each protocol's split."""
+    from recforge.cli._checks import check_report, protocol_splits
+    from recforge.data.check import check_log, plot_check
+
+    check_format(fmt)
+    source: Any = file
+    if not Path(file).exists() and "/" not in file and "." not in Path(file).name:
+        from recforge.data import load
+
+        ds = load(file)
+        if ds.interactions is None:
+            raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
+        source = ds.interactions.to_dataframe().rename(columns={"value": "rating" if ds.interactions.explicit
+                                                                 else "value"})
+    report = check_log(source, user_col=user_col, item_col=item_col, rating_col=rating_col,
+                       timestamp_col=timestamp_col, sep=sep, splits=protocol_splits(), test=test,
+                       name=Path(file).stem if isinstance(source, str) else file)
+    paths = plot_check(source, report, plots) if plots else []
+    emit(check_report(report, paths), fmt)
+
+
 # ---------------------------------------------------------------------------------------- split
 @app.command("split")
 @handle_errors
