@@ -118,3 +118,9 @@ def test_every_result_command_takes_format(log_csv, fmt):
             assert "…" not in out and not (BOX & set(out))
     res = runner.invoke(app, ["models", "--format", "xml"])
     assert res.exit_code == 2 and "--format must be one of" in res.output
+
+
+def test_ints_are_never_grouped_since_they_may_be_ids():
+    assert format_number(1234567) == "1234567" and format_number(1234567.0) == "1234567"
+    assert format_number(0.00012345) == "1.23e-04" and format_number(0.5) == "0.5000"
+    assert format_number(np.float64("nan")) == "" and format_number(None) == ""

@@ -43,9 +43,9 @@ def check_report(report: CheckReport, plots: list[Path]) -> Report:
     d = report.to_dict()
     cols = ", ".join(f"{k}={v}" for k, v in d["columns"].items() if v is not None)
     rows: list[tuple[str, Any]] = [
-        ("columns", cols), ("rows", d["n_rows"]), ("users", d["n_users"]), ("items", d["n_items"]),
-        ("distinct pairs", d["n_pairs"]), ("density", d["density"]),
-        ("duplicate rows", d["duplicate_rows"]), ("user ids", d["user_ids"]), ("item ids", d["item_ids"]),
+        ("columns", cols), ("rows", f"{d['n_rows']:,}"), ("users", f"{d['n_users']:,}"),
+        ("items", f"{d['n_items']:,}"), ("distinct pairs", f"{d['n_pairs']:,}"), ("density", d["density"]),
+        ("duplicate rows", f"{d['duplicate_rows']:,}"), ("user ids", d["user_ids"]), ("item ids", d["item_ids"]),
     ]
     if d["missing"]:
         rows.append(("missing values", ", ".join(f"{k}: {v}" for k, v in d["missing"].items())))

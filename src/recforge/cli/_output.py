@@ -93,15 +93,16 @@ def plain_value(v: Any) -> Any:
 
 
 def format_number(v: Any, digits: int = 4) -> str:
-    """A cell for the eye: whole numbers without decimals (``943``, not ``943.0000``), small values in
-    scientific notation, others with ``digits`` decimals; never shortened further."""
+    """A cell for the eye: whole numbers without decimals (``943``, not ``943.0000``) or separators
+    (they may be ids), small values in scientific notation, others with ``digits`` decimals; never
+    shortened further. Counts meant to read as ``1,027,370`` are formatted by the caller."""
     v = plain_value(v)
     if v is None:
         return ""
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 100_000 else str(v)
+        return str(v)  # no thousands separators: an int cell may be an id
     if isinstance(v, float):
         if v.is_integer() and abs(v) < 1e15:
             return format_number(int(v), digits)

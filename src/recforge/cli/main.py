@@ -124,10 +124,10 @@ def data_stats(
     st = compute_stats(ds.interactions)
     paths = plot_stats(ds.interactions, plot) if plot else []
     rows: list[tuple[str, Any]] = [
-        ("users", st.n_users), ("items", st.n_items), ("interactions", st.n_interactions),
+        ("users", f"{st.n_users:,}"), ("items", f"{st.n_items:,}"), ("interactions", f"{st.n_interactions:,}"),
         ("sparsity", st.sparsity), ("feedback", "explicit" if st.explicit else "implicit"),
         ("mean value", st.mean_value),
-        *((f"  rating {key}", val) for key, val in st.rating_distribution.items()),
+        *((f"  rating {key}", f"{val:,}") for key, val in st.rating_distribution.items()),
         ("per user min/median/max", f"{st.per_user['min']} / {st.per_user['median']:g} / {st.per_user['max']}"),
         ("per item min/median/max", f"{st.per_item['min']} / {st.per_item['median']:g} / {st.per_item['max']}"),
         ("share on top 10% items", f"{st.top10pct_item_share:.1%}"),
@@ -163,8 +163,9 @@ def data_check(
         ds = load(file)
         if ds.interactions is None:
             raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
-        source = ds.interactions.to_dataframe().rename(columns={"value": "rating" if ds.interactions.explicit
-                                                                 else "value"})
+        frame = ds.interactions.to_dataframe()
+        # implicit interactions carry a constant 1.0: no value column to check
+        source = frame.rename(columns={"value": "rating"}) if ds.interactions.explicit else frame.drop(columns="value")
     report = check_log(source, user_col=user_col, item_col=item_col, rating_col=rating_col,
                        timestamp_col=timestamp_col, sep=sep, splits=protocol_splits(), test=test,
                        name=Path(file).stem if isinstance(source, str) else file)
