@@ -93,6 +93,10 @@ def test_headerless_space_separated_and_constant_values(tmp_path):
     assert df.attrs["sep"] == " " and list(df.columns) == ["0", "1", "2"]
     r = check_log(p)
     assert r.columns == {"user": "0", "item": "1", "rating": "2", "timestamp": None}
+    tab = _write(tmp_path, "plays.dat", "userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n3\t51\t7\n")
+    for sep in (None, "\\t", "tab", "\t"):
+        t = check_log(tab, sep=sep)
+        assert t.columns["user"] == "userID" and t.columns["item"] == "artistID" and t.n_rows == 3
     assert r.rating["kind"].startswith("constant")
     assert any("implicit feedback" in w for w in r.warnings)
 

@@ -72,8 +72,8 @@ def read_log(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start} of the first lines)") from exc
     sample = "".join(head)
-    if sep is None:
-        sep = _sniff(sample, path)
+    # a shell passes --sep '\t' as backslash-t
+    sep = {"\\t": "\t", "tab": "\t", "space": " "}.get(sep, sep) if sep is not None else _sniff(sample, path)
     first = head[0].rstrip("\r\n").split(sep) if head else []
     header: int | None = 0
     if first and all(_is_number(f) for f in first):
