@@ -99,3 +99,15 @@ def test_cli_quiet_off_terminal_and_with_json_unless_asked(tmp_path, monkeypatch
     assert res.exit_code == 0, res.output
     assert "svd: epochs" in res.stderr
     json.loads(res.stdout)  # the bars went to stderr: stdout is still the JSON document
+
+
+def test_lightning_loop_reports_epochs():
+    import pytest
+
+    pytest.importorskip("lightning")
+    rec = Recorder()
+    with reporting(rec):
+        make_model("mf-torch", {"epochs": 2}).fit(_ratings())
+    epochs = [t for t in rec.tasks if t["description"].endswith(": epochs")]
+    assert len(epochs) == 1 and epochs[0]["total"] == epochs[0]["done"] == 2 and epochs[0]["closed"]
+    assert "train_loss" in epochs[0]["fields"]
