@@ -212,10 +212,12 @@ def ndcg_at_k(recs: Any, truth: Truth, k: int) -> np.ndarray:
     """
     k = _check_k(k)
     hits, n_rel = hits_at_k(recs, truth, k)
-    disc = _discounts(k)
+    # discounts only as far as a list or an ideal list reaches: never k of them for a huge k
+    depth = min(k, max(hits.shape[1], int(n_rel.max()) if len(n_rel) else 0))
+    disc = _discounts(depth)
     dcg = hits.astype(np.float64) @ disc[: hits.shape[1]]
     idcg_table = np.concatenate([[0.0], np.cumsum(disc)])
-    idcg = idcg_table[np.minimum(n_rel, k)]
+    idcg = idcg_table[np.minimum(n_rel, depth)]
     return _per_user(dcg / np.where(idcg > 0, idcg, 1.0), n_rel)
 
 

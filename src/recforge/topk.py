@@ -2,7 +2,9 @@
 
 One contract for every variant: per row, the ``k`` best candidates, best first; ties go to the lower
 column index; NaN and ``-inf`` scores are never selected; slots past the available candidates hold
-the index ``-1`` and a NaN score. :func:`topk_rows` is the entry point. It takes
+the index ``-1`` and a NaN score. A ``k`` beyond the number of items is clamped to it: the result
+has ``min(k, n_items)`` columns, so its memory is bounded by rows x items, never by ``k`` alone
+(``k = 10**9`` on a 4-item catalogue allocates 4 columns). :func:`topk_rows` is the entry point. It takes
 
 - a dense score matrix (every column a candidate),
 - a sparse one (only the stored entries are candidates: a neighbour list lists only neighbours),
@@ -33,6 +35,7 @@ from recforge.errors import ConfigError
 
 __all__ = [
     "accumulate_row_product",
+    "clamp_k",
     "order_by_score",
     "select_top",
     "topk_excluding",
@@ -55,15 +58,15 @@ def topk_rows(
         scores: ``(n_rows, n_items)`` scores: a dense array (every item a candidate) or a scipy
             sparse matrix (only stored entries are candidates, whatever their value; entries must
             not repeat within a row).
-        k: List length (>= 0); may exceed the number of items.
+        k: List length (>= 0); one beyond the number of items is clamped to it.
         exclude: Optional ``(n_rows, n_items)`` sparse matrix; its stored cells are skipped
             (the value does not matter).
         allowed: Optional ``(n_items,)`` bool mask of the items that may be listed.
 
     Returns:
-        ``(idx, vals)`` of shape ``(n_rows, k)``: int64 item indices and float64 scores. Ties go
-        to the lower index, NaN and ``-inf`` are never selected, and short rows are padded with
-        ``-1`` and NaN.
+        ``(idx, vals)`` of shape ``(n_rows, min(k, n_items))``: int64 item indices and float64
+        scores. Ties go to the lower index, NaN and ``-inf`` are never selected, and short rows are
+        padded with ``-1`` and NaN.
 
     Raises:
         ConfigError: ``k`` is negative or not an integer, or a mask or exclusion has the wrong shape.
@@ -81,6 +84,14 @@ def topk_rows(
     if dense.dtype not in (np.float32, np.float64):
         dense = dense.astype(np.float64)
     return topk_excluding(np.ascontiguousarray(dense), excl_indptr, excl_indices, banned, k)
+
+
+def clamp_k(k: int, n_items: int) -> int:
+    """The list length actually allocated for ``k`` over ``n_items`` candidates: ``min(k, n_items)``.
+
+    Every top-k buffer is sized by this, so a huge ``k`` costs no more than the whole catalogue.
+    """
+    return int(min(int(k), max(int(n_items), 0)))
 
 
 def order_by_score(
@@ -135,9 +146,10 @@ def topk_excluding(
         k: List length.
 
     Returns:
-        ``(idx, vals)`` of shape ``(n_rows, k)``, as :func:`topk_rows`.
+        ``(idx, vals)`` of shape ``(n_rows, min(k, n_items))``, as :func:`topk_rows`.
     """
     n_rows = scores.shape[0]
+    k = clamp_k(k, scores.shape[1])
     idx = np.full((n_rows, k), -1, dtype=np.int64)
     vals = np.full((n_rows, k), np.nan, dtype=np.float64)
     if n_rows and k:
@@ -161,9 +173,10 @@ def topk_sparse_rows(
         banned: ``(n_items,)`` bool, items skipped for every row.
 
     Returns:
-        ``(idx, vals)`` of shape ``(len(rows), k)``, as :func:`topk_rows`.
+        ``(idx, vals)`` of shape ``(len(rows), min(k, n_items))``, as :func:`topk_rows`.
     """
     n_rows = len(rows)
+    k = clamp_k(k, mat.shape[1])
     idx = np.full((n_rows, k), -1, dtype=np.int64)
     vals = np.full((n_rows, k), np.nan, dtype=np.float64)
     if n_rows and k:
@@ -190,6 +203,7 @@ def topk_sparse_product(
     """
     n_rows = len(rows)
     n_items = m.shape[1]
+    k = clamp_k(k, n_items)
     idx = np.full((n_rows, k), -1, dtype=np.int64)
     vals = np.full((n_rows, k), np.nan, dtype=np.float64)
     if n_rows and k:

@@ -1,7 +1,7 @@
 """Top-k selection: every variant of recforge.topk against one plain numpy reference.
 
 The reference sorts each row's candidates by ``(-score, index)``; NaN and ``-inf`` are never
-candidates; short rows are padded with ``(-1, NaN)``. Scores come from a handful of values so
+candidates; short rows are padded with ``(-1, NaN)``; a ``k`` beyond the items gives ``n_items`` columns. Scores come from a handful of values so
 that ties are the rule, not the exception.
 """
 
@@ -27,6 +27,7 @@ PROPERTY = settings(max_examples=150, deadline=None)
 def reference(scores: np.ndarray, k: int, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Plain numpy top-k: ``candidate`` marks the cells that may be listed."""
     n_rows = scores.shape[0]
+    k = min(k, scores.shape[1])
     idx = np.full((n_rows, k), -1, np.int64)
     vals = np.full((n_rows, k), np.nan)
     for r in range(n_rows):
@@ -138,14 +139,14 @@ def test_sparse_product_equals_dense_and_reference(problem):
 
 def test_ties_nan_inf_and_padding_by_hand():
     s = np.array([[1.0, 3.0, 3.0, -np.inf, np.nan, 3.0], [np.nan] * 6])
-    idx, vals = topk_rows(s, 8)
-    assert idx.tolist() == [[1, 2, 5, 0, -1, -1, -1, -1], [-1] * 8]
+    idx, vals = topk_rows(s, 8)  # clamped to the 6 items
+    assert idx.tolist() == [[1, 2, 5, 0, -1, -1], [-1] * 6]
     assert vals[0, :4].tolist() == [3.0, 3.0, 3.0, 1.0]
     assert np.isnan(vals[0, 4:]).all() and np.isnan(vals[1]).all()
     skip = sp.csr_matrix([[0, 1, 0, 0, 0, 0], [0] * 6])
     idx, _ = topk_rows(s, 2, exclude=skip, allowed=np.array([1, 1, 1, 1, 1, 0], bool))
     assert idx.tolist() == [[2, 0], [-1, -1]]
-    assert topk_rows(np.empty((3, 0)), 2)[0].tolist() == [[-1, -1]] * 3
+    assert topk_rows(np.empty((3, 0)), 2)[0].shape == (3, 0)
     assert topk_rows(np.empty((0, 4)), 2)[0].shape == (0, 2)
     assert topk_rows(s, 0)[0].shape == (2, 0)
     with pytest.raises(ConfigError):
@@ -209,3 +210,16 @@ def test_order_by_score_agrees_with_topk_rows(values, k):
     got = order_by_score(s, k=k)
     got = got[np.isfinite(s[got])]
     assert got.tolist() == idx[0][idx[0] >= 0].tolist()
+
+
+def test_huge_k_allocates_only_the_catalogue():
+    """k = 10**9 on a handful of items: every entry point returns n_items columns (no k-sized buffer)."""
+    s = np.array([[0.5, 2.0, 1.0], [1.0, 1.0, np.nan]])
+    none = np.zeros(3, np.int64)
+    for idx, vals in (topk_rows(s, 10**9), topk_rows(sp.csr_matrix(s), 10**9),
+                      topk_excluding(s, none, none[:0], np.zeros(3, bool), 10**9)):
+        assert idx.shape == vals.shape == (2, 3)
+    assert topk_rows(s, 10**9)[0].tolist() == [[1, 2, 0], [0, 1, -1]]
+    a = sp.csr_matrix(np.eye(3))
+    idx, _ = topk_sparse_product(a, np.arange(3), a, np.zeros(4, np.int64), none[:0], np.zeros(3, bool), 10**9)
+    assert idx.shape == (3, 3)

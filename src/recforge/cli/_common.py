@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from recforge.cli._output import FormatOpt  # noqa: F401 - one --format for every command
 from recforge.errors import ConfigError, RecforgeError
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ err_console = Console(stderr=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="experiment file (TOML or YAML); flags override it")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="key=value: a model hyperparameter; table.key=value: any other key of the config file")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json")]
 
 
 def handle_errors(fn: Any) -> Any:

@@ -9,28 +9,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from recforge.cli._common import FormatOpt, SetOpt, console, err_console, handle_errors, print_json
+from recforge.cli._common import FormatOpt, SetOpt, console, err_console, handle_errors
+from recforge.cli._output import ProgressOpt, Report, Section, check_format, emit, progress_reporter, result_report
 
 LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", help="output folder")]
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        if np.isnan(v):
-            return ""
-        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
-    return str(v)
-
-
-def _print_frame(df: Any, title: str) -> None:
-    table = Table(*map(str, df.columns), title=title)
-    for rec in df.to_dict(orient="records"):
-        table.add_row(*[_fmt(v) for v in rec.values()])
-    console.print(table)
 
 
 def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None, threads: int | None = None) -> Any:
@@ -59,27 +44,31 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         no_outputs: Annotated[bool, typer.Option("--no-outputs", help="results only: no model, export, plots")] = False,
         fmt: FormatOpt = "table",
+        progress: ProgressOpt = None,
     ) -> None:
         """Run an experiment file: fit, evaluate under its protocol, log, save, export, plot."""
         from recforge.experiments import run
 
+        check_format(fmt)
         spec = _spec(file, set_, seed, device, threads)
-        echo = (lambda s: err_console.print(s, highlight=False)) if fmt == "json" else \
+        echo = (lambda s: err_console.print(s, highlight=False)) if fmt != "table" else \
             (lambda s: console.print(s, highlight=False))
-        res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs, progress=fmt != "json")
-        if fmt == "json":
-            print_json({"name": spec.name, "metrics": res.metrics, "timings": res.timings,
-                   "output_dir": str(res.output_dir), "log_dir": str(res.log_dir) if res.log_dir else None,
-                   "files": {k: [str(p) for p in v] for k, v in res.files.items()}, "notes": res.result.notes})
-            return
+        from recforge.training.progress import reporting
+
+        with reporting(progress_reporter(progress, fmt)):
+            res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs)
         summ = res.result.summary
         # scenario/revealed tell the cold-start protocol's rows apart
         cols = ["model", "scenario", "revealed", *res.result.metric_columns(), "fit_seconds", "predict_seconds"]
         proto = summ["protocol"].iloc[0]
-        _print_frame(summ[[c for c in cols if c in summ.columns]], f"{spec.name}: {proto} on {summ['dataset'].iloc[0]}")
-        for note in res.result.notes:
-            console.print(f"note: {note}")
-        console.print(f"outputs in {res.output_dir}" + (f"; run logged in {res.log_dir}" if res.log_dir else ""))
+        where = f"outputs in {res.output_dir}" + (f"; run logged in {res.log_dir}" if res.log_dir else "")
+        emit(result_report(res.result, f"{spec.name}: {proto} on {summ['dataset'].iloc[0]}", columns=cols,
+                           footer=[where],
+                           data={"name": spec.name, "metrics": res.metrics, "timings": res.timings,
+                                 "output_dir": str(res.output_dir),
+                                 "log_dir": str(res.log_dir) if res.log_dir else None,
+                                 "files": {k: [str(p) for p in v] for k, v in res.files.items()},
+                                 "notes": res.result.notes}), fmt)
 
     @app.command("compare")
     @handle_errors
@@ -90,22 +79,26 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
         with_outputs: Annotated[bool, typer.Option("--with-outputs", help="also write each run's model/exports/plots")] = False,
         fmt: FormatOpt = "table",
+        progress: ProgressOpt = None,
     ) -> None:
         """Run several experiments on the same split; one table with paired significance tests per metric."""
         from recforge.experiments import compare
 
+        check_format(fmt)
         echo = (lambda s: err_console.print(s, highlight=False))
-        res = compare(files, baseline=baseline, logger=logger, output=output, outputs=with_outputs, echo=echo)
-        if fmt == "json":
-            print_json({"baseline": res.baseline, "table": res.table().to_dict(orient="records"),
-                   "tests": res.tests.to_dict(orient="records"), "output_dir": str(res.output_dir)})
-            return
-        _print_frame(res.table(), f"comparison ({res.result.table['protocol'].iloc[0]}), baseline {res.baseline}")
-        console.print(f"p(t): paired t-test, p(W): Wilcoxon signed-rank; each model vs {res.baseline}, paired over "
-                      "users (rating protocols: over test ratings, on absolute errors)")
-        for note in res.result.notes:
-            console.print(f"note: {note}")
-        console.print(f"wrote {res.output_dir}/comparison.md")
+        from recforge.training.progress import reporting
+
+        with reporting(progress_reporter(progress, fmt)):
+            res = compare(files, baseline=baseline, logger=logger, output=output, outputs=with_outputs, echo=echo)
+        table = res.table()
+        keys = tuple(c for c in ("model", "experiment", "name") if c in table.columns)[:1]
+        footer = [f"p(t): paired t-test, p(W): Wilcoxon signed-rank; each model vs {res.baseline}, paired over "
+                  "users (rating protocols: over test ratings, on absolute errors)",
+                  f"wrote {res.output_dir}/comparison.md"]
+        emit(Report([Section(table, f"comparison ({res.result.table['protocol'].iloc[0]}), baseline {res.baseline}",
+                             keys)], list(res.result.notes), footer,
+                    data={"baseline": res.baseline, "table": table.to_dict(orient="records"),
+                          "tests": res.tests.to_dict(orient="records"), "output_dir": str(res.output_dir)}), fmt)
 
     @app.command("export")
     @handle_errors
@@ -182,13 +175,20 @@ def register(app: typer.Typer) -> None:
         output: OutputOpt = None,
         seed: Annotated[int | None, typer.Option(help="override the file's seed")] = None,
         set_: SetOpt = None,
+        fmt: FormatOpt = "table",
     ) -> None:
         """Optuna search over the file's `tune.space` table; writes the trials table and the best experiment file."""
         from recforge.tuning import tune
 
+        check_format(fmt)
         spec = _spec(file, set_, seed, None)
-        res = tune(spec, n_trials=trials, output=output, timeout=timeout,
-                   echo=lambda s: console.print(s, highlight=False))
-        _print_frame(res.trials, f"{spec.name}: {res.metric} on validation ({res.direction})")
-        console.print(f"best {res.metric} = {res.best_value:.5g} with {res.best_params}")
-        console.print(f"wrote {res.best_file} (run it: recforge run {res.best_file})")
+        echo = (lambda s: console.print(s, highlight=False)) if fmt == "table" else \
+            (lambda s: err_console.print(s, highlight=False))
+        res = tune(spec, n_trials=trials, output=output, timeout=timeout, echo=echo)
+        keys = tuple(c for c in ("number", "trial") if c in res.trials.columns)[:1]
+        emit(Report([Section(res.trials, f"{spec.name}: {res.metric} on validation ({res.direction})", keys)],
+                    footer=[f"best {res.metric} = {res.best_value:.5g} with {res.best_params}",
+                            f"wrote {res.best_file} (run it: recforge run {res.best_file})"],
+                    data={"metric": res.metric, "direction": res.direction, "best_value": res.best_value,
+                          "best_params": res.best_params, "best_file": str(res.best_file),
+                          "trials": res.trials.to_dict(orient="records")}), fmt)

@@ -8,15 +8,26 @@ by input are printed as one line and exit with 2.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import pandas as pd
 import typer
-from rich.table import Table
 
 from recforge.cli import experiment_cmds, serve_cmds
+from recforge.cli._output import (
+    ProgressOpt,
+    Report,
+    Section,
+    check_format,
+    emit,
+    note_k_clamped,
+    progress_reporter,
+    result_report,
+)
 from recforge.cli._common import (
     ConfigOpt,
     FormatOpt,
@@ -28,11 +39,11 @@ from recforge.cli._common import (
     handle_errors,
     list_length,
     make_splits,
-    print_json,
     read_spec,
     training_data,
 )
 from recforge.errors import ConfigError
+from recforge.training.progress import reporting
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="recforge: recommender systems toolkit")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: list and describe.")
@@ -46,39 +57,44 @@ def models_cmd(fmt: FormatOpt = "table") -> None:
     """List every model's short name and task."""
     from recforge.models.registry import list_models
 
-    entries = list_models()
-    if fmt == "json":
-        print_json([{"name": e.name, "task": e.task, "extra": e.extra} for e in entries])
-        return
-    table = Table("model", "task", "needs extra")
-    for e in entries:
-        table.add_row(e.name, e.task, e.extra or "")
-    console.print(table)
+    check_format(fmt)
+    rows = [{"name": e.name, "task": e.task, "extra": e.extra} for e in list_models()]
+    table = [{"model": r["name"], "task": r["task"], "needs extra": r["extra"] or ""} for r in rows]
+    emit(Report.of(table, keys=("model",), data=rows), fmt)
 
 
 @app.command("protocols")
 @handle_errors
-def protocols_cmd() -> None:
+def protocols_cmd(fmt: FormatOpt = "table") -> None:
     """List the named evaluation protocols."""
     from recforge.evaluation.protocols import list_protocols
 
-    table = Table("protocol", "task", "what")
-    for p in list_protocols():
-        table.add_row(p.name, p.task, p.description)
-    console.print(table)
+    check_format(fmt)
+    rows = [{"protocol": p.name, "task": p.task, "what": p.description} for p in list_protocols()]
+    emit(_listing(rows, "what"), fmt)
+
+
+def _listing(rows: list[dict[str, Any]], prose: str) -> Report:
+    """A name/kind listing whose ``prose`` column is printed under each name (it would not fit a column)."""
+    report = Report.of(rows, data=rows)
+    report.sections = [Section(pd.DataFrame(rows).drop(columns=[prose]), keys=tuple(rows[0])[:1] if rows else ())]
+    report.footer = [f"{next(iter(r.values()))}: {r[prose]}" for r in rows]
+    return report
 
 
 # ---------------------------------------------------------------------------------------- data
 @data_app.command("list")
 @handle_errors
-def data_list() -> None:
+def data_list(fmt: FormatOpt = "table") -> None:
     """List the registered datasets."""
     from recforge.data import list_datasets
 
-    table = Table("dataset", "description")
-    for name, desc in list_datasets():
-        table.add_row(name, desc)
-    console.print(table)
+    check_format(fmt)
+    rows = [{"dataset": name, "description": desc} for name, desc in list_datasets()]
+    if fmt == "table":  # names, then one description per line: a two-column table would not fit 80
+        emit(Report([], footer=[f"{r['dataset']}: {r['description']}" for r in rows]), fmt)
+        return
+    emit(Report.of(rows, data=rows), fmt)
 
 
 @data_app.command("stats")
@@ -104,26 +120,57 @@ def data_stats(
     ds = build_dataset(spec)
     if ds.interactions is None:
         raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
+    check_format(fmt)
     st = compute_stats(ds.interactions)
     paths = plot_stats(ds.interactions, plot) if plot else []
-    if fmt == "json":
-        print_json({**st.to_dict(), "plots": [str(p) for p in paths]})
-        return
-    table = Table("statistic", "value", title=f"{st.name}")
-    table.add_row("users", f"{st.n_users:,}")
-    table.add_row("items", f"{st.n_items:,}")
-    table.add_row("interactions", f"{st.n_interactions:,}")
-    table.add_row("sparsity", f"{st.sparsity:.4f}")
-    table.add_row("feedback", "explicit" if st.explicit else "implicit")
-    table.add_row("mean value", f"{st.mean_value:.4f}")
-    for key, val in st.rating_distribution.items():
-        table.add_row(f"  rating {key}", f"{val:,}")
-    table.add_row("per user min/median/max", f"{st.per_user['min']} / {st.per_user['median']:g} / {st.per_user['max']}")
-    table.add_row("per item min/median/max", f"{st.per_item['min']} / {st.per_item['median']:g} / {st.per_item['max']}")
-    table.add_row("share on top 10% items", f"{st.top10pct_item_share:.1%}")
-    console.print(table)
-    for p in paths:
-        console.print(f"wrote {p}")
+    rows: list[tuple[str, Any]] = [
+        ("users", f"{st.n_users:,}"), ("items", f"{st.n_items:,}"), ("interactions", f"{st.n_interactions:,}"),
+        ("sparsity", st.sparsity), ("feedback", "explicit" if st.explicit else "implicit"),
+        ("mean value", st.mean_value),
+        *((f"  rating {key}", f"{val:,}") for key, val in st.rating_distribution.items()),
+        ("per user min/median/max", f"{st.per_user['min']} / {st.per_user['median']:g} / {st.per_user['max']}"),
+        ("per item min/median/max", f"{st.per_item['min']} / {st.per_item['median']:g} / {st.per_item['max']}"),
+        ("share on top 10% items", f"{st.top10pct_item_share:.1%}"),
+    ]
+    frame = pd.DataFrame({"statistic": [r[0] for r in rows], "value": [r[1] for r in rows]}, dtype=object)
+    emit(Report([Section(frame, st.name, keys=("statistic", "value"))], footer=[f"wrote {p}" for p in paths],
+                data={**st.to_dict(), "plots": [str(p) for p in paths]}), fmt)
+
+
+@data_app.command("check")
+@handle_errors
+def data_check(
+    file: Annotated[str, typer.Argument(help="a CSV/TSV/Parquet log, or a registered dataset name")],
+    user_col: Annotated[str | None, typer.Option(help="user id column (default: guessed)")] = None,
+    item_col: Annotated[str | None, typer.Option(help="item id column (default: guessed)")] = None,
+    rating_col: Annotated[str | None, typer.Option(help="rating/count column (default: guessed)")] = None,
+    timestamp_col: Annotated[str | None, typer.Option(help="timestamp column (default: guessed)")] = None,
+    sep: Annotated[str | None, typer.Option(help="field separator (default: sniffed)")] = None,
+    test: Annotated[Path | None, typer.Option(help="a test file: FILE is then the train part of a given split")] = None,
+    plots: Annotated[Path | None, typer.Option("--plots", help="write PNG plots to this folder")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Counts, duplicates, id types, timestamp unit, rating scale, power-law popularity, and the cold
+    users/items and temporal leakage of each protocol's split."""
+    from recforge.cli._checks import check_report, protocol_splits
+    from recforge.data.check import check_log, plot_check
+
+    check_format(fmt)
+    source: Any = file
+    if not Path(file).exists() and "/" not in file and "." not in Path(file).name:
+        from recforge.data import load
+
+        ds = load(file)
+        if ds.interactions is None:
+            raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
+        frame = ds.interactions.to_dataframe()
+        # implicit interactions carry a constant 1.0: no value column to check
+        source = frame.rename(columns={"value": "rating"}) if ds.interactions.explicit else frame.drop(columns="value")
+    report = check_log(source, user_col=user_col, item_col=item_col, rating_col=rating_col,
+                       timestamp_col=timestamp_col, sep=sep, splits=protocol_splits(), test=test,
+                       name=Path(file).stem if isinstance(source, str) else file)
+    paths = plot_check(source, report, plots) if plots else []
+    emit(check_report(report, paths), fmt)
 
 
 # ---------------------------------------------------------------------------------------- split
@@ -170,6 +217,7 @@ def train_cmd(
     split: Annotated[str | None, typer.Option(help="train on this predefined split's train part")] = None,
     seed: int | None = None,
     device: Annotated[str | None, typer.Option(help="cpu|cuda|auto (torch models)")] = None,
+    progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -183,7 +231,9 @@ def train_cmd(
     mdl = build_model(spec)
     data = training_data(spec, ds, mdl)
     t0 = time.perf_counter()
-    with console.status(f"fitting {mdl.name} on {ds.name}"):
+    bars = progress_reporter(progress)
+    with reporting(bars), (console.status(f"fitting {mdl.name} on {ds.name}") if bars is None
+                           else contextlib.nullcontext()):
         mdl.fit(data, fit_options(spec, progress=False))
     fit_s = time.perf_counter() - t0
     out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else
@@ -204,11 +254,14 @@ def evaluate_cmd(
     device: str | None = None,
     output: Annotated[Path | None, typer.Option(help="save results as OUTPUT.csv/.json/.md")] = None,
     fmt: FormatOpt = "table",
+    progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Fit and evaluate a model under a named protocol (default: the model task's)."""
     from recforge.evaluation.protocols import default_protocol, evaluate
+
+    check_format(fmt)
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "protocol": protocol, "k": k,
                               "seed": seed, "device": device,
@@ -216,24 +269,17 @@ def evaluate_cmd(
     mdl = build_model(spec)
     ds = build_dataset(spec)
     proto = spec.protocol or default_protocol(mdl.task)
-    result = evaluate(mdl, ds, proto, k=spec.k, options=fit_options(spec), progress=fmt != "json")
+    k_used = spec.k
+    if k_used is not None and ds.interactions is not None:
+        k_used = note_k_clamped(k_used, ds.interactions.n_items)
+    with reporting(progress_reporter(progress, fmt)):
+        result = evaluate(mdl, ds, proto, k=k_used, options=fit_options(spec))
     if spec.outputs.get("results"):
         result.save(spec.outputs["results"])
-    if fmt == "json":
-        print_json({"protocol": proto, "dataset": ds.name, "model": mdl.name, "config": mdl.config.to_dict(),
-                    "rows": result.to_records(), "notes": result.notes})
-        return
-    _print_result(result)
-
-
-def _print_result(result: Any) -> None:
-    df = result.summary
-    table = Table(*df.columns, title="results")
-    for rec in df.to_dict(orient="records"):
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec.values()])
-    console.print(table)
-    for note in result.notes:
-        console.print(f"note: {note}")
+    config = mdl.config.to_dict()
+    emit(result_report(result, "results", footer=[f"config: {config}"] if config else [],
+                       data={"protocol": proto, "dataset": ds.name, "model": mdl.name, "config": config,
+                             "rows": result.to_records(), "notes": result.notes}), fmt)
 
 
 # ---------------------------------------------------------------------------------------- recommend
@@ -258,6 +304,7 @@ def recommend_cmd(
     spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed}, set_,
                      command="recommend", builds_model=model_path is None)
     kk = list_length(spec)
+    check_format(fmt)
     if not user:
         raise ConfigError("no user given: pass --user ID (repeatable)")
     ds = build_dataset(spec) if spec.dataset else None
@@ -271,6 +318,7 @@ def recommend_cmd(
         if ds.interactions is None:
             raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
         mdl.fit(ds.interactions, fit_options(spec))
+    note_k_clamped(kk, len(mdl.items_))
     ids, scores = mdl.recommend(np.asarray(user, dtype=object), k=kk, exclude_seen=not include_seen)
     # echo each user id as the model stores it (7, not "7"); unknown ids as typed
     known_idx = mdl.users_.index(np.asarray(user, dtype=object))
@@ -290,17 +338,19 @@ def recommend_cmd(
                 rec["title"] = str(titles.loc[item])
             recs.append(rec)
         out.append({"user_id": u, "known_user": mdl.knows_user(u), "recommendations": recs})
-    if fmt == "json":
-        print_json({"model": mdl.name, "k": kk, "users": out})
-        return
+    sections = []
     for entry in out:
-        note = "" if entry["known_user"] else " (unknown user: popular items)"
-        table = Table("rank", "item", "score", *(["title"] if titles is not None else []),
-                      title=f"user {entry['user_id']}{note}")
-        for rec in entry["recommendations"]:
-            sc = "" if rec["score"] is None else f"{rec['score']:.4f}"
-            table.add_row(str(rec["rank"]), str(rec["item_id"]), sc, *([rec.get("title", "")] if titles is not None else []))
-        console.print(table)
+        unknown = "" if entry["known_user"] else " (unknown user: popular items)"
+        frame = pd.DataFrame(entry["recommendations"], columns=["rank", "item_id", "score",
+                                                                 *(["title"] if titles is not None else [])])
+        frame.insert(0, "user_id", entry["user_id"])
+        if fmt in ("table", "markdown"):
+            frame = frame.drop(columns=["user_id"]).rename(columns={"item_id": "item"})
+        sections.append(Section(frame, f"user {entry['user_id']}{unknown}", keys=tuple(frame.columns),
+                                inline=("title",)))
+    if fmt == "csv":  # one table: a user column instead of a section per user
+        sections = [Section(pd.concat([s.frame for s in sections], ignore_index=True))] if sections else []
+    emit(Report(sections, data={"model": mdl.name, "k": kk, "users": out}), fmt)
 
 
 # command groups that live in their own modules (they import recforge.cli._common, never this module)

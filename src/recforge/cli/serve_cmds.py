@@ -75,6 +75,9 @@ def register(app: typer.Typer) -> None:
             with console.status(f"fitting {mdl.name} on {ds.name}"):
                 mdl.fit(ds.interactions, fit_options(spec))
             ver = opts.get("version") or model_version(mdl)
+        from recforge.cli._output import note_k_clamped
+
+        note_k_clamped(list_length(spec), len(mdl.items_))
         source: Any = mdl
         if spec.pipeline is not None:
             feats = load_item_features(opts.get("item_features"))

@@ -30,6 +30,7 @@ from recforge import metrics as M
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
 from recforge.evaluation.protocols import Protocol, Scored, interactions_of, register_protocol
+from recforge.topk import clamp_k
 
 NAME = "cold-start"
 REVEALS = (0, 1, 5, 10)
@@ -55,7 +56,7 @@ def score_scenario(fitted: Any, test: Interactions, *, k: int,
     t0 = time.perf_counter()
     truth_all = test.csr()
     users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
-    depth = max(k, 20)
+    depth = clamp_k(max(k, 20), len(fitted.items_))
     recs = np.empty((len(users), depth), dtype=np.int64)
     for s in range(0, len(users), 1024):
         recs[s : s + 1024], _ = fitted.recommend_indices(users[s : s + 1024], depth, exclude_seen=True,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
 from recforge.evaluation.results import EvaluationResult
 from recforge.models.base import Recommender
+from recforge.topk import clamp_k
+from recforge.training.progress import RichProgress, reporting
+from recforge.training.progress import current as current_progress
 
 #: ``on_fit(fitted_model, split, fold)``: called after each fold's fit.
 OnFit = Callable[[Any, Any, int], None]
@@ -157,7 +160,19 @@ class Protocol:
     def run_splits(self, model: Any, splits: list[Any], dataset: Dataset | str, *, k: int | None = None,
                    options: FitOptions | None = None, label: str | None = None, progress: bool = False,
                    on_fit: OnFit | None = None, prepare: Prepare | None = None) -> EvaluationResult:
-        """:meth:`run` on given splits (``dataset``: the dataset they come from, or its name)."""
+        """:meth:`run` on given splits (``dataset``: the dataset they come from, or its name).
+
+        Progress (folds, each fold's epochs, users scored) goes to the active
+        :mod:`~recforge.training.progress` reporter; ``progress=True`` installs rich bars when none is.
+        """
+        own = RichProgress() if progress and not current_progress().active else None
+        with reporting(own):
+            return self._run_folds(model, splits, dataset, k=k, options=options, label=label, on_fit=on_fit,
+                                   prepare=prepare)
+
+    def _run_folds(self, model: Any, splits: list[Any], dataset: Dataset | str, *, k: int | None,
+                   options: FitOptions | None, label: str | None, on_fit: OnFit | None,
+                   prepare: Prepare | None) -> EvaluationResult:
         self.check_model(model)
         k = self.default_k if k is None else check_k(k)
         options = options or FitOptions()
@@ -166,7 +181,7 @@ class Protocol:
         seed = 0 if options.seed is None else int(options.seed)
         rows: list[dict[str, Any]] = []
         per_user: dict[tuple[str, str], list[np.ndarray]] = {}
-        for fold, split in enumerate(_progress(splits, progress, f"{label} {self.name}"), start=1):
+        for fold, split in enumerate(_progress(splits, f"{label} {self.name}: folds"), start=1):
             train, opts = split.train, self.fit_options(options, split)
             if prepare is not None:
                 train, opts = prepare(split, fold, opts)
@@ -282,12 +297,12 @@ def _rows_with_mean(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _progress(items: list[Any], enabled: bool, description: str) -> Iterable[Any]:
-    if not enabled:
-        return items
-    from rich.progress import track
-
-    return track(items, description=description, transient=True)
+def _progress(items: list[Any], description: str) -> Iterator[Any]:
+    """``items``, one step of the active progress reporter after each."""
+    with current_progress().task(description, len(items)) as bar:
+        for item in items:
+            yield item
+            bar.advance()
 
 
 # ---------------------------------------------------------------------------------------- rating
@@ -340,15 +355,19 @@ def full_ranking(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """Top-k of every test user over all unseen items, scored against the user's test items.
 
-    Returns per-user metric arrays, the (n_test_users, k) recommendation matrix (item indices)
-    and the number of test users the model could not score (popularity fallback).
+    Returns per-user metric arrays, the (n_test_users, min(k, n_items)) recommendation matrix
+    (item indices) and the number of test users the model could not score (popularity fallback).
+    A ``k`` beyond the catalogue gives the metrics of the full list (precision still divides by
+    ``k``), without allocating ``k`` columns.
     """
     truth_all = test.csr()
     users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
-    recs = np.empty((len(users), k), dtype=np.int64)
-    for s in range(0, len(users), block):
-        u = users[s : s + block]
-        recs[s : s + block], _ = fitted.recommend_indices(u, k, exclude_seen=True)
+    recs = np.empty((len(users), clamp_k(k, len(fitted.items_))), dtype=np.int64)
+    with current_progress().task("scoring users", len(users)) as bar:
+        for s in range(0, len(users), block):
+            u = users[s : s + block]
+            recs[s : s + block], _ = fitted.recommend_indices(u, k, exclude_seen=True)
+            bar.advance(len(u))
     truth = truth_all[users]
     out = {f"{m}@{k}": RANKING_METRICS[m](recs, truth, k) for m in metrics}
     n_fb = int((~fitted.user_known_[users]).sum())

@@ -23,7 +23,7 @@ from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError
 from recforge.models.persist import FORMAT_VERSION, read_header, read_state, write_model
 from recforge.models.capabilities import Backend, Feedback
-from recforge.topk import topk_excluding, topk_rows, topk_sparse_product
+from recforge.topk import clamp_k, topk_excluding, topk_rows, topk_sparse_product
 
 Task = Literal["rating", "ranking", "ctr", "sequence"]
 __all__ = ["FORMAT_VERSION", "Estimator", "Recommender", "Task", "check_is_fitted"]
@@ -328,7 +328,9 @@ class Recommender(Estimator):
 
         Args:
             users: One raw user id (1-D results) or an array of them (2-D results, one row each).
-            k: List length (> 0).
+            k: List length (> 0). A ``k`` beyond the catalogue is clamped to the number of
+                items (the arrays have ``min(k, n_items)`` columns), so memory never grows with
+                ``k`` alone.
             exclude_seen: Leave out items the user interacted with in training.
             candidates: Optional raw item ids to choose from (unknown ones are ignored).
             fallback: For users unknown to the model: ``"popular"`` ranks the most popular
@@ -369,10 +371,11 @@ class Recommender(Estimator):
         """Index-level :meth:`recommend`: user indices (``-1`` = unknown) to item indices (``-1`` pad).
 
         ``exclude`` adds a users x items matrix of further items to leave out (evaluation uses it).
+        The result has ``min(k, n_items)`` columns (see :func:`recforge.topk.clamp_k`).
         """
         u = np.asarray(u, dtype=np.int64)
         n_items = len(self.items_)
-        k_eff = min(k, n_items)
+        k = k_eff = clamp_k(k, n_items)
         out_idx = np.full((len(u), k), -1, dtype=np.int64)
         out_sc = np.full((len(u), k), np.nan)
         known = (u >= 0)
@@ -556,7 +559,7 @@ class Recommender(Estimator):
         Returns:
             ``(item_ids, scores)``; a history with no known item gives the most popular training
             items with NaN scores, as :meth:`recommend` does for an unknown user. Short rows are
-            padded with ``-1`` (``""`` for string ids) and NaN.
+            padded with ``-1`` (``""`` for string ids) and NaN; ``k`` is clamped to the catalogue.
         """
         check_k(k)
         self.check_is_fitted()
@@ -573,6 +576,7 @@ class Recommender(Estimator):
         if exclude_seen and len(idx):
             banned = banned.copy()
             banned[idx] = True
+        k = clamp_k(k, n_items)
         if len(idx) == 0 and not self._scores_empty_history():
             out_idx = np.full(k, -1, np.int64)
             pop = self._popularity_order()
@@ -581,7 +585,7 @@ class Recommender(Estimator):
             return self._ids_with_padding(out_idx[None])[0], np.full(k, np.nan)
         scores = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes)), np.float64)
         none = np.zeros(1, np.int64)
-        top, sc = topk_excluding(np.ascontiguousarray(scores[None, :]), none, none[:0], banned, min(k, n_items))
+        top, sc = topk_excluding(np.ascontiguousarray(scores[None, :]), none, none[:0], banned, k)
         out_idx = np.full(k, -1, np.int64)
         out_sc = np.full(k, np.nan)
         out_idx[: top.shape[1]] = top[0]
@@ -614,7 +618,7 @@ class Recommender(Estimator):
         Similarity is the model's own neighbour matrix where it has one (kNN, SLIM, EASE, RP3beta)
         and the cosine of the item embeddings otherwise. One raw id gives 1-D arrays, an array of
         ids 2-D arrays; the item itself is left out; rows are padded with ``-1`` (``""``) and NaN,
-        and an unknown id gives a padded row.
+        and an unknown id gives a padded row. ``k`` is clamped to the number of entities.
         """
         return self._similar("item", item_id, k)
 
@@ -633,6 +637,7 @@ class Recommender(Estimator):
         ok = q >= 0
         ok[ok] = known[q[ok]]
         n = len(vocab)
+        k = clamp_k(k, n)
         out_idx = np.full((len(q), k), -1, np.int64)
         out_sc = np.full((len(q), k), np.nan)
         mat = self._neighbor_matrix(side)

@@ -69,7 +69,7 @@ from recforge.serving.retrieval import (
     Query,
     Retriever,
 )
-from recforge.topk import order_by_score, topk_rows
+from recforge.topk import clamp_k, order_by_score, topk_rows
 
 __all__ = ["RETRIEVERS", "ModelRanker", "ModelView", "Pipeline", "Recommendation", "UserContext"]
 
@@ -401,6 +401,7 @@ class Pipeline:
                       *, ctx: UserContext | None = None) -> tuple[np.ndarray, np.ndarray, str, int]:
         """:meth:`recommend` at index level: ``(item indices, scores, source, n_candidates)``."""
         ctx = ctx or self.context(user_id, recent)
+        k = clamp_k(k, len(self.view.item_ids))
         items, scores, source = self._retrieve(ctx, max(self.n_candidates, k))
         n_cand = len(items)
         items, scores = self._rank_and_process(ctx, items, scores, source)
@@ -410,11 +411,13 @@ class Pipeline:
     def recommend_indices(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores for user indices of the retrieval model, no events.
 
-        Rows are padded with ``-1`` and NaN; a NaN score inside a row marks a fallback item.
+        Rows are padded with ``-1`` and NaN; a NaN score inside a row marks a fallback item. The
+        result has ``min(k, n_items)`` columns (see :func:`recforge.topk.clamp_k`).
 
         Evaluation and the batch job use this; ANN retrieval is batched in one index search.
         """
         users = np.asarray(users, np.int64)
+        k = clamp_k(k, len(self.view.item_ids))
         out = np.full((len(users), k), -1, np.int64)
         out_sc = np.full((len(users), k), np.nan)
         v = self.view

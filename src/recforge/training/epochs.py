@@ -10,7 +10,9 @@ that trains one epoch. The loop owns what every such model used to repeat by han
 - the experiment logger (``FitOptions.logger`` when it has ``log_metrics``), one step per epoch;
 - ``FitOptions.epoch_callback(epoch, model)`` with :class:`~recforge.config.StopTraining`;
 - early stopping on ``FitOptions.validation`` for models that give an ``evaluate`` function, after
-  ``patience`` checks without improvement (``options.patience``; None, ``"auto"`` or absent: never stop).
+  ``patience`` checks without improvement (``options.patience``; None, ``"auto"`` or absent: never stop);
+- progress: one step per epoch to the active :mod:`~recforge.training.progress` reporter (silent
+  unless the CLI installed one).
 
 Nothing here runs inside an epoch: the compiled kernels stay as they are. Without a callback, a
 validation set or verbose output, a model may even train all its epochs in one call (``steps``),
@@ -25,6 +27,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from recforge.config import FitOptions, StopTraining
+from recforge.training.progress import current
 
 __all__ = ["EpochStep", "EpochSteps", "fit_epochs", "validation_rmse"]
 
@@ -87,7 +90,8 @@ def fit_epochs(
     logger = options.logger if callable(getattr(options.logger, "log_metrics", None)) else None
     callback = options.epoch_callback
     publish = publish or _nothing
-    if steps is not None and not (validate or callback is not None or options.verbose):
+    reporter = current()
+    if steps is not None and not (validate or callback is not None or options.verbose or reporter.active):
         cols = {key: list(vals) for key, vals in (steps(0, n_epochs) or {}).items()}
         history["epoch"].extend(float(e) for e in range(n_epochs))
         for key, vals in cols.items():
@@ -108,38 +112,43 @@ def fit_epochs(
     best: float | None = None
     best_state: dict[str, Any] | None = None
     bad_checks = 0
-    for epoch in range(n_epochs):
-        row = dict(step(epoch) or {})
-        if validate:
-            publish()
-            row.update(evaluate(model))  # type: ignore[misc]
-        history["epoch"].append(float(epoch))
-        for key, val in row.items():
-            history.setdefault(key, []).append(float(val))
-        if options.verbose:
-            text = "  ".join(f"{k} {float(v):.5g}" for k, v in row.items())
-            print(f"[{name}] epoch {epoch + 1}/{n_epochs}  {text}".rstrip(), flush=True)
-        if logger is not None and row:
-            logger.log_metrics({k: float(v) for k, v in row.items()}, step=epoch)
-        stop = False
-        if validate and monitor in row:
-            val = float(row[monitor])
-            better = best is None or (val < best - min_delta if mode == "min" else val > best + min_delta)
-            if better and np.isfinite(val):
-                best, bad_checks = val, 0
-                if restore:
-                    best_state = _snapshot(model)
-            else:
-                bad_checks += 1
-                stop = patience is not None and bad_checks >= patience
-        if callback is not None:
-            publish()
-            try:
-                callback(epoch + 1, model)
-            except StopTraining:
-                stop = True
-        if stop:
-            break
+    bar = reporter.task(f"{name}: epochs", n_epochs)
+    try:
+        for epoch in range(n_epochs):
+            row = dict(step(epoch) or {})
+            if validate:
+                publish()
+                row.update(evaluate(model))  # type: ignore[misc]
+            history["epoch"].append(float(epoch))
+            for key, val in row.items():
+                history.setdefault(key, []).append(float(val))
+            if options.verbose:
+                text = "  ".join(f"{k} {float(v):.5g}" for k, v in row.items())
+                print(f"[{name}] epoch {epoch + 1}/{n_epochs}  {text}".rstrip(), flush=True)
+            if logger is not None and row:
+                logger.log_metrics({k: float(v) for k, v in row.items()}, step=epoch)
+            bar.advance(1, **{k: float(v) for k, v in row.items()})
+            stop = False
+            if validate and monitor in row:
+                val = float(row[monitor])
+                better = best is None or (val < best - min_delta if mode == "min" else val > best + min_delta)
+                if better and np.isfinite(val):
+                    best, bad_checks = val, 0
+                    if restore:
+                        best_state = _snapshot(model)
+                else:
+                    bad_checks += 1
+                    stop = patience is not None and bad_checks >= patience
+            if callback is not None:
+                publish()
+                try:
+                    callback(epoch + 1, model)
+                except StopTraining:
+                    stop = True
+            if stop:
+                break
+    finally:
+        bar.close()
     publish()
     if best_state is not None:
         model.set_state(best_state)

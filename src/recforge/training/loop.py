@@ -28,6 +28,7 @@ from recforge.errors import ConfigError
 from recforge.loggers import as_lightning
 from recforge.training.batches import torch_generator
 from recforge.training.module import RecDataModule, RecModule, RecNetwork
+from recforge.training.progress import ProgressTask, current
 from recforge.training.validation import Validation
 
 __all__ = ["RunContext", "TrainResult", "fit_network", "resolve_device", "run_context", "training_threads"]
@@ -203,6 +204,16 @@ class _BestWeights(Callback):
             pl_module.load_state_dict(self.state)
 
 
+class _EpochProgress(Callback):
+    """One step of the active progress reporter per finished epoch, with the epoch's history row."""
+
+    def __init__(self, bar: ProgressTask, history: _History) -> None:
+        self.bar, self.history = bar, history
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.bar.advance(1, **{k: v[-1] for k, v in self.history.history.items() if k != "epoch" and v})
+
+
 class _EpochCallback(Callback):
     """Calls ``FitOptions.epoch_callback(epoch, model)`` after every training epoch (and its validation).
 
@@ -256,6 +267,9 @@ def fit_network(
     callbacks: list[Callback] = [history, *opts.callbacks]
     if opts.epoch_callback is not None and model is not None:
         callbacks.append(_EpochCallback(opts.epoch_callback, model))
+    bar = current().task(f"{name}: epochs", epochs)
+    if current().active:
+        callbacks.append(_EpochProgress(bar, history))
     best: _BestWeights | None = None
     if validation is not None:
         best = _BestWeights(validation.monitor, validation.mode, opts.restore_best)
@@ -291,7 +305,10 @@ def fit_network(
             default_root_dir=opts.checkpoint_dir,
             deterministic=False,
         )
-        trainer.fit(module, datamodule=RecDataModule(train, validation))
+        try:
+            trainer.fit(module, datamodule=RecDataModule(train, validation))
+        finally:
+            bar.close()
     net.to(ctx.device)
     net.eval()
     result = TrainResult(history=history.history, epochs_run=int(trainer.current_epoch))

@@ -12,6 +12,7 @@ import pandas as pd
 from recforge._optional import require
 from recforge.errors import ConfigError
 from recforge.io import atomic_path
+from recforge.topk import clamp_k
 
 
 def _plt() -> Any:
@@ -72,7 +73,7 @@ def metric_at_ks(model: Any, test: Any, ks: Sequence[int] = (1, 5, 10, 20, 50),
     truth_all = test.csr()
     users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
     kmax = ks[-1]
-    recs = np.empty((len(users), kmax), dtype=np.int64)
+    recs = np.empty((len(users), clamp_k(kmax, len(model.items_))), dtype=np.int64)
     for s in range(0, len(users), 2048):
         recs[s : s + 2048], _ = model.recommend_indices(users[s : s + 2048], kmax, exclude_seen=True, exclude=exclude)
     truth = truth_all[users]
