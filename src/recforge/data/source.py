@@ -679,8 +679,9 @@ def require_ratings(inter: Interactions, what: str) -> None:
     """Raise :class:`DataError` unless ``inter`` holds ratings that vary (what a rating model or
     protocol needs; constant values would give a perfect, meaningless RMSE)."""
     if not inter.explicit:
-        raise DataError(f"{what} needs explicit ratings, but {inter.name!r} is implicit feedback (no rating "
-                        "column); name the rating column with --rating-col, or use a ranking protocol")
+        raise DataError(f"{what} needs explicit ratings, but {inter.name!r} is implicit feedback; name a rating "
+                        "column with --rating-col (without --weights or --feedback implicit), or use a ranking "
+                        "protocol and model")
     if len(inter) and float(inter.values.min()) == float(inter.values.max()):
         raise DataError(f"{what} needs ratings that vary, but every value of {inter.name!r} is "
                         f"{float(inter.values[0]):g}; is --rating-col the right column?")
