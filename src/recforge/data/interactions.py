@@ -119,10 +119,10 @@ class Interactions:
             bad = vals.isna().to_numpy()
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise DataError(
-                    f"{source}: line {row + line_offset}: column {rating!r} is not a number "
-                    f"({df[rating].iloc[row]!r})"
-                )
+                raw = df[rating].iloc[row]
+                what = "is empty" if pd.isna(raw) or not str(raw).strip() else f"is not a number ({raw!r})"
+                where = f"line {row + line_offset}" if line_offset else f"row {row}"
+                raise DataError(f"{source}: {where}: column {rating!r} {what}")
             values = vals.to_numpy(dtype=np.float64)
             if not np.isfinite(values).all():
                 row = int(np.flatnonzero(~np.isfinite(values))[0])
