@@ -110,7 +110,7 @@ def test_unknown_column_lists_columns_and_nearest(tmp_path: Path) -> None:
     assert "no column 'ratng' (--rating-col)" in msg and "did you mean 'rating'" in msg
     assert "userId, movieId, rating, timestamp" in msg and "\n" not in msg
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="no user column found; name it with --user-col"):
+    with pytest.raises(DataError, match="missing column\\(s\\) 'user_id', 'item_id': no user or item column found"):
         DataSource(path=str(tmp_path / "x.csv")).load()
 
 

@@ -325,10 +325,12 @@ class DataSource:
 
         user = named("user", self.user_col, "--user-col")
         item = named("item", self.item_col, "--item-col")
-        for role, col, flag in (("user", user, "--user-col"), ("item", item, "--item-col")):
-            if col is None:
-                raise DataError(f"{path}: no {role} column found; name it with {flag} (the file's columns are "
-                                f"{', '.join(have)})")
+        missing = [role for role, col in (("user", user), ("item", item)) if col is None]
+        if missing:
+            flags = " and ".join(f"--{role}-col" for role in missing)
+            raise DataError(f"{path}: missing column(s) {', '.join(repr(r + '_id') for r in missing)}: no "
+                            f"{' or '.join(missing)} column found; name it with {flags} (the file's columns are "
+                            f"{', '.join(have)})")
         if user == item:
             raise DataError(f"{path}: the user and item columns are both {user!r}")
         ts = named("timestamp", self.timestamp_col, "--timestamp-col")

@@ -411,7 +411,7 @@ class RankingProtocol(Protocol):
         ds = as_dataset(dataset)
         names = ds.split_names
         if not names:
-            raise DataError(f"dataset {ds.name!r} has no given split: pass --train FILE --test FILE, "
+            raise DataError(f"dataset {ds.name!r} has no published split and no split of your own: pass --train FILE --test FILE, "
                             "--split-column COL or --split-date DATE (or use loo-full or ratio-full)")
         return [ds.split("given" if "given" in names else names[0])]
 
