@@ -63,7 +63,11 @@ def build_model(spec: ExperimentSpec) -> Any:
 
 def spec_protocol(spec: ExperimentSpec, model: Any) -> Protocol:
     """The spec's protocol, or the default of the model's task (:meth:`Protocol.default_for`)."""
-    return get_protocol(spec.protocol) if spec.protocol else Protocol.default_for(model.task)
+    if spec.protocol:
+        return get_protocol(spec.protocol)
+    if any(spec.dataset.get(key) for key in ("train", "split_column", "split_date")):
+        return get_protocol("given-split")  # the data carries its own split
+    return Protocol.default_for(model.task)
 
 
 def epoch_history(model: Any) -> dict[str, list[float]] | None:
