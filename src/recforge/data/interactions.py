@@ -372,7 +372,8 @@ def _resolve_duplicates(
         first = int(order[1:][dup_next][0])
         raise DataError(
             f"{source}: line {first + offset}: duplicate (user, item) pair "
-            f"({raw_u[first].item()!r}, {raw_i[first].item()!r}); pass duplicates='sum', 'mean', 'first' or 'last'"
+            f"({raw_u[first].item()!r}, {raw_i[first].item()!r}); pass --duplicates sum|mean|first|last "
+            "(duplicates= in Python)"
         )
     if how not in ("sum", "mean", "first", "last"):
         raise DataError(f"unknown duplicates policy {how!r}; use error, sum, mean, first or last")

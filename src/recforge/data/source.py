@@ -26,13 +26,8 @@ it is the dataset's ``given`` split, which the ``given-split`` protocol evaluate
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 import re
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -44,17 +39,13 @@ from recforge.config import nearest
 from recforge.data.cleaning import apply_weights, kcore, positive_threshold, WEIGHTS
 from recforge.data.datasets import DATASETS, Dataset, load
 from recforge.data.interactions import Interactions, _maybe_int
+from recforge.data.reading import SEP_NAMES, read_table, stem
 from recforge.data.split import Split
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import ConfigError, DataError
 
-TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}
 FEEDBACK = ("auto", "explicit", "implicit")
 DUPLICATES = ("error", "first", "last", "sum", "mean")
-SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " ",
-             "whitespace": r"\s+"}
 
 #: Column names recognised when a column is not named (compared lower-case, without ``_ -`` and spaces).
 KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -210,7 +201,7 @@ class DataSource:
         target = self.path or self.train
         if not target:
             return "data"
-        return _stem(Path(target)) if self.path else f"{_stem(Path(self.train))}+{_stem(Path(self.test))}"  # type: ignore[arg-type]
+        return stem(Path(target)) if self.path else f"{stem(Path(self.train))}+{stem(Path(self.test))}"  # type: ignore[arg-type]
 
     def load(self) -> Dataset:
         """Read, clean and describe the data (see the module docstring).
@@ -280,7 +271,7 @@ class DataSource:
                 frame[col] = _maybe_int(frame[col])
             sub = Interactions.from_dataframe(
                 frame, user, item, value, ts, duplicates=self.duplicates, explicit=explicit,  # type: ignore[arg-type]
-                users=users, items=items, source=str(part_path), line_offset=offset, name=_stem(Path(part_path)),
+                users=users, items=items, source=str(part_path), line_offset=offset, name=stem(Path(part_path)),
             )
             dropped = len(frame) - len(sub)
             if dropped:
@@ -425,150 +416,6 @@ def load_file(
     ``DataSource(path=..., user_col=..., ...).load()`` (``kw`` are its other fields: ``sep``, ``columns``, ``weights``, ``duplicates``, ...)."""
     return DataSource(path=str(path), user_col=user, item_col=item, rating_col=rating, timestamp_col=timestamp,
                       **kw).load()
-
-
-# ---------------------------------------------------------------------------------------- reading
-def _stem(path: Path) -> str:
-    name = path.name
-    for suf in (*COMPRESSION_SUFFIXES, *TEXT_SUFFIXES, *PARQUET_SUFFIXES):
-        if name.lower().endswith(suf):
-            name = name[: -len(suf)]
-    return name or path.name
-
-
-def _inner_suffix(path: Path) -> tuple[str, str | None]:
-    """(suffix of the data, compression) of ``ratings.csv.gz`` -> (``.csv``, ``gzip``)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    comp = COMPRESSION_SUFFIXES.get(suffixes[-1]) if suffixes else None
-    if comp:
-        suffixes = suffixes[:-1]
-    return (suffixes[-1] if suffixes else ""), comp
-
-
-def _head_lines(path: Path, comp: str | None, encoding: str, n: int = 50) -> list[str]:
-    raw: Any
-    if comp == "gzip":
-        raw = gzip.open(path, "rb")
-    elif comp == "bz2":
-        raw = bz2.open(path, "rb")
-    elif comp == "xz":
-        raw = lzma.open(path, "rb")
-    elif comp == "zip":
-        zf = zipfile.ZipFile(path)
-        names = [m for m in zf.namelist() if not m.endswith("/")]
-        if len(names) != 1:
-            raise DataError(f"{path}: a zip archive must hold exactly one file, it holds {len(names)}")
-        raw = zf.open(names[0])
-    else:
-        raw = open(path, "rb")  # noqa: SIM115
-    lines: list[str] = []
-    with raw:
-        text = io.TextIOWrapper(raw, encoding=encoding, newline="")
-        try:
-            for line in text:
-                if line.strip():
-                    lines.append(line.rstrip("\r\n"))
-                if len(lines) >= n:
-                    break
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); "
-                            "pass --encoding (e.g. latin-1)") from None
-    return lines
-
-
-_SNIFF_ORDER = ("\t", ",", ";", "|", "::")
-
-
-def sniff_separator(lines: Sequence[str], preferred: str | None = None) -> str | None:
-    """The separator that splits every line of ``lines`` into the same number (>= 2) of fields:
-    ``preferred`` first, then tab, comma, semicolon, pipe, ``::``, runs of whitespace; None if none does."""
-    order = ([preferred] if preferred else []) + [s for s in _SNIFF_ORDER if s != preferred] + [r"\s+"]
-    for sep in order:
-        if sep == r"\s+":
-            counts = {len(line.split()) for line in lines}
-        else:
-            counts = {len(line.split(sep)) for line in lines}
-        if len(counts) == 1 and counts.pop() >= 2:
-            return sep
-    return None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.strip().strip('"'))
-    except ValueError:
-        return False
-    return True
-
-
-def read_table(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8",
-               columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, int]:
-    """Read an interaction file into a DataFrame of strings (Parquet keeps its types).
-
-    Returns:
-        The frame and the line offset of its first row (``row + offset`` is the file line).
-
-    Raises:
-        DataError: No such file, an empty or unparseable file, a header-less file without
-            ``columns``, or text not in ``encoding``.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
-    suffix, comp = _inner_suffix(path)
-    if suffix in PARQUET_SUFFIXES and comp is None:
-        from recforge._optional import require
-
-        require("pyarrow", purpose="reading Parquet")
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for a bad file
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
-        if columns:
-            raise ConfigError(f"{path}: --columns is for header-less text files; Parquet names its columns")
-        return frame, 0
-    lines = _head_lines(path, comp, encoding)
-    if not lines:
-        raise DataError(f"{path}: the file is empty")
-    preferred = {".tsv": "\t", ".tab": "\t", ".csv": ","}.get(suffix)
-    if sep is None:
-        sep = sniff_separator(lines, preferred)
-        if sep is None:
-            raise DataError(f"{path}: could not tell the field separator from the first lines; pass --sep "
-                            "(e.g. --sep , or --sep tab)")
-    split = (lambda s: s.split()) if sep == r"\s+" else (lambda s: s.split(sep))
-    first = split(lines[0])
-    if columns:
-        if len(first) != len(columns):
-            raise DataError(f"{path}: --columns names {len(columns)} fields, but line 1 has {len(first)} "
-                            f"(separated by {sep!r})")
-        header: int | None = None
-        names: list[str] | None = list(columns)
-        offset = 1
-    else:
-        if any(_is_number(f) for f in first):
-            raise DataError(f"{path}: line 1 looks like data, not a header ({lines[0][:60]!r}); name the "
-                            f"{len(first)} fields with --columns (e.g. --columns "
-                            f"{','.join(['user_id', 'item_id', 'rating', 'timestamp'][: len(first)])})")
-        header, names, offset = 0, None, 2
-    engine = "python" if len(sep) > 1 and sep != r"\s+" else "c"
-    try:
-        frame = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str, encoding=encoding,
-                            compression=comp or "infer", engine=engine, skipinitialspace=True)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not {encoding} text ({exc.reason}); pass --encoding (e.g. latin-1)") from None
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path}: the file is empty") from exc
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"{path}: could not parse with separator {sep!r}: {str(exc).strip()}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame) == 0:
-        raise DataError(f"{path}: no interactions (only a header)")
-    return frame, offset
 
 
 def _require_columns(frame: pd.DataFrame, path: str, cols: Mapping[str, Any]) -> None:
