@@ -142,8 +142,8 @@ def test_given_split_files_equal_the_python_api_split(tmp_path: Path) -> None:
         getattr(fold, part).to_dataframe().rename(columns={"value": "rating"}).to_csv(tmp_path / f"k{part}.csv",
                                                                                      index=False)
     api = get_protocol("given-split").run_splits(make_model("bias"), [fold], "r")
-    ds = DataSource(train=str(tmp_path / "ktrain.csv"), test=str(tmp_path / "ktest.csv")).load()
-    assert evaluate(make_model("bias"), ds, "given-split").metric("RMSE") == pytest.approx(api.metric("RMSE"))
+    source = DataSource(train=str(tmp_path / "ktrain.csv"), test=str(tmp_path / "ktest.csv"))  # loaded by evaluate
+    assert evaluate(make_model("bias"), source, "given-split").metric("RMSE") == pytest.approx(api.metric("RMSE"))
 
 
 def test_split_date_and_split_column_from_the_cli(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from recforge._arrays import check_k
 from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
 from recforge.data.sampling import sample_unseen
-from recforge.data.source import require_ratings
+from recforge.data.source import DataSource, require_ratings
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
@@ -233,7 +233,7 @@ def list_protocols() -> list[Protocol]:
 
 def evaluate(
     model: Any,
-    data: Dataset | Interactions,
+    data: Dataset | Interactions | DataSource,
     protocol: str | Protocol,
     *,
     k: int | None = None,
@@ -247,7 +247,7 @@ def evaluate(
 
     Args:
         model: A model instance; a fresh clone of it (same config) is fitted for every split.
-        data: A registered :class:`Dataset` or any :class:`Interactions`.
+        data: A registered :class:`Dataset`, any :class:`Interactions`, or a :class:`DataSource` (loaded).
         protocol: A protocol name (see :func:`list_protocols`) or a :class:`Protocol`.
         k: List length for ranking metrics (the protocol's default when None).
         options: Fit options (seed, device, ...); the seed also drives the split where it is random.
@@ -271,9 +271,12 @@ def evaluate(
 
 # ---------------------------------------------------------------------------------------- helpers
 def as_dataset(data: Dataset | Interactions) -> Dataset:
-    """``data`` as a :class:`Dataset` (an :class:`Interactions` is wrapped, named after itself)."""
+    """``data`` as a :class:`Dataset` (an :class:`Interactions` is wrapped, named after itself; a
+    :class:`~recforge.data.source.DataSource` is loaded)."""
     if isinstance(data, Dataset):
         return data
+    if isinstance(data, DataSource):
+        return data.load()
     return Dataset(data.name, "rating" if data.explicit else "ranking", data)
 
 
