@@ -6,7 +6,8 @@ A complete file (every table but ``[model]`` and ``[dataset]`` is optional)::
     seed = 0                       # drives the split (where random), the model and every sampler
 
     [dataset]
-    name = "ml-100k"               # a registered dataset, or: path = "ratings.csv", user_col = ...
+    name = "ml-100k"               # a registered dataset, or: path = "ratings.csv", user_col = ... (keys:
+                                   # recforge.data.source.DataSource, docs/data.md)
 
     [protocol]
     name = "loo-full"              # a named protocol (`recforge protocols`); k = list length
