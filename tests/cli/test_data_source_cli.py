@@ -172,3 +172,21 @@ def test_cleaning_flags_report_what_they_dropped(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "--positive-threshold 4: kept" in res.stderr and "k-core (users >= 3, items >= 2" in res.stderr
     assert json.loads(res.stdout)["explicit"] is False
+
+
+def test_config_dataset_table_is_the_same_source(tmp_path: Path) -> None:
+    path = _ratings(tmp_path / "log.csv", header="uid,iid,stars,ts")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(f'model = "ials"\n[dataset]\npath = "{path}"\nuser_col = "uid"\nitem_col = "iid"\n'
+                   f'rating_col = "stars"\ntimestamp_col = "ts"\nweights = "log1p"\nmin_item_interactions = 2\n')
+    res = runner.invoke(app, ["evaluate", "--config", str(cfg), "--set", "epochs=2", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["rows"][-1]
+    assert row["feedback"] == "implicit/log1p" and row["protocol"] == "loo-full"
+    assert "weights=log1p" in res.stderr and "k-core (users >= 0, items >= 2" in res.stderr
+    flags = _json(["evaluate", "--dataset", str(path), "--user-col", "uid", "--item-col", "iid", "--rating-col",
+                   "stars", "--timestamp-col", "ts", "--weights", "log1p", "--min-item-interactions", "2",
+                   "--model", "ials", "--set", "epochs=2", "--format", "json"])["rows"][-1]
+    assert flags["HR@10"] == row["HR@10"] and flags["NDCG@10"] == row["NDCG@10"]
+    cfg.write_text(f'model = "ials"\n[dataset]\npath = "{path}"\nuser_column = "uid"\n')
+    _fails(["evaluate", "--config", str(cfg)], "unknown key 'user_column'", "did you mean 'user_col'")
