@@ -238,3 +238,10 @@ def test_given_split_from_files_column_and_date(tmp_path: Path) -> None:
 def test_registered_name_rejects_column_options() -> None:
     with pytest.raises(ConfigError, match="registered: user_col apply to files only"):
         DataSource(name="ml-100k", user_col="u")
+
+
+def test_ids_stay_text_and_values_numbers(tmp_path: Path) -> None:
+    (tmp_path / "z.csv").write_text("user,item,rating\n007,1,4\n7,2,3\n007,2,5\n")
+    x = DataSource(path=str(tmp_path / "z.csv")).load().interactions
+    assert x.users.ids.tolist() == ["007", "7"] and x.items.ids.tolist() == [1, 2]
+    assert x.values.tolist() == [4.0, 3.0, 5.0]

@@ -194,7 +194,7 @@ class Interactions:
         from recforge.data.reading import read_table, stem
 
         path = Path(path)
-        df, offset = read_table(path, sep=sep, encoding=encoding)
+        df, offset = read_table(path, sep=sep, encoding=encoding, text_columns=lambda have: (user, item))
         for col in (user, item):
             if col in df.columns:
                 df[col] = _maybe_int(df[col])

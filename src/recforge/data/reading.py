@@ -8,7 +8,7 @@ import gzip
 import io
 import lzma
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,18 @@ def _is_number(text: str) -> bool:
 
 
 def read_table(path: str | Path, *, sep: str | None = None, encoding: str = "utf-8",
-               columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, int]:
-    """Read an interaction file into a DataFrame of strings (Parquet keeps its types).
+               columns: Sequence[str] | None = None,
+               text_columns: Callable[[list[str]], Iterable[str]] | None = None) -> tuple[pd.DataFrame, int]:
+    """Read an interaction file into a DataFrame (Parquet keeps its types).
+
+    Args:
+        path: The file.
+        sep: Field separator; sniffed from the first lines when None.
+        encoding: Text encoding.
+        columns: Names of a header-less file's fields.
+        text_columns: Given the column names (before the rows are read), the columns to keep as
+            text (the ids: ``'007'`` stays ``'007'``); the others get pandas' types. None: every
+            column is text. It may raise to refuse the file's columns before the rows are read.
 
     Returns:
         The frame and the line offset of its first row (``row + offset`` is the file line).
@@ -127,6 +137,8 @@ def read_table(path: str | Path, *, sep: str | None = None, encoding: str = "utf
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
         if columns:
             raise ConfigError(f"{path}: --columns is for header-less text files; Parquet names its columns")
+        if text_columns is not None:
+            text_columns([str(c) for c in frame.columns])
         return frame, 0
     lines = _head_lines(path, comp, encoding)
     if not lines:
@@ -153,8 +165,12 @@ def read_table(path: str | Path, *, sep: str | None = None, encoding: str = "utf
                             f"{','.join(['user_id', 'item_id', 'rating', 'timestamp'][: len(first)])})")
         header, names, offset = 0, None, 2
     engine = "python" if len(sep) > 1 and sep != r"\s+" else "c"
+    dtype: Any = str
+    if text_columns is not None:
+        have = list(names) if names else [f.strip().strip('"') for f in first]
+        dtype = {c: str for c in text_columns(have) if c in have}
     try:
-        frame = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str, encoding=encoding,
+        frame = pd.read_csv(path, sep=sep, header=header, names=names, dtype=dtype, encoding=encoding,
                             compression=comp or "infer", engine=engine, skipinitialspace=True)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not {encoding} text ({exc.reason}); pass --encoding (e.g. latin-1)") from None

@@ -245,18 +245,23 @@ class DataSource:
         return ds
 
     def _read_files(self, notes: list[str]) -> tuple[Interactions, np.ndarray | None]:
-        if self.path:
-            frame, offset = read_table(self.path, sep=self.sep, encoding=self.encoding, columns=self.columns)
-            frames = [(self.path, frame, offset)]
-        else:
-            frames = []
-            for part in (self.train, self.test):
-                frame, offset = read_table(part, sep=self.sep, encoding=self.encoding, columns=self.columns)  # type: ignore[arg-type]
-                frames.append((part, frame, offset))
-        first_path, first, _ = frames[0]
-        cols = self._resolve_columns(first, first_path)
-        for part_path, frame, _ in frames[1:]:
-            _require_columns(frame, part_path, cols)
+        cols: dict[str, Any] = {}
+
+        def text_columns(path: str) -> Any:
+            def ids(have: list[str]) -> list[str]:
+                if cols:  # the test file of a pair: the train file's columns
+                    _require_columns(have, path, cols)
+                else:
+                    cols.update(self._resolve_columns(have, path))
+                return [c for c in (cols["user"], cols["item"], self.split_column) if c]
+
+            return ids
+
+        frames = []
+        for part in (self.path,) if self.path else (self.train, self.test):
+            frame, offset = read_table(part, sep=self.sep, encoding=self.encoding,  # type: ignore[arg-type]
+                                       columns=self.columns, text_columns=text_columns(str(part)))
+            frames.append((str(part), frame, offset))
         user, item, value, ts, explicit = cols["user"], cols["item"], cols["value"], cols["timestamp"], cols["explicit"]
         parts: list[tuple[str, Interactions]] = []
         users = items = None
@@ -295,8 +300,7 @@ class DataSource:
         mask = np.r_[np.ones(len(train), bool), np.zeros(len(test), bool)]
         return inter, mask
 
-    def _resolve_columns(self, frame: pd.DataFrame, path: str) -> dict[str, Any]:
-        have = [str(c) for c in frame.columns]
+    def _resolve_columns(self, have: list[str], path: str) -> dict[str, Any]:
         by_norm: dict[str, str] = {}
         for c in have:
             by_norm.setdefault(_norm(c), c)
@@ -418,8 +422,7 @@ def load_file(
                       **kw).load()
 
 
-def _require_columns(frame: pd.DataFrame, path: str, cols: Mapping[str, Any]) -> None:
-    have = [str(c) for c in frame.columns]
+def _require_columns(have: list[str], path: str, cols: Mapping[str, Any]) -> None:
     for key in ("user", "item", "value", "timestamp"):
         col = cols[key]
         if col and col not in have:
