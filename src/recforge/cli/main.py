@@ -89,7 +89,7 @@ def data_list() -> None:
 @handle_errors
 @data_options
 def data_stats(
-    dataset: Annotated[str | None, typer.Argument(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Argument(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="write PNG plots to this folder")] = None,
     fmt: FormatOpt = "table",
     config: ConfigOpt = None,
@@ -131,7 +131,7 @@ def data_stats(
 @handle_errors
 @data_options
 def split_cmd(
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     method: Annotated[str | None, typer.Option(help="a method of recforge.splits.SPLITS: random|kfold|temporal|time|"
                                                     "loo|predefined|cold-users|cold-items")] = None,
     output: Annotated[Path | None, typer.Option(help="folder for train.csv and test.csv")] = None,
@@ -172,7 +172,7 @@ def split_cmd(
 @data_options
 def train_cmd(
     model: Annotated[str | None, typer.Option(help="model short name (see `recforge models`)")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     output: Annotated[Path | None, typer.Option(help="where to save the fitted model (.npz)")] = None,
     split: Annotated[str | None, typer.Option(help="train on this predefined split's train part")] = None,
     seed: int | None = None,
@@ -207,7 +207,7 @@ def train_cmd(
 @data_options
 def evaluate_cmd(
     model: Annotated[str | None, typer.Option(help="model short name")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     protocol: Annotated[str | None, typer.Option(help="protocol name (see `recforge protocols`)")] = None,
     k: Annotated[int | None, typer.Option(help="list length for ranking metrics")] = None,
     seed: int | None = None,
@@ -259,7 +259,7 @@ def recommend_cmd(
     user: Annotated[list[str] | None, typer.Option(help="raw user id (repeatable)")] = None,
     model: Annotated[str | None, typer.Option(help="model short name (fitted on the whole dataset)")] = None,
     model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     k: Annotated[int | None, typer.Option(help="list length (default: the config's k, else 10)")] = None,
     seed: int | None = None,
     include_seen: bool = False,

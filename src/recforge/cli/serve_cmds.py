@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
     def batch_cmd(
         model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
         model: Annotated[str | None, typer.Option(help="model short name, fitted on --dataset first")] = None,
-        dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+        dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
         database: Annotated[str | None, typer.Option(help="SQLAlchemy URL or SQLite file (default recommendations.db)")] = None,
         table: Annotated[str | None, typer.Option(help="table to (re)place (default recommendations)")] = None,
         k: Annotated[int | None, typer.Option(help="items per user")] = None,
