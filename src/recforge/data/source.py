@@ -241,7 +241,7 @@ class DataSource:
                          f"({', '.join(ds._splits)}) are not available")
             ds._splits = {}
         if given_mask is not None:
-            ds._splits = {"given": _given_split(inter, given_mask, self.label)}
+            ds._splits = {**ds._splits, "given": _given_split(inter, given_mask, self.label)}
         return ds
 
     def _read_files(self, notes: list[str]) -> tuple[Interactions, np.ndarray | None]:
