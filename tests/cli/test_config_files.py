@@ -23,7 +23,8 @@ def run(*args):
 
 def one_line_error(res) -> str:
     assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
+    # the loader's statement of what it read ("data: ...") may come first; the error is one line
+    lines = [ln for ln in res.output.strip().splitlines() if not ln.startswith("data: ")]
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.output, res.output
     return lines[0]
 

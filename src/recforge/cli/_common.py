@@ -9,6 +9,7 @@ hyperparameters (``table.key=value`` any other key of the file).
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -35,6 +36,49 @@ err_console = Console(stderr=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="experiment file (TOML or YAML); flags override it")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="key=value: a model hyperparameter; table.key=value: any other key of the config file")]
+
+
+#: The options of :class:`recforge.data.source.DataSource` that every command taking ``--dataset``
+#: accepts: (parameter name, flag, type, help). They become ``dataset.KEY`` flags of :func:`read_spec`.
+DATA_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    ("user_col", "--user-col", str, "column of user ids (default: found by name, e.g. user_id, userId)"),
+    ("item_col", "--item-col", str, "column of item ids (default: found by name, e.g. item_id, movieId)"),
+    ("rating_col", "--rating-col", str, "column of ratings (or of counts, with --weights); default: found by name"),
+    ("timestamp_col", "--timestamp-col", str, "column of timestamps (numbers or dates); default: found by name"),
+    ("sep", "--sep", str, "field separator: , tab ; | :: whitespace (default: sniffed)"),
+    ("encoding", "--encoding", str, "text encoding of the file (default utf-8)"),
+    ("columns", "--columns", str, "names of a header-less file's fields, comma-separated"),
+    ("feedback", "--feedback", str, "auto|explicit|implicit (auto: explicit when there is a rating column)"),
+    ("weights", "--weights", str, "implicit values: binary|count|log1p (default binary)"),
+    ("positive_threshold", "--positive-threshold", float, "ratings >= this become implicit positives"),
+    ("min_user_interactions", "--min-user-interactions", int, "k-core: drop users with fewer interactions"),
+    ("min_item_interactions", "--min-item-interactions", int, "k-core: drop items with fewer interactions"),
+    ("duplicates", "--duplicates", str, "repeated (user, item) rows: error|first|last|sum|mean (default error)"),
+    ("train", "--train", str, "training file of your own split (with --test; protocol given-split)"),
+    ("test", "--test", str, "test file of your own split (with --train)"),
+    ("split_column", "--split-column", str, "column marking each row train or test (protocol given-split)"),
+    ("split_date", "--split-date", str, "rows at or after this date are test (protocol given-split)"),
+)
+
+
+def data_options(fn: Any) -> Any:
+    """Add the :data:`DATA_OPTIONS` flags to a command; it receives them as ``data_flags``, a dict
+    of ``dataset.KEY`` -> value (None: not given) for :func:`read_spec`."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "data_flags"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=Annotated[kind | None, typer.Option(flag, help=text, rich_help_panel="Data")])
+             for name, flag, kind, text in DATA_OPTIONS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {f"dataset.{name}": kwargs.pop(name, None) for name, *_ in DATA_OPTIONS}
+        return fn(*args, data_flags=flags, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    del wrapper.__wrapped__  # typer reads the signature above, not the wrapped function's
+    return wrapper
 
 
 def handle_errors(fn: Any) -> Any:
@@ -93,13 +137,19 @@ def read_spec(config: Path | None, flags: dict[str, Any] | None = None, sets: li
     return spec.with_sets(pairs) if pairs else spec
 
 
-def build_dataset(spec: ExperimentSpec) -> Dataset:
-    """The spec's dataset, loaded (a registered name or a file)."""
+def build_dataset(spec: ExperimentSpec, *, quiet: bool = False) -> Dataset:
+    """The spec's dataset, loaded (a registered name, a file, or train and test files); what the
+    loader read and dropped is printed on stderr (unless ``quiet``)."""
     from recforge.experiments.runner import load_dataset
 
     if not spec.dataset:
-        raise ConfigError("no dataset given: pass --dataset NAME|FILE or set [dataset] in the config")
-    return load_dataset(spec)
+        raise ConfigError("no dataset given: pass --dataset NAME|FILE (or --train FILE --test FILE) "
+                          "or set [dataset] in the config")
+    ds = load_dataset(spec)
+    if not quiet:
+        for note in ds.notes:
+            err_console.print(f"data: {escape(note)}", highlight=False, soft_wrap=True)
+    return ds
 
 
 def build_model(spec: ExperimentSpec) -> Recommender:
@@ -128,14 +178,37 @@ def make_splits(spec: ExperimentSpec, dataset: Dataset) -> list[Split]:
 
     opts = dict(spec.split)
     opts.pop("output", None)
-    method = opts.pop("method", None) or ("predefined" if "name" in opts else "random")
+    method = opts.pop("method", None) or split_method(spec)
+    if method == "predefined" and "name" not in opts and own_split(spec):
+        opts["name"] = "given"
     return split_by_name(str(method), dataset, seed=spec.seed, **opts)
+
+
+def own_split(spec: ExperimentSpec) -> bool:
+    """Whether the spec's data carries the user's own split (``--train/--test``, ``--split-column``,
+    ``--split-date``): the dataset's ``given`` split."""
+    return any(spec.dataset.get(key) for key in ("train", "split_column", "split_date"))
+
+
+def split_method(spec: ExperimentSpec) -> str:
+    """The ``[split]`` method when none is named: ``predefined`` for a named split or the user's own
+    split, else ``random``."""
+    return "predefined" if "name" in spec.split or own_split(spec) else "random"
+
+
+def check_fit_data(model: Recommender, data: Any) -> None:
+    """Refuse to fit a rating model on implicit feedback or on constant values (a one-line error)."""
+    from recforge.data.interactions import Interactions
+    from recforge.data.source import require_ratings
+
+    if getattr(model, "feedback", None) == "explicit" and isinstance(data, Interactions):
+        require_ratings(data, f"{model.name} (a rating model)")
 
 
 def training_data(spec: ExperimentSpec, dataset: Dataset, model: Recommender) -> Any:
     """What ``train`` fits on: the train part of the spec's ``[split]`` when it has one; for CTR
     data, the train part of the dataset's CTR split (as ``ctr-holdout`` trains); else every interaction."""
-    if spec.split:
+    if spec.split or own_split(spec):
         return make_splits(spec, dataset)[0].train
     if dataset.interactions is None:
         if model.task != "ctr":

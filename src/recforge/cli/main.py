@@ -34,12 +34,16 @@ from recforge.cli._common import (
     SetOpt,
     build_dataset,
     build_model,
+    check_fit_data,
     console,
+    data_options,
     fit_options,
     handle_errors,
     list_length,
     make_splits,
+    own_split,
     read_spec,
+    split_method,
     training_data,
 )
 from recforge.errors import ConfigError
@@ -99,23 +103,19 @@ def data_list(fmt: FormatOpt = "table") -> None:
 
 @data_app.command("stats")
 @handle_errors
+@data_options
 def data_stats(
-    dataset: Annotated[str | None, typer.Argument(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Argument(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="write PNG plots to this folder")] = None,
     fmt: FormatOpt = "table",
-    user_col: str | None = None,
-    item_col: str | None = None,
-    rating_col: str | None = None,
-    timestamp_col: str | None = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Users, items, interactions, sparsity, rating distribution, long tail."""
     from recforge.data.stats import compute_stats, plot_stats
 
-    columns = {"dataset.user_col": user_col, "dataset.item_col": item_col, "dataset.rating_col": rating_col,
-               "dataset.timestamp_col": timestamp_col}
-    spec = read_spec(config, {"dataset": dataset, **columns}, set_, command="data stats",
+    spec = read_spec(config, {"dataset": dataset, **(data_flags or {})}, set_, command="data stats",
                      builds_model=False)
     ds = build_dataset(spec)
     if ds.interactions is None:
@@ -176,8 +176,9 @@ def data_check(
 # ---------------------------------------------------------------------------------------- split
 @app.command("split")
 @handle_errors
+@data_options
 def split_cmd(
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     method: Annotated[str | None, typer.Option(help="a method of recforge.splits.SPLITS: random|kfold|temporal|time|"
                                                     "loo|predefined|cold-users|cold-items")] = None,
     output: Annotated[Path | None, typer.Option(help="folder for train.csv and test.csv")] = None,
@@ -187,32 +188,38 @@ def split_cmd(
     seed: int | None = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Split a dataset and write train/test CSV files (raw ids)."""
     from recforge.io import atomic_write
 
     spec = read_spec(config, {"dataset": dataset, "seed": seed, "split.method": method,
                               "split.output": None if output is None else str(output),
-                              "split.test_fraction": test_fraction, "split.n": n, "split.name": name},
+                              "split.test_fraction": test_fraction, "split.n": n, "split.name": name,
+                              **(data_flags or {})},
                      set_, command="split", builds_model=False)
     ds = build_dataset(spec)
+    from recforge.data.source import to_frame
+
     parts = make_splits(spec, ds)
-    method_name = spec.split.get("method") or ("predefined" if "name" in spec.split else "random")
+    method_name = spec.split.get("method") or split_method(spec)
     out = Path(spec.split.get("output") or f"splits/{ds.name}-{method_name}")
     for j, sp_ in enumerate(parts):
         folder = out / f"fold{j + 1}" if len(parts) > 1 else out
         for part in ("train", "test"):
+            # columns evaluate reads back as they were: rating (explicit) or weight (implicit counts)
             with atomic_write(folder / f"{part}.csv") as fh:
-                getattr(sp_, part).to_dataframe().to_csv(fh, index=False)
+                to_frame(getattr(sp_, part)).to_csv(fh, index=False)
         console.print(f"{folder}: train {len(sp_.train):,} rows, test {len(sp_.test):,} rows")
 
 
 # ---------------------------------------------------------------------------------------- train
 @app.command("train")
 @handle_errors
+@data_options
 def train_cmd(
     model: Annotated[str | None, typer.Option(help="model short name (see `recforge models`)")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     output: Annotated[Path | None, typer.Option(help="where to save the fitted model (.npz)")] = None,
     split: Annotated[str | None, typer.Option(help="train on this predefined split's train part")] = None,
     seed: int | None = None,
@@ -220,16 +227,18 @@ def train_cmd(
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Fit a model on a dataset (or on the train part of the config's split table) and save it.
 
     CTR models train on the train part of the dataset's CTR split.
     """
     spec = read_spec(config, {"model": model, "dataset": dataset, "split.name": split, "seed": seed,
-                              "device": device}, set_, command="train")
+                              "device": device, **(data_flags or {})}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
     data = training_data(spec, ds, mdl)
+    check_fit_data(mdl, data)
     t0 = time.perf_counter()
     bars = progress_reporter(progress)
     with reporting(bars), (console.status(f"fitting {mdl.name} on {ds.name}") if bars is None
@@ -245,9 +254,10 @@ def train_cmd(
 # ---------------------------------------------------------------------------------------- evaluate
 @app.command("evaluate")
 @handle_errors
+@data_options
 def evaluate_cmd(
     model: Annotated[str | None, typer.Option(help="model short name")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     protocol: Annotated[str | None, typer.Option(help="protocol name (see `recforge protocols`)")] = None,
     k: Annotated[int | None, typer.Option(help="list length for ranking metrics")] = None,
     seed: int | None = None,
@@ -257,6 +267,7 @@ def evaluate_cmd(
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Fit and evaluate a model under a named protocol (default: the model task's)."""
     from recforge.evaluation.protocols import default_protocol, evaluate
@@ -265,10 +276,14 @@ def evaluate_cmd(
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "protocol": protocol, "k": k,
                               "seed": seed, "device": device,
-                              "outputs.results": None if output is None else str(output)}, set_, command="evaluate")
+                              "outputs.results": None if output is None else str(output), **(data_flags or {})},
+                     set_, command="evaluate")
     mdl = build_model(spec)
     ds = build_dataset(spec)
-    proto = spec.protocol or default_protocol(mdl.task)
+    proto = spec.protocol or ("given-split" if own_split(spec) else default_protocol(mdl.task))
+    if own_split(spec) and proto != "given-split":
+        raise ConfigError(f"--train/--test, --split-column and --split-date give your own split; protocol {proto!r} "
+                          "would split the data again: use --protocol given-split")
     k_used = spec.k
     if k_used is not None and ds.interactions is not None:
         k_used = note_k_clamped(k_used, ds.interactions.n_items)
@@ -285,23 +300,25 @@ def evaluate_cmd(
 # ---------------------------------------------------------------------------------------- recommend
 @app.command("recommend")
 @handle_errors
+@data_options
 def recommend_cmd(
     user: Annotated[list[str] | None, typer.Option(help="raw user id (repeatable)")] = None,
     model: Annotated[str | None, typer.Option(help="model short name (fitted on the whole dataset)")] = None,
     model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
-    dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
     k: Annotated[int | None, typer.Option(help="list length (default: the config's k, else 10)")] = None,
     seed: int | None = None,
     include_seen: bool = False,
     fmt: FormatOpt = "table",
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Top-k recommendations for users, with titles when the dataset has them."""
     from recforge._arrays import plain_id
     from recforge.models.base import Recommender
 
-    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed}, set_,
+    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed, **(data_flags or {})}, set_,
                      command="recommend", builds_model=model_path is None)
     kk = list_length(spec)
     check_format(fmt)
@@ -317,6 +334,7 @@ def recommend_cmd(
             raise ConfigError("pass --dataset to fit on, or --model-path of a saved model")
         if ds.interactions is None:
             raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
+        check_fit_data(mdl, ds.interactions)
         mdl.fit(ds.interactions, fit_options(spec))
     note_k_clamped(kk, len(mdl.items_))
     ids, scores = mdl.recommend(np.asarray(user, dtype=object), k=kk, exclude_seen=not include_seen)

@@ -22,6 +22,8 @@ from recforge.cli._common import (  # noqa: E402 - after the OpenMP setting
     ConfigOpt,
     SetOpt,
     build_dataset,
+    check_fit_data,
+    data_options,
     build_model,
     console,
     fit_options,
@@ -37,10 +39,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("batch")
     @handle_errors
+    @data_options
     def batch_cmd(
         model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
         model: Annotated[str | None, typer.Option(help="model short name, fitted on --dataset first")] = None,
-        dataset: Annotated[str | None, typer.Option(help="registered name or a CSV/Parquet file")] = None,
+        dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
         database: Annotated[str | None, typer.Option(help="SQLAlchemy URL or SQLite file (default recommendations.db)")] = None,
         table: Annotated[str | None, typer.Option(help="table to (re)place (default recommendations)")] = None,
         k: Annotated[int | None, typer.Option(help="items per user")] = None,
@@ -52,6 +55,7 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
         config: ConfigOpt = None,
         set_: SetOpt = None,
+        data_flags: dict[str, Any] | None = None,
     ) -> None:
         """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
         from recforge.models.base import Recommender
@@ -64,6 +68,7 @@ def register(app: typer.Typer) -> None:
             "pipeline": None if pipeline is None else str(pipeline), "batch.database": database,
             "batch.table": table, "batch.batch_size": batch_size, "batch.item_features": item_features,
             "batch.version": version, "batch.model_path": None if model_path is None else str(model_path),
+            **(data_flags or {}),
         }, set_, command="batch", builds_model=model_path is None)
         opts = spec.batch
         if opts.get("model_path"):
@@ -72,6 +77,7 @@ def register(app: typer.Typer) -> None:
         else:
             ds = build_dataset(spec)
             mdl = build_model(spec)
+            check_fit_data(mdl, ds.interactions)
             with console.status(f"fitting {mdl.name} on {ds.name}"):
                 mdl.fit(ds.interactions, fit_options(spec))
             ver = opts.get("version") or model_version(mdl)

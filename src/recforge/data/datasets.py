@@ -3,7 +3,7 @@
 Registered: ``ml-100k`` (ratings, users, items with genres; predefined u1..u5, ua, ub splits),
 ``gowalla`` (the NGCF/LightGCN train/test split), ``frappe`` and ``ipinyou-fnn-sample`` (CTR data
 in libFM format), ``criteo-sample`` (DeepCTR's 200-row Criteo CSV). Any other interaction log is
-read with :meth:`Interactions.from_csv` / :meth:`Interactions.from_parquet` or :func:`load_file`.
+read with :class:`recforge.data.source.DataSource` (or :func:`recforge.data.load_file`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class Dataset:
         tables: Other tables (CTR features and labels, feature maps).
         path: The folder the files were read from.
         terms: The data's licence terms in one line.
+        weights: How implicit values were made (``binary``, ``count``, ``log1p``; None: explicit
+            ratings, or not stated).
+        notes: What the loader read and what cleaning dropped, one line each
+            (:class:`recforge.data.source.DataSource`).
     """
 
     name: str
@@ -48,7 +52,18 @@ class Dataset:
     tables: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     terms: str = ""
+    weights: str | None = None
+    notes: list[str] = field(default_factory=list)
     _splits: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def feedback(self) -> str:
+        """``explicit``, or ``implicit`` with its weights (``implicit/log1p``): what every result row states."""
+        if self.interactions is None:
+            return "ctr"
+        if self.interactions.explicit:
+            return "explicit"
+        return f"implicit/{self.weights}" if self.weights else "implicit"
 
     @property
     def split_names(self) -> list[str]:
@@ -297,23 +312,3 @@ DATASETS: dict[str, DatasetSpec] = {
         ctr_reader="criteo_ctr",
     ),
 }
-
-
-
-
-def load_file(
-    path: str | Path,
-    user: str = "user_id",
-    item: str = "item_id",
-    rating: str | None = None,
-    timestamp: str | None = None,
-    **kw: Any,
-) -> Dataset:
-    """Load any interaction log (CSV, TSV or Parquet with named columns) as a :class:`Dataset`."""
-    path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        inter = Interactions.from_parquet(path, user, item, rating, timestamp, **kw)
-    else:
-        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else kw.pop("sep", ",")
-        inter = Interactions.from_csv(path, user, item, rating, timestamp, sep=sep, **kw)
-    return Dataset(path.stem, "rating" if inter.explicit else "ranking", inter, path=path.parent)

@@ -119,10 +119,10 @@ class Interactions:
             bad = vals.isna().to_numpy()
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise DataError(
-                    f"{source}: line {row + line_offset}: column {rating!r} is not a number "
-                    f"({df[rating].iloc[row]!r})"
-                )
+                raw = df[rating].iloc[row]
+                what = "is empty" if pd.isna(raw) or not str(raw).strip() else f"is not a number ({raw!r})"
+                where = f"line {row + line_offset}" if line_offset else f"row {row}"
+                raise DataError(f"{source}: {where}: column {rating!r} {what}")
             values = vals.to_numpy(dtype=np.float64)
             if not np.isfinite(values).all():
                 row = int(np.flatnonzero(~np.isfinite(values))[0])
@@ -158,31 +158,18 @@ class Interactions:
         rating: str | None = None,
         timestamp: str | None = None,
         *,
-        sep: str = ",",
+        sep: str | None = ",",
         duplicates: Duplicates = "error",
         explicit: bool | None = None,
-        **read_kw: Any,
+        encoding: str = "utf-8",
     ) -> Interactions:
-        """Read a delimited text file with a header row naming the columns."""
-        path = Path(path)
-        if not path.exists():
-            raise DataError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise DataError(f"{path}: the file is empty")
-        try:
-            df = pd.read_csv(path, sep=sep, dtype={user: object, item: object}, **read_kw)
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(f"{path}: the file is empty") from exc
-        except pd.errors.ParserError as exc:
-            raise DataError(f"{path}: could not parse: {str(exc).strip()}") from exc
-        for col in (user, item):
-            if col in df.columns:
-                df[col] = _maybe_int(df[col])
-        # header is line 1, so data row r (0-based) is on line r + 2
-        return cls.from_dataframe(
-            df, user, item, rating, timestamp, duplicates=duplicates, explicit=explicit,
-            source=str(path), line_offset=2, name=path.stem,
-        )
+        """Read a delimited text file (optionally compressed) with a header row naming the columns.
+
+        The columns are named exactly; :class:`recforge.data.source.DataSource` also finds them by
+        their usual names, sniffs the separator and cleans the log.
+        """
+        return cls._from_file(path, user, item, rating, timestamp, sep=sep, duplicates=duplicates,
+                              explicit=explicit, encoding=encoding)
 
     @classmethod
     def from_parquet(
@@ -197,19 +184,23 @@ class Interactions:
         explicit: bool | None = None,
     ) -> Interactions:
         """Read a Parquet file with named columns (needs pyarrow)."""
-        from recforge._optional import require
+        return cls._from_file(path, user, item, rating, timestamp, sep=None, duplicates=duplicates,
+                              explicit=explicit)
 
-        require("pyarrow", purpose="reading Parquet")
+    @classmethod
+    def _from_file(cls, path: str | Path, user: str, item: str, rating: str | None, timestamp: str | None, *,
+                   sep: str | None, duplicates: Duplicates, explicit: bool | None,
+                   encoding: str = "utf-8") -> Interactions:
+        from recforge.data.reading import read_table, stem
+
         path = Path(path)
-        if not path.exists():
-            raise DataError(f"{path}: no such file")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types for a bad file
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+        df, offset = read_table(path, sep=sep, encoding=encoding, text_columns=lambda have: (user, item))
+        for col in (user, item):
+            if col in df.columns:
+                df[col] = _maybe_int(df[col])
         return cls.from_dataframe(
             df, user, item, rating, timestamp, duplicates=duplicates, explicit=explicit,
-            source=str(path), line_offset=0, name=path.stem,
+            source=str(path), line_offset=offset, name=stem(path),
         )
 
     # ------------------------------------------------------------------ shape
@@ -372,7 +363,8 @@ def _resolve_duplicates(
         first = int(order[1:][dup_next][0])
         raise DataError(
             f"{source}: line {first + offset}: duplicate (user, item) pair "
-            f"({raw_u[first].item()!r}, {raw_i[first].item()!r}); pass duplicates='sum', 'mean', 'first' or 'last'"
+            f"({raw_u[first].item()!r}, {raw_i[first].item()!r}); pass --duplicates sum|mean|first|last "
+            "(duplicates= in Python)"
         )
     if how not in ("sum", "mean", "first", "last"):
         raise DataError(f"unknown duplicates policy {how!r}; use error, sum, mean, first or last")

@@ -8,7 +8,9 @@ name                what                                                        
 ``loo-full``        each user's latest interaction held out; rank all unseen items    HR, NDCG, MRR @k
 ``loo-sampled``     the held-out item against 99 sampled unseen items (NCF protocol)   HR@10, NDCG@10
 ``ratio-full``      random 80/20 over interactions, seed 0; rank all unseen items      P/R/NDCG/MAP @k, ...
-``given-split``     the dataset's published train/test split (Gowalla)                 Recall@20, NDCG@20
+``given-split``     the dataset's given train/test split: published (Gowalla), or     Recall@20, NDCG@20
+                    ``--train``/``--test`` files, ``--split-column``, ``--split-date``  (RMSE, MAE for
+                                                                                       rating models)
 ``cold-start``      20% of users held out, revealing 0/1/5/10 ratings as onboarding    HR, NDCG @10, R@20
 ==================  =================================================================  ==================
 
@@ -41,6 +43,7 @@ from recforge._arrays import check_k
 from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
 from recforge.data.sampling import sample_unseen
+from recforge.data.source import DataSource, require_ratings
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
@@ -116,6 +119,13 @@ class Protocol:
     def check_model(self, model: Any) -> None:
         """Raise :class:`ConfigError` when the protocol cannot evaluate ``model``."""
 
+    def check_data(self, model: Any, train: Any) -> None:
+        """Raise :class:`DataError` when ``model`` cannot learn from ``train``: a rating model
+        needs ratings that vary (on implicit data or constant values it would score a
+        meaningless perfect RMSE)."""
+        if getattr(model, "feedback", None) == "explicit" and isinstance(train, Interactions):
+            require_ratings(train, f"{model.name} (a rating model)")
+
     def fit_options(self, options: FitOptions, split: Any) -> FitOptions:
         """The options one fold is fitted with: the split's validation rows, when it has some."""
         if getattr(split, "valid", None) is not None and options.validation is None:
@@ -181,6 +191,10 @@ class Protocol:
         seed = 0 if options.seed is None else int(options.seed)
         rows: list[dict[str, Any]] = []
         per_user: dict[tuple[str, str], list[np.ndarray]] = {}
+        if splits:
+            self.check_data(model, splits[0].train)
+        # the rows say whether the model learnt from ratings or from implicit feedback (and its weights)
+        feedback = {} if isinstance(dataset, str) else {"feedback": _feedback(dataset, splits)}
         for fold, split in enumerate(_progress(splits, f"{label} {self.name}: folds"), start=1):
             train, opts = split.train, self.fit_options(options, split)
             if prepare is not None:
@@ -191,7 +205,7 @@ class Protocol:
             if on_fit is not None:
                 on_fit(fitted, split, fold)
             scored = self.score(fitted, split, k=k, dataset=dataset, seed=seed)
-            ids = {"protocol": self.name, "dataset": name, "model": label, **self.id_columns(split, fold)}
+            ids = {"protocol": self.name, "dataset": name, **feedback, "model": label, **self.id_columns(split, fold)}
             rows.append(self.row(ids, scored, fit_s, fitted, split))
             for metric, values in scored.per_user.items():
                 per_user.setdefault((label, metric), []).append(values)
@@ -234,7 +248,7 @@ def list_protocols() -> list[Protocol]:
 
 def evaluate(
     model: Any,
-    data: Dataset | Interactions,
+    data: Dataset | Interactions | DataSource,
     protocol: str | Protocol,
     *,
     k: int | None = None,
@@ -248,7 +262,7 @@ def evaluate(
 
     Args:
         model: A model instance; a fresh clone of it (same config) is fitted for every split.
-        data: A registered :class:`Dataset` or any :class:`Interactions`.
+        data: A registered :class:`Dataset`, any :class:`Interactions`, or a :class:`DataSource` (loaded).
         protocol: A protocol name (see :func:`list_protocols`) or a :class:`Protocol`.
         k: List length for ranking metrics (the protocol's default when None).
         options: Fit options (seed, device, ...); the seed also drives the split where it is random.
@@ -272,9 +286,12 @@ def evaluate(
 
 # ---------------------------------------------------------------------------------------- helpers
 def as_dataset(data: Dataset | Interactions) -> Dataset:
-    """``data`` as a :class:`Dataset` (an :class:`Interactions` is wrapped, named after itself)."""
+    """``data`` as a :class:`Dataset` (an :class:`Interactions` is wrapped, named after itself; a
+    :class:`~recforge.data.source.DataSource` is loaded)."""
     if isinstance(data, Dataset):
         return data
+    if isinstance(data, DataSource):
+        return data.load()
     return Dataset(data.name, "rating" if data.explicit else "ranking", data)
 
 
@@ -287,11 +304,20 @@ def interactions_of(ds: Dataset | Interactions) -> Interactions:
     return ds.interactions
 
 
+def _feedback(dataset: Dataset, splits: list[Any]) -> str:
+    """What a result row states about the data: ``explicit``, or ``implicit`` with its weights."""
+    if isinstance(dataset, Dataset) and dataset.interactions is not None:
+        return dataset.feedback
+    train = getattr(splits[0], "train", None) if splits else None
+    return "explicit" if getattr(train, "explicit", False) else "implicit"
+
+
 def _rows_with_mean(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if len(df) > 1 or (len(df) and df["fold"].iloc[0] != "mean"):
-        mean = df.drop(columns=["protocol", "dataset", "model", "fold"]).mean(numeric_only=True)
-        mean_row = {**{c: df[c].iloc[0] for c in ("protocol", "dataset", "model")}, "fold": "mean", **mean}
+        ids = [c for c in ("protocol", "dataset", "feedback", "model") if c in df.columns]
+        mean = df.drop(columns=[*ids, "fold"]).mean(numeric_only=True)
+        mean_row = {**{c: df[c].iloc[0] for c in ids}, "fold": "mean", **mean}
         df = pd.concat([df, pd.DataFrame([mean_row])], ignore_index=True)
     df["fold"] = df["fold"].astype(str)
     return df
@@ -321,6 +347,9 @@ class RatingProtocol(Protocol):
         if model.task != "rating":
             raise ConfigError(f"protocol {self.name!r} needs a rating model; {model.name!r} is a {model.task} model")
 
+    def check_data(self, model: Any, train: Any) -> None:
+        require_ratings(train, f"protocol {self.name!r}")
+
     def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
         if self.folds == ("kfold5",):
             from recforge.splits import kfold
@@ -330,13 +359,18 @@ class RatingProtocol(Protocol):
         return [ds.split(name) for name in self.folds]
 
     def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
-        t0 = time.perf_counter()
-        test = split.test
-        pred = fitted.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
-        seconds = time.perf_counter() - t0
-        truth = test.values.astype(np.float64)
-        return Scored({"RMSE": M.rmse(truth, pred), "MAE": M.mae(truth, pred)}, {"abs_error": np.abs(pred - truth)},
-                      seconds, {"n_eval": len(truth), "n_fallback": fitted.n_impossible_last_})
+        return _rating_scores(fitted, split)
+
+
+def _rating_scores(fitted: Any, split: Any) -> Scored:
+    """RMSE and MAE of ``fitted``'s predictions of ``split.test``'s ratings."""
+    t0 = time.perf_counter()
+    test = split.test
+    pred = fitted.predict(test.users.ids[test.user_idx], test.items.ids[test.item_idx], fallback="mean")
+    seconds = time.perf_counter() - t0
+    truth = test.values.astype(np.float64)
+    return Scored({"RMSE": M.rmse(truth, pred), "MAE": M.mae(truth, pred)}, {"abs_error": np.abs(pred - truth)},
+                  seconds, {"n_eval": len(truth), "n_fallback": fitted.n_impossible_last_})
 
 
 # ---------------------------------------------------------------------------------------- ranking
@@ -399,7 +433,8 @@ class RankingProtocol(Protocol):
         ds = as_dataset(dataset)
         names = ds.split_names
         if not names:
-            raise DataError(f"dataset {ds.name!r} has no published split; use loo-full or ratio-full")
+            raise DataError(f"dataset {ds.name!r} has no published split and no split of your own: pass --train FILE --test FILE, "
+                            "--split-column COL or --split-date DATE (or use loo-full or ratio-full)")
         return [ds.split("given" if "given" in names else names[0])]
 
     def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
@@ -418,6 +453,18 @@ class RankingProtocol(Protocol):
         if self.split_kind == "ratio":
             return [f"{self.name}: random 80/20 over interactions, seed {seed}"]
         return []
+
+
+@dataclass(frozen=True)
+class GivenSplitProtocol(RankingProtocol):
+    """The dataset's given train/test split: published with the data (Gowalla), or the user's own
+    (``DataSource`` ``train``/``test`` files, ``split_column``, ``split_date``). Ranking models are
+    scored by full ranking; rating models by RMSE and MAE on the test ratings."""
+
+    def score(self, fitted: Any, split: Any, *, k: int, dataset: Any, seed: int) -> Scored:
+        if fitted.task == "rating":
+            return _rating_scores(fitted, split)
+        return super().score(fitted, split, k=k, dataset=dataset, seed=seed)
 
 
 def sampled_ranks(fitted: Recommender, data: Interactions, test: Interactions, n_negatives: int = 99,
@@ -480,7 +527,8 @@ for _p in (
                     10, n_negatives=99),
     RankingProtocol("ratio-full", "ranking", "random 80/20 over interactions; full ranking of unseen items",
                     20, split_kind="ratio", metrics=("HR", "Precision", "Recall", "NDCG", "MAP")),
-    RankingProtocol("given-split", "ranking", "the dataset's published train/test split; full ranking",
-                    20, split_kind="given", metrics=("Recall", "NDCG", "Precision", "HR")),
+    GivenSplitProtocol("given-split", "ranking", "the dataset's given train/test split (published, or --train/"
+                       "--test, --split-column, --split-date); full ranking, RMSE/MAE for rating models",
+                       20, split_kind="given", metrics=("Recall", "NDCG", "Precision", "HR")),
 ):
     register_protocol(_p)

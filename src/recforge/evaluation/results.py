@@ -12,7 +12,7 @@ import pandas as pd
 
 from recforge.io import atomic_write
 
-ID_COLUMNS = ("protocol", "dataset", "model", "fold")
+ID_COLUMNS = ("protocol", "dataset", "feedback", "model", "fold")
 
 
 @dataclass

@@ -49,19 +49,10 @@ class ExperimentResult:
 
 # ---------------------------------------------------------------------------------------- pieces
 def load_dataset(spec: ExperimentSpec) -> Any:
-    """The spec's dataset as a :class:`~recforge.data.datasets.Dataset`."""
-    from recforge.data import load, load_file
-    from recforge.data.datasets import Dataset
+    """The spec's dataset (its ``[dataset]`` table, a :class:`~recforge.data.source.DataSource`), loaded."""
+    from recforge.data.source import DataSource
 
-    ds = spec.dataset
-    if ds.get("name"):
-        return load(str(ds["name"]))
-    path = ds["path"]
-    inter = load_file(path, ds.get("user_col", "user_id"), ds.get("item_col", "item_id"), ds.get("rating_col"),
-                      ds.get("timestamp_col"), duplicates=ds.get("duplicates", "error"))
-    if isinstance(inter, Dataset):
-        return inter
-    return Dataset(inter.name, "rating" if inter.explicit else "ranking", inter)
+    return DataSource.from_table(spec.dataset, where=f"{spec.source or 'config'} [dataset]").load()
 
 
 def build_model(spec: ExperimentSpec) -> Any:
@@ -72,7 +63,11 @@ def build_model(spec: ExperimentSpec) -> Any:
 
 def spec_protocol(spec: ExperimentSpec, model: Any) -> Protocol:
     """The spec's protocol, or the default of the model's task (:meth:`Protocol.default_for`)."""
-    return get_protocol(spec.protocol) if spec.protocol else Protocol.default_for(model.task)
+    if spec.protocol:
+        return get_protocol(spec.protocol)
+    if any(spec.dataset.get(key) for key in ("train", "split_column", "split_date")):
+        return get_protocol("given-split")  # the data carries its own split
+    return Protocol.default_for(model.task)
 
 
 def epoch_history(model: Any) -> dict[str, list[float]] | None:

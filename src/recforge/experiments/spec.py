@@ -6,7 +6,8 @@ A complete file (every table but ``[model]`` and ``[dataset]`` is optional)::
     seed = 0                       # drives the split (where random), the model and every sampler
 
     [dataset]
-    name = "ml-100k"               # a registered dataset, or: path = "ratings.csv", user_col = ...
+    name = "ml-100k"               # a registered dataset, or: path = "ratings.csv", user_col = ... (keys:
+                                   # recforge.data.source.DataSource, docs/data.md)
 
     [protocol]
     name = "loo-full"              # a named protocol (`recforge protocols`); k = list length
@@ -72,13 +73,15 @@ from typing import Any
 
 from recforge._arrays import check_k, check_seed
 from recforge.config import check_keys
+from recforge.data.source import DATASET_KEYS as SOURCE_KEYS
+from recforge.data.source import classify
 from recforge.errors import ConfigError
 
 REQUIRED = ("model", "dataset")
 """What a complete experiment names (``run``, ``tune``, ``compare``); partial files are read with ``require=()``."""
 TOP_LEVEL = frozenset({"name", "seed", "dataset", "protocol", "split", "k", "model", "params", "training", "logger",
                        "outputs", "tune", "description", "batch", "serve", "pipeline"})
-DATASET_KEYS = frozenset({"name", "path", "user_col", "item_col", "rating_col", "timestamp_col", "duplicates"})
+DATASET_KEYS = SOURCE_KEYS  # the fields of recforge.data.source.DataSource
 PROTOCOL_KEYS = frozenset({"name", "k"})
 TRAINING_KEYS = frozenset({"device", "threads", "progress", "verbose", "validation", "patience", "min_delta",
                            "restore_best", "precision", "checkpoint_dir"})
@@ -94,7 +97,6 @@ TABLES: dict[str, frozenset[str] | None] = {
     "serve": None, "pipeline": None,  # validated by recforge.serving (ServiceConfig, Pipeline.from_config)
 }
 """Table name -> its valid keys (None: the consumer validates them)."""
-DATA_FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".txt")
 PLOTS = ("embeddings", "learning_curve", "metric_vs_k", "data")
 EXPORTS = ("auto", "onnx", "npz", "none")
 
@@ -174,10 +176,11 @@ class ExperimentSpec:
             raise ConfigError(f"{where}: no model: set model = \"NAME\" or a [model] table with name = \"NAME\"")
         dataset = data.get("dataset") or {}
         if isinstance(dataset, str):
-            dataset = {"path" if Path(dataset).suffix.lower() in DATA_FILE_SUFFIXES else "name": dataset}
-        named = isinstance(dataset, dict) and bool(dataset.get("name") or dataset.get("path"))
+            dataset = classify(dataset)
+        named = isinstance(dataset, dict) and bool(dataset.get("name") or dataset.get("path") or dataset.get("train"))
         if not isinstance(dataset, dict) or (not named and (dataset or "dataset" in need)):
-            raise ConfigError(f"{where}: no dataset: set dataset = \"ml-100k\" or a [dataset] table with name or path")
+            raise ConfigError(f"{where}: no dataset: set dataset = \"ml-100k\" or a [dataset] table with name, "
+                              "path, or train and test")
         protocol = data.get("protocol")
         split = data.get("split")
         if isinstance(split, str):  # `split = "rating-u1"`: the protocol's older name
