@@ -12,6 +12,7 @@ truncated SVD, on ML-100K (``rating-kfold5``, ``loo-full``, ``ratio-full``) and 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> str:
         "Each model with its defaults, seed 0, `python -m benchmarks.bench_svd"
         + (" --quick" if quick else "") + "`. `pure-svd` has no training loop (one truncated SVD, ARPACK); "
         "its scores rank items and are not ratings, so the rating rows compare the SGD start instead. "
-        "Peak RSS is the growth of the process's high-water mark during the row.\n\n"
+        "Peak RSS is the growth of the process's high-water mark during the row; fit times include numba "
+        f"compilation on a model's first use (load average {os.getloadavg()[0]:.0f} at the end of the run: "
+        "compare accuracy, and times only within a row group).\n\n"
         + "\n\n".join(sections) + f"\n\n_Measured on {machine()}._\n"
     )
     write_fragment("svd", text)
