@@ -16,7 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from recforge.cli import experiment_cmds, serve_cmds
+from recforge.cli import experiment_cmds, serve_cmds, ui_cmds
 from recforge.cli._common import (
     ConfigOpt,
     FormatOpt,
@@ -306,6 +306,7 @@ def recommend_cmd(
 # command groups that live in their own modules (they import recforge.cli._common, never this module)
 serve_cmds.register(app)
 experiment_cmds.register(app)
+ui_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover
