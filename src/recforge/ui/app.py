@@ -68,6 +68,10 @@ def create_ui_app(state: UIState) -> FastAPI:
     async def root() -> Response:
         return RedirectResponse("/try" if state.served else "/leaderboard", status_code=307)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
     js = _plotly_js()
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
