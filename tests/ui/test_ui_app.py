@@ -75,6 +75,11 @@ def test_search_by_title_and_genre_most_popular_first(ui, data):
     assert {x["item_id"] for x in got} == set(ACTION)
     assert client.get("/api/search", params={"q": "21"}).json()["items"][0]["title"] == "Drama Movie 21"
     assert client.get("/api/search", params={"q": "nothing like it"}).json()["items"] == []
+    # years 1990 + position: Action 10-14 are 1990-1994, Drama 20-24 1995-1999
+    got = client.get("/api/search", params={"year_min": 1993, "year_max": 1995}).json()["items"]
+    assert sorted(x["item_id"] for x in got) == [13, 14, 20]
+    got = client.get("/api/search", params={"genre": "Drama", "year_min": 1998}).json()["items"]
+    assert sorted(x["item_id"] for x in got) == [23, 24]
 
 
 def test_ratings_posted_to_the_service_change_every_models_list(ui):

@@ -170,6 +170,7 @@ def test_ui_in_a_real_browser(server, browser, artefacts, tmp_path):
         assert all(r and all(t.strip() for t in r) for r in reasons), slug
     first_reasons = page.locator(f"#recs-{slugs[0]} li.rec").first.locator(".reason").all_inner_texts()
     assert any(t.startswith("because you liked") for t in first_reasons)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(artefacts / "try-1280x800.png"))
 
     # a malformed CSV: the CLI's one-line error in the page

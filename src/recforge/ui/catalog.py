@@ -97,12 +97,21 @@ class Catalog:
         """Every genre, sorted."""
         return sorted({g for gs in self.genres for g in gs})
 
-    def search(self, query: str = "", genre: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Items whose title contains ``query`` (case-insensitive) and that carry ``genre``, most
-        popular first (ties by title)."""
+    def search(self, query: str = "", genre: str | None = None, limit: int = 20, *, year_min: int | None = None,
+               year_max: int | None = None) -> list[dict[str, Any]]:
+        """Items whose title contains ``query`` (case-insensitive), that carry ``genre`` and whose
+        year lies in ``[year_min, year_max]`` (items without a year pass only when no bound is
+        given), most popular first (ties by title)."""
         q = query.strip().lower()
+
+        def in_years(j: int) -> bool:
+            y = self.years[j]
+            if year_min is None and year_max is None:
+                return True
+            return y is not None and (year_min is None or y >= year_min) and (year_max is None or y <= year_max)
+
         hits = [j for j, t in enumerate(self._lower)
-                if (not q or q in t) and (not genre or genre in self.genres[j])]
+                if (not q or q in t) and (not genre or genre in self.genres[j]) and in_years(j)]
         hits.sort(key=lambda j: (-int(self.counts[j]), self._lower[j]))
         return [self.info(j) for j in hits[: max(0, limit)]]
 

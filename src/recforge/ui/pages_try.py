@@ -71,16 +71,20 @@ def router(state: UIState, render: Any) -> APIRouter:
         cat = state.catalog
         scale = state.data.rating_scale() if state.data is not None and state.data.explicit else None
         examples = [] if state.data is None else [plain_id(x) for x in state.data.users.ids[:5].tolist()]
-        return render(request, "try.html", catalog=cat, genres=cat.genre_list() if cat else [],
+        years = sorted({y for y in cat.years if y is not None}) if cat else []
+        return render(request, "try.html", catalog=cat, genres=cat.genre_list() if cat else [], years=years,
                       api_key=state.api_key, k=state.config.k, scale=scale, user=user, examples=examples)
 
     @r.get("/api/search")
     async def search(q: Annotated[str, Query(max_length=200)] = "",
                      genre: Annotated[str | None, Query(max_length=100)] = None,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+                     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                     year_min: Annotated[int | None, Query(ge=0, le=9999)] = None,
+                     year_max: Annotated[int | None, Query(ge=0, le=9999)] = None) -> Response:
         if state.catalog is None:
             raise HTTPException(404, "no dataset loaded: start recforge ui with --dataset")
-        return JSONResponse({"items": state.catalog.search(q, genre or None, limit)})
+        items = state.catalog.search(q, genre or None, limit, year_min=year_min, year_max=year_max)
+        return JSONResponse({"items": items})
 
     @r.get("/api/history")
     async def history(user: Annotated[str, Query(pattern=_ID)]) -> Response:

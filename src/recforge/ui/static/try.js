@@ -118,7 +118,13 @@
     if (ev) ev.preventDefault();
     const q = document.getElementById("q").value;
     const genre = document.getElementById("genre").value;
-    const res = await getJSON("/api/search?limit=15&q=" + encodeURIComponent(q) + "&genre=" + encodeURIComponent(genre));
+    let url = "/api/search?limit=15&q=" + encodeURIComponent(q) + "&genre=" + encodeURIComponent(genre);
+    for (const [id, name] of [["year-min", "year_min"], ["year-max", "year_max"]]) {
+      const box = document.getElementById(id);
+      if (box && box.value) url += "&" + name + "=" + encodeURIComponent(box.value);
+    }
+    let res;
+    try { res = await getJSON(url); } catch (e) { say("search-status", "Search failed: " + e.message); return; }
     const ul = document.getElementById("results");
     ul.replaceChildren(...res.items.map(resultItem));
     say("search-status", res.items.length ? res.items.length + " items, most popular first." : "Nothing matches.");
