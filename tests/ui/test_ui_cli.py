@@ -30,13 +30,6 @@ def test_ui_model_without_dataset_is_refused(tmp_path):
     assert res.exit_code == 2 and "--model fits on a dataset: pass --dataset too" in res.output
 
 
-def test_ui_ctr_model_is_refused(tmp_path):
-    csv = tmp_path / "log.csv"
-    csv.write_text("user_id,item_id\n1,2\n2,3\n3,2\n")
-    res = runner.invoke(app, ["ui", "--dataset", str(csv), "--model", "fm"])
-    assert res.exit_code == 2 and "fm is a CTR model" in res.output
-
-
 def test_ui_starts_the_app_on_the_given_port(tmp_path, monkeypatch):
     import recforge.serving.run as run_mod
 

@@ -111,7 +111,7 @@ def embedding_figure(ids: np.ndarray, xy: np.ndarray, catalog: Catalog, highligh
         if not len(sel):
             continue
         traces.append({
-            "type": "scattergl", "mode": "markers", "name": g, "x": xy[sel, 0].round(4).tolist(),
+            "type": "scatter", "mode": "markers", "name": g, "x": xy[sel, 0].round(4).tolist(),
             "y": xy[sel, 1].round(4).tolist(), "text": [text[s] for s in sel.tolist()],
             "hovertemplate": "%{text}<extra>" + g + "</extra>",
             "marker": {"size": 5, "opacity": 0.6, "color": _PALETTE[c % len(_PALETTE)]},
