@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -78,7 +79,17 @@ def router(state: UIState, render: Any) -> APIRouter:
         data, _ = source(upload)
         if data is None:
             raise HTTPException(404, "no dataset loaded")
-        png = render_plot(data, kind)
+        key = (upload or "", kind)
+        png = state.plot_cache.get(key)
+        if png is None:
+            # pyplot is not thread-safe: one plot at a time, off the event loop
+            def draw() -> bytes | None:
+                with state.plot_lock:
+                    return state.plot_cache.get(key) or render_plot(data, kind)
+
+            png = await run_in_threadpool(draw)
+            if png is not None:
+                state.plot_cache[key] = png
         if png is None:
             raise HTTPException(404, f"{kind} does not apply to this data (implicit feedback has no ratings)")
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
@@ -114,7 +125,7 @@ def router(state: UIState, render: Any) -> APIRouter:
         tmp = folder / f"upload-{len(state.uploads)}-{id(body):x}{suffix}"
         tmp.write_bytes(body)
         try:
-            data = load_upload(tmp, filename, fields)  # type: ignore[arg-type]
+            data = await run_in_threadpool(load_upload, tmp, filename, fields)
         except RecforgeError as exc:
             return page(request, None, f"error: {exc}", 422, fields)
         finally:

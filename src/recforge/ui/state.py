@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -95,6 +96,8 @@ class UIState:
         self.uploads: OrderedDict[str, Upload] = OrderedDict()
         self.started = time.time()
         self.ops_samples: dict[str, tuple[float, float]] = {}
+        self.plot_cache: dict[tuple[str, str], bytes] = {}
+        self.plot_lock = threading.Lock()
         self.api_key = served[0].state.api_key if served else secrets.token_urlsafe(16)
 
     @classmethod
@@ -131,7 +134,9 @@ class UIState:
         token = secrets.token_urlsafe(8)
         self.uploads[token] = Upload(token, filename, data)
         while len(self.uploads) > self.MAX_UPLOADS:
-            self.uploads.popitem(last=False)
+            gone, _ = self.uploads.popitem(last=False)
+            for key in [k for k in self.plot_cache if k[0] == gone]:
+                del self.plot_cache[key]
         return token
 
     def close(self) -> None:
