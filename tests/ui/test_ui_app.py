@@ -352,3 +352,43 @@ def test_events_need_the_pages_key(ui):
     state, client = ui
     r = client.post(f"/svc/{state.served[0].slug}/v1/events", json={"user_id": "x", "item_id": 10, "type": "click"})
     assert r.status_code == 401
+
+
+@pytest.mark.slow
+def test_compare_two_saved_runs_gives_recforge_compares_paired_tests(data, tmp_path, make_state):
+    """Two real `recforge run` outputs on a CSV log; the page's table equals `compare()`'s own."""
+    from fastapi.testclient import TestClient
+
+    from recforge.experiments import run
+    from recforge.experiments.compare import compare
+    from recforge.experiments.spec import ExperimentSpec
+    from recforge.ui.app import create_ui_app
+
+    log = tmp_path / "log.csv"
+    data.to_dataframe()[["user_id", "item_id"]].to_csv(log, index=False)
+    runs = tmp_path / "runs"
+    specs = []
+    for model in ("popularity", "item-knn-implicit"):
+        spec = ExperimentSpec.from_dict({"name": model, "seed": 0, "dataset": {"path": str(log)},
+                                         "protocol": {"name": "loo-full", "k": 3}, "model": {"name": model},
+                                         "logger": {"kind": "none"}, "outputs": {"dir": str(runs / model)}})
+        run(spec)
+        specs.append(spec.replace(output=str(tmp_path / "direct" / model)))
+    want = compare(specs, output=tmp_path / "direct" / "compare").tests
+    stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()}
+    state = make_state(data, tmp_path, runs=runs)
+    with TestClient(create_ui_app(state)) as client:
+        url = "/leaderboard/compare?a=popularity&b=item-knn-implicit"
+        client.get(url)
+        job = state.jobs.wait("compare:popularity|item-knn-implicit", timeout=300)
+        assert job.state == "done", job.error
+        html = client.get(url).text
+    got = job.result["tests"]
+    assert [(t["metric"], t["model"]) for t in got] == list(zip(want["metric"], want["model"], strict=True))
+    for t, (_, w) in zip(got, want.iterrows(), strict=True):
+        assert t["mean"] == pytest.approx(w["mean"]) and t["n"] == w["n"]
+        if t["model"] != "popularity":
+            assert t["p_ttest"] == pytest.approx(w["p_ttest"]) and t["p_wilcoxon"] == pytest.approx(w["p_wilcoxon"])
+    assert "p (Wilcoxon)" in html and "loo-full" in html
+    # the saved runs are read, never rewritten: the reruns write under the UI's work folder
+    assert {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()} == stamps
