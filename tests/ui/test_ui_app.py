@@ -233,6 +233,17 @@ def test_leaderboard_rows_carry_protocol_and_fold_intervals(data, tmp_path, make
     assert "skipped:" in html and "broken/run.json: not a readable run record" in html
 
 
+def test_user_intervals_exact():
+    from scipy import stats
+
+    from recforge.ui.runs import user_intervals
+
+    got = user_intervals({("m", "HR@10"): np.array([0.0, 1.0, 1.0, 0.0, np.nan]), ("m", "x"): np.array([1.0])})
+    half = stats.t.ppf(0.975, 3) * np.std([0, 1, 1, 0], ddof=1) / 2
+    assert got == [{"model": "m", "metric": "HR@10", "mean": 0.5, "low": pytest.approx(0.5 - half),
+                    "high": pytest.approx(0.5 + half), "n": 4}]
+
+
 def test_compare_needs_two_runs_and_the_same_protocol(data, tmp_path, make_state, write_run):
     from fastapi.testclient import TestClient
 
@@ -321,7 +332,9 @@ def test_embedding_page_draws_the_map_with_the_users_items(data, tmp_path, monke
     with TestClient(create_ui_app(state)) as client:
         client.get("/embeddings", params={"user": "7"})
         assert state.jobs.wait("umap:ials", timeout=60).state == "done"
+        state.catalog.titles[0] = "Evil </script><b>title"
         html = client.get("/embeddings", params={"user": "7"}).text
+    assert "Evil <\\/script><b>title" in html and "</script><b>" not in html  # a title cannot end the script
     assert '<script src="/vendor/plotly.min.js"' in html and "this user&#39;s items" not in html
     fig = embedding_figure(model.items_.ids, np.zeros((10, 2)), state.catalog, [20, 21], "t")
     assert fig["data"][-1]["name"] == "this user's items" and len(fig["data"][-1]["x"]) == 2
@@ -389,6 +402,9 @@ def test_compare_two_saved_runs_gives_recforge_compares_paired_tests(data, tmp_p
         assert t["mean"] == pytest.approx(w["mean"]) and t["n"] == w["n"]
         if t["model"] != "popularity":
             assert t["p_ttest"] == pytest.approx(w["p_ttest"]) and t["p_wilcoxon"] == pytest.approx(w["p_wilcoxon"])
-    assert "p (Wilcoxon)" in html and "loo-full" in html
+    assert "p (Wilcoxon)" in html and "loo-full" in html and "95% interval" in html
+    pop = next(c for c in job.result["intervals"] if c["model"] == "popularity" and c["metric"] == "HR@3")
+    w = want[(want["model"] == "popularity") & (want["metric"] == "HR@3")].iloc[0]
+    assert pop["mean"] == pytest.approx(w["mean"]) and pop["low"] < pop["mean"] < pop["high"]
     # the saved runs are read, never rewritten: the reruns write under the UI's work folder
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()} == stamps

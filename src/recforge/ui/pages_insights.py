@@ -68,7 +68,8 @@ def router(state: UIState, render: Any) -> APIRouter:
                     highlight = [e["item_id"] for e in recent]
                     highlight += [e["item_id"] for e in user_history(state.data, cat, _user_key(state, user))]
                 title = f"{chosen.label}: item embeddings (UMAP, seed 0)"
-                ctx["figure"] = json.dumps(embedding_figure(ids, xy, cat, highlight, title))
+                # inside <script>: a title holding "</script>" must not end the element
+                ctx["figure"] = json.dumps(embedding_figure(ids, xy, cat, highlight, title)).replace("</", "<\\/")
                 ctx["n_highlight"] = len(set(map(str, highlight)))
         return render(request, "embeddings.html", **ctx)
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from recforge.errors import ConfigError, DataError
 
-__all__ = ["RunRecord", "compare_runs", "scan_runs"]
+__all__ = ["RunRecord", "compare_runs", "scan_runs", "user_intervals"]
 
 _MAX_DEPTH = 4
 
@@ -158,7 +158,24 @@ def compare_runs(a: RunRecord, b: RunRecord, workdir: str | Path) -> dict[str, A
         specs.append(spec.replace(output=str(work / "runs" / r.id.replace("/", "__")), logger="none"))
     res = compare(specs, output=work / "compare", outputs=False, logger="none")
     return {"baseline": res.baseline, "tests": _records(res.tests), "table": _records(res.table()),
-            "notes": list(res.result.notes)}
+            "intervals": user_intervals(res.result.per_user), "notes": list(res.result.notes)}
+
+
+def user_intervals(per_user: dict[tuple[str, str], Any]) -> list[dict[str, Any]]:
+    """Per (model, metric): the mean and its 95% Student-t interval over the per-user values
+    (rating protocols: over test ratings), NaN values left out."""
+    from scipy import stats
+
+    out = []
+    for (model, metric), vals in per_user.items():
+        v = np.asarray(vals, dtype=float)
+        v = v[np.isfinite(v)]
+        if len(v) < 2:
+            continue
+        half = float(stats.t.ppf(0.975, len(v) - 1)) * float(v.std(ddof=1)) / math.sqrt(len(v))
+        out.append({"model": model, "metric": metric, "mean": float(v.mean()), "low": float(v.mean()) - half,
+                    "high": float(v.mean()) + half, "n": int(len(v))})
+    return out
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
