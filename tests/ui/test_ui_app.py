@@ -5,6 +5,7 @@ the CLI's one-line errors, the leaderboard keeps the protocol on every row."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -408,3 +409,35 @@ def test_compare_two_saved_runs_gives_recforge_compares_paired_tests(data, tmp_p
     assert pop["mean"] == pytest.approx(w["mean"]) and pop["low"] < pop["mean"] < pop["high"]
     # the saved runs are read, never rewritten: the reruns write under the UI's work folder
     assert {p: p.stat().st_mtime_ns for p in runs.rglob("*") if p.is_file()} == stamps
+
+
+def test_jobs_run_one_at_a_time_keep_errors_as_one_line_and_retry_them():
+    import threading
+
+    from recforge.errors import ConfigError
+    from recforge.ui.jobs import Jobs
+
+    jobs = Jobs()
+    gate = threading.Event()
+    running = []
+
+    def slow():
+        running.append("a")
+        gate.wait(5)
+        return 1
+
+    a = jobs.start("a", "first", slow)
+    b = jobs.start("b", "second", lambda: running.append("b") or 2)
+    assert jobs.start("a", "again", lambda: 99) is a  # one job per key
+    time.sleep(0.2)
+    assert running == ["a"] and b.state == "queued"  # the second waits for the first
+    gate.set()
+    assert jobs.wait("b", 5).result == 2 and a.result == 1 and running == ["a", "b"]
+
+    def bad():
+        raise ConfigError("pick two different runs to compare")
+
+    assert jobs.wait(jobs.start("c", "bad", bad).key, 5).error == "pick two different runs to compare"
+    retried = jobs.start("c", "bad again", lambda: 3)
+    assert jobs.wait("c", 5) is retried and retried.result == 3
+    jobs.shutdown()

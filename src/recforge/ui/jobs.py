@@ -1,16 +1,17 @@
 """Slow work started from a page (a paired test that reruns two experiments, a UMAP projection,
 fitting models for a drill-down) runs in one background thread at a time; pages poll its state.
 
-One worker: the machine's cores serve the page too, and two fits at once only slow both.
+One worker: the machine's cores serve the page too, and two fits at once only slow both. It is a
+daemon thread, so stopping the UI never waits for a UMAP or a rerun to finish.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +41,12 @@ class Jobs:
     """Background jobs by key: starting a key that exists returns the existing job."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recforge-ui")
         self._jobs: dict[str, Job] = {}
-        self._futures: dict[str, Future[Any]] = {}
+        self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[Job, Callable[[], Any], threading.Event] | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="recforge-ui-jobs", daemon=True)
+        self._worker.start()
 
     def get(self, key: str) -> Job | None:
         return self._jobs.get(key)
@@ -55,8 +58,16 @@ class Jobs:
             if job is not None and job.state != "error":
                 return job
             job = self._jobs[key] = Job(key, title)
+            done = self._done[key] = threading.Event()
+        self._queue.put((job, fn, done))
+        return job
 
-        def work() -> None:
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            job, fn, done = item
             job.state = "running"
             job.started = time.time()
             try:
@@ -71,19 +82,23 @@ class Jobs:
                 traceback.print_exc()
             finally:
                 job.finished = time.time()
-
-        self._futures[key] = self._pool.submit(work)
-        return job
+                done.set()
 
     def wait(self, key: str, timeout: float | None = None) -> Job | None:
-        """Block until the job under ``key`` finishes (tests)."""
-        fut = self._futures.get(key)
-        if fut is not None:
-            fut.result(timeout)
+        """Block until the job under ``key`` finishes (tests); None when there is no such job."""
+        done = self._done.get(key)
+        if done is not None:
+            done.wait(timeout)
         return self._jobs.get(key)
 
     def all(self) -> list[Job]:
         return list(self._jobs.values())
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop after the running job (queued ones are dropped)."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put(None)
