@@ -46,3 +46,21 @@ def test_ui_starts_the_app_on_the_given_port(tmp_path, monkeypatch):
     state = seen["app"].state.ui
     assert [m.label for m in state.served] == ["popularity"] and state.dataset_name == "log"
     state.close()
+
+
+def test_ui_serves_a_saved_model_file(tmp_path):
+    from recforge.config import FitOptions
+    from recforge.data import load_file
+    from recforge.models.registry import make_model
+    from recforge.ui import UIConfig, UIState
+
+    csv = tmp_path / "log.csv"
+    csv.write_text("user_id,item_id\n1,2\n1,3\n2,3\n3,2\n3,4\n")
+    path = make_model("popularity", {}).fit(load_file(csv).interactions, FitOptions(seed=0)).save(tmp_path / "pop.npz")
+    state = UIState.from_config(UIConfig(dataset=str(csv), model_paths=[str(path)]))
+    try:
+        (served,) = state.served
+        assert served.label == "popularity" and served.state.bundle.path == str(path)
+        assert served.version.startswith("popularity-")
+    finally:
+        state.close()

@@ -195,6 +195,10 @@ def test_ui_in_a_real_browser(server, browser, artefacts, tmp_path):
     ppage.wait_for_function(f"document.querySelectorAll('#recs-{slugs[0]} li.rec').length === 10")
     assert ppage.evaluate("document.documentElement.scrollWidth") <= 390
     ppage.screenshot(path=str(artefacts / "try-390x844.png"))
+    for href in ("/data", "/leaderboard", "/ops"):
+        ppage.goto(base + href)
+        assert ppage.evaluate("document.documentElement.scrollWidth") <= 390, href  # wide tables scroll inside
+        ppage.screenshot(path=str(artefacts / f"{href.strip('/')}-390x844.png"))
     phone.close()
     ctx.close()
 

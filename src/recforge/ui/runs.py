@@ -60,7 +60,9 @@ class RunRecord:
 
 def _dataset_label(spec: dict[str, Any]) -> str:
     ds = spec.get("dataset") or {}
-    return str(ds.get("name") or Path(str(ds.get("path", "?"))).name)
+    if not ds:
+        return "unknown"
+    return str(ds.get("name") or Path(str(ds.get("path", "unknown"))).name)
 
 
 def _fold_ci(folder: Path, metrics: list[str]) -> tuple[dict[str, tuple[float, float]], int]:
