@@ -138,6 +138,21 @@ def test_catalog_reasons_exact(data):
     assert cat.search("", "Drama", limit=2)[0]["genres"] == ["Drama"]
 
 
+def test_popular_among_similar_users_reason(data):
+    df = data.to_dataframe()
+    liked = [20, 21, 22]
+    per_user = df.groupby("user_id")["item_id"].apply(set)
+    similar = [u for u, items in per_user.items() if len(items & set(liked)) >= 2]
+    assert len(similar) == 6
+    got = Catalog(data).explain([23, 24], liked, "model")
+    for item, reason in zip([23, 24], got, strict=True):
+        share = sum(item in per_user[u] for u in similar) / len(similar)
+        assert f"popular among similar users: {share:.0%} of 6 who liked your picks" in reason.reasons
+    # the user is not among their own similar users
+    shares, n = Catalog(data).similar_users_share([0], [1], user=data.users.ids[0])
+    assert n == int(np.sum(np.asarray(data.csr()[:, 0].todense()).ravel() > 0)) - 1
+
+
 def test_existing_user_history_counts_the_dataset(ui, data):
     _, client = ui
     n = int(np.sum(data.user_idx == data.users.index_one(3)))

@@ -3,9 +3,10 @@ given next to each recommended item.
 
 Reasons are explanations computed after the fact from the data, never the model's internals:
 "because you liked X" names the liked item whose users overlap most with the recommended item's
-(cosine over the binary interaction columns), matched genres intersect the item's genres with
-those of the liked items, and "popular" marks items the popularity fallback served or that sit in
-the top decile by interactions.
+(cosine over the binary interaction columns); "popular among similar users" gives the share of the
+users who share the user's recent likes that interacted with the item; matched genres intersect
+the item's genres with those of the liked items; "popular" marks items the popularity fallback
+served or that sit in the top decile by interactions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from recforge._arrays import id_key, plain_id
 from recforge.data.interactions import Interactions
 
 __all__ = ["Catalog", "ItemReason"]
+
+SIMILAR_FROM = 10
+"""Similar users are found from the user's latest this many liked items."""
+SIMILAR_SHARE = 0.25
+"""An item is "popular among similar users" when at least this share of them interacted with it."""
+MIN_SIMILAR = 5
+"""Fewer similar users than this say nothing."""
+MAX_REASONS = 3
+"""Reasons shown per item, strongest first (plain popularity is the first dropped)."""
 
 
 @dataclass
@@ -126,7 +136,30 @@ class Catalog:
             self._cols = (x @ sp.diags(1.0 / norms)).tocsc()
         return self._cols
 
-    def explain(self, items: Sequence[Any], liked: Sequence[Any], source: str = "model") -> list[ItemReason]:
+    def similar_users_share(self, liked_idx: list[int], items_idx: list[int], user: Any = None) -> tuple[np.ndarray, int]:
+        """Per item, the share of *similar users* who interacted with it, and how many they are.
+
+        Similar users share at least two of the user's latest 10 liked items (one when only one is
+        liked); the user (a raw id in the data) is not counted.
+        """
+        recent = liked_idx[:SIMILAR_FROM]
+        if not recent or not items_idx:
+            return np.zeros(len(items_idx)), 0
+        cols = self._columns()
+        shared = np.asarray((cols[:, recent] != 0).sum(axis=1)).ravel()
+        similar = shared >= min(2, len(recent))
+        if user is not None:
+            u = self.data.users.index_one(user)
+            if u >= 0:
+                similar[u] = False
+        n = int(similar.sum())
+        if n == 0:
+            return np.zeros(len(items_idx)), 0
+        hits = np.asarray((cols[similar][:, items_idx] != 0).sum(axis=0)).ravel()
+        return hits / n, n
+
+    def explain(self, items: Sequence[Any], liked: Sequence[Any], source: str = "model",
+                user: Any = None) -> list[ItemReason]:
         """The reasons for each recommended item given the user's liked items (raw ids).
 
         Args:
@@ -135,15 +168,18 @@ class Catalog:
                 scale, clicks), most recent first.
             source: Where the list came from (the service's ``source``: ``model``,
                 ``fallback-popularity``, ``cold-start``...).
+            user: The user's raw id, left out of "similar users" when the data holds it.
         """
         rec_idx = [self.index(x) for x in items]
         liked_idx = [j for j in (self.index(x) for x in liked) if j >= 0]
         liked_idx = list(dict.fromkeys(liked_idx))
         sims = None
+        share, n_similar = np.zeros(0), 0
         known = [j for j in rec_idx if j >= 0]
         if liked_idx and known:
             cols = self._columns()
             sims = np.asarray((cols[:, liked_idx].T @ cols[:, known]).todense())  # liked x known recs
+        share, n_similar = self.similar_users_share(liked_idx, known, user)
         liked_genres: dict[str, int] = {}
         for j in liked_idx:
             for g in self.genres[j]:
@@ -166,11 +202,13 @@ class Catalog:
                 best = int(np.argmax(s))
                 if s[best] > 0:
                     reasons.append(f"because you liked {self.titles[liked_idx[best]]}")
+            if n_similar >= MIN_SIMILAR and share[col] >= SIMILAR_SHARE:
+                reasons.append(f"popular among similar users: {share[col]:.0%} of {n_similar:,} who liked your picks")
             col += 1
             matched = sorted((g for g in self.genres[j] if g in liked_genres), key=lambda g: (-liked_genres[g], g))
             if matched:
                 reasons.append("matches your genres: " + ", ".join(matched[:3]))
-            if self.counts[j] >= self.popular_cut:
+            if self.counts[j] >= self.popular_cut and len(reasons) < MAX_REASONS:
                 reasons.append(f"popular: {int(self.counts[j]):,} interactions")
             if not reasons:
                 reasons.append(f"scored high by the model ({source})")

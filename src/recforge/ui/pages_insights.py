@@ -10,21 +10,12 @@ from fastapi.responses import Response
 
 from recforge._arrays import plain_id
 from recforge.ui.insights import embedding_figure, fit_holdout, holdout_ranks, item_coords, user_history
-from recforge.ui.pages_try import liked_items
+from recforge.ui.pages_try import dataset_user_id, liked_items
 from recforge.ui.state import UIState
 
 __all__ = ["router"]
 
 _ID = r"^[^\x00-\x1f\x7f/]{1,128}$"
-
-
-def _user_key(state: UIState, user: str) -> Any:
-    """The raw id as the dataset stores it (``7``, not ``"7"``), else the string."""
-    data = state.data
-    if data is not None and data.users.index_one(user) < 0 and user.lstrip("-").isdigit():
-        if data.users.index_one(int(user)) >= 0:
-            return int(user)
-    return user
 
 
 def router(state: UIState, render: Any) -> APIRouter:
@@ -37,7 +28,7 @@ def router(state: UIState, render: Any) -> APIRouter:
         if data is not None and cat is not None:
             ctx["examples"] = [plain_id(x) for x in data.users.ids[:5].tolist()]
             if user:
-                uid = _user_key(state, user)
+                uid = dataset_user_id(state, user)
                 ctx["history"] = user_history(data, cat, uid)
                 if state.served:
                     models = [(m.label, m.model) for m in state.served]
@@ -66,7 +57,7 @@ def router(state: UIState, render: Any) -> APIRouter:
                 if user:
                     liked, recent, _ = liked_items(state, user)
                     highlight = [e["item_id"] for e in recent]
-                    highlight += [e["item_id"] for e in user_history(state.data, cat, _user_key(state, user))]
+                    highlight += [e["item_id"] for e in user_history(state.data, cat, dataset_user_id(state, user))]
                 title = f"{chosen.label}: item embeddings (UMAP, seed 0)"
                 # inside <script>: a title holding "</script>" must not end the element
                 ctx["figure"] = json.dumps(embedding_figure(ids, xy, cat, highlight, title)).replace("</", "<\\/")

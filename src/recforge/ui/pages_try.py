@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from recforge._arrays import plain_id
 from recforge.ui.state import UIState
 
-__all__ = ["liked_items", "router"]
+__all__ = ["dataset_user_id", "liked_items", "router"]
 
 _ID = r"^[^\x00-\x1f\x7f/]{1,128}$"
 
@@ -50,9 +50,7 @@ def liked_items(state: UIState, user_id: str) -> tuple[list[Any], list[dict[str,
     n_train = 0
     data = state.data
     if data is not None:
-        u = data.users.index_one(user_id)
-        if u < 0 and user_id.lstrip("-").isdigit():
-            u = data.users.index_one(int(user_id))
+        u = data.users.index_one(dataset_user_id(state, user_id))
         if u >= 0:
             rows = np.flatnonzero(data.user_idx == u)
             n_train = len(rows)
@@ -61,6 +59,15 @@ def liked_items(state: UIState, user_id: str) -> tuple[list[Any], list[dict[str,
             ok = rows if mid is None else rows[data.values[rows] >= mid]
             liked.extend(plain_id(x) for x in data.items.ids[data.item_idx[ok]])
     return liked, entries, n_train
+
+
+def dataset_user_id(state: UIState, user_id: str) -> Any:
+    """The raw id as the dataset stores it (``7`` for ``"7"``), else the string."""
+    data = state.data
+    if data is not None and data.users.index_one(user_id) < 0 and user_id.lstrip("-").isdigit():
+        if data.users.index_one(int(user_id)) >= 0:
+            return int(user_id)
+    return user_id
 
 
 def router(state: UIState, render: Any) -> APIRouter:
@@ -99,7 +106,7 @@ def router(state: UIState, render: Any) -> APIRouter:
             raise HTTPException(404, "no dataset loaded: start recforge ui with --dataset")
         ids = [x for x in items.split(",") if x][:500]
         liked, _, _ = liked_items(state, user)
-        reasons = state.catalog.explain(ids, liked, source)
+        reasons = state.catalog.explain(ids, liked, source, user=dataset_user_id(state, user))
         return JSONResponse({"user_id": user, "source": source, "items": [x.to_dict() for x in reasons]})
 
     return r
