@@ -21,7 +21,7 @@ import pytest
 
 CHROMIUM = os.environ.get("RECFORGE_CHROMIUM", "/usr/bin/chromium")
 
-pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+pytestmark = pytest.mark.slow
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set RECFORGE_CHROMIUM)",
@@ -41,11 +41,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start(app) -> tuple[str, object, threading.Thread]:
+    import uvicorn
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    return f"http://127.0.0.1:{port}", srv, thread
+
+
 @pytest.fixture(scope="module")
 def server(ml100k, tmp_path_factory):
     """The UI over ML-100K (item-knn-implicit and popularity) under uvicorn in a thread."""
-    import uvicorn
-
     from recforge.ui import UIConfig, UIState, create_ui_app
 
     runs = tmp_path_factory.mktemp("runs")
@@ -57,16 +69,8 @@ def server(ml100k, tmp_path_factory):
             '{"name": "%s", "model": "%s", "protocol": "%s", "metrics": {"NDCG@10": %s}, '
             '"timings": {"fit_seconds": 1.0}, "spec": {}}' % (name, model, proto, val))
     state = UIState.from_config(UIConfig(dataset="ml-100k", runs=str(runs)))
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_ui_app(state), host="127.0.0.1", port=port, log_level="warning",
-                                        access_log=False))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", state
+    base, srv, thread = _start(create_ui_app(state))
+    yield base, state
     srv.should_exit = True
     thread.join(10)
 
@@ -117,6 +121,7 @@ def _docs_png(src: Path, dest: Path, width: int) -> None:
     img.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(dest, optimize=True)
 
 
+@pytest.mark.realdata
 def test_ui_in_a_real_browser(server, browser, artefacts, tmp_path):
     from recforge.data import load_file
     from recforge.errors import DataError
@@ -211,3 +216,46 @@ def test_ui_in_a_real_browser(server, browser, artefacts, tmp_path):
         _docs_png(artefacts / "try-1280x800.png", Path(docs) / "ui-try-desktop.png", 900)
         _docs_png(artefacts / "try-390x844.png", Path(docs) / "ui-try-phone.png", 300)
     print(f"browser part {time.time() - t0:.1f} s; screenshots in {artefacts}")
+
+
+def test_embedding_map_draws_in_the_browser(browser, tmp_path, monkeypatch, artefacts):
+    """The map page over a tiny catalogue with ALS vectors (projection: the first two coordinates,
+    so no UMAP runs): plotly.js from this app draws every item and the user's items on top."""
+    import numpy as np
+
+    from recforge.config import FitOptions
+    from recforge.models.registry import make_model
+    from recforge.ui import pages_insights
+    from recforge.ui.app import create_ui_app
+    from recforge.ui.served import serve_models
+    from recforge.ui.state import UIConfig, UIState
+
+    from .conftest import tiny_data
+
+    data = tiny_data()
+    model = make_model("ials", {"embedding_size": 4, "epochs": 2}).fit(data, FitOptions(seed=0, threads=1))
+    monkeypatch.setattr(pages_insights, "item_coords",
+                        lambda m: (m.items_.ids, np.asarray(m.embeddings()[1])[:, :2].astype(float)))
+    served = serve_models([("ials", model, None)], item_features=data.item_features, database=tmp_path / "e.db")
+    state = UIState(UIConfig(k=5), data=data, dataset_name="tiny", served=served, workdir=tmp_path)
+    base, srv, thread = _start(create_ui_app(state))
+    requests: list[str] = []
+    ctx = _context(browser, 1280, 800, requests)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(base + "/embeddings?user=7")
+        page.wait_for_selector("#map .main-svg", timeout=30000)  # the page reloads itself once the job is done
+        n_user = int(np.sum(data.user_idx == data.users.index_one(7)))
+        assert page.locator("#map .point").count() == data.n_items + n_user
+        legend = page.eval_on_selector_all("#map .legendtext", "els => els.map(e => e.textContent)")
+        assert legend == ["Action", "Drama", "this user's items"]
+        page.screenshot(path=str(artefacts / "embeddings-map-1280x800.png"))
+    finally:
+        ctx.close()
+        srv.should_exit = True
+        thread.join(10)
+    assert not errors, errors
+    assert any(u.endswith("/vendor/plotly.min.js") for u in requests)
+    assert all(urlparse(u).hostname == "127.0.0.1" for u in requests)

@@ -35,7 +35,8 @@ def router(state: UIState, render: Any) -> APIRouter:
                     job = state.jobs.start("holdout", "fitting the served models on the loo-full training part",
                                            lambda: fit_holdout(models, data))
                     ctx["job"] = job
-                    if job.state == "done":
+                    ctx["job_state"] = job.state  # one reading: the job may finish while the page renders
+                    if ctx["job_state"] == "done":
                         ctx["ranks"] = holdout_ranks(job.result, cat, uid, k=state.config.k)
         return render(request, "user.html", **ctx)
 
@@ -51,7 +52,8 @@ def router(state: UIState, render: Any) -> APIRouter:
             job = state.jobs.start(f"umap:{chosen.slug}", f"UMAP of {chosen.label}'s item vectors",
                                    lambda: item_coords(chosen.model))
             ctx["job"] = job
-            if job.state == "done":
+            ctx["job_state"] = job.state  # one reading: the job may finish while the page renders
+            if ctx["job_state"] == "done":
                 ids, xy = job.result
                 highlight: list[Any] = []
                 if user:

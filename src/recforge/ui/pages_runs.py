@@ -57,7 +57,7 @@ def router(state: UIState, render: Any) -> APIRouter:
         key = f"compare:{a}|{b}"
         work = state.workdir / "compare" / f"{len(state.jobs.all())}"
         job = state.jobs.start(key, f"paired test: {ra.name} vs {rb.name}", lambda: compare_runs(ra, rb, work))
-        return render(request, "compare.html", a=ra, b=rb, job=job)
+        return render(request, "compare.html", a=ra, b=rb, job=job, job_state=job.state)
 
     @r.get("/api/job")
     async def job_state(key: Annotated[str, Query(max_length=1200)]) -> Response:
