@@ -282,7 +282,8 @@ def test_compare_needs_two_runs_and_the_same_protocol(data, tmp_path, make_state
         job = state.jobs.wait("compare:a|b", timeout=60)
         assert job.state == "error" and "compare needs the same dataset, protocol, k and seed" in job.error
         again = client.get(r.headers["location"]).text
-        assert "error: compare needs the same dataset" in again
+        assert "error: compare needs the same dataset" in again and 'data-state="error"' in again
+        assert state.jobs.get("compare:a|b") is job  # reloading shows the error, it does not rerun
         assert client.get("/leaderboard/compare", params={"a": "a", "b": "zzz"}).status_code == 404
 
 
@@ -453,6 +454,7 @@ def test_jobs_run_one_at_a_time_keep_errors_as_one_line_and_retry_them():
         raise ConfigError("pick two different runs to compare")
 
     assert jobs.wait(jobs.start("c", "bad", bad).key, 5).error == "pick two different runs to compare"
-    retried = jobs.start("c", "bad again", lambda: 3)
+    assert jobs.start("c", "bad again", lambda: 3).state == "error"  # no automatic retry
+    retried = jobs.start("c", "bad again", lambda: 3, retry=True)
     assert jobs.wait("c", 5) is retried and retried.result == 3
     jobs.shutdown()

@@ -51,11 +51,12 @@ class Jobs:
     def get(self, key: str) -> Job | None:
         return self._jobs.get(key)
 
-    def start(self, key: str, title: str, fn: Callable[[], Any]) -> Job:
-        """Queue ``fn`` under ``key`` unless a job with that key exists (a failed one is retried)."""
+    def start(self, key: str, title: str, fn: Callable[[], Any], *, retry: bool = False) -> Job:
+        """Queue ``fn`` under ``key`` unless a job with that key exists; ``retry`` requeues a
+        failed one (never automatically: a page that reloads until its job ends would loop)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None and job.state != "error":
+            if job is not None and not (retry and job.state == "error"):
                 return job
             job = self._jobs[key] = Job(key, title)
             done = self._done[key] = threading.Event()

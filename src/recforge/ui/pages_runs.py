@@ -49,14 +49,15 @@ def router(state: UIState, render: Any) -> APIRouter:
 
     @r.get("/leaderboard/compare")
     async def compare_page(request: Request, a: Annotated[str, Query(max_length=500)],
-                           b: Annotated[str, Query(max_length=500)]) -> Response:
+                           b: Annotated[str, Query(max_length=500)], retry: bool = False) -> Response:
         _, _, by_id = runs_by_id()
         if a not in by_id or b not in by_id:
             raise HTTPException(404, f"no saved run {a if a not in by_id else b!r} under {state.config.runs}")
         ra, rb = by_id[a], by_id[b]
         key = f"compare:{a}|{b}"
         work = state.workdir / "compare" / f"{len(state.jobs.all())}"
-        job = state.jobs.start(key, f"paired test: {ra.name} vs {rb.name}", lambda: compare_runs(ra, rb, work))
+        job = state.jobs.start(key, f"paired test: {ra.name} vs {rb.name}", lambda: compare_runs(ra, rb, work),
+                               retry=retry)
         return render(request, "compare.html", a=ra, b=rb, job=job, job_state=job.state)
 
     @r.get("/api/job")
