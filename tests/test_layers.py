@@ -21,7 +21,8 @@ layer  packages / modules (``recforge.<name>``)                    may import la
 7      outputs: ``serving``, ``export``, ``viz``, ``demo``          0-6
 8      ``experiments``: a run may export its model and plot its     0-7
        curves
-9      ``tuning``: a search over experiment runs                    0-8
+9      ``tuning``: a search over experiment runs; ``ui``: the web    0-8
+       app over serving, viz and saved experiment runs
 10     ``cli``: the command line, imported by nothing               0-9
 =====  ==========================================================  ==========================
 
@@ -58,7 +59,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (6, ("evaluation", "testing")),
     (7, ("serving", "export", "viz", "demo")),
     (8, ("experiments",)),
-    (9, ("tuning",)),
+    (9, ("tuning", "ui")),
     (10, ("cli",)),
 ]
 #: Layers that may import only some lower layers (the default is every lower layer).

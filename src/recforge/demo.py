@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     _cold_start_scene(console, ds)
     _serving_hint(console)
     console.print(f"demo finished in {time.perf_counter() - t_start:.1f} s")
+    console.print("explore it in the browser: recforge ui --dataset ml-100k", highlight=False, markup=False)
     return 0
 
 

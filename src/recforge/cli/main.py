@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from recforge.cli import experiment_cmds, serve_cmds
+from recforge.cli import experiment_cmds, serve_cmds, ui_cmds
 from recforge.cli._output import (
     ProgressOpt,
     Report,
@@ -374,6 +374,7 @@ def recommend_cmd(
 # command groups that live in their own modules (they import recforge.cli._common, never this module)
 serve_cmds.register(app)
 experiment_cmds.register(app)
+ui_cmds.register(app)
 
 
 def main() -> None:  # pragma: no cover
