@@ -138,7 +138,7 @@ class RatingBlend(Recommender):
         preds = np.column_stack([p.predict(vu, vi, fallback="mean") for p in parts])
         X = self._features(preds, valid.user_idx, valid.item_idx)
         y = valid.values.astype(np.float64)
-        self._fit_combiner(X, y, seed)
+        self._fit_combiner(X, y, seed, options.threads or 1)
         if refit:
             parts = [fit_member(name, params, data, member_opts) for name, params in specs]
         self._parts = parts
@@ -167,14 +167,15 @@ class RatingBlend(Recommender):
         ni = np.where(i >= 0, self.item_support_[np.maximum(i, 0)], 0.0)
         return np.column_stack([preds, np.log1p(nu), np.log1p(ni)])
 
-    def _fit_combiner(self, X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    def _fit_combiner(self, X: np.ndarray, y: np.ndarray, seed: int, threads: int) -> None:
         cfg = self.config
         if cfg.combiner == "ridge":
             self.weights_, self.intercept_ = fit_ridge(X, y, cfg.reg)
         else:
             self.tree_nodes_, self.tree_roots_, self.intercept_ = fit_gbdt(
                 X, y, n_trees=cfg.n_trees, learning_rate=cfg.learning_rate, max_leaf_nodes=cfg.max_leaf_nodes,
-                min_samples_leaf=cfg.min_samples_leaf, l2_regularization=cfg.l2_regularization, seed=seed)
+                min_samples_leaf=cfg.min_samples_leaf, l2_regularization=cfg.l2_regularization, seed=seed,
+                threads=threads)
 
     def _combine(self, X: np.ndarray) -> np.ndarray:
         if self.config.combiner == "ridge":
