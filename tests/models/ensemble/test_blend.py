@@ -22,7 +22,7 @@ class TestBlendConformance(RecommenderConformance):
     model_class = RatingBlend
     config = {"members": SMALL, "combiner": "gbdt", "n_trees": 5, "min_samples_leaf": 5,
               "validation_fraction": 0.3}
-    changes = {"members": ({"model": "bias"},), "combiner": "ridge", "support_features": False,
+    changes = {"members": ({"model": "bias"},), "combiner": "ridge", "support_features": True,
                "validation_fraction": 0.5, "validation_split": "user", "n_trees": 2, "learning_rate": 0.5,
                "max_leaf_nodes": 2, "min_samples_leaf": 30, "l2_regularization": 100.0}
     unchanged = {"reg": "ridge combiner only (the checks fit the gbdt one); test_ridge_penalty_shrinks covers it"}
