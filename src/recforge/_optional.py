@@ -28,6 +28,7 @@ _EXTRA_OF = {
     "mlflow": "log",
     "surprise": "bench",
     "implicit": "bench",
+    "sklearn": "ensemble",
 }
 
 

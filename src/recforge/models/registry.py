@@ -21,6 +21,7 @@ FAMILIES = (
     "sequential",
     "ctr",
     "content",
+    "ensemble",
 )
 
 

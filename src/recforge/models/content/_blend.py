@@ -16,6 +16,8 @@ import scipy.sparse as sp
 
 from recforge.config import FitOptions
 from recforge.data.interactions import Interactions
+from recforge.models._members import fit_member, make_member, members_from_state, own_state
+from recforge.models._members import members_state as parts_state
 from recforge.models.base import Recommender
 
 __all__ = ["DEFAULT_CF_MODEL", "component_history_row", "fit_component", "make_component", "own_state",
@@ -32,15 +34,13 @@ def resolve(name: str) -> str:
 
 def make_component(name: str, configs: dict[str, Any] | None) -> Recommender:
     """An unfitted component ``name`` with its hyperparameters from ``configs[name]``."""
-    from recforge.models.registry import make_model
-
-    return make_model(name, dict((configs or {}).get(name, {})))
+    return make_member(name, (configs or {}).get(name))
 
 
 def fit_component(name: str, configs: dict[str, Any] | None, data: Interactions,
                   options: FitOptions) -> Recommender:
     """Build and fit one component (its own ``fit`` applies its feedback rule)."""
-    return make_component(name, configs).fit(data, options)
+    return fit_member(name, (configs or {}).get(name), data, options)
 
 
 def component_history_row(model: Recommender, item_ids: np.ndarray, values: np.ndarray | None,
@@ -57,28 +57,9 @@ def component_history_row(model: Recommender, item_ids: np.ndarray, values: np.n
     return np.where(model.item_known_, s, np.nan)
 
 
-def parts_state(parts: list[Recommender]) -> dict[str, Any]:
-    """The learned state of every component, under ``part<c>__`` keys."""
-    state: dict[str, Any] = {}
-    for c, p in enumerate(parts):
-        state.update({f"part{c}__{k}": v for k, v in p.get_state().items()})
-    return state
-
-
 def parts_from_state(names: list[str], configs: dict[str, Any] | None, state: dict[str, Any]) -> list[Recommender]:
     """Rebuild the components that :func:`parts_state` wrote."""
-    parts = []
-    for c, name in enumerate(names):
-        part = make_component(name, configs)
-        prefix = f"part{c}__"
-        part.set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        parts.append(part)
-    return parts
-
-
-def own_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The entries of a hybrid's state that are not its components'."""
-    return {k: v for k, v in state.items() if not k.startswith("part")}
+    return members_from_state([(n, (configs or {}).get(n)) for n in names], state)
 
 
 def standardise(scores: np.ndarray, method: str = "rank") -> np.ndarray:
