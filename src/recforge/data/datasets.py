@@ -309,8 +309,14 @@ def load_file(
     timestamp: str | None = None,
     **kw: Any,
 ) -> Dataset:
-    """Load any interaction log (CSV, TSV or Parquet with named columns) as a :class:`Dataset`."""
+    """Load any interaction log (CSV, TSV or Parquet with named columns, or a folder written by
+    :meth:`Interactions.save`, memory-mapped) as a :class:`Dataset`."""
+    from recforge.data.mmap_store import is_store
+
     path = Path(path)
+    if is_store(path):
+        inter = Interactions.open(path)
+        return Dataset(inter.name, "rating" if inter.explicit else "ranking", inter, path=path)
     if path.suffix.lower() in (".parquet", ".pq"):
         inter = Interactions.from_parquet(path, user, item, rating, timestamp, **kw)
     else:

@@ -174,7 +174,8 @@ class ExperimentSpec:
             raise ConfigError(f"{where}: no model: set model = \"NAME\" or a [model] table with name = \"NAME\"")
         dataset = data.get("dataset") or {}
         if isinstance(dataset, str):
-            dataset = {"path" if Path(dataset).suffix.lower() in DATA_FILE_SUFFIXES else "name": dataset}
+            is_path = Path(dataset).suffix.lower() in DATA_FILE_SUFFIXES or Path(dataset).is_dir()
+            dataset = {"path" if is_path else "name": dataset}
         named = isinstance(dataset, dict) and bool(dataset.get("name") or dataset.get("path"))
         if not isinstance(dataset, dict) or (not named and (dataset or "dataset" in need)):
             raise ConfigError(f"{where}: no dataset: set dataset = \"ml-100k\" or a [dataset] table with name or path")
