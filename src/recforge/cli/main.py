@@ -255,20 +255,27 @@ def evaluate_cmd(
     seed: int | None = None,
     device: str | None = None,
     output: Annotated[Path | None, typer.Option(help="save results as OUTPUT.csv/.json/.md")] = None,
+    memory_budget: Annotated[str | None, typer.Option(
+        help="e.g. 8GB: users are ranked in blocks that fit it; a model whose fit would exceed it is refused")] = None,
     fmt: FormatOpt = "table",
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Fit and evaluate a model under a named protocol (default: the model task's)."""
+    from recforge.evaluation.blocks import check_fit_memory, memory_budget as budget_scope, parse_bytes
     from recforge.evaluation.protocols import default_protocol, evaluate
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "protocol": protocol, "k": k,
                               "seed": seed, "device": device,
                               "outputs.results": None if output is None else str(output)}, set_, command="evaluate")
+    budget = None if memory_budget is None else parse_bytes(memory_budget)
     mdl = build_model(spec)
     ds = build_dataset(spec)
     proto = spec.protocol or default_protocol(mdl.task)
-    result = evaluate(mdl, ds, proto, k=spec.k, options=fit_options(spec), progress=fmt != "json")
+    with budget_scope(budget):
+        if ds.interactions is not None:
+            check_fit_memory(mdl, ds.interactions)
+        result = evaluate(mdl, ds, proto, k=spec.k, options=fit_options(spec), progress=fmt != "json")
     if spec.outputs.get("results"):
         result.save(spec.outputs["results"])
     if fmt == "json":

@@ -229,9 +229,13 @@ class Interactions:
     def open(cls, directory: str | Path) -> Interactions:
         """Open a folder written by :meth:`save`: the row arrays (and the CSR matrix) are memory-mapped
         read-only, so a log of any size opens in about the time it takes to read its vocabularies."""
-        from recforge.data.mmap_store import open_interactions
+        from recforge.data.mmap_store import read_store
 
-        return open_interactions(directory)
+        fields, csr = read_store(directory)
+        out = cls(**fields)
+        if csr is not None:
+            out._cache["csr"] = csr
+        return out
 
     # ------------------------------------------------------------------ shape
     @property

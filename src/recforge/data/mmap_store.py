@@ -21,16 +21,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import DataError
-
-if TYPE_CHECKING:
-    from recforge.data.interactions import Interactions
 
 FORMAT = "recforge-interactions"
 VERSION = 1
@@ -42,7 +39,7 @@ def is_store(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def save_interactions(data: Interactions, directory: str | Path, *, csr: bool = True) -> Path:
+def save_interactions(data: Any, directory: str | Path, *, csr: bool = True) -> Path:
     """Write ``data`` to ``directory`` (see the module docstring); returns the folder."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -98,10 +95,9 @@ def _swap_in(tmp: Path, directory: Path) -> None:
         os.replace(tmp, directory)
 
 
-def open_interactions(directory: str | Path) -> Interactions:
-    """Open a folder written by :func:`save_interactions` with its arrays memory-mapped read-only."""
-    from recforge.data.interactions import Interactions
-
+def read_store(directory: str | Path) -> tuple[dict[str, Any], sp.csr_matrix | None]:
+    """The constructor arguments of the ``Interactions`` saved in ``directory`` (its arrays
+    memory-mapped read-only) and its CSR matrix (None when not saved)."""
     directory = Path(directory)
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
@@ -136,8 +132,10 @@ def open_interactions(directory: str | Path) -> Interactions:
         import pandas as pd
 
         feats[f"{side}_features"] = pd.read_parquet(directory / f"{side}_features.parquet")
-    out = Interactions(load("user_idx", length=n), load("item_idx", length=n), load("values", length=n), users,
-                       items, ts, explicit=bool(manifest["explicit"]), name=str(manifest["name"]), **feats)
+    fields = {"user_idx": load("user_idx", length=n), "item_idx": load("item_idx", length=n),
+              "values": load("values", length=n), "users": users, "items": items, "timestamps": ts,
+              "explicit": bool(manifest["explicit"]), "name": str(manifest["name"]), **feats}
+    m = None
     if manifest.get("csr"):
         indptr = load("csr_indptr", length=len(users) + 1)
         m = sp.csr_matrix((load("csr_data"), load("csr_indices"), indptr), shape=(len(users), len(items)),
@@ -145,5 +143,4 @@ def open_interactions(directory: str | Path) -> Interactions:
         with contextlib.suppress(AttributeError):  # saved canonical: sorted, no duplicates
             m.has_sorted_indices = True
             m.has_canonical_format = True
-        out._cache["csr"] = m
-    return out
+    return fields, m

@@ -336,19 +336,32 @@ RANKING_METRICS = {
 
 
 def full_ranking(
-    fitted: Recommender, test: Interactions, k: int, metrics: tuple[str, ...], *, block: int = 2048
+    fitted: Recommender, test: Interactions, k: int, metrics: tuple[str, ...], *, block: int | None = None,
+    users: np.ndarray | None = None, memory_budget: int | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-    """Top-k of every test user over all unseen items, scored against the user's test items.
+    """Top-k of every test user (or of ``users``, indices with test rows) over all unseen items,
+    scored against the user's test items.
+
+    Users are scored in blocks (:func:`recforge.evaluation.blocks.plan_blocks`): ``block`` users
+    each, or as many as ``memory_budget`` bytes (default: the budget of an enclosing
+    :func:`~recforge.evaluation.blocks.memory_budget`) allow, else 2,048.
 
     Returns per-user metric arrays, the (n_test_users, k) recommendation matrix (item indices)
     and the number of test users the model could not score (popularity fallback).
     """
+    from recforge.evaluation.blocks import iter_blocks, nbytes, plan_blocks, score_block
+
     truth_all = test.csr()
-    users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
+    if users is None:
+        users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
+    users = np.asarray(users, dtype=np.int64)
+    plan = plan_blocks(fitted, len(users), k, memory_budget, default=block or 2048,
+                       extra_resident=nbytes(truth_all))
     recs = np.empty((len(users), k), dtype=np.int64)
-    for s in range(0, len(users), block):
-        u = users[s : s + block]
-        recs[s : s + block], _ = fitted.recommend_indices(u, k, exclude_seen=True)
+    s = 0
+    for u in iter_blocks(users, plan):
+        recs[s : s + len(u)], _ = score_block(fitted, u, k)
+        s += len(u)
     truth = truth_all[users]
     out = {f"{m}@{k}": RANKING_METRICS[m](recs, truth, k) for m in metrics}
     n_fb = int((~fitted.user_known_[users]).sum())
