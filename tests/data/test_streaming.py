@@ -135,3 +135,25 @@ def test_load_file_and_cli_accept_a_store(tmp_path):
     data.save(tmp_path / "store")
     ds = load_file(tmp_path / "store")
     _same(ds.interactions, data)
+
+
+def test_cli_synth_ingest_then_use_the_folder_as_dataset(tmp_path):
+    from typer.testing import CliRunner
+
+    from recforge.cli.main import app
+
+    runner = CliRunner()
+    log = tmp_path / "log.parquet"
+    res = runner.invoke(app, ["data", "synth", "--users", "50", "--items", "40", "--interactions", "1500",
+                              "--seed", "2", "--output", str(log), "--row-group-size", "500"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["data", "ingest", str(log), "--output", str(tmp_path / "store"),
+                              "--rating-col", "rating", "--timestamp-col", "timestamp"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["data", "stats", str(tmp_path / "store"), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert '"n_interactions": 1500' in res.output and '"n_users": 50' in res.output
+    res = runner.invoke(app, ["data", "synth", "--users", "5", "--output", str(log)])
+    assert res.exit_code == 2 and "give --items, --interactions" in res.output
+    res = runner.invoke(app, ["data", "ingest", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "s2")])
+    assert res.exit_code == 2 and "no such file" in res.output
