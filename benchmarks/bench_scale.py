@@ -4,7 +4,7 @@ For each size (interactions; default 1M and 10M, ``--sizes 1M,10M,20M,100M``) a 
 the ML-20M shape is written (:mod:`recforge.data.synth`: 26,744 items, users scaled with the size so
 each has ~144 rows as in ML-20M, power-law popularity and activity, seed 0), then each stage runs
 in its own Python process, which reports its wall time, CPU time (user + system, all threads) and
-peak RSS (``ru_maxrss``), so one stage's memory never hides in another's:
+peak RSS (``VmHWM``, the interpreter and imports included), so one stage's memory never hides in another's:
 
 ==============  ===================================================================================
 ``load``        stream the Parquet file into ``Interactions`` (:func:`read_interactions`) and save
@@ -63,9 +63,22 @@ def label(n: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------- one stage
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM`` (``ru_maxrss`` survives ``exec`` on Linux, so a child would
+    report its parent's peak), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _usage() -> dict[str, float]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu": ru.ru_utime + ru.ru_stime, "rss_mb": ru.ru_maxrss / 1024}
+    return {"cpu": ru.ru_utime + ru.ru_stime, "rss_mb": _peak_rss_mb()}
 
 
 class _Clock:
@@ -109,6 +122,8 @@ def run_stage(stage: str, work: Path, n: int, args: argparse.Namespace) -> dict[
     tag = label(n)
     store, train_dir, test_dir = work / f"log-{tag}", work / f"train-{tag}", work / f"test-{tag}"
     opts = FitOptions(seed=0, threads=args.threads)
+    if stage == "synth":
+        return synth(work, n)
     if stage == "load":
         from recforge.data.streaming import read_interactions
 
@@ -352,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(out_path.read_text()).get("results", {})
     for n in sizes:
         res = results.setdefault(str(n), {})
-        res["synth"] = synth(work, n)
+        res["synth"] = _child("synth", work, n, args)
         print(f"[{label(n)}] synth {res['synth']}", flush=True)
         for st in stages:
             if st == "batch-postgres" and not _postgres_ok(args.postgres):
