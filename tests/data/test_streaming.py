@@ -77,6 +77,16 @@ def test_check_duplicates_names_both_rows():
     i = np.array([5, 5, 4, 5, 5], np.int32)
     assert check_duplicates(u, i, 6) == (1, 4)
     assert check_duplicates(u[:4], i[:4], 6) is None
+    rng = np.random.default_rng(0)
+    keys = rng.choice(1000 * 50, 5000, replace=False)
+    uu, ii = (keys // 50).astype(np.int32), (keys % 50).astype(np.int32)
+    assert check_duplicates(uu, ii, 50) is None
+    uu[4000], ii[4000] = uu[17], ii[17]
+    assert check_duplicates(uu, ii, 50) == (17, 4000)
+    # two repeats: the smaller key is reported (the pandas reader's rule), its two earliest rows
+    u2 = np.array([3, 1, 3, 1, 1], np.int32)
+    i2 = np.array([0, 4, 0, 4, 4], np.int32)
+    assert check_duplicates(u2, i2, 5) == (1, 3)
 
 
 def test_peak_memory_within_one_and_a_half_times_the_arrays(tmp_path):

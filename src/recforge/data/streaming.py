@@ -4,8 +4,8 @@
 collects the distinct user and item ids (one sorted array per side, merged batch by batch, no Python
 object per row) and counts the rows; the second maps each batch's ids to indices with a binary
 search (integer ids) or a hash lookup (string ids) and writes them straight into arrays allocated
-once at their final size. Peak memory is therefore the final arrays, one batch, and an 8-byte key
-per row for the duplicate check (:func:`check_duplicates`), against the pandas reader's several
+once at their final size. Peak memory is therefore the final arrays, one batch (with pyarrow's
+decoding buffers) and one group of rows' keys for the duplicate check (:func:`check_duplicates`), against the pandas reader's several
 copies of the whole table (:meth:`Interactions.from_csv` holds the DataFrame, its id columns as
 Python objects and the arrays at once).
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from recforge.data.interactions import Duplicates, Interactions, _resolve_duplicates, _timestamps
 from recforge.data.vocabulary import Vocabulary
@@ -72,6 +73,7 @@ def read_interactions(
         raise DataError(f"{path}: the file is empty")
     reader = _Reader(path, user, item, rating, timestamp, sep, batch_rows)
     n, users, items = reader.vocabularies()
+    _release_arrow_memory()
     if n == 0:
         raise DataError(f"{path}: no interactions (the table is empty)")
     u = np.empty(n, dtype=np.int32)
@@ -89,6 +91,7 @@ def read_interactions(
         if ts is not None:
             ts[sl] = _timestamps(batch.column(timestamp).to_pandas(), str(path), timestamp, pos + reader.line0)
         pos += m
+    _release_arrow_memory()
     if explicit is None:
         explicit = rating is not None
     first = check_duplicates(u, i, len(items))
@@ -103,27 +106,58 @@ def read_interactions(
     return Interactions(u, i, values, users, items, ts, explicit=explicit, name=name or path.stem)
 
 
-def check_duplicates(u: np.ndarray, i: np.ndarray, n_items: int, chunk: int = 1 << 22) -> tuple[int, int] | None:
-    """The rows ``(first, second)`` of the first repeated (user, item) pair, or None.
+def check_duplicates(u: np.ndarray, i: np.ndarray, n_items: int) -> tuple[int, int] | None:
+    """The rows ``(first, second)`` of a repeated (user, item) pair, or None.
 
-    Sorts one int64 key per row in place (8 bytes a row beside the data), compared chunk by chunk.
+    A counting sort of the rows by user (one int32 per row) and one int32 stamp per item: each
+    user's rows are visited together, and an item stamped with the current user is a repeat. Memory
+    is 4 bytes a row beside the data (a sorted int64 key would take 8). The pair reported is the
+    smallest repeated key (the lowest user, then item index), the rule
+    :meth:`Interactions.from_dataframe` follows; within it, the two earliest rows.
     """
-    key = u.astype(np.int64)
-    key *= n_items
-    key += i
-    key.sort()
-    dup = None
-    for s in range(0, max(len(key) - 1, 0), chunk):
-        a = key[s : s + chunk + 1]
-        hit = np.flatnonzero(a[1:] == a[:-1])
-        if len(hit):
-            dup = int(a[hit[0]])
-            break
-    del key
-    if dup is None:
+    n = len(u)
+    if n < 2:
         return None
-    rows = np.flatnonzero((u == dup // n_items) & (i == dup % n_items))
-    return int(rows[0]), int(rows[1])
+    n_users = int(u.max()) + 1
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
+    found = _first_repeat(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32), indptr, n_items)
+    return None if found[0] < 0 else (int(found[0]), int(found[1]))
+
+
+@njit(cache=True)
+def _first_repeat(u, i, indptr, n_items):  # pragma: no cover - compiled
+    n_users = len(indptr) - 1
+    fill = indptr[:-1].copy()
+    order = np.empty(len(u), dtype=np.int32)
+    for r in range(len(u)):  # stable counting sort by user
+        order[fill[u[r]]] = r
+        fill[u[r]] += 1
+    stamp = np.full(n_items, -1, dtype=np.int64)
+    first = np.empty(n_items, dtype=np.int32)
+    best_item, best_rows = n_items, (-1, -1)
+    for user in range(n_users):
+        for p in range(indptr[user], indptr[user + 1]):
+            r = order[p]
+            item = i[r]
+            if stamp[item] == user:
+                if item < best_item:
+                    best_item, best_rows = item, (first[item], r)
+            else:
+                stamp[item] = user
+                first[item] = r
+        if best_item < n_items:
+            return best_rows
+    return best_rows
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory pyarrow's allocator keeps for reuse back to the system (between passes)."""
+    import pyarrow as pa
+
+    release = getattr(pa.default_memory_pool(), "release_unused", None)
+    if release is not None:
+        release()
 
 
 class _Reader:
@@ -160,33 +194,36 @@ class _Reader:
             raise DataError(f"{self.path}: missing column(s) {', '.join(map(repr, missing))}; "
                             f"found {', '.join(map(repr, names))}")
 
-    def _raw_batches(self) -> Iterator[Any]:
+    def _raw_batches(self, cols: list[str]) -> Iterator[Any]:
         import pyarrow as pa
 
         try:
             if self.parquet:
                 import pyarrow.parquet as pq
 
-                yield from pq.ParquetFile(self.path).iter_batches(batch_size=self.batch_rows, columns=self.cols)
+                # no pre-buffering: pyarrow would otherwise hold whole column chunks ahead (~2x the memory)
+                pf = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
+                yield from pf.iter_batches(batch_size=self.batch_rows, columns=cols)
             else:
                 from pyarrow import csv
 
                 types = {c: pa.string() for c in self.ids}
+                cols = [c for c in self.cols if c in cols]  # the file's order
                 stream = csv.open_csv(
                     self.path,
                     read_options=csv.ReadOptions(block_size=max(1 << 16, self.batch_rows * 24)),
                     parse_options=csv.ParseOptions(delimiter=self.sep),
-                    convert_options=csv.ConvertOptions(include_columns=self.cols, column_types=types,
+                    convert_options=csv.ConvertOptions(include_columns=cols, column_types=types,
                                                        strings_can_be_null=True),
                 )
                 yield from stream
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{self.path}: could not parse: {str(exc).strip().splitlines()[0]}") from exc
 
-    def batches(self) -> Iterator[Any]:
-        """Batches with every column present (empty ids are an error, naming the line)."""
+    def batches(self, ids_only: bool = False) -> Iterator[Any]:
+        """Batches of every column (or the id columns only); an empty id is an error naming the line."""
         pos = 0
-        for batch in self._raw_batches():
+        for batch in self._raw_batches(list(self.ids) if ids_only else self.cols):
             for col in self.ids:
                 arr = batch.column(col)
                 if arr.null_count:
@@ -205,7 +242,7 @@ class _Reader:
         text = {c: False for c in self.ids}  # a Parquet column that is not integer
         intlike = {c: True for c in self.ids}  # every CSV value so far an integer id
         n = 0
-        for batch in self.batches():
+        for batch in self.batches(ids_only=True):
             n += batch.num_rows
             for col in self.ids:
                 arr = batch.column(col)
