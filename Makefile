@@ -15,7 +15,7 @@ endif
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench install-demo install-test clean
+.PHONY: demo test test-fast bench bench-scale install-demo install-test clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test-fast: $(VENV)/.test-installed
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.run_all
+
+# the scale curve at 1M and 10M interactions (SCALE_SIZES=1M,10M,20M,100M for more; 100M needs ~8 GB free)
+SCALE_SIZES ?= 1M,10M
+bench-scale: $(VENV)/.bench-installed
+	$(PY) -m benchmarks.bench_scale --sizes $(SCALE_SIZES) $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -173,6 +173,58 @@ def data_check(
     emit(check_report(report, paths), fmt)
 
 
+@data_app.command("synth")
+@handle_errors
+def data_synth(
+    output: Annotated[Path, typer.Option(help="Parquet file to write")],
+    preset: Annotated[str | None, typer.Option(help="ml-20m | netflix | 1m-items (flags override its sizes)")] = None,
+    users: Annotated[int | None, typer.Option(help="number of users")] = None,
+    items: Annotated[int | None, typer.Option(help="number of items")] = None,
+    interactions: Annotated[int | None, typer.Option(help="number of (user, item) rows, all distinct")] = None,
+    seed: Annotated[int, typer.Option(help="seeds every random choice")] = 0,
+    row_group_size: Annotated[int, typer.Option(help="rows per Parquet row group (the most rows held in memory)")]
+    = 1_000_000,
+) -> None:
+    """Write a synthetic log (power-law popularity and activity, ratings, timestamps) as Parquet."""
+    from recforge.data.synth import SynthSpec, preset as get_preset, write_synth
+
+    sizes = {"n_users": users, "n_items": items, "n_interactions": interactions}
+    if preset is not None:
+        spec = get_preset(preset, seed=seed, **sizes)
+    else:
+        missing = [f"--{k.removeprefix('n_')}" for k, v in sizes.items() if v is None]
+        if missing:
+            raise ConfigError(f"data synth: give {', '.join(missing)} (or --preset ml-20m|netflix|1m-items)")
+        spec = SynthSpec(int(users), int(items), int(interactions), seed=seed)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    with console.status(f"writing {spec.n_interactions:,} interactions"):
+        info = write_synth(spec, output, row_group_size=row_group_size)
+    console.print(f"wrote {info['rows']:,} rows ({spec.n_users:,} users x {spec.n_items:,} items) in "
+                  f"{info['row_groups']} row groups to {output} in {time.perf_counter() - t0:.1f} s")
+
+
+@data_app.command("ingest")
+@handle_errors
+def data_ingest(
+    source: Annotated[Path, typer.Argument(help="CSV/TSV or Parquet interaction log")],
+    output: Annotated[Path, typer.Option(help="folder to write (memory-mapped arrays; use it as --dataset)")],
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    rating_col: str | None = None,
+    timestamp_col: str | None = None,
+    duplicates: Annotated[str, typer.Option(help="error | sum | mean | first | last")] = "error",
+) -> None:
+    """Read a large log in batches and save it as memory-mapped arrays that open in about a second."""
+    from recforge.data.streaming import read_interactions
+
+    t0 = time.perf_counter()
+    with console.status(f"reading {source}"):
+        inter = read_interactions(source, user_col, item_col, rating_col, timestamp_col,
+                                  duplicates=duplicates)  # type: ignore[arg-type]
+        inter.save(output)
+    console.print(f"{inter!r} saved to {output} in {time.perf_counter() - t0:.1f} s")
+
+
 # ---------------------------------------------------------------------------------------- split
 @app.command("split")
 @handle_errors
@@ -263,6 +315,8 @@ def evaluate_cmd(
     seed: int | None = None,
     device: str | None = None,
     output: Annotated[Path | None, typer.Option(help="save results as OUTPUT.csv/.json/.md")] = None,
+    memory_budget: Annotated[str | None, typer.Option(
+        help="e.g. 8GB: users are ranked in blocks that fit it; a model whose fit would exceed it is refused")] = None,
     fmt: FormatOpt = "table",
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
@@ -270,6 +324,7 @@ def evaluate_cmd(
     data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Fit and evaluate a model under a named protocol (default: the model task's)."""
+    from recforge.evaluation.blocks import check_fit_memory, memory_budget as budget_scope, parse_bytes
     from recforge.evaluation.protocols import default_protocol, evaluate
 
     check_format(fmt)
@@ -278,6 +333,7 @@ def evaluate_cmd(
                               "seed": seed, "device": device,
                               "outputs.results": None if output is None else str(output), **(data_flags or {})},
                      set_, command="evaluate")
+    budget = None if memory_budget is None else parse_bytes(memory_budget)
     mdl = build_model(spec)
     ds = build_dataset(spec)
     proto = spec.protocol or ("given-split" if own_split(spec) else default_protocol(mdl.task))
@@ -287,7 +343,9 @@ def evaluate_cmd(
     k_used = spec.k
     if k_used is not None and ds.interactions is not None:
         k_used = note_k_clamped(k_used, ds.interactions.n_items)
-    with reporting(progress_reporter(progress, fmt)):
+    with budget_scope(budget), reporting(progress_reporter(progress, fmt)):
+        if ds.interactions is not None:
+            check_fit_memory(mdl, ds.interactions)
         result = evaluate(mdl, ds, proto, k=k_used, options=fit_options(spec))
     if spec.outputs.get("results"):
         result.save(spec.outputs["results"])

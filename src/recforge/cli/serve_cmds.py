@@ -53,11 +53,14 @@ def register(app: typer.Typer) -> None:
         version: Annotated[str | None, typer.Option(help="model_version written with each row")] = None,
         seed: int | None = None,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        memory_budget: Annotated[str | None, typer.Option(
+            help="e.g. 8GB: users are scored in blocks that fit it; a model whose fit would exceed it is refused")] = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
         data_flags: dict[str, Any] | None = None,
     ) -> None:
         """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
+        from recforge.evaluation.blocks import check_fit_memory, memory_budget as budget_scope, parse_bytes
         from recforge.models.base import Recommender
         from recforge.serving.batch import model_version, run_batch
         from recforge.serving.features import load_item_features
@@ -71,6 +74,7 @@ def register(app: typer.Typer) -> None:
             **(data_flags or {}),
         }, set_, command="batch", builds_model=model_path is None)
         opts = spec.batch
+        budget = None if memory_budget is None else parse_bytes(memory_budget)
         if opts.get("model_path"):
             mdl = Recommender.load(opts["model_path"])
             ver = opts.get("version") or model_version(mdl, opts["model_path"])
@@ -78,6 +82,7 @@ def register(app: typer.Typer) -> None:
             ds = build_dataset(spec)
             mdl = build_model(spec)
             check_fit_data(mdl, ds.interactions)
+            check_fit_memory(mdl, ds.interactions, budget)
             with console.status(f"fitting {mdl.name} on {ds.name}"):
                 mdl.fit(ds.interactions, fit_options(spec))
             ver = opts.get("version") or model_version(mdl)
@@ -89,9 +94,10 @@ def register(app: typer.Typer) -> None:
             feats = load_item_features(opts.get("item_features"))
             pipe = spec.pipeline if isinstance(spec.pipeline, dict) else Path(spec.pipeline)
             source = Pipeline.from_config(pipe, mdl, item_features=feats)
-        res = run_batch(source, opts.get("database"), k=list_length(spec),
-                        table=str(opts.get("table") or "recommendations"), batch_size=int(opts.get("batch_size") or 1000),
-                        version=ver, progress=bool(progress))
+        with budget_scope(budget):
+            res = run_batch(source, opts.get("database"), k=list_length(spec),
+                            table=str(opts.get("table") or "recommendations"),
+                            batch_size=int(opts.get("batch_size") or 1000), version=ver, progress=bool(progress))
         console.print(f"wrote {res.n_rows:,} rows for {res.n_users:,} users into {res.table} "
                       f"(model_version {res.model_version}, run {res.run_id})")
 

@@ -203,6 +203,31 @@ class Interactions:
             source=str(path), line_offset=offset, name=stem(path),
         )
 
+    # ------------------------------------------------------------------ on disk
+    def save(self, directory: str | Path, *, csr: bool = True) -> Path:
+        """Write to a folder of ``.npy`` arrays and a ``manifest.json`` that :meth:`open` maps back.
+
+        The write is atomic: a temporary folder beside ``directory`` is renamed into place, so a
+        reader sees the old folder or the new one. ``csr=True`` also stores the users x items CSR
+        matrix, so that :meth:`csr` of the opened log costs nothing. Side features are written as
+        Parquet (needs pyarrow).
+        """
+        from recforge.data.mmap_store import save_interactions
+
+        return save_interactions(self, directory, csr=csr)
+
+    @classmethod
+    def open(cls, directory: str | Path) -> Interactions:
+        """Open a folder written by :meth:`save`: the row arrays (and the CSR matrix) are memory-mapped
+        read-only, so a log of any size opens in about the time it takes to read its vocabularies."""
+        from recforge.data.mmap_store import read_store
+
+        fields, csr = read_store(directory)
+        out = cls(**fields)
+        if csr is not None:
+            out._cache["csr"] = csr
+        return out
+
     # ------------------------------------------------------------------ shape
     @property
     def n_users(self) -> int:

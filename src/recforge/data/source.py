@@ -245,6 +245,13 @@ class DataSource:
         return ds
 
     def _read_files(self, notes: list[str]) -> tuple[Interactions, np.ndarray | None]:
+        from recforge.data.mmap_store import is_store
+
+        if self.path and is_store(Path(self.path)):  # a folder written by Interactions.save: memory-mapped
+            inter = Interactions.open(self.path)
+            notes.append(f"{self.path}: saved interactions (memory-mapped), "
+                         f"{'explicit ratings' if inter.explicit else 'implicit feedback'}")
+            return inter, None
         cols: dict[str, Any] = {}
 
         def text_columns(path: str) -> Any:

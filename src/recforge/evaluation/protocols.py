@@ -385,22 +385,36 @@ RANKING_METRICS = {
 
 
 def full_ranking(
-    fitted: Recommender, test: Interactions, k: int, metrics: tuple[str, ...], *, block: int = 2048
+    fitted: Recommender, test: Interactions, k: int, metrics: tuple[str, ...], *, block: int | None = None,
+    users: np.ndarray | None = None, memory_budget: int | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-    """Top-k of every test user over all unseen items, scored against the user's test items.
+    """Top-k of every test user (or of ``users``, indices with test rows) over all unseen items,
+    scored against the user's test items.
+
+    Users are scored in blocks (:func:`recforge.evaluation.blocks.plan_blocks`): ``block`` users
+    each, or as many as ``memory_budget`` bytes (default: the budget of an enclosing
+    :func:`~recforge.evaluation.blocks.memory_budget`) allow, else 2,048.
 
     Returns per-user metric arrays, the (n_test_users, min(k, n_items)) recommendation matrix
     (item indices) and the number of test users the model could not score (popularity fallback).
     A ``k`` beyond the catalogue gives the metrics of the full list (precision still divides by
     ``k``), without allocating ``k`` columns.
     """
+    from recforge.evaluation.blocks import iter_blocks, nbytes, plan_blocks, score_block
+
     truth_all = test.csr()
-    users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
-    recs = np.empty((len(users), clamp_k(k, len(fitted.items_))), dtype=np.int64)
+    if users is None:
+        users = np.flatnonzero(np.diff(truth_all.indptr) > 0)
+    users = np.asarray(users, dtype=np.int64)
+    width = clamp_k(k, len(fitted.items_))
+    plan = plan_blocks(fitted, len(users), width, memory_budget, default=block or 2048,
+                       extra_resident=nbytes(truth_all))
+    recs = np.empty((len(users), width), dtype=np.int64)
+    s = 0
     with current_progress().task("scoring users", len(users)) as bar:
-        for s in range(0, len(users), block):
-            u = users[s : s + block]
-            recs[s : s + block], _ = fitted.recommend_indices(u, k, exclude_seen=True)
+        for u in iter_blocks(users, plan):
+            recs[s : s + len(u)], _ = score_block(fitted, u, k)
+            s += len(u)
             bar.advance(len(u))
     truth = truth_all[users]
     out = {f"{m}@{k}": RANKING_METRICS[m](recs, truth, k) for m in metrics}

@@ -34,16 +34,24 @@ def model_version(model: Recommender, path: str | Path | None = None) -> str:
 def score_blocks(
     source: Recommender | Pipeline, k: int, batch_size: int, users: np.ndarray | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(user indices, item indices (n, k), scores (n, k))`` per block of users."""
+    """Yield ``(user indices, item indices (n, k), scores (n, k))`` per block of users.
+
+    Blocks hold ``batch_size`` users, fewer when an enclosing
+    :func:`recforge.evaluation.blocks.memory_budget` allows fewer.
+    """
+    from recforge.evaluation.blocks import current_budget, plan_blocks, score_block
+
     model = source.model if isinstance(source, Pipeline) else source
     if users is None:
         users = np.flatnonzero(model.user_known_)
+    if current_budget() is not None:
+        batch_size = min(batch_size, plan_blocks(model, len(users), k).block_users)
     for s in range(0, len(users), batch_size):
         u = users[s : s + batch_size]
         if isinstance(source, Pipeline):
             idx, sc = source.recommend_indices(u, k)
         else:
-            idx, sc = model.recommend_indices(u, k, exclude_seen=True)
+            idx, sc = score_block(model, u, k)
         yield u, idx, sc
 
 

@@ -92,13 +92,13 @@ class ImplicitALS(FactorRecommender):
         X, Y = init_factors(rng, data.n_users, data.n_items, k, cfg.init_std, self.item_known_)
         csr, csc = data.csr(), data.csc()
         rows = (
-            csr.indptr.astype(np.int64),
-            csr.indices.astype(np.int32),
+            csr.indptr.astype(np.int64, copy=False),  # copy=False: no second copy of a 100M-row matrix
+            csr.indices.astype(np.int32, copy=False),
             (cfg.alpha * csr.data).astype(np.float32),
         )
         cols = (
-            csc.indptr.astype(np.int64),
-            csc.indices.astype(np.int32),
+            csc.indptr.astype(np.int64, copy=False),
+            csc.indices.astype(np.int32, copy=False),
             (cfg.alpha * csc.data).astype(np.float32),
         )
         if cfg.solver == "cg":
