@@ -212,7 +212,7 @@ def test_upload_a_malformed_csv_shows_the_clis_one_line_error(ui, tmp_path):
 @pytest.mark.parametrize("name, body, status, fragment", [
     ("notes.txt", b"x", 422, "unsupported file type .txt"),
     ("big.csv", b"user_id,item_id\n" + b"1,2\n" * 20000, 413, "larger than"),
-    ("cols.csv", b"a,b\n1,2\n", 422, "missing column(s) &#39;user_id&#39;, &#39;item_id&#39;; found &#39;a&#39;, &#39;b&#39;"),
+    ("cols.csv", b"a,b\n1,2\n", 422, "no column &#39;user_id&#39; (--user-col) the file&#39;s columns are a, b"),
     ("bin.parquet", b"not parquet at all", 422, "bin.parquet"),
 ])
 def test_upload_refusals_are_one_line(ui, name, body, status, fragment):
