@@ -256,7 +256,7 @@ def test_metrics_and_health(tmp_path, model_file):
     c.get("/v1/users/zzz/recommendations")
     c.post("/v1/events", json={"user_id": "x", "item_id": 5, "type": "click"}, headers=KEY)
     h = c.get("/healthz").json()
-    assert h["status"] == "ok" and h["pipeline"]["retrieval"] == "ann" and h["history"] == "memory"
+    assert h["status"] == "ok" and h["pipeline"]["retrieval"] == "model" and h["history"] == "memory"
     text = c.get("/metrics").text
     assert 'recforge_http_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"} 2.0' in text
     assert 'recforge_recommendations_total{source="fallback-popularity"} 1.0' in text
