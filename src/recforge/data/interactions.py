@@ -167,6 +167,8 @@ class Interactions:
         path = Path(path)
         if not path.exists():
             raise DataError(f"{path}: no such file")
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, not a file")
         if path.stat().st_size == 0:
             raise DataError(f"{path}: the file is empty")
         try:
@@ -175,6 +177,11 @@ class Interactions:
             raise DataError(f"{path}: the file is empty") from exc
         except pd.errors.ParserError as exc:
             raise DataError(f"{path}: could not parse: {str(exc).strip()}") from exc
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not {exc.encoding} text (byte 0x{exc.object[exc.start]:02x} near byte offset "
+                            f"{exc.start} of a read block); re-save it as UTF-8") from None
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
         for col in (user, item):
             if col in df.columns:
                 df[col] = _maybe_int(df[col])

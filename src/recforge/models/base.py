@@ -20,8 +20,8 @@ from recforge._arrays import check_k
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.data.vocabulary import Vocabulary, normalize_ids
-from recforge.errors import ConfigError, DataError, NotFittedError
-from recforge.models.persist import FORMAT_VERSION, read_header, read_state, write_model
+from recforge.errors import ConfigError, DataError, NotFittedError, RecforgeError
+from recforge.models.persist import FORMAT_VERSION, read_header, read_state, restore, write_model
 from recforge.models.capabilities import Backend, Feedback
 from recforge.topk import topk_excluding, topk_rows, topk_sparse_product
 
@@ -104,9 +104,17 @@ class Estimator(ABC):
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` returned."""
+        """Restore what :meth:`get_state` returned: learned attributes only (public names ending
+        in ``_`` that the class does not define), so a crafted file cannot replace a method."""
         for k, v in state.items():
+            if not (isinstance(k, str) and k.isidentifier() and k.endswith("_") and not k.startswith("_")
+                    and not hasattr(type(self), k)):
+                raise DataError(f"{k[:80]!r} is not learned state of {type(self).__name__}")
             setattr(self, k, v)
+
+    def check_state(self) -> None:
+        """Check that loaded state fits together (called after :meth:`load`); raise
+        :class:`DataError` naming the bad array. Models extend it."""
 
     def save(self, path: str | Path) -> Path:
         """Write config and learned state to one ``.npz`` file, atomically and without pickle."""
@@ -127,9 +135,13 @@ class Estimator(ABC):
         model_cls = get_model_class(header["model"])
         if cls not in (Estimator, Recommender) and not issubclass(model_cls, cls):
             raise DataError(f"{path}: holds a {model_cls.__name__}, not a {cls.__name__}")
-        model = model_cls(header["config"])
-        model.set_state(read_state(header, npz))
-        return model
+        try:
+            model = model_cls(header["config"])
+        except RecforgeError as exc:
+            raise DataError(f"{path}: the saved config is invalid: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a crafted header: one line, never a traceback
+            raise DataError(f"{path}: the saved config is invalid ({type(exc).__name__})") from None
+        return restore(model, read_state(header, npz, path), path)
 
 
 class Recommender(Estimator):
@@ -195,6 +207,39 @@ class Recommender(Estimator):
 
     def is_fitted(self) -> bool:
         return hasattr(self, "users_")
+
+    def check_state(self) -> None:
+        """Loaded state fits together: the vocabularies' sizes match the per-user and per-item
+        arrays (``user*_``/``item*_`` arrays have one row per id), factor matrices have
+        ``embedding_size`` columns, embeddings match the vocabularies, and one known user's
+        scores have one finite-or-masked entry per item. Raises :class:`DataError` naming the array."""
+        for key in ("users_", "items_", "user_known_", "item_known_", "seen_"):
+            if not hasattr(self, key):
+                raise DataError(f"the model state lacks {key!r}")
+        n_u, n_i = len(self.users_), len(self.items_)
+        sizes = {"user": n_u, "item": n_i}
+        dim = getattr(self.config, "embedding_size", None)
+        for key, val in vars(self).items():
+            if not (key.endswith("_") and isinstance(val, np.ndarray)) or key in ("users_", "items_"):
+                continue
+            side = "user" if key.startswith("user") else "item" if key.startswith("item") else None
+            if side is not None and (val.ndim == 0 or val.shape[0] != sizes[side]):
+                raise DataError(f"array {key!r} has shape {val.shape}; the model has {sizes[side]} {side}s")
+            if (isinstance(dim, int) and val.ndim == 2 and key.endswith(("factors_", "embeddings_"))
+                    and val.shape[1] != dim):
+                raise DataError(f"array {key!r} has shape {val.shape}; embedding_size is {dim}")
+        if getattr(self.seen_, "shape", None) != (n_u, n_i):
+            raise DataError(f"array 'seen_' has shape {getattr(self.seen_, 'shape', None)}; expected {(n_u, n_i)}")
+        if self.has_embeddings:
+            uv, iv = self.embeddings()
+            if np.ndim(uv) != 2 or np.ndim(iv) != 2 or len(uv) != n_u or len(iv) != n_i or uv.shape[1] != iv.shape[1]:
+                raise DataError(f"embeddings of shapes {np.shape(uv)} and {np.shape(iv)} do not match "
+                                f"{n_u} users and {n_i} items")
+        known = np.flatnonzero(self.user_known_)
+        if len(known):
+            row = np.asarray(self._score_users(known[:1]))
+            if row.shape != (1, n_i):
+                raise DataError(f"scores have shape {row.shape} for {n_i} items: an array does not match the vocabularies")
 
     def knows_user(self, user_id: Any) -> bool:
         """Whether ``user_id`` (a raw id) had training interactions, so that it gets personal scores."""
