@@ -101,10 +101,14 @@ def register(app: typer.Typer) -> None:
         watch_model_seconds: Annotated[float | None, typer.Option(help="reload the model file when it changes, checking this often")] = None,
         workers: Annotated[int, typer.Option(help="service processes on the port (more than 1 needs --redis)")] = 1,
         cold_model: Annotated[Path | None, typer.Option(help="saved cold-start model (content, hybrid-switching, lightfm-style) for new users")] = None,
+        allow_empty: Annotated[bool, typer.Option("--allow-empty", help="start without a loadable model (answer from the batch table)")] = False,
+        models_dir: Annotated[Path | None, typer.Option(help="folder POST /v1/admin/reload may load from (default: the model's folder)")] = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
     ) -> None:
-        """Run the recommendation service (FastAPI under uvicorn)."""
+        """Run the recommendation service (FastAPI under uvicorn).
+
+        Refuses to start (exit 2) when the model file is missing or corrupt, unless --allow-empty."""
         from recforge.config import parse_sets
         from recforge.serving.app import create_app
         from recforge.serving.config import read_service_config
@@ -121,17 +125,26 @@ def register(app: typer.Typer) -> None:
             "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
             "api_key": api_key, "watch_model_seconds": watch_model_seconds,
             "cold_model": str(cold_model) if cold_model else None,
+            "allow_empty": True if allow_empty else None, "models_dir": str(models_dir) if models_dir else None,
         }
         if spec.serve or config is None:
             # the file's [serve] table (its relative paths resolved against the file) and [pipeline]
             cfg = read_service_config(config, {**sets, **flags})
         else:  # a file without [serve]: only its [pipeline] table concerns the service
             cfg = read_service_config(None, {"pipeline": spec.pipeline, **sets, **flags})
+        if not cfg.model and not cfg.allow_empty:
+            raise ConfigError("no model to serve: give --model-path, or --allow-empty to answer from the batch table only")
         if workers != 1:
+            if cfg.model and not cfg.allow_empty:
+                from recforge.models.base import Recommender
+
+                Recommender.load(cfg.model)  # a missing or corrupt file stops here, before any worker starts
             serve_workers(cfg, workers, host=host, port=port, log_level=log_level)  # validates; workers load the model
             return
         application = create_app(cfg)
         st = application.state.recforge
         what = st.bundle.version if st.bundle else f"no model ({st.load_error or 'none given'}): batch table only"
         console.print(f"serving {what} on http://{host}:{port}  (GET /v1/users/{{user_id}}/recommendations?k=10)")
+        if st.api_key is None and not cfg.allow_anonymous_writes:
+            console.print("note: no API key (--api-key or RECFORGE_API_KEY): POST /v1/events and reloads answer 403")
         serve(application, host=host, port=port, log_level=log_level)

@@ -6,6 +6,8 @@ import dataclasses
 import gc
 import json
 import os
+import shutil
+import tempfile
 
 from recforge._optional import require
 from recforge.errors import ConfigError
@@ -52,8 +54,18 @@ def serve_workers(config: ServiceConfig, workers: int, host: str = "127.0.0.1", 
         raise ConfigError("several worker processes need a shared history: set redis (e.g. redis://127.0.0.1:6379/0)")
     uvicorn = require("uvicorn", purpose="serving HTTP")
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
-    uvicorn.run("recforge.serving.run:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)
+    # one scrape of /metrics sums every worker: prometheus_client's multiprocess mode, each worker
+    # writing its values under this folder (emptied per run; workers inherit the variable)
+    own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics_dir = tempfile.mkdtemp(prefix="recforge-metrics-") if own_dir else os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("recforge.serving.run:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def app_from_env() -> FastAPI:
