@@ -50,14 +50,28 @@ def register(app: typer.Typer) -> None:
         version: Annotated[str | None, typer.Option(help="model_version written with each row")] = None,
         seed: int | None = None,
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+        lock_timeout: Annotated[float, typer.Option(help="seconds to wait while another job writes the same table")] = 60.0,
+        cleanup: Annotated[bool, typer.Option("--cleanup", help="only drop what killed jobs left behind (staging tables), then exit")] = False,
         config: ConfigOpt = None,
         set_: SetOpt = None,
     ) -> None:
-        """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
+        """Score every user and write (user_id, rank, item_id, score, model_version, created_at).
+
+        One job per table at a time: a second job waits up to --lock-timeout seconds, then exits
+        with status 2."""
         from recforge.models.base import Recommender
-        from recforge.serving.batch import model_version, run_batch
+        from recforge.serving.batch import cleanup_batch, model_version, run_batch
         from recforge.serving.features import load_item_features
         from recforge.serving.pipeline import Pipeline
+
+        if cleanup:
+            spec = read_spec(config, {"batch.database": database, "batch.table": table}, set_, command="batch",
+                             builds_model=False)
+            tbl = str(spec.batch.get("table") or "recommendations")
+            dropped = cleanup_batch(spec.batch.get("database"), table=tbl, lock_timeout=lock_timeout)
+            console.print(f"dropped {len(dropped)} leftover staging table(s) of {tbl}"
+                          + (f": {', '.join(dropped)}" if dropped else ""))
+            return
 
         spec = read_spec(config, {
             "model": model, "dataset": dataset, "k": k, "seed": seed,
@@ -82,7 +96,7 @@ def register(app: typer.Typer) -> None:
             source = Pipeline.from_config(pipe, mdl, item_features=feats)
         res = run_batch(source, opts.get("database"), k=list_length(spec),
                         table=str(opts.get("table") or "recommendations"), batch_size=int(opts.get("batch_size") or 1000),
-                        version=ver, progress=bool(progress))
+                        version=ver, progress=bool(progress), lock_timeout=lock_timeout)
         console.print(f"wrote {res.n_rows:,} rows for {res.n_users:,} users into {res.table} "
                       f"(model_version {res.model_version}, run {res.run_id})")
 
