@@ -213,7 +213,8 @@ class Interactions:
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for a bad file
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+            detail = " ".join(str(exc).split())[:200]  # pyarrow's messages span lines
+            raise DataError(f"{path}: not a readable Parquet file ({detail})") from None
         return cls.from_dataframe(
             df, user, item, rating, timestamp, duplicates=duplicates, explicit=explicit,
             source=str(path), line_offset=0, name=path.stem,
