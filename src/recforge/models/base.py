@@ -30,6 +30,19 @@ __all__ = ["FORMAT_VERSION", "Estimator", "Recommender", "Task", "check_is_fitte
 _SCORE_BUDGET = 2**24  # floats per dense score block: bounds memory in recommend/evaluation
 
 
+def _csr_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``indptr, indices`` of ``m[rows]`` with sorted column indices per row (what
+    ``topk_excluding`` reads), gathered without building a sparse matrix."""
+    if not m.has_sorted_indices:
+        m.sort_indices()
+    starts = m.indptr[rows].astype(np.int64)
+    lens = m.indptr[rows + 1].astype(np.int64) - starts
+    ptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    pos = np.repeat(starts - ptr[:-1], lens) + np.arange(ptr[-1], dtype=np.int64)
+    return ptr.astype(m.indptr.dtype), m.indices[pos]  # scipy's dtypes: the compiled kernels' signature
+
+
 def check_is_fitted(model: Estimator) -> None:
     """Raise :class:`NotFittedError` unless ``model`` is fitted (scikit-learn's ``check_is_fitted``)."""
     if not model.is_fitted():
@@ -429,19 +442,25 @@ class Recommender(Estimator):
         step = max(1, _SCORE_BUDGET // max(1, n_items))
         for s in range(0, len(rows), step):
             r = rows[s : s + step]
-            excl = self.seen_[u[r]] if exclude_seen else sp.csr_matrix((len(r), n_items), dtype=np.float32)
-            if exclude is not None:
-                excl = excl + exclude[u[r]]
-            excl = excl.tocsr()
-            excl.sort_indices()
+            if exclude is None and exclude_seen:
+                # the seen rows gathered straight from the CSR arrays: scipy's fancy row indexing
+                # costs ~0.7 ms per call, most of a served request
+                ex_ptr, ex_idx = _csr_rows(self.seen_, u[r])
+            else:
+                excl = self.seen_[u[r]] if exclude_seen else sp.csr_matrix((len(r), n_items), dtype=np.float32)
+                if exclude is not None:
+                    excl = excl + exclude[u[r]]
+                excl = excl.tocsr()
+                excl.sort_indices()
+                ex_ptr, ex_idx = excl.indptr, excl.indices
             product = self._nonnegative_sparse_product()
             if product is not None:
-                idx, sc = topk_sparse_product(product[0], u[r], product[1], excl.indptr, excl.indices, banned, k_eff)
+                idx, sc = topk_sparse_product(product[0], u[r], product[1], ex_ptr, ex_idx, banned, k_eff)
             else:
                 block = np.asarray(self._score_users(u[r]))
                 if block.dtype not in (np.float32, np.float64):
                     block = block.astype(np.float64)
-                idx, sc = topk_excluding(np.ascontiguousarray(block), excl.indptr, excl.indices, banned, k_eff)
+                idx, sc = topk_excluding(np.ascontiguousarray(block), ex_ptr, ex_idx, banned, k_eff)
             out_idx[r, :k_eff] = idx
             out_sc[r, :k_eff] = sc
         unknown = np.flatnonzero(~known)
