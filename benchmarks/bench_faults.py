@@ -20,7 +20,7 @@ equal: nothing acknowledged is lost; an event answered 503 was refused, not ackn
 the service (all processes) before and after. ``--soak`` runs a 10-minute load at 300 req/s
 with no faults and reports RSS growth (target < 10%).
 
-Run: ``python -m benchmarks.bench_faults [--rate 500] [--seconds 60] [--soak]`` (with
+Run: ``python -m benchmarks.bench_faults [--rate 500] [--seconds 60] [--soak | --soak-only]`` (with
 ``RECFORGE_DATA_DIR`` set). Only 127.0.0.1 is contacted.
 """
 
@@ -409,12 +409,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--soak", action="store_true", help="also a 10-minute soak at 300 req/s (RSS growth)")
+    ap.add_argument("--soak-only", action="store_true", help="only the soak (no fault run)")
     ap.add_argument("--soak-seconds", type=float, default=600.0)
     ap.add_argument("--output", type=Path, default=None, help="write the report as JSON here too")
     args = ap.parse_args(argv if argv is not None else [])
-    report: dict[str, Any] = {"faults": fault_run(args.rate, args.seconds, args.workers, args.connections)}
-    print(json.dumps(report["faults"], indent=2), flush=True)
-    if args.soak:
+    report: dict[str, Any] = {}
+    if not args.soak_only:
+        report["faults"] = fault_run(args.rate, args.seconds, args.workers, args.connections)
+        print(json.dumps(report["faults"], indent=2), flush=True)
+    if args.soak or args.soak_only:
         report["soak"] = soak_run(300.0, args.soak_seconds, args.workers, args.connections)
         print(json.dumps(report["soak"], indent=2), flush=True)
     if args.output is not None:

@@ -30,6 +30,11 @@ __all__ = ["FORMAT_VERSION", "Estimator", "Recommender", "Task", "check_is_fitte
 _SCORE_BUDGET = 2**24  # floats per dense score block: bounds memory in recommend/evaluation
 
 
+# learned arrays with one row per vocabulary id wherever a model has them (the conventional names)
+_PER_ID_STATE = frozenset(f"{side}_{what}_" for side in ("user", "item")
+                          for what in ("known", "factors", "bias", "embeddings", "vectors"))
+
+
 def _csr_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``indptr, indices`` of ``m[rows]`` with sorted column indices per row (what
     ``topk_excluding`` reads), gathered without building a sparse matrix."""
@@ -223,7 +228,7 @@ class Recommender(Estimator):
 
     def check_state(self) -> None:
         """Loaded state fits together: the vocabularies' sizes match the per-user and per-item
-        arrays (``user*_``/``item*_`` arrays have one row per id), factor matrices have
+        arrays (the conventional names ``user_factors_``, ``item_bias_``... have one row per id), factor matrices have
         ``embedding_size`` columns, embeddings match the vocabularies, and one known user's
         scores have one finite-or-masked entry per item. Raises :class:`DataError` naming the array."""
         for key in ("users_", "items_", "user_known_", "item_known_", "seen_"):
@@ -235,7 +240,7 @@ class Recommender(Estimator):
         for key, val in vars(self).items():
             if not (key.endswith("_") and isinstance(val, np.ndarray)) or key in ("users_", "items_"):
                 continue
-            side = "user" if key.startswith("user") else "item" if key.startswith("item") else None
+            side = key.split("_", 1)[0] if key in _PER_ID_STATE else None
             if side is not None and (val.ndim == 0 or val.shape[0] != sizes[side]):
                 raise DataError(f"array {key!r} has shape {val.shape}; the model has {sizes[side]} {side}s")
             if (isinstance(dim, int) and val.ndim == 2 and key.endswith(("factors_", "embeddings_"))
