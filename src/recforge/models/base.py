@@ -32,7 +32,7 @@ _SCORE_BUDGET = 2**24  # floats per dense score block: bounds memory in recommen
 
 # learned arrays with one row per vocabulary id wherever a model has them (the conventional names)
 _PER_ID_STATE = frozenset(f"{side}_{what}_" for side in ("user", "item")
-                          for what in ("known", "factors", "bias", "embeddings", "vectors"))
+                          for what in ("known", "factors", "bias"))
 
 
 def _csr_rows(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

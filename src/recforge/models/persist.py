@@ -59,7 +59,8 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], Any]:
 
 def read_state(header: dict[str, Any], npz: Any, path: str | Path = "model file") -> dict[str, Any]:
     """The state written by :func:`write_model`, every entry checked: arrays present, plain
-    (no Python objects), finite where they hold floats, sparse matrices consistent.
+    (no Python objects), learned parameters (factors, biases, embeddings, weights, torch
+    tensors) finite, sparse matrices consistent.
 
     Raises:
         DataError: One line naming the file and the bad entry.
@@ -135,11 +136,19 @@ def _pack(key: str, val: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any
         raise DataError(f"cannot save attribute {key} of type {type(val).__name__}")
 
 
+# learned parameters that are finite in every fitted model (a model may keep NaN elsewhere on
+# purpose, e.g. "no value" in a demographic group table): a file with NaN or infinity here is corrupt
+_FINITE_SUFFIXES = ("factors_", "bias_", "biases_", "embeddings_", "vectors_", "weights_", "global_mean_",
+                    "intercept_")
+
+
 def _array(npz: Any, key: str) -> np.ndarray:
     arr = npz[key]
     if arr.dtype.kind not in "biufcUS":
         raise DataError(f"array {key!r} has unsupported dtype {arr.dtype}")
-    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+    finite = key.startswith("torch_state.") or key.split(".")[-1].endswith(_FINITE_SUFFIXES) or (
+        key.startswith("part") and key.endswith(_FINITE_SUFFIXES))
+    if finite and arr.dtype.kind in "fc" and not np.isfinite(arr).all():
         raise DataError(f"array {key!r} holds NaN or infinite values")
     return arr
 
