@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         from recforge.config import parse_sets
         from recforge.serving.app import create_app
         from recforge.serving.config import read_service_config
-        from recforge.serving.run import serve, serve_workers
+        from recforge.serving.run import check_workers, serve, serve_workers
 
         spec = read_spec(config, None, set_, command="serve", builds_model=False)
         pairs = parse_sets(set_)
@@ -146,6 +146,7 @@ def register(app: typer.Typer) -> None:
             cfg = read_service_config(config, {**sets, **flags})
         else:  # a file without [serve]: only its [pipeline] table concerns the service
             cfg = read_service_config(None, {"pipeline": spec.pipeline, **sets, **flags})
+        check_workers(cfg, workers)
         if not cfg.model and not cfg.allow_empty:
             raise ConfigError("no model to serve: give --model-path, or --allow-empty to answer from the batch table only")
         if workers != 1:
