@@ -15,7 +15,7 @@ endif
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench bench-scale install-demo install-test clean
+.PHONY: demo test test-fast fuzz bench bench-scale install-demo install-test clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ test: $(VENV)/.test-installed
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+
+# longer property-based fuzzing of the HTTP API and every file reader (make test runs 25 examples each)
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.test-installed
+	RECFORGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz tests/serving/test_serving_fuzz.py $(PYTEST_ARGS)
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.run_all

@@ -254,7 +254,7 @@ def quality_gowalla(n_users: int) -> tuple[list[dict[str, Any]], list[dict[str, 
     truth = truth_all[users]
 
     def pipe(index: dict[str, Any], ranker: Any = None, stages: list[Any] | None = None) -> Pipeline:
-        return Pipeline(model, index=index, n_candidates=N_CAND, ranker=ranker, stages=[DropSeen(), *(stages or [])],
+        return Pipeline(model, retriever="ann", index=index, n_candidates=N_CAND, ranker=ranker, stages=[DropSeen(), *(stages or [])],
                         fallback=("popularity",))
 
     configs: list[tuple[str, Any]] = [

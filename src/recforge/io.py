@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from recforge.errors import DataError
+
 
 def _final_mode(path: Path) -> int:
     """The permissions the file would get from a plain ``open``: the existing file's, or
@@ -58,3 +60,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path: str | Path, what: str = "output") -> Path:
+    """Fail early, with one line, when ``path`` cannot be written as a file: it is a directory,
+    a parent is a file, or the nearest existing folder is not writable. Commands call this
+    before long work (a fit) so that a typo does not cost the whole run.
+
+    Raises:
+        DataError: Naming the path and the problem.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: the {what} path is a directory; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{path}: cannot write the {what}: {parent} is not a directory")
+    try:  # the real test: create (and remove) a file where the writer will
+        fd, probe = tempfile.mkstemp(prefix=".recforge-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write the {what} in {parent}: {exc.strerror or exc}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{path}: cannot write the {what}: permission denied")
+    return path

@@ -202,9 +202,11 @@ def test_similar_items_endpoint(tmp_path, model_file, ials_model):
 def test_batch_table_answers_when_no_model_is_loaded(tmp_path, model_file, ials_model):
     db = tmp_path / "svc.db"
     run_batch(ials_model, db, k=6, version="batch-v")
-    c = TestClient(create_app({"model": str(tmp_path / "missing.npz"), "database": str(db), "api_key": "s3cret"}))
+    c = TestClient(create_app({"model": str(tmp_path / "missing.npz"), "database": str(db), "api_key": "s3cret",
+                               "allow_empty": True, "models_dir": str(model_file.parent)}))
     h = c.get("/healthz").json()
-    assert h["model_loaded"] is False and h["status"] == "degraded" and "missing.npz" in h["load_error"]
+    assert h["model_loaded"] is False and h["status"] == "alive" and "missing.npz" in h["load_error"]
+    assert c.get("/readyz").status_code == 200  # allow_empty: the batch table is a legitimate answer
     r = c.get("/v1/users/4/recommendations?k=3").json()
     want, _ = ials_model.recommend(4, 3)
     assert r["source"] == "batch" and r["model_version"] == "batch-v"
@@ -223,6 +225,9 @@ def test_hot_reload_drops_no_request(tmp_path, model_file, clustered_data):
 
     other = tmp_path / "v2.npz"
     ImplicitALS(embedding_size=6, epochs=4).fit(clustered_data, FitOptions(seed=1, threads=1)).save(other)
+    import shutil
+
+    model_file = shutil.copy(model_file, tmp_path / "ials.npz")  # reloads stay inside the models folder
     c = make_client(tmp_path, model_file)
     v1 = c.get("/healthz").json()["model_version"]
     codes: list[int] = []
@@ -256,7 +261,7 @@ def test_metrics_and_health(tmp_path, model_file):
     c.get("/v1/users/zzz/recommendations")
     c.post("/v1/events", json={"user_id": "x", "item_id": 5, "type": "click"}, headers=KEY)
     h = c.get("/healthz").json()
-    assert h["status"] == "ok" and h["pipeline"]["retrieval"] == "ann" and h["history"] == "memory"
+    assert h["status"] == "alive" and h["pipeline"]["retrieval"] == "model" and h["history"] == "memory"
     text = c.get("/metrics").text
     assert 'recforge_http_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"} 2.0' in text
     assert 'recforge_recommendations_total{source="fallback-popularity"} 1.0' in text

@@ -181,11 +181,11 @@ def test_known_user_events_change_the_list(ials_model):
 
 def test_model_without_embeddings_answers_from_recent_items(pop_model):
     p = Pipeline(pop_model, retriever="popularity")
-    assert p.recommend("nobody", 3).source == "model"  # popularity is the primary here
+    assert p.recommend("nobody", 3).source == "popularity"  # the primary here, and it says so
     p2 = Pipeline(pop_model, retriever="item-knn")
     assert p2.recommend("nobody", 3).source == "fallback-popularity"
     rec = p2.recommend("nobody", 4, [(p2.view.item_index(1010), 1.0), (p2.view.item_index(1011), 1.0)])
-    assert rec.source == "model"
+    assert rec.source == "item-knn"  # co-occurrence, not the model: the source says which
     assert all(1010 <= i < 1020 for i in rec.item_ids)
     with pytest.raises(ConfigError, match="no embeddings"):
         Pipeline(pop_model, retriever="ann")

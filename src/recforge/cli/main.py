@@ -285,10 +285,15 @@ def train_cmd(
 
     CTR models train on the train part of the dataset's CTR split.
     """
+    from recforge.io import check_writable
+
     spec = read_spec(config, {"model": model, "dataset": dataset, "split.name": split, "seed": seed,
                               "device": device, **(data_flags or {})}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
+    out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else
+                     Path(f"models/{mdl.name}-{ds.name}.npz"))
+    check_writable(out, "model file")
     data = training_data(spec, ds, mdl)
     check_fit_data(mdl, data)
     t0 = time.perf_counter()
@@ -297,8 +302,6 @@ def train_cmd(
                            else contextlib.nullcontext()):
         mdl.fit(data, fit_options(spec, progress=False))
     fit_s = time.perf_counter() - t0
-    out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else
-                     Path(f"models/{mdl.name}-{ds.name}.npz"))
     mdl.save(out)
     console.print(f"fitted {mdl!r} in {fit_s:.2f} s; saved to {out}")
 

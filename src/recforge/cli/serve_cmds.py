@@ -55,16 +55,30 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
         memory_budget: Annotated[str | None, typer.Option(
             help="e.g. 8GB: users are scored in blocks that fit it; a model whose fit would exceed it is refused")] = None,
+        lock_timeout: Annotated[float, typer.Option(help="seconds to wait while another job writes the same table")] = 60.0,
+        cleanup: Annotated[bool, typer.Option("--cleanup", help="only drop what killed jobs left behind (staging tables), then exit")] = False,
         config: ConfigOpt = None,
         set_: SetOpt = None,
         data_flags: dict[str, Any] | None = None,
     ) -> None:
-        """Score every user and write (user_id, rank, item_id, score, model_version, created_at)."""
+        """Score every user and write (user_id, rank, item_id, score, model_version, created_at).
+
+        One job per table at a time: a second job waits up to --lock-timeout seconds, then exits
+        with status 2."""
         from recforge.evaluation.blocks import check_fit_memory, memory_budget as budget_scope, parse_bytes
         from recforge.models.base import Recommender
-        from recforge.serving.batch import model_version, run_batch
+        from recforge.serving.batch import cleanup_batch, model_version, run_batch
         from recforge.serving.features import load_item_features
         from recforge.serving.pipeline import Pipeline
+
+        if cleanup:
+            spec = read_spec(config, {"batch.database": database, "batch.table": table}, set_, command="batch",
+                             builds_model=False)
+            tbl = str(spec.batch.get("table") or "recommendations")
+            dropped = cleanup_batch(spec.batch.get("database"), table=tbl, lock_timeout=lock_timeout)
+            console.print(f"dropped {len(dropped)} leftover staging table(s) of {tbl}"
+                          + (f": {', '.join(dropped)}" if dropped else ""))
+            return
 
         spec = read_spec(config, {
             "model": model, "dataset": dataset, "k": k, "seed": seed,
@@ -97,7 +111,8 @@ def register(app: typer.Typer) -> None:
         with budget_scope(budget):
             res = run_batch(source, opts.get("database"), k=list_length(spec),
                             table=str(opts.get("table") or "recommendations"),
-                            batch_size=int(opts.get("batch_size") or 1000), version=ver, progress=bool(progress))
+                            batch_size=int(opts.get("batch_size") or 1000), version=ver, progress=bool(progress),
+                            lock_timeout=lock_timeout)
         console.print(f"wrote {res.n_rows:,} rows for {res.n_users:,} users into {res.table} "
                       f"(model_version {res.model_version}, run {res.run_id})")
 
@@ -116,14 +131,18 @@ def register(app: typer.Typer) -> None:
         watch_model_seconds: Annotated[float | None, typer.Option(help="reload the model file when it changes, checking this often")] = None,
         workers: Annotated[int, typer.Option(help="service processes on the port (more than 1 needs --redis)")] = 1,
         cold_model: Annotated[Path | None, typer.Option(help="saved cold-start model (content, hybrid-switching, lightfm-style) for new users")] = None,
+        allow_empty: Annotated[bool, typer.Option("--allow-empty", help="start without a loadable model (answer from the batch table)")] = False,
+        models_dir: Annotated[Path | None, typer.Option(help="folder POST /v1/admin/reload may load from (default: the model's folder)")] = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
     ) -> None:
-        """Run the recommendation service (FastAPI under uvicorn)."""
+        """Run the recommendation service (FastAPI under uvicorn).
+
+        Refuses to start (exit 2) when the model file is missing or corrupt, unless --allow-empty."""
         from recforge.config import parse_sets
         from recforge.serving.app import create_app
         from recforge.serving.config import read_service_config
-        from recforge.serving.run import serve, serve_workers
+        from recforge.serving.run import check_workers, serve, serve_workers
 
         spec = read_spec(config, None, set_, command="serve", builds_model=False)
         pairs = parse_sets(set_)
@@ -136,17 +155,27 @@ def register(app: typer.Typer) -> None:
             "pipeline": str(pipeline) if pipeline else None, "item_features": item_features, "redis": redis,
             "api_key": api_key, "watch_model_seconds": watch_model_seconds,
             "cold_model": str(cold_model) if cold_model else None,
+            "allow_empty": True if allow_empty else None, "models_dir": str(models_dir) if models_dir else None,
         }
         if spec.serve or config is None:
             # the file's [serve] table (its relative paths resolved against the file) and [pipeline]
             cfg = read_service_config(config, {**sets, **flags})
         else:  # a file without [serve]: only its [pipeline] table concerns the service
             cfg = read_service_config(None, {"pipeline": spec.pipeline, **sets, **flags})
+        check_workers(cfg, workers)
+        if not cfg.model and not cfg.allow_empty:
+            raise ConfigError("no model to serve: give --model-path, or --allow-empty to answer from the batch table only")
         if workers != 1:
+            if cfg.model and not cfg.allow_empty:
+                from recforge.models.base import Recommender
+
+                Recommender.load(cfg.model)  # a missing or corrupt file stops here, before any worker starts
             serve_workers(cfg, workers, host=host, port=port, log_level=log_level)  # validates; workers load the model
             return
         application = create_app(cfg)
         st = application.state.recforge
         what = st.bundle.version if st.bundle else f"no model ({st.load_error or 'none given'}): batch table only"
         console.print(f"serving {what} on http://{host}:{port}  (GET /v1/users/{{user_id}}/recommendations?k=10)")
+        if st.api_key is None and not cfg.allow_anonymous_writes:
+            console.print("note: no API key (--api-key or RECFORGE_API_KEY): POST /v1/events and reloads answer 403")
         serve(application, host=host, port=port, log_level=log_level)

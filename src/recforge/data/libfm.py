@@ -29,10 +29,16 @@ def read_libfm(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file")
     ys: list[float] = []
     rows: list[list[int]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: line {lineno}: not UTF-8 text") from None
             parts = line.split()
             if not parts:
                 continue
@@ -45,7 +51,7 @@ def read_libfm(
             feats = []
             for tok in parts[1:]:
                 idx, sep, val = tok.partition(":")
-                if not sep or not idx.isdigit():
+                if not sep or not (idx.isascii() and idx.isdigit()):
                     raise DataError(f"{path}: line {lineno}: bad feature token {tok!r} (expected index:value)")
                 try:
                     if float(val) == 0.0:

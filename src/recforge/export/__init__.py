@@ -7,10 +7,11 @@ models that have them; ``onnx`` writes scoring graphs other programs run without
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 from recforge.export.portable import export_portable, read_portable
 
 FORMATS = ("auto", "onnx", "npz")
@@ -20,12 +21,21 @@ def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs:
     """Export ``model`` into ``folder``; ``auto`` is ONNX for torch models and npz for the others."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
-    # CTR models (lr, fm, deepfm) are torch networks over feature rows: ONNX too
-    if format == "onnx" or (format == "auto" and getattr(model, "backend", "numpy") == "torch"):
-        from recforge.export.onnx import export_onnx
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: the export folder is a file")
+    created = not folder.exists()
+    try:
+        # CTR models (lr, fm, deepfm) are torch networks over feature rows: ONNX too
+        if format == "onnx" or (format == "auto" and getattr(model, "backend", "numpy") == "torch"):
+            from recforge.export.onnx import export_onnx
 
-        return export_onnx(model, folder, **kwargs)
-    return export_portable(model, folder)
+            return export_onnx(model, folder, **kwargs)
+        return export_portable(model, folder)
+    except BaseException:
+        if created:  # a failed export leaves no half-filled folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,15 @@ Endpoints:
 - ``POST /v1/events``: ``{user_id, item_id, type, value?, timestamp?}``; stored in the database and
   pushed onto the user's recent history (needs the API key).
 - ``POST /v1/admin/reload``: load a new model version without dropping requests (API key).
-- ``GET /healthz`` and ``GET /metrics`` (Prometheus text format).
+- ``GET /healthz``: liveness (the process answers; 200 always, with what is loaded).
+- ``GET /readyz``: readiness, 200 or 503: a model is loaded (arrays checked finite and
+  consistent at load) or the batch table may answer (``allow_empty``), the database answers,
+  Redis answers when configured; the body also reports the last reload's outcome.
+- ``GET /metrics`` (Prometheus text format; summed over worker processes).
 
-Inputs are validated (HTTP 422 with a message naming the field), bodies are size-limited (413),
+Inputs are validated (HTTP 422 with a message naming the field and at most 64 characters of the
+offending input; NaN, infinite values and timestamps outside 1970..now+1 day included), bodies are
+size-limited (413),
 write endpoints need ``X-API-Key``, and ids reach SQL only as bound parameters.
 """
 
@@ -26,7 +32,7 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from recforge._arrays import plain_id
@@ -37,6 +43,7 @@ require("fastapi", purpose="the recommendation service")
 
 from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query  # noqa: E402
 from fastapi.concurrency import run_in_threadpool  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator  # noqa: E402
 from starlette.routing import Match  # noqa: E402
@@ -50,6 +57,28 @@ __all__ = ["create_app", "render_recommendations"]
 log = logging.getLogger("recforge.serving")
 _ID_RE = re.compile(ID_PATTERN[1:-1])
 _INF = float("inf")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_CLOCK_SKEW = timedelta(days=1)
+_ECHO = 64  # characters of an invalid input echoed back in a 422
+
+
+def _echo(value: Any) -> Any:
+    """An invalid input as a 422 may show it: JSON-safe (NaN and infinities as strings) and at
+    most :data:`_ECHO` characters, so a 10,000-character id is not sent back whole."""
+    if isinstance(value, float) and (value != value or abs(value) == _INF):
+        return str(value)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, default=str, allow_nan=True)
+    return text if len(text) <= _ECHO else text[:_ECHO] + f"... ({len(text)} characters)"
+
+
+async def _validation_error(_request: Any, exc: RequestValidationError) -> Response:
+    """422 naming each bad field, with a truncated echo (FastAPI's default handler echoes the
+    whole input and fails with a 500 on NaN)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type", ""),
+               "input": _echo(e.get("input"))} for e in exc.errors()[:10]]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 # ---------------------------------------------------------------------------------------- rendering
@@ -140,6 +169,16 @@ class EventIn(BaseModel):
     def _item(cls, v: Any) -> str:
         return _check_id(v, "item_id")
 
+    @field_validator("timestamp", mode="after")
+    @classmethod
+    def _when(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        when = v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+        if not _EPOCH <= when <= datetime.now(UTC) + _MAX_CLOCK_SKEW:
+            raise ValueError("timestamp must lie between 1970-01-01 and one day from now")
+        return when
+
     @model_validator(mode="after")
     def _value(self) -> EventIn:
         if self.type == "rating" and self.value is None:
@@ -173,6 +212,7 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
 
     app = FastAPI(title="recforge", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan)
     app.state.recforge = st
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
 
     def require_key(key: str | None) -> None:
         if st.api_key is None:
@@ -283,22 +323,32 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
         path = body.model_path if body else None
         try:
             new = await run_in_threadpool(st.reload, path)
+        except PermissionError as exc:
+            raise HTTPException(403, str(exc)) from None
         except RecforgeError as exc:
             raise HTTPException(422, str(exc)) from None
         return _json({"status": "reloaded", "model_version": new.version})
 
     @app.get("/healthz")
     async def healthz() -> Response:
+        """Liveness: the process answers (no dependency is checked here; see /readyz)."""
         b = st.bundle
         body = {
-            "status": "ok" if b is not None else "degraded",
+            "status": "alive",
             "model_loaded": b is not None,
             "model_version": b.version if b else None,
             "pipeline": b.pipeline.describe() if b else None,
             "history": st.history.describe(),
             "load_error": st.load_error,
+            "last_reload": st.last_reload,
         }
         return _json(body)
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Readiness: 200 when this process should get traffic, else 503 with the failed checks."""
+        ready, report = await run_in_threadpool(st.readiness)
+        return _json(report, status=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

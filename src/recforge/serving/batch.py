@@ -1,8 +1,11 @@
-"""The batch job: every known user's top k into a SQL table, swapped in atomically."""
+"""The batch job: every known user's top k into a SQL table, swapped in atomically, one job per
+table at a time (:mod:`recforge.serving.locks`)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from recforge._arrays import check_k
+from recforge.errors import DataError
 from recforge.models.base import Recommender
 from recforge.serving.pipeline import Pipeline
 
@@ -66,6 +70,7 @@ def run_batch(
     progress: bool = False,
     users: np.ndarray | None = None,
     clean_leftovers: bool = True,
+    lock_timeout: float = 60.0,
 ) -> Any:
     """Score every known user (or ``users``, as indices) and write the top ``k`` into ``table``.
 
@@ -79,13 +84,20 @@ def run_batch(
         version: Model version written with every row (default: :func:`model_version`).
         progress: Show a progress bar.
         users: User indices to score (default: every user known in training).
-        clean_leftovers: First drop staging tables that killed runs of ``table`` left behind (so
-            two runs on one table must not overlap).
+        clean_leftovers: First drop staging tables that killed runs of ``table`` left behind
+            (safe: the job holds the table's lock, so no other job is filling one).
+        lock_timeout: Seconds to wait while another job holds the table's lock
+            (:func:`recforge.serving.locks.table_lock`).
 
     Returns:
         A :class:`recforge.serving.db.SwapResult`.
+
+    Raises:
+        DataError: Another job holds the lock past ``lock_timeout``, or the database refused the
+            write (one line, never row data). A SQLite file this call created is removed again.
     """
-    from recforge.serving.db import drop_leftover_staging, make_engine, write_recommendations
+    from recforge.serving.db import drop_leftover_staging, write_recommendations
+    from recforge.serving.locks import table_lock
 
     k = check_k(k)
     batch_size = check_k(batch_size, "batch_size")
@@ -122,11 +134,56 @@ def run_batch(
             if bar is not None:
                 bar.stop()
 
+    def write(engine: Any) -> Any:
+        with table_lock(engine, table, lock_timeout):
+            if clean_leftovers:
+                drop_leftover_staging(engine, table)
+            return write_recommendations(engine, rows(), table=table, model_version=version,
+                                         user_kind=user_ids.dtype.kind, item_kind=item_ids.dtype.kind)
+
+    return _with_database(url, table, write)
+
+
+def cleanup_batch(url: str | Path | None = None, *, table: str = "recommendations",
+                  lock_timeout: float = 60.0) -> list[str]:
+    """Drop the staging tables killed runs of ``table`` left behind (``recforge batch --cleanup``),
+    under the table's lock; returns their names."""
+    from recforge.serving.db import drop_leftover_staging
+    from recforge.serving.locks import table_lock
+
+    def clean(engine: Any) -> list[str]:
+        with table_lock(engine, table, lock_timeout):
+            return drop_leftover_staging(engine, table)
+
+    return _with_database(url, table, clean)
+
+
+def _with_database(url: str | Path | None, table: str, job: Any) -> Any:
+    """Run ``job(engine)``: database errors become one-line :class:`DataError` s without the
+    statement's parameters (row data), and a SQLite file the failed job created is removed."""
+    import sqlalchemy as sa
+
+    from recforge.serving.db import check_table_name, make_engine
+
+    check_table_name(table)
     engine = make_engine(url)
+    new_file = None
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        db = Path(engine.url.database)
+        new_file = None if db.exists() else db
+    ok = False
     try:
-        if clean_leftovers:
-            drop_leftover_staging(engine, table)
-        return write_recommendations(engine, rows(), table=table, model_version=version,
-                                     user_kind=user_ids.dtype.kind, item_kind=item_ids.dtype.kind)
+        out = job(engine)
+        ok = True
+        return out
+    except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        first = first.split("[SQL:")[0].strip()[:200]
+        raise DataError(f"database error while writing table {table!r}: {type(orig).__name__}: {first}") from None
     finally:
         engine.dispose()
+        if not ok and new_file is not None:
+            for suffix in ("", "-wal", "-shm", f".{table}.lock"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{new_file}{suffix}")

@@ -46,6 +46,15 @@ class ServiceConfig:
         default_k: List length when ``k`` is not given.
         watch_model_seconds: When > 0, check the model file's modification time this often and
             hot-reload a new version written there (e.g. by ``recforge train --output``); 0 = off.
+        allow_empty: Start even when ``model`` cannot be loaded (missing or corrupt file), serving
+            the batch table; without it the service refuses to start. ``recforge serve`` also
+            needs it to start without any model.
+        models_dir: The folder ``POST /v1/admin/reload`` may load model files from (default: the
+            configured model's folder); other paths are refused without saying whether they exist.
+        rebuild_history: At start, refill the in-process recent history from the events table
+            (the latest ``history_size`` events of each user who has events in the last
+            ``rebuild_max_events`` rows); Redis keeps its own.
+        rebuild_max_events: The most recent events read for that rebuild.
         cold_model: Path of a saved cold-start model (``content``, ``hybrid-switching``,
             ``lightfm-style``...): users the model never saw, or with fewer than the pipeline's
             ``cold_start.threshold`` items of history, are answered from the events they sent
@@ -67,6 +76,10 @@ class ServiceConfig:
     default_k: int = 10
     watch_model_seconds: float = 0.0
     cold_model: str | None = None
+    allow_empty: bool = False
+    models_dir: str | None = None
+    rebuild_history: bool = True
+    rebuild_max_events: int = 1_000_000
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServiceConfig:
@@ -100,7 +113,7 @@ def read_service_config(path: str | Path | None, overrides: dict[str, Any]) -> S
         if "pipeline" in raw:
             data["pipeline"] = raw["pipeline"]
         base = Path(path).parent
-        for key in ("model", "pipeline", "item_features", "cold_model"):
+        for key in ("model", "pipeline", "item_features", "cold_model", "models_dir"):
             val = data.get(key)
             if isinstance(val, str) and Path(val).suffix and not Path(val).is_absolute() and (base / val).exists():
                 data[key] = str(base / val)

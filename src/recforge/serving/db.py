@@ -290,6 +290,20 @@ class EventStore:
         with self.engine.connect() as conn:
             return [(r[0], r[1]) for r in conn.execute(stmt)]
 
+    def latest_per_user(self, n: int, max_events: int) -> list[tuple[str, str, float | None]]:
+        """Each user's latest ``n`` events among the latest ``max_events`` rows, as
+        ``(user_id, item_id, value)``, oldest first (the order to replay them in)."""
+        t = self.table
+        recent = (sa.select(t.c.id, t.c.user_id, t.c.item_id, t.c.value, t.c.event_time)
+                  .order_by(t.c.id.desc()).limit(int(max_events)).subquery())
+        rank = sa.func.row_number().over(partition_by=recent.c.user_id,
+                                         order_by=(recent.c.event_time.desc(), recent.c.id.desc())).label("r")
+        ranked = sa.select(recent, rank).subquery()
+        stmt = (sa.select(ranked.c.user_id, ranked.c.item_id, ranked.c.value).where(ranked.c.r <= int(n))
+                .order_by(ranked.c.event_time, ranked.c.id))
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one())

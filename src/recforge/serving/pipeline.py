@@ -5,7 +5,7 @@ training history and, when it has them, embeddings) and optionally a second mode
 candidates. Stages are chosen in a config file (TOML or YAML)::
 
     [retrieval]
-    kind = "ann"            # ann | item-knn | popularity
+    kind = "model"          # model (default) | ann | item-knn | popularity
     index = "auto"          # auto | exact | flat | ivf | hnsw (ann only)
     n_candidates = 200
     fallback = ["item-knn", "popularity"]
@@ -36,6 +36,18 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
     kind = "mmr"
     lambda = 0.8
     using = "embeddings"    # or an item-feature column such as "genres"
+
+The default retrieval, ``model``, ranks every item by the loaded model's own scores: for a user
+without fresh events the answer is exactly :meth:`Recommender.recommend
+<recforge.models.base.Recommender.recommend>` (same items, same order), so the service and
+``recforge recommend``/``recforge batch`` agree for every model. ``ann`` searches an index over
+the model's embeddings instead (faster on large catalogues, but the inner product of
+``embeddings()`` is the model's score only for plain factor models).
+
+Every answer names its ``source``: ``model`` (the model's own scores), ``ann`` (nearest
+neighbours of its embeddings), ``item-knn`` or ``popularity`` (configured as the primary
+retriever), ``fallback-recent`` / ``fallback-popularity`` (the primary had nothing for the user:
+co-occurrence with the latest events, or popular items) and ``cold-start``.
 
 Fresh events reach the request through the models' declared capabilities: a retrieval model
 that ``folds_in`` (ALS, iALS) solves the user's vector from training history plus recent events
@@ -73,7 +85,7 @@ from recforge.topk import clamp_k, order_by_score, topk_rows
 
 __all__ = ["RETRIEVERS", "ModelRanker", "ModelView", "Pipeline", "Recommendation", "UserContext"]
 
-RETRIEVERS = ("ann", "item-knn", "popularity")
+RETRIEVERS = ("model", "ann", "item-knn", "popularity")
 _EMPTY_IDX = np.empty(0, np.int64)
 _EMPTY_VAL = np.empty(0, np.float64)
 
@@ -247,13 +259,60 @@ class ModelRanker:
         return self.model.name
 
 
+class ModelRetriever:
+    """Candidates ranked by the retrieval model's own scores (retrieval kind ``model``).
+
+    A user the model knows, without fresh events, gets exactly ``model.recommend`` (the same
+    :meth:`~recforge.models.base.Recommender.recommend_indices` call). With fresh events the model
+    answers through its declared capability: ``scores_history`` scores the whole history,
+    ``folds_in`` scores the folded-in vector against its item vectors, and any other model keeps
+    its trained list minus the items just seen. A user it cannot score (unknown, no capability)
+    goes to the fallback chain.
+    """
+
+    kind = "model"
+
+    def __init__(self, view: ModelView) -> None:
+        self.view = view
+        self.model = view.model
+        m = self.model
+        self.item_vectors = (np.asarray(m.embeddings()[1], np.float64) if m.folds_in and m.has_embeddings
+                             else None)
+
+    def retrieve(self, ctx: UserContext, n: int, drop_seen: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``n`` item indices and scores, best first; None when the model cannot answer."""
+        m, v = self.model, self.view
+        if len(ctx.recent) and m.scores_history:
+            row = np.array(m.scores_for_history(v.item_ids[ctx.history], ctx.history_values, user=ctx.user_id),
+                           np.float64)
+        elif len(ctx.recent) and ctx.folded and self.item_vectors is not None:
+            row = self.item_vectors @ np.asarray(ctx.vector, np.float64)
+        elif ctx.u >= 0:
+            extra = len(ctx.recent) if drop_seen else 0
+            idx, sc = m.recommend_indices(np.array([ctx.u]), n + extra, exclude_seen=drop_seen, fallback="none")
+            idx, sc = idx[0], sc[0]
+            ok = idx >= 0
+            if extra:
+                ok &= ~np.isin(idx, ctx.recent)
+            return idx[ok][:n], sc[ok][:n].astype(np.float64)
+        else:
+            return None
+        row[~v.item_known] = -np.inf
+        return _top_of_scores(row, n, ctx.history if drop_seen else None)
+
+    def retrieve_many(self, users: np.ndarray, n: int, drop_seen: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Known user indices without fresh events, in one call (the batch job)."""
+        return self.model.recommend_indices(users, n, exclude_seen=drop_seen, fallback="none")
+
+
 class Pipeline:
     """Retrieval, optional ranking and post-processing over one fitted model.
 
     Args:
         model: The fitted retrieval model.
-        retriever: The primary retriever kind: ``ann`` (needs embeddings), ``item-knn`` or
-            ``popularity``.
+        retriever: The primary retriever kind: ``model`` (the model's own scores: the same lists
+            as ``model.recommend``), ``ann`` (an index over the model's embeddings), ``item-knn``
+            or ``popularity``.
         index: Index options for ``ann`` (see :class:`IndexConfig`).
         n_candidates: Candidates to retrieve before ranking and post-processing.
         fallback: Retrievers tried, in order, when the primary has nothing for a user (no
@@ -274,7 +333,7 @@ class Pipeline:
         self,
         model: Recommender,
         *,
-        retriever: str = "ann",
+        retriever: str = "model",
         index: IndexConfig | dict[str, Any] | None = None,
         n_candidates: int = 200,
         fallback: tuple[str, ...] | list[str] = ("item-knn", "popularity"),
@@ -296,6 +355,7 @@ class Pipeline:
         self.n_candidates = n_candidates
         self.index_config = index if isinstance(index, IndexConfig) else IndexConfig.from_dict(index or {})
         self.retrievers: dict[str, Retriever] = {}
+        self.model_retriever = ModelRetriever(self.view) if retriever == "model" else None
         if retriever == "ann":
             if not self.view.has_embeddings:
                 raise ConfigError(f"{type(model).__name__} has no embeddings; use retrieval kind item-knn or popularity")
@@ -427,6 +487,15 @@ class Pipeline:
             raw = v.users.ids[u] if u >= 0 else None
             ctxs.append(self._context(raw, uk, None))
         retrieved: list[tuple[np.ndarray, np.ndarray, str] | None] = [None] * len(users)
+        n = max(self.n_candidates, k)
+        if self.model_retriever is not None:
+            rows = [r for r, c in enumerate(ctxs) if c.u >= 0 and not c.cold]
+            if rows:
+                idx, sc = self.model_retriever.retrieve_many(np.array([ctxs[r].u for r in rows]), n, self.drop_seen)
+                for j, r in enumerate(rows):
+                    ok = idx[j] >= 0
+                    if ok.any():
+                        retrieved[r] = (idx[j][ok], sc[j][ok].astype(np.float64), "model")
         if self.chain[0] == "ann":
             rows = [r for r, c in enumerate(ctxs) if c.vector is not None]
             if rows:
@@ -434,7 +503,7 @@ class Pipeline:
                 excl = [ctxs[r].history if self.drop_seen else _EMPTY_IDX for r in rows]
                 res = self.retrievers["ann"].retrieve_many(vecs, max(self.n_candidates, k), excl)
                 for r, (it, sc) in zip(rows, res, strict=True):
-                    retrieved[r] = (it, sc, "model")
+                    retrieved[r] = (it, sc, "ann")
         for r, ctx in enumerate(ctxs):
             got = retrieved[r] or self._retrieve(ctx, max(self.n_candidates, k))
             items, scores = self._rank_and_process(ctx, got[0], got[1], got[2])
@@ -454,12 +523,17 @@ class Pipeline:
                     return items, scores, "cold-start"
         q = ctx.query()
         for j, name in enumerate(self.chain):
+            if name == "model":
+                got = self.model_retriever.retrieve(ctx, n, self.drop_seen)  # type: ignore[union-attr]
+                if got is not None and len(got[0]):
+                    return got[0], got[1], "model"
+                continue
             r = self.retrievers[name]
             if not r.can_answer(q):
                 continue
             items, scores = r.retrieve(q, n, excl)
             if len(items):
-                source = "model" if j == 0 else f"fallback-{'recent' if name == 'item-knn' else name}"
+                source = name if j == 0 else f"fallback-{'recent' if name == 'item-knn' else name}"
                 return items, scores, source
         return _EMPTY_IDX, _EMPTY_VAL, "none"
 

@@ -69,7 +69,7 @@ def pipeline_arguments(
         return base_dir / p if not p.is_absolute() and base_dir is not None else p
 
     ret = dict(cfg.get("retrieval", {}))
-    kind = ret.pop("kind", "ann" if model.has_embeddings else "item-knn")
+    kind = ret.pop("kind", "model")
     index = {k: ret.pop(k) for k in list(ret) if k in IndexConfig.__dataclass_fields__ or k == "index"}
     if "index" in index:
         index["kind"] = index.pop("index")

@@ -6,6 +6,8 @@ import dataclasses
 import gc
 import json
 import os
+import shutil
+import tempfile
 
 from recforge._optional import require
 from recforge.errors import ConfigError
@@ -17,7 +19,7 @@ from fastapi import FastAPI  # noqa: E402
 
 from recforge.serving.app import create_app  # noqa: E402
 
-__all__ = ["app_from_env", "serve", "serve_workers"]
+__all__ = ["app_from_env", "check_workers", "serve", "serve_workers"]
 
 _CONFIG_ENV = "RECFORGE_SERVE_CONFIG"
 
@@ -36,6 +38,18 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def check_workers(config: ServiceConfig, workers: int) -> None:
+    """Refuse fewer than one worker, or several without a shared (Redis) history.
+
+    Raises:
+        ConfigError: Naming the problem.
+    """
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and not config.redis:
+        raise ConfigError("several worker processes need a shared history: set redis (e.g. redis://127.0.0.1:6379/0)")
+
+
 def serve_workers(config: ServiceConfig, workers: int, host: str = "127.0.0.1", port: int = 8000,
                   log_level: str = "warning") -> None:
     """Run ``workers`` service processes on one port (uvicorn's process manager).
@@ -46,14 +60,21 @@ def serve_workers(config: ServiceConfig, workers: int, host: str = "127.0.0.1", 
     Raises:
         ConfigError: For fewer than one worker, or several without Redis.
     """
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    if workers > 1 and not config.redis:
-        raise ConfigError("several worker processes need a shared history: set redis (e.g. redis://127.0.0.1:6379/0)")
+    check_workers(config, workers)
     uvicorn = require("uvicorn", purpose="serving HTTP")
     os.environ[_CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
-    uvicorn.run("recforge.serving.run:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)
+    # one scrape of /metrics sums every worker: prometheus_client's multiprocess mode, each worker
+    # writing its values under this folder (emptied per run; workers inherit the variable)
+    own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics_dir = tempfile.mkdtemp(prefix="recforge-metrics-") if own_dir else os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("recforge.serving.run:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def app_from_env() -> FastAPI:
