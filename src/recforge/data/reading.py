@@ -134,7 +134,8 @@ def read_table(path: str | Path, *, sep: str | None = None, encoding: str = "utf
         try:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises many types for a bad file
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+            detail = " ".join(str(exc).split())[:200]  # pyarrow's messages span lines
+            raise DataError(f"{path}: not a readable Parquet file ({detail})") from None
         if columns:
             raise ConfigError(f"{path}: --columns is for header-less text files; Parquet names its columns")
         if text_columns is not None:
