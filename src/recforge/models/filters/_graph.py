@@ -101,15 +101,17 @@ def top_right_singular_vectors(norm: sp.csr_matrix, k: int, seed: int = 0) -> tu
     return s, np.ascontiguousarray(vt * flip[:, None], dtype=np.float32)
 
 
-def ideal_filter(components: np.ndarray, item_degree: np.ndarray, yt: np.ndarray) -> np.ndarray:
-    """``(y D_I^-1/2 V V^T D_I^1/2)^T`` for ``yt = y^T``: GF-CF's ideal low-pass filter.
+def ideal_filter(components: np.ndarray, item_degree: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+    """``(x D_I^-1/2 V V^T D_I^1/2)^T`` for sparse rows ``x``: GF-CF's ideal low-pass filter, transposed.
 
     ``V`` (``components``, ``k x n_items``) holds the top right singular vectors of ``R~``; the
-    degree scaling maps the filtered signal back from the normalised graph to item space.
+    degree scaling maps the filtered signal back from the normalised graph to item space. The first
+    product reads only the rows' non-zeros (``nnz x k``); the second is one dense ``n x k x b`` GEMM.
     """
-    inv_sqrt = safe_power(item_degree, -0.5).astype(np.float32)[:, None]
+    inv_sqrt = safe_power(item_degree, -0.5)
+    z = np.asarray(sp.csr_matrix(rows, dtype=np.float32) @ (components * inv_sqrt[None, :].astype(np.float32)).T)
     sqrt = np.sqrt(item_degree).astype(np.float32)[:, None]
-    return sqrt * (components.T @ (components @ (inv_sqrt * yt)))
+    return sqrt * (components.T @ np.ascontiguousarray(z.T, dtype=np.float32))
 
 
 class FilterScores:
@@ -125,13 +127,14 @@ class FilterScores:
     seen_: sp.csr_matrix
     items_: Any
 
-    def _filter_block(self, xt: np.ndarray) -> np.ndarray:
-        """Filtered scores, transposed: ``xt`` and the result have shape ``(n_items, b)``."""
+    def _filter_block(self, xt: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+        """Filtered scores, transposed: ``xt`` (the binary ``rows``, dense and transposed) and the
+        result have shape ``(n_items, b)``."""
         raise NotImplementedError
 
     def _filter_rows(self, rows: sp.csr_matrix) -> np.ndarray:
         xt = np.ascontiguousarray(rows.T.toarray(), dtype=np.float32)
-        return np.ascontiguousarray(self._filter_block(xt).T, dtype=np.float64)
+        return np.ascontiguousarray(self._filter_block(xt, rows).T, dtype=np.float64)
 
     def _score_users(self, u: np.ndarray) -> np.ndarray:
         return self._filter_rows(self.seen_[u])
@@ -175,8 +178,8 @@ class SpectralGraphModel(FilterScores, Recommender):
         """``(y P~)^T`` for ``yt = y^T``."""
         return apply_gram(self.norm_, self._norm_t(), yt)
 
-    def _ideal(self, yt: np.ndarray, weight: float) -> np.ndarray:
-        """``weight * (y P_I)^T``; zeros without components or weight."""
+    def _ideal(self, rows: sp.csr_matrix, weight: float) -> np.ndarray:
+        """``weight * (x P_I)^T`` for sparse rows ``x``; zeros without components or weight."""
         if len(self.components_) == 0 or weight == 0:
-            return np.zeros_like(yt)
-        return np.float32(weight) * ideal_filter(self.components_, self.item_degree_, yt)
+            return np.zeros((rows.shape[1], rows.shape[0]), np.float32)
+        return np.float32(weight) * ideal_filter(self.components_, self.item_degree_, rows)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
@@ -117,7 +118,7 @@ class BSPM(SpectralGraphModel):
         keep = cfg.n_components if cfg.ideal_weight > 0 else 0
         self._fit_graph(data, keep, seed=options.seed or 0)
 
-    def _filter_block(self, xt: np.ndarray) -> np.ndarray:
+    def _filter_block(self, xt: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         cfg = self.config
 
         def blur(y: np.ndarray) -> np.ndarray:
@@ -126,7 +127,7 @@ class BSPM(SpectralGraphModel):
         def sharpen(y: np.ndarray) -> np.ndarray:
             return -self._gram(y)
 
-        ideal = self._ideal(xt, cfg.ideal_weight)
+        ideal = self._ideal(rows, cfg.ideal_weight)
         states = solve_linear_ode(blur, xt, cfg.blur_time, cfg.blur_steps, cfg.blur_solver)
         y = states[-1]
         if cfg.merge == "early":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
@@ -59,5 +60,5 @@ class GFCF(SpectralGraphModel):
         keep = cfg.n_components if cfg.alpha > 0 else 0
         self._fit_graph(data, keep, seed=options.seed or 0)
 
-    def _filter_block(self, xt: np.ndarray) -> np.ndarray:
-        return self._gram(xt) + self._ideal(xt, self.config.alpha)
+    def _filter_block(self, xt: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+        return self._gram(xt) + self._ideal(rows, self.config.alpha)
