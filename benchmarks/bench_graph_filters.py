@@ -20,7 +20,7 @@ import subprocess
 import sys
 from typing import Any
 
-from benchmarks.common import machine, md_table, write_fragment
+from benchmarks.common import RESULTS_DIR, machine, md_table, write_fragment
 
 #: Published Gowalla given-split figures (Recall@20, NDCG@20); None where the paper gives none.
 PUBLISHED: dict[str, tuple[float | None, float | None, str]] = {
@@ -49,6 +49,52 @@ def run_one(name: str, params: dict[str, Any], dataset: str, protocol: str, k: i
         "eval_s": res.metric("predict_seconds"),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
+
+
+def _key(row: dict[str, Any]) -> str:
+    return row["model"] + " " + json.dumps(row.get("params", {}), sort_keys=True)
+
+
+def _merge(rows: list[dict[str, Any]], write: bool) -> list[dict[str, Any]]:
+    """This run's rows over the stored ones (``results/graph_filters.json``), one per model and
+    hyperparameters, so that models run one at a time build one table."""
+    path = RESULTS_DIR / "graph_filters.json"
+    stored = json.loads(path.read_text()) if path.exists() else []
+    merged = {_key(r): r for r in stored}
+    merged.update({_key(r): r for r in rows if "error" not in r})
+    out = list(merged.values()) + [r for r in rows if "error" in r]
+    if write:
+        from recforge.io import atomic_write
+
+        with atomic_write(path) as fh:
+            fh.write(json.dumps([r for r in out if "error" not in r], indent=1) + "\n")
+    return out
+
+
+def render(rows: list[dict[str, Any]], dataset: str, protocol: str, k: int) -> str:
+    """The RESULTS.md section: one row per model run, with the published figure and the gap."""
+    table = []
+    for r in rows:
+        pub_r, pub_n, src = PUBLISHED.get(r["model"], (None, None, ""))
+        if "error" in r:
+            table.append({"model": r["model"], "Recall@20": "failed", "NDCG@20": r["error"], "published": "",
+                          "gap": "", "fit s": "", "eval s": "", "peak RSS GB": ""})
+            continue
+        gap_r = f"{r['recall'] - pub_r:+.4f}" if pub_r is not None else "n/a"
+        gap_n = f"{r['ndcg'] - pub_n:+.4f}" if pub_n is not None else "n/a"
+        pub = (f"{pub_r:.4f} / " if pub_r is not None else "n/a / ") + (f"{pub_n:.4f}" if pub_n is not None else "n/a")
+        params = " ".join(f"{k2}={v}" for k2, v in r.get("params", {}).items())
+        table.append({"model": r["model"] + (f" ({params})" if params else " (defaults)"),
+                      "Recall@20": f"{r['recall']:.4f}", "NDCG@20": f"{r['ndcg']:.4f}",
+                      "published": f"{pub} ({src})", "gap R / N": f"{gap_r} / {gap_n}",
+                      "fit s": f"{r['fit_s']:.0f}", "eval s": f"{r['eval_s']:.0f}",
+                      "peak RSS GB": f"{r['peak_rss_gb']:.2f}"})
+    title = "Gowalla given-split" if (dataset, protocol) == ("gowalla", "given-split") else f"{dataset} {protocol}"
+    return (f"## Graph filters ({title})\n\n"
+            f"Full ranking of unseen items, k = {k}. `python -m benchmarks.bench_graph_filters` (each model in its "
+            f"own process; peak RSS includes loading the data) on {machine()}. The machine was shared by "
+            "parallel jobs (load average 10-16 on 2 cores during these runs): single runs, times are noisy "
+            "and several times what an idle machine gives.\n\n" + md_table(table))
 
 
 def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:
@@ -96,23 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(found[-1][4:])
         print(json.dumps(row), flush=True)
         rows.append(row)
-    table = []
-    for r in rows:
-        pub_r, pub_n, _src = PUBLISHED.get(r["model"], (None, None, ""))
-        if "error" in r:
-            table.append({"model": r["model"], "Recall@20": "failed", "NDCG@20": r["error"], "published": "",
-                          "gap": "", "fit s": "", "eval s": "", "peak RSS GB": ""})
-            continue
-        gap_r = f"{r['recall'] - pub_r:+.4f}" if pub_r is not None else "n/a"
-        gap_n = f"{r['ndcg'] - pub_n:+.4f}" if pub_n is not None else "n/a"
-        pub = f"{pub_r:.4f} / {pub_n:.4f}" if pub_n is not None else f"{pub_r:.4f} / n/a"
-        table.append({"model": r["model"] + (f" {r['params']}" if r["params"] else ""),
-                      "Recall@20": f"{r['recall']:.4f}", "NDCG@20": f"{r['ndcg']:.4f}", "published": pub,
-                      "gap": f"{gap_r} / {gap_n}", "fit s": f"{r['fit_s']:.0f}", "eval s": f"{r['eval_s']:.0f}",
-                      "peak RSS GB": f"{r['peak_rss_gb']:.2f}"})
-    text = (f"## Graph filters ({args.dataset} {args.protocol}, k = {args.k})\n\n"
-            f"`python -m benchmarks.bench_graph_filters` on {machine()}; a machine shared with parallel "
-            "jobs, single run, so times are noisy.\n\n" + md_table(table))
+    rows = _merge(rows, write=not args.no_write)
+    text = render(rows, args.dataset, args.protocol, args.k)
     print(text)
     if not args.no_write:
         write_fragment("graph_filters", text)
