@@ -93,7 +93,7 @@ def render(rows: list[dict[str, Any]], dataset: str, protocol: str, k: int) -> s
     return (f"## Graph filters ({title})\n\n"
             f"Full ranking of unseen items, k = {k}. `python -m benchmarks.bench_graph_filters` (each model in its "
             f"own process; peak RSS includes loading the data) on {machine()}. The machine was shared by "
-            "parallel jobs (load average 10-16 on 2 cores during these runs): single runs, times are noisy "
+            "parallel jobs (load average 10-25 on 2 cores during these runs, each model getting 5-10% of a core): single runs, times are noisy "
             "and several times what an idle machine gives.\n\n" + md_table(table))
 
 
