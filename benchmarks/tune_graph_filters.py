@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         metric, _ = TARGET[proto]
         sub = [{k2: v for k2, v in r.items() if k2 != "protocol"} for r in rows if r["protocol"] == proto]
         parts.append(f"### {proto} (headline {metric})\n\n" + md_table(sub))
-    text = "\n".join(parts)
+    text = "\n\n".join(part.rstrip() for part in parts)
     print(text)
     if not args.no_write:
         write_fragment("graph_filters_ml100k", text)
