@@ -16,6 +16,7 @@ from recforge.errors import ConfigError
 FAMILIES = (
     "baselines",
     "neighbors",
+    "filters",
     "factorization",
     "neural",
     "sequential",

@@ -103,9 +103,10 @@ class TestEASE(RecommenderConformance):
     changes = {"reg": 1.0}
     unchanged: ClassVar[dict[str, str]] = {
         "max_items": "a guard: above it fit refuses, below it the weights are the same",
+        "max_memory": "a guard: above it fit refuses, below it the weights are the same",
         "binarize": _ONES,
     }
-    invalid = [{"reg": 0.0}, {"reg": -5.0}, {"max_items": 0}, {"max_items": 50_000}]
+    invalid = [{"reg": 0.0}, {"reg": -5.0}, {"max_items": 0}, {"max_memory": 0.0}]
     atol = 1e-5
 
 

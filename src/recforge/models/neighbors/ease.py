@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
+from recforge.models.neighbors._blocked_spd import PackedSymmetric, packed_bytes
 from recforge.models.neighbors._item_item import ItemItemScores
 
 _FLOAT64_ITEMS = 10_000  # above this the Gram matrix is inverted in float32 to halve memory
-# OpenBLAS's Cholesky (the LAPACK numpy and scipy ship) segfaults on a 41k x 41k matrix
-# (Gowalla) and is verified up to 20k; stay well inside what was run rather than crash the process
-_LAPACK_MAX_ITEMS = 30_000
+# OpenBLAS's in-place dense Cholesky is verified up to 20k items (it segfaulted on Gowalla's 41k);
+# above this the inverse is computed and kept as a block-packed triangle (_blocked_spd)
+_DENSE_MAX_ITEMS = 20_000
+_BLOCK = 2048  # block side of the packed triangle: BLAS-3 sized, 16 MB per block
+_GB = 1e9
+log = logging.getLogger("recforge.models.ease")
+
+
+def memory_estimate(n_items: int) -> tuple[float, str]:
+    """Peak bytes of EASE's solve and scores for ``n_items`` items, and the method that is used.
+
+    Up to 10,000 items: a dense float64 Gram inverted in place (8 n^2) plus the float32 weights
+    (4 n^2). Up to 20,000: the same in float32 (4 n^2, the weights are the inverse itself). Above:
+    the block-packed lower triangle of the float32 inverse (about 2 n^2) plus one dense block column
+    of the Gram while it is formed (``n x 2048``, twice).
+    """
+    n = int(n_items)
+    if n <= _FLOAT64_ITEMS:
+        return 12.0 * n * n, "dense float64 Cholesky inverse"
+    if n <= _DENSE_MAX_ITEMS:
+        return 4.0 * n * n + 8.0 * n * _BLOCK, "dense float32 Cholesky inverse"
+    return float(packed_bytes(n, _BLOCK)) + 8.0 * n * _BLOCK, "block-packed float32 inverse (half of a dense one)"
 
 
 @dataclass(frozen=True)
@@ -26,21 +49,20 @@ class EASEConfig(ModelConfig):
 
     reg: float = 500.0
     """L2 penalty ``lambda`` on the item-item weights (added to the Gram matrix diagonal)."""
-    max_items: int = 20_000
-    """Refuse to fit on more items than this: EASE holds dense ``n_items x n_items`` matrices
-    (``4 * n^2`` bytes for the weights, about twice that while inverting; 20k items need ~3.2 GB).
-    At most 30,000: the bundled OpenBLAS Cholesky crashes on larger matrices (41k items)."""
+    max_memory: float = 8.0
+    """Refuse to fit (one-line error stating the need) when the solve's estimated peak memory, in
+    GB, exceeds this. EASE's weights are dense in ``n_items``: 1,682 items need 0.03 GB; 20,000 items
+    1.9 GB; Gowalla's 40,981 items 4.0 GB (a block-packed float32 inverse). The estimate is logged
+    (logger ``recforge.models.ease``, and printed with ``FitOptions(verbose=True)``) before fitting."""
+    max_items: int | None = None
+    """Optional guard: refuse to fit on more items than this (None: only ``max_memory`` applies)."""
     binarize: bool = True
     """Use 0/1 interactions (the paper's setting) instead of the interaction values."""
 
     def validate(self) -> None:
         self.check(self.reg > 0, "reg", "must be > 0 (the Gram matrix is singular without it)")
-        self.check(self.max_items >= 1, "max_items", "must be >= 1")
-        self.check(
-            self.max_items <= _LAPACK_MAX_ITEMS, "max_items",
-            f"must be <= {_LAPACK_MAX_ITEMS:,} (the dense inversion crashes OpenBLAS beyond that; for larger "
-            "catalogues use 'rp3beta', 'slim' or 'item-knn-implicit')",
-        )
+        self.check(self.max_memory > 0, "max_memory", "must be > 0 (GB)")
+        self.check(self.max_items is None or self.max_items >= 1, "max_items", "must be >= 1 or None")
 
 
 class EASE(ItemItemScores, Recommender):
@@ -56,11 +78,14 @@ class EASE(ItemItemScores, Recommender):
     (so ``B_ij = -P_ij / P_jj`` off the diagonal). A user's scores are ``x_u B``, for a training
     user and for an ad-hoc history alike; ``similar_items`` lists the largest weights ``B_ij`` of row ``i``.
 
-    The weights are dense: memory grows as ``n_items^2`` (1,682 items: 11 MB; 20k items: 1.6 GB
-    in float32 plus the inversion's workspace), so fitting above ``max_items`` (at most 30,000) is
-    refused with a pointer to the sparse alternatives (``rp3beta``, ``slim``, ``item-knn-implicit``;
-    on Gowalla's 41k items ``rp3beta`` matches the published EASE figure). Above 10,000 items the
-    inversion runs in float32 (a 20k-item inversion takes about 3 minutes on 2 cores).
+    Memory (stated before fitting, see :func:`memory_estimate`; above ``max_memory`` GB the fit
+    refuses): up to 20,000 items the weights are a dense float32 matrix from LAPACK's in-place
+    Cholesky inverse (float64 up to 10,000 items). Above 20,000 items (Gowalla: 40,981) ``B`` is
+    never formed: the symmetric ``P`` is inverted and kept as the block-packed lower triangle of
+    2048 x 2048 float32 blocks (``_blocked_spd``: about half of a dense matrix, 3.4 GB on Gowalla),
+    and scores are ``x_u B = x_u - (x_u P) / diag(P)``, which is the same product. That path costs
+    ``n^3`` flops of BLAS-3 work (about 7e13 on Gowalla: tens of minutes on 2 cores) and has no
+    ``similar_items``.
     """
 
     name = "ease"
@@ -70,17 +95,29 @@ class EASE(ItemItemScores, Recommender):
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg = self.config
         n = data.n_items
-        if n > cfg.max_items:
-            gb = 4 * n * n / 1e9
-            raise ConfigError(
-                f"EASE.max_items = {cfg.max_items}: the data has {n} items, and EASE needs a dense "
-                f"{n} x {n} matrix ({gb:.1f} GB in float32, about twice that while fitting); raise "
-                "max_items if you have the memory, or use the sparse 'slim' or 'item-knn-implicit' models"
-            )
-        dtype = np.float64 if n <= _FLOAT64_ITEMS else np.float32
-        x = data.csr().astype(dtype)
+        if cfg.max_items is not None and n > cfg.max_items:
+            raise ConfigError(f"EASE.max_items = {cfg.max_items}: the data has {n:,} items; raise max_items "
+                              "or use the sparse 'rp3beta', 'slim' or 'item-knn-implicit' models")
+        need, method = memory_estimate(n)
+        msg = f"EASE: {n:,} items, {method}: needs about {need / _GB:.1f} GB (max_memory = {cfg.max_memory:g} GB)"
+        log.info(msg)
+        if options.verbose:
+            print(msg, flush=True)
+        if need > cfg.max_memory * _GB:
+            raise ConfigError(f"{msg}; raise max_memory if the machine has it, or use the sparse 'rp3beta', "
+                              "'slim' or 'item-knn-implicit' models")
+        x = data.csr().astype(np.float32 if n > _FLOAT64_ITEMS else np.float64)
         if cfg.binarize:
             x.data[:] = 1.0
+        if n > _DENSE_MAX_ITEMS:
+            packed = PackedSymmetric.gram(x, _BLOCK, cfg.reg)
+            packed.invert_spd()
+            self.gram_inverse_ = packed.data
+            self.inverse_diagonal_ = packed.diagonal()
+            self.block_size_ = _BLOCK
+            self._keep_values(x)
+            return
+        dtype = np.float64 if n <= _FLOAT64_ITEMS else np.float32
         gram = np.asarray((x.T @ x).toarray(), dtype=dtype)
         gram[np.diag_indices(n)] += cfg.reg
         p = _spd_inverse(gram)
@@ -91,10 +128,45 @@ class EASE(ItemItemScores, Recommender):
         self.weights_ = p if p.dtype == np.float32 else p.astype(np.float32)
         self._keep_values(x)
 
+    def _packed(self) -> PackedSymmetric | None:
+        data = self.__dict__.get("gram_inverse_")
+        if data is None:
+            return None
+        cached = self.__dict__.get("_packed_cache")
+        if cached is None or cached.data is not data:
+            cached = PackedSymmetric(len(self.items_), int(self.block_size_), data)
+            self._packed_cache = cached
+        return cached
+
+    def _packed_scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        packed = self._packed()
+        assert packed is not None
+        xp = packed.left_multiply(rows)
+        xp /= -self.inverse_diagonal_[None, :]
+        # x B = x - (x P) / diag(P): the zero diagonal of B is x_j - x_j P_jj / P_jj = 0 up to rounding
+        xp += rows.toarray().astype(np.float32)
+        return np.asarray(xp, dtype=np.float64)
+
+    def _score_users(self, u: np.ndarray) -> np.ndarray:
+        if self._packed() is not None:
+            return self._packed_scores(self._user_rows()[u])
+        return super()._score_users(u)
+
+    def _sparse_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+        return None if self._packed() is not None else super()._sparse_product()
+
+    def _score_history(self, item_idx: np.ndarray, values: np.ndarray | None,
+                       context: Mapping[str, Any]) -> np.ndarray:
+        if self._packed() is not None:
+            return self._packed_scores(self._history_row(item_idx, values))[0]
+        return super()._score_history(item_idx, values, context)
+
     def _item_matrix(self) -> np.ndarray:
         return self.weights_
 
     def _neighbor_matrix(self, side: Literal["user", "item"]) -> np.ndarray | None:
+        if self._packed() is not None:
+            return None
         return self.weights_ if side == "item" else None
 
 
