@@ -15,7 +15,7 @@ endif
 export MPLBACKEND := Agg
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast fuzz bench bench-scale install-demo install-test clean
+.PHONY: demo test test-fast test-heavy fuzz bench bench-scale install-demo install-test clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# the Gowalla accuracy cases (tens of minutes on 2 cores), kept out of `make test`'s 20-minute budget
+test-heavy: $(VENV)/.test-installed
+	RECFORGE_HEAVY_TESTS=1 $(PY) -m pytest -q -m heavy $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)

@@ -56,7 +56,11 @@ _DATA_FIXTURES = frozenset({"ml100k", "gowalla"})
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that takes a real-data fixture, or skips on ``has_dataset``, is a ``realdata`` test,
     whether or not its author wrote the marker (``-m "not realdata"`` then deselects it)."""
+    heavy = os.environ.get("RECFORGE_HEAVY_TESTS") == "1"
     for item in items:
+        if not heavy and item.get_closest_marker("heavy"):
+            item.add_marker(pytest.mark.skip(reason="heavy: minutes per case on a full dataset; "
+                                             "run with RECFORGE_HEAVY_TESTS=1 (make test-heavy)"))
         skip_reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
         if _DATA_FIXTURES & set(getattr(item, "fixturenames", ())) or "data not available" in skip_reasons:
             item.add_marker(pytest.mark.realdata)

@@ -237,6 +237,7 @@ def test_ml100k_ratio_full_band(ml100k, model, low, high):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.realdata
 @pytest.mark.parametrize(("name", "recall", "ndcg"), [
     ("gf-cf", 0.1845, 0.1515),  # measured 0.1849 / 0.1518 (published 0.1849 / 0.1518)
