@@ -208,3 +208,13 @@ def test_new_user_run_with_wandb_offline(ml100k, tmp_path, monkeypatch):
     files = {Path(p).name for ps in out["files"].values() for p in ps}
     assert {"score.onnx", "items_embeddings.png", "items_embeddings.html"} <= files
     assert os.path.getsize(Path(out["output_dir"]) / "onnx" / "score.onnx") > 0
+
+
+def test_a_failed_run_leaves_no_folders(app, make_spec, tmp_path):
+    """A run that fails after its logger started (a ranking model under a rating protocol) removes
+    the output and log folders it made (finding D13)."""
+    path = make_spec("fails", "bpr", {"epochs": 1}, protocol="rating-kfold5", logger="csv")
+    res = invoke(app, "run", path)
+    assert res.exit_code == 2, res.output
+    assert not (tmp_path / "runs" / "fails").exists()
+    assert not (tmp_path / "runs").exists()  # made by this run, so removed with it

@@ -70,6 +70,26 @@ def spec_protocol(spec: ExperimentSpec, model: Any) -> Protocol:
     return Protocol.default_for(model.task)
 
 
+def _new_folders(path: Path) -> list[Path]:
+    """The folders ``path.mkdir(parents=True)`` would create, outermost first."""
+    made = []
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        made.append(p)
+    return made[::-1]
+
+
+def _remove_partial(created: list[Path], log_dir: Path | None) -> None:
+    """A failed run leaves nothing behind: its log folder, and the output folders it created."""
+    import shutil
+
+    if log_dir is not None and Path(log_dir).exists():
+        shutil.rmtree(log_dir, ignore_errors=True)
+    if created:
+        shutil.rmtree(created[0], ignore_errors=True)
+
+
 def epoch_history(model: Any) -> dict[str, list[float]] | None:
     """The per-epoch training history a fitted model kept (its ``history_`` dict), or None."""
     hist = getattr(model, "history_", None)
@@ -178,13 +198,14 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
     spec = spec.replace(logger=logger, output=str(output) if output is not None else None)
     say = echo or (lambda s: None)
     out = spec.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    ds = load_dataset(spec)
+    ds = load_dataset(spec)  # a bad dataset fails before anything is written
     timings["load_seconds"] = time.perf_counter() - t0
+    created = _new_folders(out)
+    out.mkdir(parents=True, exist_ok=True)
     env = environment_info(str(spec.training.get("device", "cpu")))
     lg_cfg = spec.logger
     lg = make_logger(lg_cfg.get("kind", "csv"), root=lg_cfg.get("root", out / "logs"), name=spec.name,
@@ -229,6 +250,7 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
     except BaseException:
         if lg is not None:
             lg.close("failed")
+        _remove_partial(created, lg.run_dir if lg is not None else None)
         raise
     if lg is not None:
         lg.close("success")
