@@ -20,6 +20,7 @@ from recforge.testing.ctr_conformance import CTRConformance, toy_ctr
 _NEG_FIELDS = {
     "negative_item": "read only when negatives > 0 (negatives changes the output)",
     "negative_user": "read only when negatives > 0 (negatives changes the output)",
+    "lr_decay": "acts only with validation rows (test_lr_decay_on_plateau_changes_the_fit)",
 }
 
 
@@ -234,3 +235,31 @@ def test_ctr_models_are_torch_estimators_without_the_user_item_api():
         assert cls.backend == "torch" and cls.task == "ctr"
         for name in ("score", "predict", "recommend", "recommend_for_history"):
             assert not hasattr(cls, name), name
+
+
+def test_lr_decay_on_plateau_changes_the_fit():
+    """With validation rows, ``lr_decay`` cuts the learning rate after a check without improvement."""
+    train, valid = toy_ctr(600)[:2]
+    # the last weights, not the best check's: the decay acts on the epochs after a plateau
+    opts = FitOptions(seed=0, threads=1, validation=valid, patience=None, restore_best=False)
+    cfg = {"epochs": 12, "batch_size": 128, "embedding_size": 4, "learning_rate": 0.2, "init_std": 0.1}
+    a = FM(cfg).fit(train, opts)
+    b = FM({**cfg, "lr_decay": 0.1}).fit(train, opts)
+    assert not np.allclose(a.predict_proba(valid), b.predict_proba(valid))
+
+
+def test_decay_on_plateau_schedule():
+    """Exact schedule: improve, plateau (x0.1), improve, plateau (x0.1), floor at min_lr."""
+    from types import SimpleNamespace
+
+    from recforge.training.plateau import DecayOnPlateau
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cb = DecayOnPlateau("val_auc", "max", factor=0.1, min_lr=0.005)
+    lrs = []
+    for auc in (0.6, 0.6, 0.7, 0.65, 0.5, 0.8):
+        cb.on_validation_end(SimpleNamespace(sanity_checking=False, callback_metrics={"val_auc": torch.tensor(auc)},
+                                             optimizers=[opt]), None)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.01, 0.005, 0.005])
+    assert cb.decays == 3 and cb.best == pytest.approx(0.8)
