@@ -20,8 +20,13 @@ are FuxiCTR's own.
 
 Seconds per epoch include the per-epoch validation pass on both sides (median over the epochs run).
 
+Rows of recforge models also give the AUC of the test positives of apps with no training positive
+against all test negatives (``cold-app AUC``); ``NAME+meta`` trains on the split with the app
+metadata of ``meta.csv`` (category, downloads, developer, language, price, rating) as item fields.
+
 Run ``python -m benchmarks.bench_frappe [--epochs 30] [--threads 1] [--batch 4096]
-[--models deepfm,dcnv2] [--no-peer]``; writes ``results/frappe_published.{json,md}``.
+[--models deepfm,dcnv2,deepfm+meta] [--no-peer] [--name NAME]``; writes ``results/NAME.{json,md}``
+(default ``frappe_published``).
 """
 
 from __future__ import annotations
@@ -49,14 +54,31 @@ def _shared(batch: int, epochs: int, embedding_reg: float = 0.05) -> dict[str, A
             "lr_decay": 0.1, "epochs": epochs}
 
 
+def cold_app_positives(split: Any) -> np.ndarray:
+    """Test rows that are positives of apps with no positive among the training rows."""
+    item = split.train.field_names.index("item")
+    slot = int(np.flatnonzero(split.train.slot_fields == item)[0])
+    warm = np.unique(split.train.index[split.train.labels == 1, slot])
+    return (split.test.labels == 1) & ~np.isin(split.test.index[:, slot], warm)
+
+
 def run_recforge(name: str, split: Any, params: dict[str, Any], threads: int, patience: int,
                  seed: int) -> dict[str, Any]:
+    """Fit ``name`` (``+meta``: on the split with the app metadata fields) and score the test rows.
+
+    ``cold-app AUC``: the test positives of apps without a training positive against all test negatives.
+    """
+    from dataclasses import fields
+
     from recforge import metrics as M
     from recforge.config import FitOptions
-    from recforge.models.registry import make_model
+    from recforge.models.registry import get_model_class, make_model
 
+    model_name = name.removesuffix("+meta")
+    known = {f.name for f in fields(get_model_class(model_name).config_class)}
+    params = {k: v for k, v in params.items() if k in known}
     stamps: list[float] = []
-    model = make_model(name, params)
+    model = make_model(model_name, params)
     opts = FitOptions(seed=seed, threads=threads, validation=split.valid, patience=patience, verbose=True,
                       epoch_callback=lambda epoch, m: stamps.append(time.perf_counter()))
     t0 = time.perf_counter()
@@ -65,8 +87,12 @@ def run_recforge(name: str, split: Any, params: dict[str, Any], threads: int, pa
     p = model.predict_proba(split.test)
     y = split.test.labels
     per_epoch = np.diff([t0, *stamps])
+    cold = cold_app_positives(split)
+    neg = y == 0
     return {"toolkit": "recforge", "model": name, "AUC": M.roc_auc(y, p), "LogLoss": M.log_loss(y, p),
             "valid AUC": float(max(model.history_.get("val_auc", [float("nan")]))),
+            "cold-app AUC": M.roc_auc(np.r_[np.ones(cold.sum()), np.zeros(neg.sum())], np.r_[p[cold], p[neg]]),
+            "cold-app positives": int(cold.sum()),
             "epochs (best)": f"{model.epochs_run_} ({(model.best_epoch_ or 0) + 1})",
             "s/epoch": float(statistics.median(per_epoch)), "fit s": fit_s,
             "config": json.dumps({k: v for k, v in params.items()})}
@@ -172,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--embedding-reg", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="deepfm", help="recforge models, comma-separated (deepfm, dcnv2)")
+    ap.add_argument("--models", default="deepfm",
+                    help="recforge models, comma-separated (deepfm, dcnv2, fm; NAME+meta: with the app metadata fields)")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--name", default="frappe_published")
     args = ap.parse_args(argv)
@@ -196,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer:
         rows.append(run_fuxictr(frames, shared, args.threads, args.patience, args.seed))
         print(rows[-1], flush=True)
+    meta = None
     for name in [m for m in args.models.split(",") if m]:
         params = dict(shared)
-        rows.append(run_recforge(name, split, params, args.threads, args.patience, args.seed))
+        if name.endswith("+meta") and meta is None:
+            meta = ctr_splits(ds, seed=args.seed, item_features=True)
+        rows.append(run_recforge(name, meta if name.endswith("+meta") else split, params, args.threads,
+                                 args.patience, args.seed))
         print(rows[-1], flush=True)
     head = (f"Frappe, published split (`frappe` / `ctr-holdout`, seed {args.seed}): {split.description}. "
             f"CPU, {args.threads} torch thread(s), at most {args.epochs} epochs, early stopping on validation AUC "
