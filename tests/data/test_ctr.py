@@ -176,7 +176,7 @@ def test_malformed_feature_files_name_file_and_line(tmp_path, text, match):
 @pytest.mark.slow
 @pytest.mark.skipif(not has_dataset("frappe"), reason="frappe data not available")
 def test_frappe_split_is_seeded_and_encoded_on_train():
-    a, b = ctr_splits("frappe-pooled", seed=0), ctr_splits("frappe", seed=0)
+    a, b = ctr_splits("frappe-pooled", seed=0), ctr_splits("frappe-pooled", seed=0)
     assert [len(a.train), len(a.valid), len(a.test)] == [69266, 8658, 8658]  # 86,582 rows, 8:1:1
     np.testing.assert_array_equal(a.test.index, b.test.index)
     assert a.train.n_fields == 10 and a.train.n_slots == 10
