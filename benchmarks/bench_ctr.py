@@ -1,6 +1,6 @@
 """CTR models (LR, FM, DeepFM) under ``ctr-holdout`` on Frappe, iPinYou and ML-100K-as-CTR; DeepFM speed.
 
-Splits (see :mod:`recforge.evaluation.ctr_protocol`): Frappe = its validation+test files pooled and
+Splits (see :mod:`recforge.evaluation.ctr_protocol`): Frappe = ``frappe-pooled``, its validation+test files pooled and
 split 8:1:1 at random with seed 0 (the training file is not available: 69,266 training rows, 34% of
 the published 202,027); iPinYou = the FNN sample's given train/test (10% of train, seed 0,
 validates); ML-100K as CTR = label ``rating >= 4``, random 8:1:1, seed 0. Early stopping on
