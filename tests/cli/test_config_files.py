@@ -240,7 +240,7 @@ def test_the_frappe_config_evaluates_and_trains(tmp_path):
     if not has_dataset("frappe"):
         pytest.skip("Frappe not available: set RECFORGE_DATA_DIR to a folder holding frappe/")
     pytest.importorskip("torch")
-    path = CONFIGS / "frappe" / "deepfm.toml"
+    path = CONFIGS / "frappe-pooled" / "deepfm.toml"
     fast = ["--set", "epochs=1", "--set", "ensemble=1", "--set", "hidden=[16]", "--device", "cpu"]
     res = run("evaluate", "--config", path, *fast, "--format", "json")
     assert res.exit_code == 0, res.output

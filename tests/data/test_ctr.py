@@ -176,11 +176,11 @@ def test_malformed_feature_files_name_file_and_line(tmp_path, text, match):
 @pytest.mark.slow
 @pytest.mark.skipif(not has_dataset("frappe"), reason="frappe data not available")
 def test_frappe_split_is_seeded_and_encoded_on_train():
-    a, b = ctr_splits("frappe", seed=0), ctr_splits("frappe", seed=0)
+    a, b = ctr_splits("frappe-pooled", seed=0), ctr_splits("frappe-pooled", seed=0)
     assert [len(a.train), len(a.valid), len(a.test)] == [69266, 8658, 8658]  # 86,582 rows, 8:1:1
     np.testing.assert_array_equal(a.test.index, b.test.index)
     assert a.train.n_fields == 10 and a.train.n_slots == 10
-    c = ctr_splits("frappe", seed=1)
+    c = ctr_splits("frappe-pooled", seed=1)
     assert not np.array_equal(a.test.labels[:200], c.test.labels[:200]) or not np.array_equal(a.test.index, c.test.index)
     assert abs(a.train.labels.mean() - 1 / 3) < 0.01  # 2 sampled negatives per positive
 
@@ -269,7 +269,7 @@ def test_dataset_registry_names_every_ctr_reader():
 
     assert [n for n, _ in list_datasets()] == list(DATASETS)
     with_reader = {n for n, spec in DATASETS.items() if spec.ctr_reader}
-    assert with_reader == {"frappe", "ipinyou-fnn-sample", "criteo-sample", "ml-100k"}
+    assert with_reader == {"frappe", "frappe-pooled", "ipinyou-fnn-sample", "criteo-sample", "ml-100k"}
     for name in with_reader:
         assert callable(getattr(readers, DATASETS[name].ctr_reader))
     assert {spec.task for spec in DATASETS.values()} == {"rating", "ranking", "ctr"}

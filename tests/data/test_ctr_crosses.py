@@ -121,8 +121,8 @@ def test_sample_negatives_errors():
 @pytest.mark.slow
 @pytest.mark.skipif(not has_dataset("frappe"), reason="frappe data not available")
 def test_frappe_reader_crosses_and_negatives():
-    plain = ctr_splits("frappe", seed=0)
-    s = ctr_splits("frappe", seed=0, crosses=[("user", "item")], cross_min_count=2, negatives=2)
+    plain = ctr_splits("frappe-pooled", seed=0)
+    s = ctr_splits("frappe-pooled", seed=0, crosses=[("user", "item")], cross_min_count=2, negatives=2)
     assert s.train.field_names[-1] == "user_x_item" and s.train.n_slots == 11
     n_pos = int(plain.train.labels.sum())
     # 2 sampled negatives per training positive; validation and test rows untouched
@@ -133,6 +133,6 @@ def test_frappe_reader_crosses_and_negatives():
     # the encoder was fitted on the logged training rows only (the sampled rows add no vocabulary)
     assert s.encoder.vocab_["item"] == plain.encoder.vocab_["item"]
     with pytest.raises(ConfigError, match="no option"):
-        ctr_splits("frappe", seed=0, bogus=1)
+        ctr_splits("frappe-pooled", seed=0, bogus=1)
     with pytest.raises(ConfigError, match="cross"):
-        ctr_splits("frappe", seed=0, crosses=[("user", "nope")])
+        ctr_splits("frappe-pooled", seed=0, crosses=[("user", "nope")])

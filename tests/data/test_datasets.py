@@ -126,6 +126,8 @@ def test_ctr_datasets_load():
     f = load("frappe")
     y, x = f.tables["test"]
     assert x.shape == (28_860, 10) and int(y.sum()) == 9_536
+    assert f.tables["log"].shape == (96_203, 11) and len(f.tables["meta"]) == 4_082  # Mobile_Frappe.zip
+    assert load("frappe-pooled").tables["test"][1].shape == (28_860, 10)
     ip = load("ipinyou-fnn-sample")
     y, x = ip.tables["train"]
     assert x.shape == (26_773, 16) and int(y.sum()) == 255

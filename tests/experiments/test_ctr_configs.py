@@ -106,11 +106,25 @@ def test_deepfm_config_with_wandb_offline(ml100k, tmp_path, monkeypatch):
 
 
 def test_frappe_config_names_the_validated_options():
-    """configs/frappe/deepfm.toml: the settings benchmarks/results/ctr_frappe_options.md chose on validation."""
+    """configs/frappe-pooled/deepfm.toml: the settings benchmarks/results/ctr_frappe_options.md chose on validation."""
+    from recforge.models.registry import make_model
+
+    spec = ExperimentSpec.from_file(REPO / "configs" / "frappe-pooled" / "deepfm.toml")
+    assert spec.dataset == {"name": "frappe-pooled"} and spec.protocol == "ctr-holdout"
+    model = make_model(spec.model, spec.params)
+    assert model.config.negatives == 4 and model.config.ensemble == 5
+    assert spec.training.get("threads") == 1
+
+
+def test_frappe_published_config_is_the_bars_setting():
+    """configs/frappe/deepfm.toml: BARS' Frappe_x1 DeepFM setting on the published split (bench_frappe's)."""
     from recforge.models.registry import make_model
 
     spec = ExperimentSpec.from_file(REPO / "configs" / "frappe" / "deepfm.toml")
     assert spec.dataset == {"name": "frappe"} and spec.protocol == "ctr-holdout"
-    model = make_model(spec.model, spec.params)
-    assert model.config.negatives == 4 and model.config.ensemble == 5
-    assert spec.training.get("threads") == 1
+    cfg = make_model(spec.model, spec.params).config
+    want = {"embedding_size": 10, "hidden": (400, 400, 400), "dropout": 0.2, "batch_norm": True,
+            "learning_rate": 1e-3, "batch_size": 4096, "embedding_reg": 0.05, "reg": 0.0, "lr_decay": 0.1,
+            "epochs": 30, "negatives": 0, "ensemble": 1}
+    assert {k: getattr(cfg, k) for k in want} == want
+    assert spec.training.get("patience") == 2 and spec.training.get("threads") == 1

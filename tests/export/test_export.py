@@ -127,6 +127,12 @@ CTR_SMALL = {
     "fm": {"epochs": 2, "batch_size": 128, "embedding_size": 4},
     # batch norm and a multi-valued field (several slots pooled into one field) in the graph
     "deepfm": {"epochs": 2, "batch_size": 128, "embedding_size": 4, "hidden": (8, 8), "batch_norm": True},
+    "dcnv2": {"epochs": 2, "batch_size": 128, "embedding_size": 4, "hidden": (8, 8), "cross_layers": 2},
+}
+# further configurations of registered models whose graphs differ: (model name, config)
+CTR_VARIANTS = {
+    "dcnv2-low-rank": ("dcnv2", {"epochs": 2, "batch_size": 128, "embedding_size": 4, "hidden": (8,), "low_rank": 2,
+                                 "structure": "stacked"}),
 }
 
 
@@ -136,7 +142,8 @@ def _ctr_model(name):
     from recforge.testing.ctr_conformance import toy_ctr
 
     train = toy_ctr(600)[0]
-    return get_model_class(name)(CTR_SMALL[name]).fit(train, FitOptions(seed=0, threads=1))
+    model_name, config = CTR_VARIANTS.get(name, (name, CTR_SMALL.get(name)))
+    return get_model_class(model_name)(config).fit(train, FitOptions(seed=0, threads=1))
 
 
 def test_every_ctr_model_is_covered():
@@ -144,7 +151,7 @@ def test_every_ctr_model_is_covered():
     assert ctr == set(CTR_SMALL)
 
 
-@pytest.mark.parametrize("name", sorted(CTR_SMALL))
+@pytest.mark.parametrize("name", sorted(CTR_SMALL) + sorted(CTR_VARIANTS))
 def test_onnx_parity_every_ctr_model(name, tmp_path):
     import onnx
 

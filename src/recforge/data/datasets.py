@@ -1,9 +1,11 @@
 """The dataset registry: ``recforge.data.load(name)``, one :class:`DatasetSpec` per name in :data:`DATASETS`.
 
 Registered: ``ml-100k`` (ratings, users, items with genres; predefined u1..u5, ua, ub splits),
-``gowalla`` (the NGCF/LightGCN train/test split), ``frappe`` and ``ipinyou-fnn-sample`` (CTR data
-in libFM format), ``criteo-sample`` (DeepCTR's 200-row Criteo CSV). Any other interaction log is
-read with :class:`recforge.data.source.DataSource` (or :func:`recforge.data.load_file`).
+``gowalla`` (the NGCF/LightGCN train/test split), ``frappe`` (the published libFM validation/test
+files plus the raw log they came from), ``frappe-pooled`` (the libFM files only) and
+``ipinyou-fnn-sample`` (CTR data in libFM format), ``criteo-sample`` (DeepCTR's 200-row Criteo CSV).
+Any other interaction log is read with :class:`recforge.data.source.DataSource` (or
+:func:`recforge.data.load_file`).
 """
 
 from __future__ import annotations
@@ -213,15 +215,28 @@ def _load_gowalla(folder: Path) -> Dataset:
     return ds
 
 
-def _load_frappe(folder: Path) -> Dataset:
-    tables = {}
+def _frappe_libfm_tables(folder: Path) -> dict[str, Any]:
+    tables: dict[str, Any] = {}
     for part in ("validation", "test"):
         y, x = read_libfm(folder / f"frappe.{part}.libfm", labels=(-1.0, 1.0))
         tables[part] = (y, x)
     fields = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city")
     tables["fields"] = fields
     tables["n_features"] = 5382
+    return tables
+
+
+def _load_frappe(folder: Path) -> Dataset:
+    from recforge.data.ctr.frappe import ARCHIVE, read_frappe_archive
+
+    tables = _frappe_libfm_tables(folder)
+    # locate() has checked the archive's checksum (data/checksums/frappe.txt)
+    tables["log"], tables["meta"] = read_frappe_archive(folder / ARCHIVE, check=False)
     return _registered("frappe", None, folder, tables)
+
+
+def _load_frappe_pooled(folder: Path) -> Dataset:
+    return _registered("frappe-pooled", None, folder, _frappe_libfm_tables(folder))
 
 
 def _load_ipinyou(folder: Path) -> Dataset:
@@ -278,14 +293,29 @@ DATASETS: dict[str, DatasetSpec] = {
     "frappe": DatasetSpec(
         source=Source(
             "frappe",
+            ("frappe.validation.libfm", "frappe.test.libfm", "Mobile_Frappe.zip"),
+            homepage="https://github.com/hexiangnan/neural_factorization_machine (data/frappe) and "
+                     "http://baltrunas.info/research-menu/frappe (Mobile_Frappe.zip)",
+            terms="Frappe (Baltrunas et al. 2015): research use, cite frappe15, no redistribution",
+        ),
+        description="Frappe context-aware app usage on the published NFM split: training part rebuilt from the "
+                    "raw log, the published validation and test files (10 fields; app metadata)",
+        task="ctr",
+        loader=_load_frappe,
+        ctr_reader="frappe_ctr",
+    ),
+    "frappe-pooled": DatasetSpec(
+        source=Source(
+            "frappe",
             ("frappe.validation.libfm", "frappe.test.libfm"),
             homepage="https://github.com/hexiangnan/neural_factorization_machine (data/frappe)",
             terms="Frappe (Baltrunas et al. 2015): research use, cite frappe15, no redistribution",
         ),
-        description="Frappe context-aware app usage, libFM (10 fields); validation+test splits only",
+        description="Frappe's published validation+test files pooled and split 8:1:1 (the variant used before "
+                    "the raw log was available; numbers not comparable to the published split)",
         task="ctr",
-        loader=_load_frappe,
-        ctr_reader="frappe_ctr",
+        loader=_load_frappe_pooled,
+        ctr_reader="frappe_pooled_ctr",
     ),
     "ipinyou-fnn-sample": DatasetSpec(
         source=Source(

@@ -2,9 +2,10 @@
 
 The dataset's CTR split comes from :func:`recforge.data.ctr.ctr_splits` (the feature encoder is
 fitted on the training rows only): iPinYou keeps its given train/test files (10% of train, seeded,
-validates); Frappe ships only its validation and test files, so they are pooled and split 8:1:1 at
-random with the run's seed (69,266 / 8,658 / 8,658 rows: 34% of the published 202,027-row
-training file); the Criteo sample and MovieLens-100K as CTR (label ``rating >= 4``) are
+validates); ``frappe`` is the published NFM split (training rows rebuilt from the raw log with 2
+sampled negatives per positive drawn with the run's seed, the published validation and test
+files; :mod:`recforge.data.ctr.frappe`); ``frappe-pooled`` pools the two published files and splits
+them 8:1:1 at random with the run's seed (69,266 / 8,658 / 8,658 rows); the Criteo sample and MovieLens-100K as CTR (label ``rating >= 4``) are
 split at random (8:1:1, seeded). The model trains with early stopping on validation AUC (patience
 :data:`DEFAULT_PATIENCE` unless ``FitOptions.patience`` is set) and is scored once on the test
 rows. Scoring latency per 1,000 candidate rows is measured on the test rows as well.

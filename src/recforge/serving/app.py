@@ -37,11 +37,11 @@ from typing import Annotated, Any, Literal
 
 from recforge._arrays import plain_id
 from recforge._optional import require
-from recforge.errors import RecforgeError
+from recforge.errors import DataError, RecforgeError
 
 require("fastapi", purpose="the recommendation service")
 
-from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query  # noqa: E402
+from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query, Request  # noqa: E402
 from fastapi.concurrency import run_in_threadpool  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
@@ -83,7 +83,7 @@ async def _validation_error(_request: Any, exc: RequestValidationError) -> Respo
 
 # ---------------------------------------------------------------------------------------- rendering
 def render_recommendations(bundle: ModelBundle, user_id: str, k: int, events: list[tuple[str, float]],
-                           metrics: Metrics | None = None) -> bytes:
+                           metrics: Metrics | None = None, context: dict[str, str] | None = None) -> bytes:
     """The JSON body of ``GET /v1/users/{user_id}/recommendations?k=k``: the pipeline's top ``k``
     for the user and their recent ``events`` ``[(raw item id, value), ...]`` (latest first).
 
@@ -97,9 +97,11 @@ def render_recommendations(bundle: ModelBundle, user_id: str, k: int, events: li
         k: List length.
         events: The user's recent events.
         metrics: Where to count the answer's source, if anywhere.
+        context: The request context (query parameters other than ``k``) for a CTR ranker with
+            context fields, already checked by :meth:`Pipeline.check_context`.
     """
     pipe = bundle.pipeline
-    items, scores, source, _ = pipe.recommend_top(user_id, k, pipe.view.known_events(events))
+    items, scores, source, _ = pipe.recommend_top(user_id, k, pipe.view.known_events(events), context=context)
     if metrics is not None:
         metrics.rec_source(source)
     frag = bundle.item_json()
@@ -225,10 +227,14 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
     @app.get("/v1/users/{user_id}/recommendations")
     async def recommendations(
         user_id: Annotated[str, PathParam(pattern=ID_PATTERN, description="raw user id")],
+        request: Request,
         k: Annotated[int | None, Query(ge=1, le=MAX_K, description="list length")] = None,
     ) -> Response:
         kk = k or st.config.default_k
         bundle = st.bundle
+        # every other query parameter is request context (daytime=morning&weekday=sunday) for a CTR
+        # ranker trained with context fields; its encoder's fields are the valid names
+        context = {key: v for key, v in request.query_params.items() if key != "k"} or None
         if bundle is None:
             try:
                 items, scores, version = await run_in_threadpool(st.reader.get, user_id, kk)
@@ -240,7 +246,12 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
             st.metrics.rec_source("batch")
             return _json({"user_id": user_id, "k": kk, "model_version": version, "source": "batch",
                           "items": [{"item_id": plain_id(i), "score": s} for i, s in zip(items, scores, strict=True)]})
-        body = render_recommendations(bundle, user_id, kk, await _recent(st, user_id), st.metrics)
+        if context is not None:
+            try:
+                context = bundle.pipeline.check_context(context)
+            except DataError as exc:
+                raise HTTPException(422, str(exc)) from None
+        body = render_recommendations(bundle, user_id, kk, await _recent(st, user_id), st.metrics, context)
         return Response(body, media_type="application/json")
 
     rec_route = app.router.routes[-1]

@@ -21,6 +21,7 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
     # features = "ml-100k"  # dataset (or user_features / item_features: dataset or CSV/Parquet file)
     # user_field = "user"   # encoder fields holding the raw ids
     # item_field = "item"
+    # context_fields = ["daytime", "weekday"]  # fields each request supplies (?daytime=morning)
 
     [cold_start]            # users the model never saw, or with a short history
     model = "models/content.npz"  # content, hybrid-switching, hybrid-weighted, lightfm-style
@@ -67,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from recforge._arrays import check_k
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
 from recforge.serving.pipeline_config import pipeline_arguments
 from recforge.serving.postprocess import DropSeen, MinScore, Stage
@@ -177,6 +178,8 @@ class UserContext:
         train_items / train_values: The training history (item indices, values) of the user.
         history_values: One value per entry of ``history`` when there are recent events (a
             recent event's value wins over training), else None.
+        request: The request context (``{field: value}``, e.g. ``daytime=morning``) a CTR ranker
+            with context fields scores the candidates in; None: none given.
     """
 
     user_id: Any
@@ -190,6 +193,7 @@ class UserContext:
     train_items: np.ndarray | None = None
     train_values: np.ndarray | None = None
     history_values: np.ndarray | None = None
+    request: dict[str, str] | None = None
 
     def query(self) -> Query:
         return Query(self.vector, self.history, self.recent)
@@ -448,20 +452,37 @@ class Pipeline:
             ctx.vector = v.user_vectors[u]
         return ctx
 
+    def check_context(self, context: dict[str, Any] | None) -> dict[str, str] | None:
+        """A request context validated against the CTR ranker's context fields (None when empty).
+
+        Raises:
+            DataError: A field the ranker's model does not take, or a context without such a ranker.
+        """
+        if not context:
+            return None
+        if isinstance(self.ranker, CTRRanker):
+            return self.ranker.check_context(context)
+        raise DataError(f"request context {', '.join(sorted(map(str, context)))}: this pipeline's ranker takes no "
+                        "context (a ranking.kind = \"ctr\" model trained with context fields does)")
+
     def recommend(self, user_id: Any, k: int = 10, recent: list[tuple[int, float]] | None = None,
-                  *, ctx: UserContext | None = None) -> Recommendation:
-        """Top-``k`` raw item ids for one user (recent events as item indices, latest first)."""
+                  *, ctx: UserContext | None = None, context: dict[str, Any] | None = None) -> Recommendation:
+        """Top-``k`` raw item ids for one user (recent events as item indices, latest first) in a
+        request ``context`` (``{field: value}`` for a CTR ranker with context fields)."""
         check_k(k)
-        items, scores, source, n_cand = self.recommend_top(user_id, k, recent, ctx=ctx)
+        items, scores, source, n_cand = self.recommend_top(user_id, k, recent, ctx=ctx, context=context)
         ids = self.view.item_ids[items].tolist()
         sc = [s if math.isfinite(s) else None for s in scores.tolist()]
         return Recommendation(ids, sc, source, n_cand)
 
     def recommend_top(self, user_id: Any, k: int, recent: list[tuple[int, float]] | None = None,
-                      *, ctx: UserContext | None = None) -> tuple[np.ndarray, np.ndarray, str, int]:
+                      *, ctx: UserContext | None = None,
+                      context: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, str, int]:
         """:meth:`recommend` at index level: ``(item indices, scores, source, n_candidates)``."""
         ctx = ctx or self.context(user_id, recent)
         k = clamp_k(k, len(self.view.item_ids))
+        if context:
+            ctx.request = self.check_context(context)
         items, scores, source = self._retrieve(ctx, max(self.n_candidates, k))
         n_cand = len(items)
         items, scores = self._rank_and_process(ctx, items, scores, source)

@@ -139,7 +139,7 @@ def _ctr_ranker(spec: dict[str, Any], model: Recommender, ctr_model: Any, resolv
         user_features = load_user_features(_source(uf_src, resolve))
     if if_src is not None:
         item_features = load_item_features(_source(if_src, resolve))
-    kw = {k: spec.pop(k) for k in ("user_field", "item_field") if k in spec}
+    kw = {k: spec.pop(k) for k in ("user_field", "item_field", "context_fields") if k in spec}
     return CTRRanker(ctr_model, encoder, model.items_.ids, user_features, item_features,
                      user_ids=model.users_.ids[model.user_known_], **kw)
 

@@ -8,23 +8,28 @@ encoded once when the ranker is built (an ``(n_items, slots)`` index and value t
 every user's slots once per user (cached), so a request only gathers rows and overwrites the
 user's slots.
 
-Each encoder field is a *user field* (the user id field, or a column of the user features) or an
-*item field* (the item id field, or a column of the item features): for ML-100K, ``user``, age,
-gender and occupation; ``item``, genres and release year. A user without features (one the
-service has never seen) gets the fields' out-of-vocabulary / missing-value features, which is what
-the model learnt for rare values.
+Each encoder field is a *user field* (the user id field, or a column of the user features), an
+*item field* (the item id field, or a column of the item features) or a *context field* (any other
+field: Frappe's daytime, weekday, weather, ...): for ML-100K, ``user``, age, gender and occupation;
+``item``, genres and release year. Context fields come with the request
+(``GET /v1/users/{id}/recommendations?daytime=morning&weekday=sunday``): :meth:`CTRRanker.check_context`
+refuses names that are not context fields, and a value the encoder has not seen (or a field the
+request leaves out) gets the field's out-of-vocabulary / missing-value feature, as does a user
+without features (one the service has never seen): what the model learnt for rare values.
+Encoded contexts are cached like users.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from recforge._arrays import category_key, check_k, id_key
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
 
 try:  # the encoder's marker for a missing categorical value
@@ -65,12 +70,14 @@ class CTRRanker:
         cache_users: Users whose encoded slots are kept.
         user_ids: Raw user ids to encode up front in one call (e.g. the retrieval model's users),
             so their first request does not pay for it; others are encoded on first sight.
+        context_fields: Encoder fields a request supplies (Frappe: daytime, weekday, weather, ...);
+            every other field must be a user or an item field.
     """
 
     def __init__(self, model: Any, encoder: Any, item_ids: np.ndarray, user_features: pd.DataFrame | None,
                  item_features: pd.DataFrame | None, *, user_field: str | None = "user",
                  item_field: str | None = "item", cache_users: int = 100_000,
-                 user_ids: np.ndarray | None = None) -> None:
+                 user_ids: np.ndarray | None = None, context_fields: Sequence[str] = ()) -> None:
         if not getattr(model, "task", None) == "ctr" or not hasattr(model, "decision_function"):
             raise ConfigError(f"a ctr ranker needs a fitted CTR model (lr, fm, deepfm), not {type(model).__name__}")
         if not model.is_fitted():
@@ -88,30 +95,40 @@ class CTRRanker:
         icols = set(item_features.columns) if item_features is not None else set()
         self.user_side: list[str] = []
         self.item_side: list[str] = []
+        self.context_fields: list[str] = []
+        unknown = sorted(set(context_fields) - set(names))
+        if unknown:
+            raise ConfigError(f"ctr ranker: context field(s) {', '.join(unknown)} are not fields of the feature "
+                              f"encoder ({', '.join(names)})")
         for n in names:
-            if n == user_field or (n in ucols and n != item_field and n not in icols):
+            if n in context_fields:
+                self.context_fields.append(n)
+            elif n == user_field or (n in ucols and n != item_field and n not in icols):
                 self.user_side.append(n)
             elif n == item_field or n in icols:
                 self.item_side.append(n)
             else:
-                raise ConfigError(f"ctr ranker: encoder field {n!r} is neither the user/item id field nor a column of "
-                                  "the user or item features")
+                raise ConfigError(f"ctr ranker: encoder field {n!r} is neither the user/item id field, a column of "
+                                  "the user or item features, nor a request context field (context_fields)")
         self.user_field = user_field if user_field in names else None
         self.item_field = item_field if item_field in names else None
         ids = list(np.asarray(item_ids).tolist())
-        frame = self._frame(ids, self.item_side, item_features, self.item_field, self.user_side)
+        frame = self._frame(ids, self.item_side, item_features, self.item_field, self.user_side + self.context_fields)
         rows = encoder.transform(frame, name="ctr-ranker items")
         if not np.array_equal(rows.slot_fields, model.slot_fields_):
             raise ConfigError("the feature encoder's slot layout differs from the CTR model's training rows")
         user_fields = [names.index(n) for n in self.user_side]
         self.user_slots = np.flatnonzero(np.isin(rows.slot_fields, user_fields))
+        self.context_slots = np.flatnonzero(np.isin(rows.slot_fields, [names.index(n) for n in self.context_fields]))
+        self._contexts: OrderedDict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.item_index = np.ascontiguousarray(rows.index)
         self.item_value = np.ascontiguousarray(rows.value)
         self._users: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_users = cache_users
         if user_ids is not None and len(user_ids):
             ids = list(np.asarray(user_ids).tolist())[:cache_users]
-            frame = self._frame(ids, self.user_side, user_features, self.user_field, self.item_side)
+            frame = self._frame(ids, self.user_side, user_features, self.user_field,
+                                self.item_side + self.context_fields)
             rows = encoder.transform(frame, name="ctr-ranker users")
             ui = rows.index[:, self.user_slots]
             uv = rows.value[:, self.user_slots]
@@ -142,7 +159,8 @@ class CTRRanker:
         hit = self._users.get(key)
         if hit is not None:
             return hit
-        frame = self._frame([user_id], self.user_side, self.user_features, self.user_field, self.item_side)
+        frame = self._frame([user_id], self.user_side, self.user_features, self.user_field,
+                            self.item_side + self.context_fields)
         if user_id is None and self.user_field is not None:
             frame[self.user_field] = _MISSING
         rows = self.encoder.transform(frame, name="ctr-ranker user")
@@ -152,20 +170,63 @@ class CTRRanker:
             self._users.popitem(last=False)
         return out
 
-    def rows(self, user_id: Any, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Feature rows ``(index, value)`` of one user with each of ``items`` (item indices)."""
+    def check_context(self, context: Mapping[str, Any] | None) -> dict[str, str]:
+        """A request's context as ``{field: value}`` strings; names must be context fields.
+
+        Raises:
+            DataError: A name is not a context field of the encoder (one line naming the fields).
+        """
+        if not context:
+            return {}
+        bad = sorted(str(k) for k in context if k not in self.context_fields)
+        if bad:
+            takes = ", ".join(self.context_fields) if self.context_fields else "none"
+            raise DataError(f"unknown request context field(s) {', '.join(bad)}; the ranker's model takes: {takes}")
+        return {str(k): category_key(v) for k, v in context.items()}
+
+    def context_row(self, context: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+        """The encoded context slots ``(index, value)`` of a request context (cached); absent fields
+        and unseen values get the field's missing / out-of-vocabulary feature."""
+        ctx = self.check_context(context)
+        key = tuple(ctx.get(n, "\x00absent") for n in self.context_fields)
+        hit = self._contexts.get(key)
+        if hit is not None:
+            self._contexts.move_to_end(key)
+            return hit
+        frame = self._frame([None], [], None, None, self.user_side + self.item_side + self.context_fields)
+        for n, v in ctx.items():
+            spec = self.encoder.fields[[s.name for s in self.encoder.fields].index(n)]
+            frame[n] = pd.Series([v], dtype=object) if spec.kind != "numeric" else pd.to_numeric(
+                pd.Series([v]), errors="coerce").astype(np.float64)
+        rows = self.encoder.transform(frame, name="request context")
+        out = (rows.index[0, self.context_slots].copy(), rows.value[0, self.context_slots].copy())
+        self._contexts[key] = out
+        if len(self._contexts) > 4096:
+            self._contexts.popitem(last=False)
+        return out
+
+    def rows(self, user_id: Any, items: np.ndarray,
+             context: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Feature rows ``(index, value)`` of one user with each of ``items`` (item indices) in a
+        request ``context`` (``{context field: value}``)."""
         idx = self.item_index[items]
         val = self.item_value[items]
         ui, uv = self.user_row(user_id)
         idx[:, self.user_slots] = ui
         val[:, self.user_slots] = uv
+        if len(self.context_slots):
+            ci, cv = self.context_row(context)
+            idx[:, self.context_slots] = ci
+            val[:, self.context_slots] = cv
+        elif context:
+            self.check_context(context)
         return idx, val
 
     def score(self, ctx: Any, items: np.ndarray) -> np.ndarray:
-        """Logits of ``items`` for the request's user (one vectorised call)."""
+        """Logits of ``items`` for the request's user in the request's context (one vectorised call)."""
         if len(items) == 0:
             return np.empty(0)
-        idx, val = self.rows(ctx.user_id, np.asarray(items, np.int64))
+        idx, val = self.rows(ctx.user_id, np.asarray(items, np.int64), getattr(ctx, "request", None))
         return np.asarray(self.model.decision_function(idx, val), np.float64)
 
     def describe(self) -> str:

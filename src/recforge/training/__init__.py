@@ -21,12 +21,14 @@ _LAZY = {
     "fit_network": "recforge.training.loop",
     "resolve_device": "recforge.training.loop",
     "run_context": "recforge.training.loop",
+    "DecayOnPlateau": "recforge.training.plateau",
     "RankingValidation": "recforge.training.validation",
     "RatingValidation": "recforge.training.validation",
     "Validation": "recforge.training.validation",
 }
 
 __all__ = [
+    "DecayOnPlateau",
     "RankingValidation",
     "RatingValidation",
     "RecDataModule",

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from recforge.config import FitOptions
 from recforge.data.ctr import CTRData
 from recforge.metrics import roc_auc
+from recforge.models.ctr.dcn import DCNv2, CrossLayer
 from recforge.models.ctr.fm import FM, DeepFM, fm_interaction
 from recforge.models.ctr.linear import LogisticRegression
 from recforge.testing.ctr_conformance import CTRConformance, toy_ctr
@@ -19,6 +20,7 @@ from recforge.testing.ctr_conformance import CTRConformance, toy_ctr
 _NEG_FIELDS = {
     "negative_item": "read only when negatives > 0 (negatives changes the output)",
     "negative_user": "read only when negatives > 0 (negatives changes the output)",
+    "lr_decay": "acts only with validation rows (test_lr_decay_on_plateau_changes_the_fit)",
 }
 
 
@@ -57,7 +59,34 @@ class TestDeepFM(CTRConformance):
     min_auc = 0.72
 
 
-@pytest.mark.parametrize("cls", [TestLogisticRegression, TestFM, TestDeepFM])
+class TestDCNv2(CTRConformance):
+    model_class = DCNv2
+    config = {"epochs": 10, "batch_size": 256, "embedding_size": 4, "learning_rate": 0.02, "init_std": 0.1,
+              "hidden": (16, 16), "dropout": 0.1, "cross_layers": 2}
+    changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": False, "embedding_size": 6, "reg": 0.1,
+               "embedding_reg": 0.1, "init_std": 0.01, "learning_rate": 0.005, "batch_size": 128, "epochs": 5,
+               "optimizer": "adagrad", "ema_decay": 0.9, "negatives": 1, "ensemble": 2, "cross_layers": 1,
+               "low_rank": 2, "structure": "stacked"}
+    unchanged = _NEG_FIELDS
+    invalid = [{"hidden": (0, 4)}, {"dropout": 1.0}, {"cross_layers": 0}, {"low_rank": -1},
+               {"structure": "serial"}, {"embedding_size": 0}]
+    min_auc = 0.72
+
+
+def test_cross_layer_is_the_dcn_v2_formula():
+    """``x0 * (W x + b) + x`` exactly, and the low-rank layer is ``W = U V^T``."""
+    torch.manual_seed(0)
+    layer = CrossLayer(3)
+    x0, x = torch.randn(4, 3), torch.randn(4, 3)
+    want = x0 * (x @ layer.w.weight.T + layer.w.bias) + x
+    assert torch.allclose(layer(x0, x), want, atol=1e-6)
+    low = CrossLayer(3, rank=1)
+    w = low.u.weight @ low.v.weight  # (3, 1) @ (1, 3): rank one
+    assert torch.linalg.matrix_rank(w) == 1
+    assert torch.allclose(low(x0, x), x0 * (x @ w.T + low.u.bias) + x, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [TestLogisticRegression, TestFM, TestDeepFM, TestDCNv2])
 def test_changes_and_unchanged_cover_every_config_field(cls):
     fields = set(cls.model_class().config.to_dict())
     assert set(cls.changes) | set(cls.unchanged) == fields
@@ -206,3 +235,31 @@ def test_ctr_models_are_torch_estimators_without_the_user_item_api():
         assert cls.backend == "torch" and cls.task == "ctr"
         for name in ("score", "predict", "recommend", "recommend_for_history"):
             assert not hasattr(cls, name), name
+
+
+def test_lr_decay_on_plateau_changes_the_fit():
+    """With validation rows, ``lr_decay`` cuts the learning rate after a check without improvement."""
+    train, valid = toy_ctr(600)[:2]
+    # the last weights, not the best check's: the decay acts on the epochs after a plateau
+    opts = FitOptions(seed=0, threads=1, validation=valid, patience=None, restore_best=False)
+    cfg = {"epochs": 12, "batch_size": 128, "embedding_size": 4, "learning_rate": 0.2, "init_std": 0.1}
+    a = FM(cfg).fit(train, opts)
+    b = FM({**cfg, "lr_decay": 0.1}).fit(train, opts)
+    assert not np.allclose(a.predict_proba(valid), b.predict_proba(valid))
+
+
+def test_decay_on_plateau_schedule():
+    """Exact schedule: improve, plateau (x0.1), improve, plateau (x0.1), floor at min_lr."""
+    from types import SimpleNamespace
+
+    from recforge.training.plateau import DecayOnPlateau
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cb = DecayOnPlateau("val_auc", "max", factor=0.1, min_lr=0.005)
+    lrs = []
+    for auc in (0.6, 0.6, 0.7, 0.65, 0.5, 0.8):
+        cb.on_validation_end(SimpleNamespace(sanity_checking=False, callback_metrics={"val_auc": torch.tensor(auc)},
+                                             optimizers=[opt]), None)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.01, 0.005, 0.005])
+    assert cb.decays == 3 and cb.best == pytest.approx(0.8)

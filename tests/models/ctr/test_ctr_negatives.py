@@ -83,12 +83,12 @@ def test_invalid_negative_options(bad):
 @pytest.mark.skipif(not has_dataset("frappe"), reason="frappe data not available")
 def test_frappe_user_item_cross_lifts_logistic_regression():
     """LR on Frappe 8:1:1 (seed 0), validation AUC: ~0.930 alone, ~0.960 with a user x item cross field."""
-    from recforge.data.ctr import frappe_ctr
+    from recforge.data.ctr import frappe_pooled_ctr
     from recforge.training import TrainingOptions
 
     aucs = {}
     for crosses in ((), [("user", "item")]):
-        split = frappe_ctr(seed=0, crosses=crosses)
+        split = frappe_pooled_ctr(seed=0, crosses=crosses)
         model = LogisticRegression(epochs=40, batch_size=1024, learning_rate=0.02).fit(
             split.train, TrainingOptions(seed=0, threads=1, validation=split.valid, patience=3))
         aucs[bool(crosses)] = roc_auc(split.valid.labels, model.predict_proba(split.valid))
@@ -105,6 +105,6 @@ def test_frappe_deepfm_sampled_negatives_band():
     from recforge.data import load
     from recforge.evaluation.protocols import evaluate
 
-    res = evaluate(DeepFM(epochs=3, negatives=4), load("frappe"), "ctr-holdout", options=FitOptions(seed=0, threads=1))
+    res = evaluate(DeepFM(epochs=3, negatives=4), load("frappe-pooled"), "ctr-holdout", options=FitOptions(seed=0, threads=1))
     assert res.summary.iloc[0]["n_train"] == 69266  # the protocol's rows: sampled negatives are added inside fit
     assert res.metric("AUC") > 0.958

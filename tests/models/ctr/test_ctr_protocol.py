@@ -62,7 +62,7 @@ def test_frappe_fm_band():
     from recforge.data import load
 
     res = evaluate(FM(embedding_size=16, batch_size=1024, learning_rate=2e-3, reg=1e-4, init_std=0.1, epochs=6),
-                   load("frappe"), "ctr-holdout", options=FitOptions(seed=0, threads=1))
+                   load("frappe-pooled"), "ctr-holdout", options=FitOptions(seed=0, threads=1))
     assert res.metric("AUC") > 0.92  # LR reaches ~0.92 here; the FM must do better
 
 
@@ -74,6 +74,6 @@ def test_frappe_deepfm_defaults_band():
     from recforge.data import load
     from recforge.models.ctr.fm import DeepFM
 
-    res = evaluate(DeepFM(epochs=3), load("frappe"), "ctr-holdout", options=FitOptions(seed=0, threads=1))
+    res = evaluate(DeepFM(epochs=3), load("frappe-pooled"), "ctr-holdout", options=FitOptions(seed=0, threads=1))
     assert res.summary.iloc[0]["n_train"] == 69266
     assert res.metric("AUC") > 0.94

@@ -6,7 +6,8 @@ negatives and the CTR readers of the registered datasets.
 - :mod:`~recforge.data.ctr._negatives`: :func:`sample_negatives` (raw frames) and
   :func:`with_sampled_negatives` (encoded rows), drawn by the one sampler of
   :mod:`recforge.data.sampling`.
-- :mod:`~recforge.data.ctr.readers`: frappe, ipinyou, criteo and MovieLens as CTR, and
+- :mod:`~recforge.data.ctr.frappe`: Frappe's published split rebuilt from the raw log.
+- :mod:`~recforge.data.ctr.readers`: frappe, frappe-pooled, ipinyou, criteo and MovieLens as CTR, and
   :func:`ctr_splits` for any registered CTR dataset.
 """
 
@@ -20,6 +21,7 @@ from recforge.data.ctr.readers import (
     criteo_fields,
     ctr_splits,
     frappe_ctr,
+    frappe_pooled_ctr,
     ipinyou_ctr,
     libfm_frame,
     movielens_ctr,
@@ -41,6 +43,7 @@ __all__ = [
     "cross",
     "ctr_splits",
     "frappe_ctr",
+    "frappe_pooled_ctr",
     "ipinyou_ctr",
     "libfm_frame",
     "movielens_ctr",

@@ -9,6 +9,9 @@ frames (before encoding), :func:`with_sampled_negatives` on encoded :class:`CTRD
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -21,7 +24,8 @@ __all__ = ["sample_negatives", "with_sampled_negatives"]
 
 
 def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "item", user: str | None = "user",
-                     label: str = "label", seed: int | np.random.Generator = 0) -> pd.DataFrame:
+                     label: str = "label", seed: int | np.random.Generator = 0, *,
+                     items: Sequence[Any] | None = None, exclude: pd.DataFrame | None = None) -> pd.DataFrame:
     """Extra negative rows drawn from the positive rows of a (training) frame.
 
     For every positive row, ``n_per_positive`` copies with the label set to 0 and the ``item``
@@ -38,6 +42,10 @@ def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "
         user: Column whose positive items are never drawn for that user; None draws any item.
         label: The 0/1 label column.
         seed: Seed (or numpy generator) of the draws.
+        items: The catalogue the replacement item is drawn from (default: the items of ``frame``);
+            it must hold every item of ``frame``. Frappe's published negatives draw from all apps.
+        exclude: ``user``/``item`` pairs never drawn (default: the positive rows of ``frame``), e.g.
+            each user's whole log when the published negatives were drawn that way.
 
     Returns:
         The new rows only (``n_per_positive`` per positive, in the positives' order, index reset);
@@ -57,16 +65,30 @@ def sample_negatives(frame: pd.DataFrame, n_per_positive: int = 1, item: str = "
     pos = np.flatnonzero(y == 1)
     if n_per_positive == 0 or len(pos) == 0:
         return frame.iloc[:0].reset_index(drop=True)
-    item_code, items = pd.factorize(frame[item], sort=True)
+    if items is None:
+        item_code, items = pd.factorize(frame[item], sort=True)
+    else:
+        items = pd.Index(sorted(set(items)), dtype=frame[item].dtype)
+        item_code = items.get_indexer(frame[item])
+        if (item_code < 0).any():
+            raise DataError(f"sample_negatives: item {frame[item].iloc[int(np.flatnonzero(item_code < 0)[0])]!r} "
+                            "is not in the items catalogue")
     n_items = len(items)
     rows = np.repeat(pos, n_per_positive)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if user is None:
         draw = UnseenSampler(None, rng, n_items=n_items).sample(np.zeros(len(rows), np.int64), 1).ravel()
     else:
-        user_code = pd.factorize(frame[user], sort=True)[0].astype(np.int64)
-        seen = sp.csr_matrix((np.ones(len(pos), np.float32), (user_code[pos], item_code[pos])),
-                             shape=(int(user_code.max()) + 1, n_items))
+        user_code, users = pd.factorize(frame[user], sort=True)
+        user_code = user_code.astype(np.int64)
+        if exclude is None:
+            ex_u, ex_i = user_code[pos], item_code[pos]
+        else:
+            ex_u = users.get_indexer(exclude[user].astype(frame[user].dtype))
+            ex_i = items.get_indexer(exclude[item].astype(frame[item].dtype))
+            keep = (ex_u >= 0) & (ex_i >= 0)
+            ex_u, ex_i = ex_u[keep], ex_i[keep]
+        seen = sp.csr_matrix((np.ones(len(ex_u), np.float32), (ex_u, ex_i)), shape=(len(users), n_items))
         seen.sum_duplicates()
         # a user who has every item as a positive has no negative to draw
         rows = rows[np.diff(seen.indptr)[user_code[rows]] < n_items]

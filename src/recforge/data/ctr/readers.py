@@ -2,10 +2,13 @@
 
 The encoder is always fitted on the training part only:
 
-- ``frappe``: only the validation and test files ship, so both are pooled and split 8:1:1 at
-  random with a fixed seed (BARS' Frappe_x1 uses 7:2:1 of the full set; with 30% of its rows
-  the larger training share matters more, and the test part keeps the same size); every libFM
-  column is a categorical field.
+- ``frappe``: the published NFM protocol: training rows rebuilt from the raw log (the log rows
+  that are not positives of the published validation/test files, plus 2 sampled negatives per
+  positive; :mod:`recforge.data.ctr.frappe`), the published validation and test files unchanged
+  (decoded to raw values); optionally the app metadata of ``meta.csv`` as item fields.
+- ``frappe-pooled``: the variant used before the raw log was available: the validation and test
+  files pooled and split 8:1:1 at random with a fixed seed; every libFM column is a categorical
+  field (feature indices as values).
 - ``ipinyou-fnn-sample``: the given train/test files; 10% of train (seeded) is the validation set.
 - ``criteo-sample``: 13 numeric (log) + 26 categorical (min count 2) fields, random 8:1:1.
 - ``ml-100k`` as CTR: user id, age (quantile bins), gender, occupation, item id, genres
@@ -34,6 +37,7 @@ __all__ = [
     "criteo_fields",
     "ctr_splits",
     "frappe_ctr",
+    "frappe_pooled_ctr",
     "ipinyou_ctr",
     "libfm_frame",
     "movielens_ctr",
@@ -78,10 +82,64 @@ def _load(name: str, dataset: Any) -> Any:
     return dataset if dataset is not None else load(name)
 
 
-def frappe_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+def frappe_ctr(dataset: Any = None, seed: int = 0, item_features: bool | Sequence[str] = False, min_count: int = 1,
+               crosses: Sequence[Sequence[str] | FieldSpec] = (), cross_min_count: int = 1,
+               negatives: int = 0) -> CTRSplit:
+    """Frappe on its published protocol (NFM, SIGIR 2017): the rebuilt training part, the published
+    validation and test files (:func:`recforge.data.ctr.frappe.rebuild_frappe`).
+
+    Training rows: the 67,604 rows of ``frappe.csv`` that are not positives of the validation or
+    test file, plus 2 negatives per positive drawn with ``seed`` as the published ones were (user
+    and context kept, the app uniform over all 4,082 apps, never one the user used). The encoder is
+    fitted on those training rows (positives and negatives, as on the published training file);
+    validation (57,722 rows) and test (28,860 rows) are the published files, decoded to raw values.
+
+    Args:
+        item_features: App metadata from ``meta.csv`` joined on the app as extra categorical fields
+            (``True``: category, downloads, developer, language, price, rating; or a list of them).
+            They let the model score apps it saw few or no training positives of.
+        min_count: Values seen fewer times in training share their field's OOV feature.
+        crosses: Cross fields after the other fields (see :func:`frappe_pooled_ctr`).
+        cross_min_count: Minimum count of a cross value.
+        negatives: Extra negatives per training positive beyond the published 2, drawn after the
+            encoder is fitted (see :func:`frappe_pooled_ctr`).
+    """
+    from recforge.data.ctr.frappe import FRAPPE_ITEM_FEATURES, rebuild_frappe
+
+    ds = _load("frappe", dataset)
+    if "log" not in ds.tables:
+        raise DataError("frappe: the raw log (Mobile_Frappe.zip) is needed to rebuild the published split; "
+                        "use the 'frappe-pooled' dataset for the validation+test files alone")
+    reb = rebuild_frappe(ds.tables["log"], ds.tables["validation"], ds.tables["test"], seed=seed)
+    fields = list(ds.tables["fields"])
+    frames = {"train": reb.train, "valid": reb.valid, "test": reb.test}
+    meta_fields: list[str] = []
+    if item_features:
+        meta_fields = list(FRAPPE_ITEM_FEATURES if item_features is True else item_features)
+        bad = [f for f in meta_fields if f not in FRAPPE_ITEM_FEATURES]
+        if bad:
+            raise ConfigError(f"frappe item_features: unknown column(s) {', '.join(bad)}; "
+                              f"available: {', '.join(FRAPPE_ITEM_FEATURES)}")
+        meta = ds.tables["meta"].drop_duplicates("item").set_index("item")[meta_fields]
+        frames = {k: v.join(meta, on="item") for k, v in frames.items()}
+    extra = _user_item_crosses(crosses, fields, cross_min_count)
+    enc = FeatureEncoder([FieldSpec(f, min_count=min_count) for f in fields + meta_fields] + extra)
+    n_pos = reb.n_train_positives
+    desc = (f"frappe: published NFM split; training rebuilt from the raw log: {n_pos} positives (log rows not in "
+            f"the validation/test files; {reb.n_matched}/{reb.n_positives} validation+test positives mapped back, "
+            f"match rate {reb.match_rate:.4f}) + {len(reb.train) - n_pos} sampled negatives (2 per positive, seed "
+            f"{seed}); validation {len(reb.valid)} and test {len(reb.test)} rows = the published files")
+    if meta_fields:
+        desc += "; app metadata fields " + ", ".join(meta_fields)
+    if extra:
+        desc += "; cross fields " + ", ".join(f"{c.name} (min count {c.min_count})" for c in extra)
+    return _encode_parts(enc, frames, "frappe", desc, negatives=negatives, seed=seed)
+
+
+def frappe_pooled_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                min_count: int = 1, crosses: Sequence[Sequence[str] | FieldSpec] = (), cross_min_count: int = 1,
                negatives: int = 0) -> CTRSplit:
-    """Frappe as a CTR split: validation + test files pooled and split at random with ``seed``.
+    """``frappe-pooled``: Frappe's validation + test files pooled and split at random with ``seed``.
 
     The published training file (202,027 rows) is not available, so the 86,582 rows that are get
     split 8:1:1 (BARS uses 7:2:1 on the full set; 8:1:1 trains on 14% more rows with the same
@@ -95,18 +153,18 @@ def frappe_ctr(dataset: Any = None, seed: int = 0, fractions: tuple[float, float
             by ``seed``) from the training rows after the encoder is fitted; validation and test
             rows are never touched.
     """
-    ds = _load("frappe", dataset)
+    ds = _load("frappe-pooled", dataset)
     fields = ds.tables["fields"]
     pool = pd.concat([libfm_frame(*ds.tables[p], fields) for p in ("validation", "test")], ignore_index=True)
     parts = random_parts(len(pool), fractions, seed)
     frames = {k: pool.iloc[p].reset_index(drop=True) for k, p in zip(("train", "valid", "test"), parts, strict=True)}
     extra = _user_item_crosses(crosses, fields, cross_min_count)
     enc = FeatureEncoder([FieldSpec(f, min_count=min_count) for f in fields] + extra)
-    desc = (f"frappe: validation+test files pooled ({len(pool)} rows), random {fractions[0]:g}/{fractions[1]:g}/"
+    desc = (f"frappe-pooled: validation+test files pooled ({len(pool)} rows), random {fractions[0]:g}/{fractions[1]:g}/"
             f"{fractions[2]:g} split, seed {seed}")
     if extra:
         desc += "; cross fields " + ", ".join(f"{c.name} (min count {c.min_count})" for c in extra)
-    return _encode_parts(enc, frames, "frappe", desc, negatives=negatives, seed=seed)
+    return _encode_parts(enc, frames, "frappe-pooled", desc, negatives=negatives, seed=seed)
 
 
 def ipinyou_ctr(dataset: Any = None, seed: int = 0, valid_fraction: float = 0.1, min_count: int = 2) -> CTRSplit:

@@ -1,4 +1,4 @@
-"""Click-through-rate models on encoded feature rows (:mod:`recforge.data.ctr`): LR, FM, DeepFM.
+"""Click-through-rate models on encoded feature rows (:mod:`recforge.data.ctr`): LR, FM, DeepFM, DCN-V2.
 
 Listing these models never imports torch; building one needs the ``torch`` extra. The contract
 (:class:`~recforge.models.ctr.base.CTRModel`, :class:`~recforge.models.ctr.base.CTRConfig`) and the
@@ -12,6 +12,7 @@ CATALOG = {
     "lr": ("recforge.models.ctr.linear", "LogisticRegression", "ctr", "torch"),
     "fm": ("recforge.models.ctr.fm", "FM", "ctr", "torch"),
     "deepfm": ("recforge.models.ctr.fm", "DeepFM", "ctr", "torch"),
+    "dcnv2": ("recforge.models.ctr.dcn", "DCNv2", "ctr", "torch"),
 }
 
 _LAZY = {
@@ -20,6 +21,7 @@ _LAZY = {
     "LogisticRegression": "recforge.models.ctr.linear",
     "FM": "recforge.models.ctr.fm",
     "DeepFM": "recforge.models.ctr.fm",
+    "DCNv2": "recforge.models.ctr.dcn",
 }
 __all__ = ["CATALOG", *_LAZY]
 

@@ -32,6 +32,7 @@ from recforge.models.base import Estimator
 from recforge.models.ctr._networks import CTRNetwork, EnsembleNetwork
 from recforge.training.batches import TensorBatcher
 from recforge.training.loop import fit_network, run_context
+from recforge.training.plateau import DecayOnPlateau
 from recforge.training.validation import AUCValidation
 
 __all__ = ["CTRConfig", "CTRModel", "check_hidden"]
@@ -67,6 +68,10 @@ class CTRConfig(TorchConfig):
     """Field whose value a sampled negative redraws (a one-slot categorical field)."""
     negative_user: str = "user"
     """Field whose positive items a sampled negative never draws (``""``: any item)."""
+    lr_decay: float = 0.0
+    """With validation rows: multiply the learning rate by this factor after every validation check
+    that does not improve validation AUC (:class:`~recforge.training.plateau.DecayOnPlateau`;
+    FuxiCTR's loop, behind BARS' published CTR numbers, uses 0.1). 0: a constant learning rate."""
     ensemble: int = 1
     """Networks trained side by side (same batches, each from its own random initialisation, each
     minimising its own loss); the model's logit is the mean of theirs, and early stopping watches
@@ -79,6 +84,7 @@ class CTRConfig(TorchConfig):
         self.check(self.embedding_reg >= 0, "embedding_reg", "must be >= 0")
         self.check(self.negatives >= 0, "negatives", "must be >= 0")
         self.check(self.ensemble >= 1, "ensemble", "must be >= 1")
+        self.check(0.0 <= self.lr_decay < 1.0, "lr_decay", "must be in [0, 1) (0: no decay)")
         self.check(bool(self.negative_item), "negative_item", "must name the item field")
         self.check(self.negative_user != self.negative_item, "negative_user", "must differ from negative_item")
 
@@ -136,6 +142,10 @@ class CTRModel(TorchState, Estimator):
             )
             valid = ctx.options.validation
             validation = AUCValidation(_as_rows(valid, "validation"), data, ctx.device) if valid is not None else None
+            if validation is not None and cfg.lr_decay > 0:
+                decay = DecayOnPlateau(validation.monitor, validation.mode, cfg.lr_decay,
+                                       min_delta=ctx.options.min_delta)
+                ctx.options = ctx.options.replace(callbacks=(*ctx.options.callbacks, decay))
             self._net = net  # scorable between epochs (FitOptions.epoch_callback)
             result = fit_network(net, batches, ctx, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
                                  optimizer=cfg.optimizer, validation=validation, name=self.name, model=self,
