@@ -159,7 +159,7 @@ def test_train_batch_serve_click(tmp_path, database):
             assert code == 201, ack
         code, warm = http("GET", f"{base}/v1/users/visitor-{port}/recommendations?k=5")
         got = [x["item_id"] for x in warm["items"]]
-        assert warm["source"] == "model" and got != [x["item_id"] for x in cold["items"]]
+        assert warm["source"] == "ann" and got != [x["item_id"] for x in cold["items"]]
         assert all(cluster_of(i) == 2 for i in got) and not set(clicks) & set(got)
 
         # a known user from cluster 1 clicks through cluster 3: the next list moves there

@@ -93,7 +93,7 @@ def test_ratings_posted_to_the_service_change_every_models_list(ui):
     after = {m.slug: recs(client, m.slug, user) for m in state.served}
     for m in state.served:
         ids = [x["item_id"] for x in after[m.slug]["items"]]
-        assert after[m.slug]["source"] == "model"
+        assert after[m.slug]["source"] not in ("fallback-popularity", "none")  # the model (its retriever) answered
         assert not set(ids) & set(DRAMA[:3])  # rated items are not recommended again
         assert ids != [x["item_id"] for x in before[m.slug]["items"]]
     # item-kNN follows the rated group: the two unrated Drama movies lead its list
