@@ -233,8 +233,11 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
         kk = k or st.config.default_k
         bundle = st.bundle
         # every other query parameter is request context (daytime=morning&weekday=sunday) for a CTR
-        # ranker trained with context fields; its encoder's fields are the valid names
+        # ranker trained with context fields, whose encoder's fields are the valid names; a pipeline
+        # that takes no context ignores them (cache busters, tracing flags), as HTTP APIs do
         context = {key: v for key, v in request.query_params.items() if key != "k"} or None
+        if context is not None and bundle is not None and not bundle.pipeline.takes_context:
+            context = None
         if bundle is None:
             try:
                 items, scores, version = await run_in_threadpool(st.reader.get, user_id, kk)

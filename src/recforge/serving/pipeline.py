@@ -452,6 +452,11 @@ class Pipeline:
             ctx.vector = v.user_vectors[u]
         return ctx
 
+    @property
+    def takes_context(self) -> bool:
+        """Whether the ranker scores candidates in a request context (a CTR ranker with context fields)."""
+        return isinstance(self.ranker, CTRRanker) and bool(self.ranker.context_fields)
+
     def check_context(self, context: dict[str, Any] | None) -> dict[str, str] | None:
         """A request context validated against the CTR ranker's context fields (None when empty).
 
