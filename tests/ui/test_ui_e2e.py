@@ -158,7 +158,8 @@ def test_ui_in_a_real_browser(server, browser, artefacts, tmp_path):
     before = {s: _rec_ids(page, s) for s in slugs}
     page.fill("#q", "star")
     page.press("#q", "Enter")
-    page.wait_for_function("document.querySelector('#search-status').textContent.includes('items')")
+    # the page searched once on load (popular items): wait for the list that answers "star"
+    page.wait_for_function("document.querySelector('#results').dataset.query === 'star'")
     titles = page.eval_on_selector_all("#results .res-title", "els => els.map(e => e.textContent)")[:5]
     assert len(titles) == 5
     for j, title in enumerate(titles):

@@ -127,6 +127,7 @@
     try { res = await getJSON(url); } catch (e) { say("search-status", "Search failed: " + e.message); return; }
     const ul = document.getElementById("results");
     ul.replaceChildren(...res.items.map(resultItem));
+    ul.dataset.query = q;  // which search the list answers (the page searches once on load)
     say("search-status", res.items.length ? res.items.length + " items, most popular first." : "Nothing matches.");
   }
 
