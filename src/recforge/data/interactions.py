@@ -14,6 +14,8 @@ from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import DataError
 
 Duplicates = Literal["error", "sum", "mean", "last", "first"]
+#: The kinds a named signal can have (see :attr:`Interactions.signal_kinds`).
+SIGNAL_KINDS = ("count", "duration", "rating", "binary")
 
 
 @dataclass(eq=False)
@@ -36,6 +38,11 @@ class Interactions:
         user_features: Optional side features, one row per raw user id (the DataFrame's index).
         item_features: Optional side features, one row per raw item id (the DataFrame's index).
         name: A label for reports.
+        signals: Named extra signals per row (``{"plays": array, "hours": array}``), each a float32
+            array aligned with the rows; what a composite utility or an implicit-to-explicit model
+            is built from. Empty when the log has one value column.
+        signal_kinds: The kind of each signal, one of ``SIGNAL_KINDS`` (count, duration, rating,
+            binary); a signal without an entry is taken as ``count``.
     """
 
     user_idx: np.ndarray
@@ -48,6 +55,8 @@ class Interactions:
     user_features: pd.DataFrame | None = None
     item_features: pd.DataFrame | None = None
     name: str = "interactions"
+    signals: dict[str, np.ndarray] = field(default_factory=dict)
+    signal_kinds: dict[str, str] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +70,20 @@ class Interactions:
             self.timestamps = np.ascontiguousarray(self.timestamps, dtype=np.int64)
             if len(self.timestamps) != n:
                 raise DataError("timestamps must have one entry per interaction")
+        signals = {}
+        for key, arr in (self.signals or {}).items():
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+            if arr.shape != (n,):
+                raise DataError(f"signal {key!r} has {len(arr)} entries for {n} interactions")
+            signals[str(key)] = arr
+        self.signals = signals
+        kinds = {str(k): str(v) for k, v in (self.signal_kinds or {}).items()}
+        for key, kind in kinds.items():
+            if key not in signals:
+                raise DataError(f"signal_kinds names {key!r}, which is not a signal (signals: {sorted(signals)})")
+            if kind not in SIGNAL_KINDS:
+                raise DataError(f"signal {key!r}: kind {kind!r} is not one of {', '.join(SIGNAL_KINDS)}")
+        self.signal_kinds = {k: kinds.get(k, "count") for k in signals}
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -294,6 +317,8 @@ class Interactions:
             item_idx=self.item_idx[sel],
             values=self.values[sel],
             timestamps=None if self.timestamps is None else self.timestamps[sel],
+            signals={k: v[sel] for k, v in self.signals.items()},
+            signal_kinds=dict(self.signal_kinds),
             name=name or self.name,
             _cache={},
         )
@@ -318,7 +343,8 @@ class Interactions:
         )
 
     def to_dataframe(self) -> pd.DataFrame:
-        """Rows with raw ids: ``user_id, item_id, value`` and ``timestamp`` when present."""
+        """Rows with raw ids: ``user_id, item_id, value``, ``timestamp`` when present, then one
+        column per named signal."""
         df = pd.DataFrame(
             {
                 "user_id": self.users.ids[self.user_idx],
@@ -328,6 +354,8 @@ class Interactions:
         )
         if self.timestamps is not None:
             df["timestamp"] = self.timestamps
+        for key, arr in self.signals.items():
+            df[key] = arr
         return df
 
     def rating_scale(self) -> tuple[float, float]:

@@ -4,6 +4,7 @@ Layout (``FORMAT`` version 1)::
 
     manifest.json          format, version, name, explicit, counts, which files exist
     user_idx.npy item_idx.npy values.npy [timestamps.npy]      one entry per row
+    [signal_0.npy signal_1.npy ...]                             named signals, in the manifest's order
     users.npy items.npy                                         the vocabularies' sorted raw ids
     [csr_indptr.npy csr_indices.npy csr_data.npy]               the users x items CSR matrix
     [user_features.parquet item_features.parquet]
@@ -49,6 +50,9 @@ def save_interactions(data: Any, directory: str | Path, *, csr: bool = True) -> 
                  "users": data.users.ids, "items": data.items.ids}
         if data.timestamps is not None:
             files["timestamps"] = data.timestamps
+        signals = getattr(data, "signals", {}) or {}
+        for i, arr in enumerate(signals.values()):
+            files[f"signal_{i}"] = arr
         for key, arr in files.items():
             np.save(tmp / f"{key}.npy", np.asarray(arr), allow_pickle=False)
         if csr:
@@ -65,6 +69,7 @@ def save_interactions(data: Any, directory: str | Path, *, csr: bool = True) -> 
             "format": FORMAT, "version": VERSION, "name": data.name, "explicit": bool(data.explicit),
             "n_rows": len(data), "n_users": data.n_users, "n_items": data.n_items,
             "timestamps": data.timestamps is not None, "csr": bool(csr), "features": feats,
+            "signals": [[k, data.signal_kinds.get(k, "count")] for k in signals],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         for f in tmp.iterdir():
@@ -132,9 +137,12 @@ def read_store(directory: str | Path) -> tuple[dict[str, Any], sp.csr_matrix | N
         import pandas as pd
 
         feats[f"{side}_features"] = pd.read_parquet(directory / f"{side}_features.parquet")
+    named = manifest.get("signals", [])
+    signals = {str(k): load(f"signal_{i}", length=n) for i, (k, _) in enumerate(named)}
     fields = {"user_idx": load("user_idx", length=n), "item_idx": load("item_idx", length=n),
               "values": load("values", length=n), "users": users, "items": items, "timestamps": ts,
-              "explicit": bool(manifest["explicit"]), "name": str(manifest["name"]), **feats}
+              "explicit": bool(manifest["explicit"]), "name": str(manifest["name"]), **feats,
+              "signals": signals, "signal_kinds": {str(k): str(v) for k, v in named}}
     m = None
     if manifest.get("csr"):
         indptr = load("csr_indptr", length=len(users) + 1)
