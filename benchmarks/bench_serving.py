@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from benchmarks.common import machine, md_table, write_fragment
@@ -475,6 +476,77 @@ def load_run(server: Server, user_ids: list[Any], rates: list[float], seconds: f
     return rows
 
 
+FRAPPE_CONTEXT = ["daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
+
+
+def _context_paths(user_ids: list[Any], contexts: pd.DataFrame, n: int, seed: int) -> list[str]:
+    """``GET`` paths of log users, each with the 8 context fields of a random log row."""
+    from urllib.parse import urlencode
+
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, len(user_ids), n)
+    rows = contexts.iloc[rng.integers(0, len(contexts), n)].astype(str).to_dict("records")
+    return [f"/v1/users/{user_ids[u]}/recommendations?k=10&{urlencode(r)}" for u, r in zip(users, rows, strict=True)]
+
+
+def ctr_load_section(args: argparse.Namespace) -> str:
+    """Frappe's DeepFM ranking 200 popularity candidates per request in the request's context, served
+    through torch and through ONNX Runtime, at 500 req/s."""
+    from recforge.data import Interactions
+    from recforge.data.ctr import ctr_splits
+    from recforge.export import export_model
+    from recforge.models.registry import make_model
+
+    ds = load("frappe")
+    split = ctr_splits(ds, seed=0)
+    params = {"epochs": 1, "batch_size": 4096, "learning_rate": 0.001, "embedding_size": 10,
+              "hidden": [400, 400, 400], "dropout": 0.2, "batch_norm": True, "embedding_reg": 0.05}
+    t0 = time.perf_counter()
+    deepfm = make_model("deepfm", params).fit(split.train, FitOptions(seed=0, threads=1))
+    fit_s = time.perf_counter() - t0
+    log = ds.tables["log"]
+    usage = Interactions.from_dataframe(pd.DataFrame({"user_id": log["user"].astype(str),
+                                                      "item_id": log["item"].astype(str)}),
+                                        duplicates="sum", explicit=False, name="frappe-usage")
+    pop = make_model("popularity", {}).fit(usage)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="recforge-bench-ctr-") as tmp:
+        work = Path(tmp)
+        pop.save(work / "pop.npz")
+        deepfm.save(work / "deepfm.npz")
+        export_model(deepfm, work / "deepfm-onnx", format="onnx")
+        users = pop.users_.ids.tolist()
+        fields = "context_fields = [" + ", ".join(f'"{f}"' for f in FRAPPE_CONTEXT) + "]\n"
+        paths = {"torch": f'model = "{work / "deepfm.npz"}"', "ONNX Runtime": f'onnx = "{work / "deepfm-onnx"}"'}
+        for workers, label in [(w, p) for w in args.ctr_workers for p in paths]:
+            pipeline = (f'[retrieval]\nkind = "popularity"\nn_candidates = {N_CAND}\n\n'
+                        f'[ranking]\nkind = "ctr"\n{paths[label]}\n{fields}')
+            srv = Server(work / "pop.npz", work, pipeline=pipeline, workers=workers)
+            try:
+                _run(_open_loop(srv.port, _context_paths(users, log[FRAPPE_CONTEXT], 400, 99), 200.0, 8))
+                for rate in (500.0,):
+                    n = int(rate * args.seconds)
+                    c0 = srv.cpu_seconds()
+                    res = _run(_open_loop(srv.port, _context_paths(users, log[FRAPPE_CONTEXT], n, 5), rate, 16))
+                    rows.append({"ranker path": label, "processes": workers, "load": "open loop, 16 conns", **res,
+                                 "server CPU ms/req": (srv.cpu_seconds() - c0) / n * 1e3,
+                                 "load avg (1 min)": os.getloadavg()[0]})
+                    print(f"  frappe deepfm {label} @ {rate}/s: {rows[-1]}", flush=True)
+            finally:
+                srv.stop()
+    return _section(
+        "Frappe: DeepFM ranking 200 candidates per request in the request's context, torch vs ONNX Runtime", rows,
+        f"uvicorn with 1 or 2 worker processes, one thread each. Retrieval: popularity over Frappe's usage log ({usage.n_users} users, "
+        f"{usage.n_items} apps), {N_CAND} candidates, the user's used apps dropped after ranking; ranker: DeepFM with "
+        "the published-split architecture (`configs/frappe/deepfm.toml`: 10-dim embeddings, 400x400x400 MLP, batch "
+        f"norm), trained 1 epoch ({fit_s:.0f} s; latency does not depend on the epochs); every request carries the 8 "
+        "context fields of a random log row (`?daytime=...&weekday=...&...&city=...`), so each of up to 200 rows is "
+        "built from the user's, the app's and the request's slots and scored in one call. The ONNX row serves the "
+        "same network exported with `recforge export --format onnx` (`[ranking] onnx = FOLDER`). Open loop; latency "
+        "from each request's scheduled send time. Target: p99 <= 20 ms at 500 req/s."
+    ) + f"\n_Measured on {machine()}._\n"
+
+
 def synthetic_model(path: Path, n_items: int = 1_000_000, n_users: int = 20_000, dim: int = 64,
                     per_user: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """An implicit-ALS model file over a clustered synthetic catalogue (no training: the factors
@@ -528,12 +600,15 @@ def _section(title: str, rows: list[dict[str, Any]], note: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("parts", nargs="*", default=["quality", "ctr", "load"], help="quality, ctr and/or load")
+    ap.add_argument("parts", nargs="*", default=["quality", "ctr", "load", "ctr-load"],
+                    help="quality, ctr, load and/or ctr-load (Frappe DeepFM served with context)")
     ap.add_argument("--gowalla-users", type=int, default=3000)
     ap.add_argument("--full", action="store_true", help="load: add the 2-process Redis rows and the 1M-item catalogue")
     ap.add_argument("--skip-1m", action="store_true", help="with --full: leave out the 1M-item catalogue")
     ap.add_argument("--seconds", type=float, default=8.0, help="load: seconds per open-loop rate")
     ap.add_argument("--quick", action="store_true", help="load: 3 seconds per open-loop rate")
+    ap.add_argument("--ctr-workers", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2],
+                    help="ctr-load: worker process counts to run (comma-separated)")
     args = ap.parse_args(argv if argv is not None else [])
     if args.quick:
         args.seconds = min(args.seconds, 3.0)
@@ -565,10 +640,12 @@ def main(argv: list[str] | None = None) -> str:
             "call. `build s`: DeepFM rows + fit. `ms/user` includes the ranker.") + f"\n_Measured on {machine()}._\n"
     if "load" in args.parts:
         sections["load"] = _load_section(args)
+    if "ctr-load" in args.parts and (Path(os.environ.get("RECFORGE_DATA_DIR", "")) / "frappe").is_dir():
+        sections["ctr-load"] = ctr_load_section(args)
     path = RESULTS / "serving.md"
     old = path.read_text() if path.exists() else ""
     body = []
-    for part in ("quality", "ctr", "load"):
+    for part in ("quality", "ctr", "load", "ctr-load"):
         text = sections.get(part)
         if text is None:  # keep the section of a part not run this time
             m = re.search(rf"<!-- {part} -->\n(.*?)<!-- /{part} -->", old, re.S)

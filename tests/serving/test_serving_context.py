@@ -112,3 +112,29 @@ def test_pipeline_context_checks(parts):
     with pytest.raises(ConfigError, match="context field.*hour.*not fields of the feature encoder"):
         Pipeline.from_config({"ranking": {"kind": "ctr", "model": str(folder / "fm.npz"),
                                           "context_fields": ["hour"]}}, pop)
+
+
+@pytest.mark.slow
+def test_onnx_ranker_ranks_as_the_torch_model(parts, tmp_path):
+    """`[ranking] onnx = FOLDER` scores the candidates with ONNX Runtime: same order and scores as torch."""
+    pytest.importorskip("onnxruntime")
+    from recforge.export import export_model
+    from recforge.serving import Pipeline
+
+    ctr, pop, folder = parts
+    export_model(ctr, tmp_path / "fm-onnx", format="onnx")
+    cfg = pipeline_config(folder)
+    torch_pipe = Pipeline.from_config(cfg, pop)
+    onnx_cfg = {**cfg, "ranking": {"kind": "ctr", "onnx": str(tmp_path / "fm-onnx"), "context_fields": ["daytime"]}}
+    onnx_pipe = Pipeline.from_config(onnx_cfg, pop)
+    assert onnx_pipe.ranker.describe() == "ctr:fm-onnx"
+    for daytime in ("morning", "night", "dusk"):
+        a = torch_pipe.recommend("5", 8, context={"daytime": daytime})
+        b = onnx_pipe.recommend("5", 8, context={"daytime": daytime})
+        assert list(a.item_ids) == list(b.item_ids)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    with pytest.raises(ConfigError, match="not both"):
+        Pipeline.from_config({"ranking": {"kind": "ctr", "model": str(folder / "fm.npz"),
+                                          "onnx": str(tmp_path / "fm-onnx")}}, pop)
+    with pytest.raises(ConfigError, match="no model.json there"):
+        Pipeline.from_config({"ranking": {"kind": "ctr", "onnx": str(tmp_path)}}, pop)

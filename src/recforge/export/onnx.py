@@ -359,13 +359,42 @@ class OnnxCTRScorer:
 
             self.encoder = FeatureEncoder.load(folder / self.meta["encoder"])
 
-    def predict_proba(self, index: Any, value: Any = None) -> np.ndarray:
+    # the scoring interface of a fitted CTR model, so a serving ranker can use either one
+    task = "ctr"
+
+    @property
+    def name(self) -> str:
+        return f"{self.meta.get('model', 'ctr')}-onnx"
+
+    @property
+    def n_features_(self) -> int:
+        return int(self.meta["n_features"])
+
+    @property
+    def slot_fields_(self) -> np.ndarray:
+        return np.asarray(self.meta["slot_fields"], dtype=np.int64)
+
+    def is_fitted(self) -> bool:
+        return True
+
+    def decision_function(self, index: Any, value: Any = None) -> np.ndarray:
+        """Logits of encoded rows ``(index, value)``, as the torch model's method of that name."""
+        idx, val = self._rows(index, value)
+        if len(idx) == 0:
+            return np.empty(0)
+        return self.session.run(["logit"], {"index": idx, "value": val})[0].reshape(-1).astype(np.float64)
+
+    def _rows(self, index: Any, value: Any) -> tuple[np.ndarray, np.ndarray]:
         idx = np.atleast_2d(np.asarray(index, dtype=np.int64))
         if idx.shape[1] != self.meta["n_slots"]:
             raise DataError(f"rows have {idx.shape[1]} slots; the model takes {self.meta['n_slots']}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.meta["n_features"]):
             raise DataError(f"feature indices must lie in [0, {self.meta['n_features']})")
         val = np.ones(idx.shape, np.float32) if value is None else np.asarray(value, np.float32).reshape(idx.shape)
+        return idx, val
+
+    def predict_proba(self, index: Any, value: Any = None) -> np.ndarray:
+        idx, val = self._rows(index, value)
         if len(idx) == 0:
             return np.empty(0)
         return self.session.run(["probability"], {"index": idx, "value": val})[0].astype(np.float64)

@@ -17,6 +17,7 @@ candidates. Stages are chosen in a config file (TOML or YAML)::
     # or a CTR model (lr, fm, deepfm) over user and item features:
     # kind = "ctr"
     # model = "models/deepfm.npz"
+    # onnx = "models/deepfm-onnx"   # or its ONNX export folder: scored by ONNX Runtime, no torch
     # encoder = "models/deepfm-encoder.json"   # the FeatureEncoder its training rows used
     # features = "ml-100k"  # dataset (or user_features / item_features: dataset or CSV/Parquet file)
     # user_field = "user"   # encoder fields holding the raw ids

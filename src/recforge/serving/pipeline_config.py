@@ -119,12 +119,25 @@ def _ctr_ranker(spec: dict[str, Any], model: Recommender, ctr_model: Any, resolv
     from recforge.data.ctr import FeatureEncoder
 
     path = spec.pop("model", None)
-    if ctr_model is None:
+    onnx = spec.pop("onnx", None)
+    if onnx and path:
+        raise ConfigError("ranking kind ctr: give model (the torch model file) or onnx (its export folder), not both")
+    kept: Any = None
+    if ctr_model is None and onnx:
+        from recforge.export.onnx import OnnxCTRScorer
+
+        folder = resolve(onnx)
+        if not (Path(folder) / "model.json").is_file():
+            raise ConfigError(f"ranking onnx = {onnx!r}: no model.json there (write it with "
+                              "`recforge export MODEL --format onnx --output FOLDER`)")
+        ctr_model = OnnxCTRScorer(folder)
+        kept = ctr_model.encoder
+    elif ctr_model is None:
         if not path:
-            raise ConfigError("ranking kind ctr needs model = <a saved CTR model file>")
+            raise ConfigError("ranking kind ctr needs model = <a saved CTR model file> or onnx = <its ONNX export folder>")
         ctr_model = Estimator.load(resolve(path))
     enc = spec.pop("encoder", None)
-    kept = getattr(ctr_model, "encoder_", None)  # a CTR model that keeps its training rows' encoder
+    kept = kept if kept is not None else getattr(ctr_model, "encoder_", None)  # the training rows' encoder
     if enc:
         encoder = FeatureEncoder.load(resolve(enc))
     elif kept is not None:
