@@ -239,3 +239,39 @@ def test_export_chooses_by_backend_not_class_name(tmp_path):
     model = _ctr_model("lr")
     assert model.backend == "torch" and not isinstance(model, Recommender)
     assert "score.onnx" in {p.name for p in export_model(model, tmp_path / "auto")}
+
+
+def test_int8_quantized_ctr_export_keeps_the_order_and_says_how_far_it_moved(tmp_path):
+    import onnx
+
+    from recforge.errors import ConfigError
+    from recforge.export import OnnxCTRScorer
+    from recforge.testing.ctr_conformance import toy_ctr
+
+    model = _get_deepfm_wide()
+    paths = export_model(model, tmp_path / "q", format="onnx", quantize="int8")
+    assert [p.name for p in paths] == ["score.onnx", "encoder.json", "model.json"]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q" / "score.onnx")).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"}, ops  # really int8 matmuls
+    q = json.loads((tmp_path / "q" / "model.json").read_text())["quantized"]
+    assert q["kind"] == "int8-dynamic" and q["spearman_logit"] >= 0.99
+    assert 0 < q["max_abs_diff_vs_float"]["probability"] < 0.05  # not exact, and says so
+    test = toy_ctr(600)[2]
+    got = OnnxCTRScorer(tmp_path / "q").decision_function(test.index, test.value)
+    ref = model.decision_function(test)
+    assert np.corrcoef(got, ref)[0, 1] > 0.99
+    plain = json.loads((export_model(model, tmp_path / "f", format="onnx")[-1]).read_text())
+    assert plain["quantized"] is None
+    with pytest.raises(ConfigError, match="quantize must be int8"):
+        export_model(model, tmp_path / "x", format="onnx", quantize="int4")
+    with pytest.raises(ConfigError, match="quantize applies to"):
+        export_model(model, tmp_path / "y", format="npz", quantize="int8")
+
+
+def _get_deepfm_wide():
+    pytest.importorskip("onnxruntime")
+    from recforge.testing.ctr_conformance import toy_ctr
+
+    train = toy_ctr(600)[0]
+    config = {"epochs": 2, "batch_size": 128, "embedding_size": 8, "hidden": (64, 64)}
+    return get_model_class("deepfm")(config).fit(train, FitOptions(seed=0, threads=1))

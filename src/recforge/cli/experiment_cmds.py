@@ -106,6 +106,9 @@ def register(app: typer.Typer) -> None:
         model_path: Annotated[Path, typer.Argument(help="a model saved by `recforge train` or `run` (.npz)")],
         format_: Annotated[str, typer.Option("--format", help="onnx | npz | auto (onnx for torch models)")] = "auto",
         output: OutputOpt = None,
+        quantize: Annotated[str | None, typer.Option(
+            "--quantize", help="int8: dynamic int8 quantization of a CTR model's ONNX graph (faster serving; "
+                               "its order-agreement with the float graph is checked and recorded)")] = None,
     ) -> None:
         """Export a saved model: ONNX scoring graph (torch models, parity-checked) or npz + JSON."""
         from recforge.export import export_model
@@ -113,7 +116,7 @@ def register(app: typer.Typer) -> None:
 
         model = Recommender.load(model_path)
         out = output or model_path.with_suffix("").parent / f"{model_path.stem}-{format_}"
-        paths = export_model(model, out, format=format_)
+        paths = export_model(model, out, format=format_, **({"quantize": quantize} if quantize else {}))
         for p in paths:
             console.print(f"wrote {p}")
         meta = out / "model.json"
@@ -121,6 +124,10 @@ def register(app: typer.Typer) -> None:
             parity = json.loads(meta.read_text()).get("parity_max_abs_diff")
             if parity:
                 console.print(f"onnxruntime parity (max abs diff): {parity}")
+            q = json.loads(meta.read_text()).get("quantized")
+            if q:
+                console.print(f"int8 graph: Spearman {q['spearman_logit']:.4f} with the float graph's logits, "
+                              f"max abs diff {q['max_abs_diff_vs_float']}")
 
     @plot_app.command("embeddings")
     @handle_errors

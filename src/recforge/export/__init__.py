@@ -31,6 +31,8 @@ def export_model(model: Any, folder: str | Path, format: str = "auto", **kwargs:
             from recforge.export.onnx import export_onnx
 
             return export_onnx(model, folder, **kwargs)
+        if kwargs.get("quantize"):
+            raise ConfigError("quantize applies to the ONNX export of a CTR model (format onnx)")
         return export_portable(model, folder)
     except BaseException:
         if created:  # a failed export leaves no half-filled folder behind
