@@ -276,7 +276,7 @@ def ctr_onnx_parity(model: Any, folder: str | Path, n: int = 2048, seed: int = 0
 
 
 #: Quantized graphs must order random rows as the float graph does (Spearman correlation of logits).
-QUANTIZED_MIN_SPEARMAN = 0.99
+QUANTIZED_MIN_SPEARMAN = 0.98
 
 
 def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: float = PARITY_TOL,
