@@ -28,9 +28,9 @@ __all__ = ["FeatureTable", "transform_signals"]
 _LOG_KINDS = ("count", "duration")
 
 
-def transform_signals(columns: list[np.ndarray], kinds: list[str]) -> np.ndarray:
-    """``(n, S)`` float32 of transformed signals: ``log1p`` of counts and durations, binary as is, NaN = 0."""
-    n = len(columns[0]) if columns else 0
+def transform_signals(columns: list[np.ndarray], kinds: list[str], n: int) -> np.ndarray:
+    """``(n, S)`` float32 of ``n`` rows' transformed signals: ``log1p`` of counts and durations,
+    binary (and other) signals as they are, NaN = 0."""
     out = np.zeros((n, len(columns)), dtype=np.float32)
     for k, (col, kind) in enumerate(zip(columns, kinds)):
         x = np.nan_to_num(np.asarray(col, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)

@@ -119,7 +119,7 @@ class SignalRatingModel(Recommender):
         self.signal_names_ = names
         self.signal_kinds_ = kinds
         self.rating_signal_ = rating
-        t = transform_signals(cols, kinds)
+        t = transform_signals(cols, kinds, len(data))
         table = FeatureTable.build(data.user_idx, data.item_idx, t, target, data.n_users, data.n_items,
                                    shrinkage=cfg.shrinkage, ratings=cfg.rating_aggregates)
         keys = data.pair_keys()
@@ -219,7 +219,7 @@ class SignalRatingModel(Recommender):
             target = np.asarray(data.values, dtype=np.float64)
         else:
             target = np.full(len(data), np.nan)
-        t = transform_signals(cols, self.signal_kinds_) if cols else np.zeros((len(data), 0), np.float32)
+        t = transform_signals(cols, self.signal_kinds_, len(data))
         u = self.users_.index(data.users.ids[data.user_idx]) if len(data) else np.empty(0, np.int64)
         i = self.items_.index(data.items.ids[data.item_idx]) if len(data) else np.empty(0, np.int64)
         u = np.where((u >= 0) & self.user_known_[np.maximum(u, 0)], u, -1)
