@@ -1,7 +1,7 @@
 """The feature rows of the implicit-to-explicit models: one per (user, item) pair, from signals.
 
-For a pair ``(u, i)`` with implicit signals ``s_1..s_S`` on its row (0 when the user never touched
-the item) the features are, with ``t(s) = log1p(max(s, 0))`` for counts and durations and ``s``
+For a pair ``(u, i)`` with implicit signals ``s_1..s_S`` on its row (for a pair without a row, the
+behaviour expected of it: :meth:`FeatureTable.expected_signals`) the features are, with ``t(s) = log1p(max(s, 0))`` for counts and durations and ``s``
 itself for binary signals (NaN = 0):
 
 - the pair's own ``t(s_k)`` (S values);
@@ -112,6 +112,19 @@ class FeatureTable:
             cols += [((su + k * self.mu) / np.maximum(nu + k, 1e-9))[:, None], np.log1p(nu)[:, None],
                      ((si + k * self.mu) / np.maximum(ni + k, 1e-9))[:, None], np.log1p(ni)[:, None]]
         return np.hstack(cols).astype(np.float32)
+
+    def expected_signals(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The transformed signals expected of pairs without a row: ``user mean + item mean - overall
+        mean`` of each transformed signal (an additive baseline, floored at 0), with the population's
+        mean for an unknown side. A pair the user never touched is predicted as if the user had
+        consumed the item as they and its other users usually do, not as a zero-play row, which
+        the model never saw in training."""
+        ku, ki = u >= 0, i >= 0
+        w_u = np.maximum(self.user_rows, 0.0)
+        overall = (w_u[:, None] * self.user_mean).sum(axis=0) / max(w_u.sum(), 1.0)
+        um = np.where(ku[:, None], self.user_mean[np.maximum(u, 0)], overall) if len(self.user_mean) else overall
+        im = np.where(ki[:, None], self.item_mean[np.maximum(i, 0)], overall) if len(self.item_mean) else overall
+        return np.maximum(um + im - overall, 0.0).astype(np.float32).reshape(len(u), -1)
 
     def standardise_from(self, x: np.ndarray) -> None:
         """Set the standardisation from training feature rows (constant columns are left unscaled)."""

@@ -187,12 +187,16 @@ class SignalRatingModel(Recommender):
         return np.where(found, pos, -1)
 
     def pair_features(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Standardised feature rows of (user index, item index) pairs (``-1``: unknown side)."""
+        """Standardised feature rows of (user index, item index) pairs (``-1``: unknown side).
+
+        A pair with a row in the fitted log uses that row's signals; a pair without one (the user
+        never touched the item) uses the behaviour expected of the pair,
+        :meth:`~recforge.models.signals._features.FeatureTable.expected_signals`."""
         u = np.asarray(u, np.int64)
         i = np.asarray(i, np.int64)
         rows = self._rows_of(u, i)
         has = rows >= 0
-        own = np.zeros((len(u), len(self.signal_names_)), np.float32)
+        own = self._table().expected_signals(u, i)
         own[has] = self.row_signals_[rows[has]]
         own_rating = np.full(len(u), np.nan)
         own_rating[has] = self.row_rating_[rows[has]]
