@@ -3,7 +3,9 @@
 Registered: ``ml-100k`` (ratings, users, items with genres; predefined u1..u5, ua, ub splits),
 ``gowalla`` (the NGCF/LightGCN train/test split), ``frappe`` (the published libFM validation/test
 files plus the raw log they came from), ``frappe-pooled`` (the libFM files only) and
-``ipinyou-fnn-sample`` (CTR data in libFM format), ``criteo-sample`` (DeepCTR's 200-row Criteo CSV).
+``ipinyou-fnn-sample`` (CTR data in libFM format), ``criteo-sample`` (DeepCTR's 200-row Criteo CSV),
+``myanimelist2020-sample`` (500 anime-list rows with watching status, episodes and a score:
+:mod:`recforge.data.myanimelist`).
 Any other interaction log is read with :class:`recforge.data.source.DataSource` (or
 :func:`recforge.data.load_file`).
 """
@@ -261,6 +263,15 @@ def _load_criteo(folder: Path) -> Dataset:
     return _registered("criteo-sample", None, folder, {"frame": df})
 
 
+def _load_myanimelist(folder: Path) -> Dataset:
+    from recforge.data.myanimelist import read_myanimelist
+
+    ds = _registered("myanimelist2020-sample", read_myanimelist(folder / "animelist.csv"), folder)
+    ds.notes.append("implicit log (values 1.0); signals episodes, watching/completed/on_hold/dropped/plan_to_watch "
+                    "and rating (NaN where the score is 0): a format fixture of 3 users, not for accuracy claims")
+    return ds
+
+
 # ---------------------------------------------------------------------------------------- the registry
 DATASETS: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec(
@@ -340,5 +351,17 @@ DATASETS: dict[str, DatasetSpec] = {
         task="ctr",
         loader=_load_criteo,
         ctr_reader="criteo_ctr",
+    ),
+    "myanimelist2020-sample": DatasetSpec(
+        source=Source(
+            "myanimelist2020-sample",
+            ("animelist.csv",),
+            homepage="https://github.com/Hernan4444/MyAnimeList-Database (data/animelist.csv, the 500-line sample)",
+            terms="no licence; acknowledge MyAnimeList (the publisher's readme)",
+        ),
+        description="MyAnimeList 2020 sample: 499 anime-list rows of 3 users, watching status + episodes + a 1-10 "
+                    "score on the same row (implicit-to-explicit format fixture)",
+        task="rating",
+        loader=_load_myanimelist,
     ),
 }

@@ -21,4 +21,6 @@ from recforge.metrics import (
 from recforge.evaluation.protocols import LAZY_PROTOCOLS as _LAZY
 
 # the protocols that live in their own modules load on first use (the CTR one pulls in the CTR readers)
-_LAZY.update({"ctr-holdout": "recforge.evaluation.ctr_protocol", "cold-start": "recforge.evaluation.cold_start"})
+_LAZY.update({"ctr-holdout": "recforge.evaluation.ctr_protocol", "cold-start": "recforge.evaluation.cold_start",
+              "rating-masked": "recforge.evaluation.masked_ratings",
+              "rating-masked-users": "recforge.evaluation.masked_ratings"})

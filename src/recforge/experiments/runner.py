@@ -293,8 +293,9 @@ def write_outputs(spec: ExperimentSpec, model: Any, ds: Any, protocol: str, out:
 
 def _export_format(model: Any, fmt: str) -> str:
     if fmt == "auto":
-        # CTR models are torch networks over feature rows: recforge.export writes ONNX for them too
-        return "onnx" if model.backend == "torch" or getattr(model, "task", None) == "ctr" else "npz"
+        from recforge.export import auto_format
+
+        return auto_format(model)
     return fmt
 
 

@@ -179,6 +179,10 @@ class Recommender(Estimator):
     - ``scores_history``: :meth:`scores_for_history` and :meth:`recommend_for_history` work.
     - ``has_embeddings``: :meth:`embeddings` returns user and item vectors.
     - ``folds_in``: :meth:`fold_in` solves a user vector for a history.
+    - ``uses_signals``: ``fit`` reads the log's named signals (:attr:`Interactions.signals`) and
+      learns from rows whose rating is missing (NaN), as the implicit-to-explicit models do; a
+      protocol that hides ratings gives such a model the whole log with those ratings masked,
+      and every other rating model the rated rows only.
 
     Args:
         config: A config object of ``config_class``; or pass hyperparameters as keywords.
@@ -188,6 +192,7 @@ class Recommender(Estimator):
     scores_history: ClassVar[bool] = False
     has_embeddings: ClassVar[bool] = False
     folds_in: ClassVar[bool] = False
+    uses_signals: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

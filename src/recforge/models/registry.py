@@ -23,6 +23,7 @@ FAMILIES = (
     "ctr",
     "content",
     "ensemble",
+    "signals",
 )
 
 
