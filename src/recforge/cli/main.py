@@ -31,6 +31,7 @@ from recforge.cli._output import (
 from recforge.cli._common import (
     ConfigOpt,
     FormatOpt,
+    NormalizeOpt,
     SetOpt,
     build_dataset,
     build_model,
@@ -127,14 +128,30 @@ def data_stats(
         ("users", f"{st.n_users:,}"), ("items", f"{st.n_items:,}"), ("interactions", f"{st.n_interactions:,}"),
         ("sparsity", st.sparsity), ("feedback", "explicit" if st.explicit else "implicit"),
         ("mean value", st.mean_value),
-        *((f"  rating {key}", f"{val:,}") for key, val in st.rating_distribution.items()),
+        *((f"  {'value' if ds.utility else 'rating'} {key}", f"{val:,}") for key, val in st.rating_distribution.items()),
         ("per user min/median/max", f"{st.per_user['min']} / {st.per_user['median']:g} / {st.per_user['max']}"),
         ("per item min/median/max", f"{st.per_item['min']} / {st.per_item['median']:g} / {st.per_item['max']}"),
         ("share on top 10% items", f"{st.top10pct_item_share:.1%}"),
+        *signal_rows(st.signals),
     ]
+    if ds.utility:
+        rows.insert(5, ("utility", ds.utility))
     frame = pd.DataFrame({"statistic": [r[0] for r in rows], "value": [r[1] for r in rows]}, dtype=object)
-    emit(Report([Section(frame, st.name, keys=("statistic", "value"))], footer=[f"wrote {p}" for p in paths],
-                data={**st.to_dict(), "plots": [str(p) for p in paths]}), fmt)
+    emit(Report([Section(frame, st.name, keys=("statistic", "value"), inline=("value",))],
+                footer=[f"wrote {p}" for p in paths],
+                data={**st.to_dict(), "utility": ds.utility, "plots": [str(p) for p in paths]}), fmt)
+
+
+def signal_rows(signals: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Two table rows per signal (``data stats`` and ``data check``): its kind and count, then its range."""
+    rows = []
+    for name, f in signals.items():
+        total = f["count"] + f["missing"]
+        rows.append((f"signal {name} ({f['kind']})", f"{f['count']:,} of {total:,} rows"
+                     + (f", mean {f['mean']:.4g}" if f["count"] else ", all missing")))
+        if f["count"]:
+            rows.append(("  min / max / zeros", f"{f['min']:g} / {f['max']:g} / {f['zero_share']:.1%}"))
+    return rows
 
 
 @data_app.command("check")
@@ -176,7 +193,7 @@ def data_check(
 @data_app.command("synth")
 @handle_errors
 def data_synth(
-    output: Annotated[Path, typer.Option(help="Parquet file to write")],
+    output: Annotated[Path, typer.Option(help="Parquet file to write (.csv or .csv.gz: a CSV file)")],
     preset: Annotated[str | None, typer.Option(help="ml-20m | netflix | 1m-items (flags override its sizes)")] = None,
     users: Annotated[int | None, typer.Option(help="number of users")] = None,
     items: Annotated[int | None, typer.Option(help="number of items")] = None,
@@ -184,18 +201,23 @@ def data_synth(
     seed: Annotated[int, typer.Option(help="seeds every random choice")] = 0,
     row_group_size: Annotated[int, typer.Option(help="rows per Parquet row group (the most rows held in memory)")]
     = 1_000_000,
+    signals: Annotated[bool, typer.Option("--signals", help="add plays and hours columns drawn from the same "
+                                                             "preference, and keep only some ratings")] = False,
+    rated_share: Annotated[float, typer.Option(help="with --signals: share of rows that keep their rating")] = 0.3,
 ) -> None:
-    """Write a synthetic log (power-law popularity and activity, ratings, timestamps) as Parquet."""
+    """Write a synthetic log (power-law popularity and activity, ratings, timestamps) as Parquet or CSV;
+    with --signals a simulated streaming log (plays, hours, a few ratings)."""
     from recforge.data.synth import SynthSpec, preset as get_preset, write_synth
 
     sizes = {"n_users": users, "n_items": items, "n_interactions": interactions}
     if preset is not None:
-        spec = get_preset(preset, seed=seed, **sizes)
+        spec = get_preset(preset, seed=seed, signals=signals, rated_share=rated_share, **sizes)
     else:
         missing = [f"--{k.removeprefix('n_')}" for k, v in sizes.items() if v is None]
         if missing:
             raise ConfigError(f"data synth: give {', '.join(missing)} (or --preset ml-20m|netflix|1m-items)")
-        spec = SynthSpec(int(users), int(items), int(interactions), seed=seed)  # type: ignore[arg-type]
+        spec = SynthSpec(int(users), int(items), int(interactions), seed=seed,  # type: ignore[arg-type]
+                         signals=signals, rated_share=rated_share)
     t0 = time.perf_counter()
     with console.status(f"writing {spec.n_interactions:,} interactions"):
         info = write_synth(spec, output, row_group_size=row_group_size)
@@ -276,6 +298,7 @@ def train_cmd(
     split: Annotated[str | None, typer.Option(help="train on this predefined split's train part")] = None,
     seed: int | None = None,
     device: Annotated[str | None, typer.Option(help="cpu|cuda|auto (torch models)")] = None,
+    normalize: NormalizeOpt = None,
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -288,7 +311,7 @@ def train_cmd(
     from recforge.io import check_writable
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "split.name": split, "seed": seed,
-                              "device": device, **(data_flags or {})}, set_, command="train")
+                              "device": device, "normalize": normalize, **(data_flags or {})}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
     out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else
@@ -320,6 +343,7 @@ def evaluate_cmd(
     output: Annotated[Path | None, typer.Option(help="save results as OUTPUT.csv/.json/.md")] = None,
     memory_budget: Annotated[str | None, typer.Option(
         help="e.g. 8GB: users are ranked in blocks that fit it; a model whose fit would exceed it is refused")] = None,
+    normalize: NormalizeOpt = None,
     fmt: FormatOpt = "table",
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
@@ -333,7 +357,7 @@ def evaluate_cmd(
     check_format(fmt)
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "protocol": protocol, "k": k,
-                              "seed": seed, "device": device,
+                              "seed": seed, "device": device, "normalize": normalize,
                               "outputs.results": None if output is None else str(output), **(data_flags or {})},
                      set_, command="evaluate")
     budget = None if memory_budget is None else parse_bytes(memory_budget)
@@ -355,6 +379,7 @@ def evaluate_cmd(
     config = mdl.config.to_dict()
     emit(result_report(result, "results", footer=[f"config: {config}"] if config else [],
                        data={"protocol": proto, "dataset": ds.name, "model": mdl.name, "config": config,
+                             "utility": ds.utility, "normalize": mdl.target_transform(),
                              "rows": result.to_records(), "notes": result.notes}), fmt)
 
 
@@ -370,6 +395,7 @@ def recommend_cmd(
     k: Annotated[int | None, typer.Option(help="list length (default: the config's k, else 10)")] = None,
     seed: int | None = None,
     include_seen: bool = False,
+    normalize: NormalizeOpt = None,
     fmt: FormatOpt = "table",
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -379,8 +405,8 @@ def recommend_cmd(
     from recforge._arrays import plain_id
     from recforge.models.base import Recommender
 
-    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed, **(data_flags or {})}, set_,
-                     command="recommend", builds_model=model_path is None)
+    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed, "normalize": normalize,
+                              **(data_flags or {})}, set_, command="recommend", builds_model=model_path is None)
     kk = list_length(spec)
     check_format(fmt)
     if not user:
