@@ -38,6 +38,7 @@ from recforge.cli._common import (
     check_fit_data,
     console,
     data_options,
+    err_console,
     fit_options,
     handle_errors,
     list_length,
@@ -47,7 +48,7 @@ from recforge.cli._common import (
     split_method,
     training_data,
 )
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 from recforge.training.progress import reporting
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="recforge: recommender systems toolkit")
@@ -114,6 +115,7 @@ def data_stats(
     data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Users, items, interactions, sparsity, rating distribution, long tail."""
+    from recforge.cli._checks import signal_rows
     from recforge.data.stats import compute_stats, plot_stats
 
     spec = read_spec(config, {"dataset": dataset, **(data_flags or {})}, set_, command="data stats",
@@ -142,51 +144,79 @@ def data_stats(
                 data={**st.to_dict(), "utility": ds.utility, "plots": [str(p) for p in paths]}), fmt)
 
 
-def signal_rows(signals: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
-    """Two table rows per signal (``data stats`` and ``data check``): its kind and count, then its range."""
-    rows = []
-    for name, f in signals.items():
-        total = f["count"] + f["missing"]
-        rows.append((f"signal {name} ({f['kind']})", f"{f['count']:,} of {total:,} rows"
-                     + (f", mean {f['mean']:.4g}" if f["count"] else ", all missing")))
-        if f["count"]:
-            rows.append(("  min / max / zeros", f"{f['min']:g} / {f['max']:g} / {f['zero_share']:.1%}"))
-    return rows
-
-
 @data_app.command("check")
 @handle_errors
+@data_options
 def data_check(
-    file: Annotated[str, typer.Argument(help="a CSV/TSV/Parquet log, or a registered dataset name")],
-    user_col: Annotated[str | None, typer.Option(help="user id column (default: guessed)")] = None,
-    item_col: Annotated[str | None, typer.Option(help="item id column (default: guessed)")] = None,
-    rating_col: Annotated[str | None, typer.Option(help="rating/count column (default: guessed)")] = None,
-    timestamp_col: Annotated[str | None, typer.Option(help="timestamp column (default: guessed)")] = None,
-    sep: Annotated[str | None, typer.Option(help="field separator (default: sniffed)")] = None,
-    test: Annotated[Path | None, typer.Option(help="a test file: FILE is then the train part of a given split")] = None,
+    dataset: Annotated[str | None, typer.Argument(
+        help="a log file (text or Parquet; see the Data options) or a registered dataset name")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="write PNG plots to this folder")] = None,
     fmt: FormatOpt = "table",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Counts, duplicates, id types, timestamp unit, rating scale, power-law popularity, and the cold
-    users/items and temporal leakage of each protocol's split."""
+    """Counts, duplicates, id types, timestamp unit, rating scale, signals, power-law popularity, and
+    the cold users/items and temporal leakage of each protocol's split (and of your own split).
+
+    The file is read by the same data options as every other command; the raw rows are checked as
+    they are, and the protocols' splits are made from the data as `evaluate` would load it (after
+    the cleaning options). FILE --test TEST checks a given train/test pair (as --train FILE --test TEST).
+    """
     from recforge.cli._checks import check_report, protocol_splits
     from recforge.data.check import check_log, plot_check
+    from recforge.data.source import DataSource
 
     check_format(fmt)
-    source: Any = file
-    if not Path(file).exists() and "/" not in file and "." not in Path(file).name:
-        from recforge.data import load
+    flags = dict(data_flags or {})
+    if flags.get("dataset.test") and not flags.get("dataset.train") and dataset is not None:
+        flags["dataset.train"], dataset = dataset, None  # FILE --test TEST: FILE is the train part
+    spec = read_spec(config, {"dataset": dataset, **flags}, set_, command="data check", builds_model=False)
+    if not spec.dataset:
+        raise ConfigError("no dataset given: pass FILE (or --train FILE --test FILE) or set [dataset] in the config")
+    source = DataSource.from_table(spec.dataset, where=f"{spec.source or 'config'} [dataset]")
+    from recforge.data.mmap_store import is_store
 
-        ds = load(file)
-        if ds.interactions is None:
-            raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
-        frame = ds.interactions.to_dataframe()
+    raw_file = bool(source.path or source.train) and not (source.path and is_store(Path(source.path)))
+    kw: dict[str, Any] = {}
+    if raw_file:
+        frames, cols = source.read_raw()
+        frame = frames[0][1]
+        test_frame = frames[1][1] if len(frames) == 2 else None
+        kw = {"user_col": cols["user"], "item_col": cols["item"], "rating_col": cols["value"],
+              "timestamp_col": cols["timestamp"], "signals": source.signal_kinds(), "guess": False}
+        if source.duplicates == "error" and any(f.duplicated([cols["user"], cols["item"]]).any() for _, f, _ in frames):
+            # the report counts the repeats; the splits below need one row per pair
+            source = source.replace(duplicates="last")
+            err_console.print("data: repeated (user, item) rows: the protocols' splits below keep the last of each "
+                              "(as --duplicates last)", highlight=False, soft_wrap=True)
+    spec.dataset = source.to_table()
+    refused = None
+    try:
+        ds = build_dataset(spec)
+    except DataError as exc:
+        if not raw_file:
+            raise
+        # the check reports what is wrong in the rows; the splits are then made from the raw rows
+        ds, refused = None, str(exc)
+    if ds is not None and ds.interactions is None:
+        raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
+    if not raw_file:  # a registered dataset or a saved store: its rows as loaded
+        inter = ds.interactions
+        frame = inter.to_dataframe()
         # implicit interactions carry a constant 1.0: no value column to check
-        source = frame.rename(columns={"value": "rating"}) if ds.interactions.explicit else frame.drop(columns="value")
-    report = check_log(source, user_col=user_col, item_col=item_col, rating_col=rating_col,
-                       timestamp_col=timestamp_col, sep=sep, splits=protocol_splits(), test=test,
-                       name=Path(file).stem if isinstance(source, str) else file)
-    paths = plot_check(source, report, plots) if plots else []
+        frame = frame.rename(columns={"value": "rating"}) if inter.explicit else frame.drop(columns="value")
+        test_frame = None
+        kw = {"rating_col": "rating" if inter.explicit else None, "signals": inter.signal_kinds,
+              "timestamp_col": "timestamp" if inter.timestamps is not None else None,
+              "user_col": "user_id", "item_col": "item_id", "guess": False}
+    given = ds.split("given") if ds is not None and "given" in ds.split_names and test_frame is None else None
+    report = check_log(frame, splits=protocol_splits(), name=source.label,
+                       data=None if ds is None else ds.interactions, given=given, test=test_frame, **kw)
+    if refused:
+        report.warnings.insert(0, f"the loaders refuse this log ({refused}); the splits below are made from the "
+                                  "raw rows that can be read")
+    paths = plot_check(frame, report, plots) if plots else []
     emit(check_report(report, paths), fmt)
 
 

@@ -297,23 +297,7 @@ class DataSource:
             notes.append(f"{self.path}: saved interactions (memory-mapped), "
                          f"{'explicit ratings' if inter.explicit else 'implicit feedback'}")
             return inter, None
-        cols: dict[str, Any] = {}
-
-        def text_columns(path: str) -> Any:
-            def ids(have: list[str]) -> list[str]:
-                if cols:  # the test file of a pair: the train file's columns
-                    _require_columns(have, path, cols)
-                else:
-                    cols.update(self._resolve_columns(have, path))
-                return [c for c in (cols["user"], cols["item"], self.split_column) if c]
-
-            return ids
-
-        frames = []
-        for part in (self.path,) if self.path else (self.train, self.test):
-            frame, offset = read_table(part, sep=self.sep, encoding=self.encoding,  # type: ignore[arg-type]
-                                       columns=self.columns, text_columns=text_columns(str(part)))
-            frames.append((str(part), frame, offset))
+        frames, cols = self.read_raw()
         user, item, value, ts, explicit = cols["user"], cols["item"], cols["value"], cols["timestamp"], cols["explicit"]
         parts: list[tuple[str, Interactions]] = []
         users = items = None
@@ -356,6 +340,40 @@ class DataSource:
         inter = _concat(train, test, self.label)
         mask = np.r_[np.ones(len(train), bool), np.zeros(len(test), bool)]
         return inter, mask
+
+    def read_raw(self) -> tuple[list[tuple[str, pd.DataFrame, int]], dict[str, Any]]:
+        """The rows of the source's file(s) as read, before any conversion or cleaning, and the
+        columns :meth:`load` would use.
+
+        Returns:
+            ``[(path, frame, line offset), ...]`` (one file, or the train and the test file) and
+            ``{"user", "item", "value", "timestamp", "explicit", "signals"}`` (column names, None
+            where absent). ``recforge data check`` inspects these rows.
+
+        Raises:
+            DataError: As :meth:`load` for a missing file or an unknown column.
+            ConfigError: For a registered dataset (it has no raw file to read).
+        """
+        if not (self.path or self.train):
+            raise ConfigError("read_raw needs a file (path, or train and test)")
+        cols: dict[str, Any] = {}
+
+        def text_columns(path: str) -> Any:
+            def ids(have: list[str]) -> list[str]:
+                if cols:  # the test file of a pair: the train file's columns
+                    _require_columns(have, path, cols)
+                else:
+                    cols.update(self._resolve_columns(have, path))
+                return [c for c in (cols["user"], cols["item"], self.split_column) if c]
+
+            return ids
+
+        frames = []
+        for part in (self.path,) if self.path else (self.train, self.test):
+            frame, offset = read_table(part, sep=self.sep, encoding=self.encoding,  # type: ignore[arg-type]
+                                       columns=self.columns, text_columns=text_columns(str(part)))
+            frames.append((str(part), frame, offset))
+        return frames, cols
 
     def _resolve_columns(self, have: list[str], path: str) -> dict[str, Any]:
         kinds = self.signal_kinds()
