@@ -265,6 +265,8 @@ def data_ingest(
     rating_col: str | None = None,
     timestamp_col: str | None = None,
     duplicates: Annotated[str, typer.Option(help="error | sum | mean | first | last")] = "error",
+    signal: Annotated[list[str] | None, typer.Option(
+        "--signal", help="an extra signal column kept per row, NAME[:KIND] (repeatable)")] = None,
 ) -> None:
     """Read a large log in batches and save it as memory-mapped arrays that open in about a second."""
     from recforge.data.streaming import read_interactions
@@ -272,7 +274,7 @@ def data_ingest(
     t0 = time.perf_counter()
     with console.status(f"reading {source}"):
         inter = read_interactions(source, user_col, item_col, rating_col, timestamp_col,
-                                  duplicates=duplicates)  # type: ignore[arg-type]
+                                  duplicates=duplicates, signals=signal)  # type: ignore[arg-type]
         inter.save(output)
     console.print(f"{inter!r} saved to {output} in {time.perf_counter() - t0:.1f} s")
 
