@@ -471,7 +471,10 @@ def signal_values(col: pd.Series, name: str, kind: str, source: str = "DataFrame
         problem, mask = "is not 0 or 1 (a binary signal)", ok & ~np.isin(np.nan_to_num(vals), (0.0, 1.0))
     if problem is not None:
         row = int(np.flatnonzero(mask)[0])
-        raise DataError(f"{source}: {where} {row + offset}: signal {name!r} {problem} ({col.iloc[row]!r})")
+        raw = col.iloc[row]
+        raise DataError(f"{source}: {where} {row + offset}: signal {name!r} {problem} "
+                        f"({raw!r})" if isinstance(raw, str) else f"{source}: {where} {row + offset}: signal "
+                        f"{name!r} {problem} ({float(raw):g})")
     return vals
 
 

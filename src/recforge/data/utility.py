@@ -220,7 +220,8 @@ def parse_formula(text: str) -> UtilityFormula:
             break
         m = _TOKEN.match(body, pos)
         if m is None:
-            raise ConfigError(f"utility {text!r}: unexpected {body[pos:].strip()[:10]!r} at character {pos + 1}")
+            at = pos + len(body[pos:]) - len(body[pos:].lstrip())
+            raise ConfigError(f"utility {text!r}: unexpected {body[at:].strip()[:10]!r} at character {at + 1}")
         kind = m.lastgroup or "op"
         tokens.append((kind, m.group(kind), m.start(kind)))
         pos = m.end()
