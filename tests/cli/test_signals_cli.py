@@ -174,3 +174,24 @@ def test_the_composite_utility_example_end_to_end(tmp_path: Path, monkeypatch: p
     assert len(recs) == 5 and all(r["score"] is not None for r in recs)
     scores = [r["score"] for r in recs]
     assert scores == sorted(scores, reverse=True) and 0 < scores[0] < 20  # the utility's own scale
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    body = text.split("## Signals, composite utility and normalisation", 1)[1].split("\n## ", 1)[0]
+    blocks = body.split("```bash", 1)[1].split("```", 1)[0]
+    return [line.partition("  #")[0].strip() for line in blocks.splitlines() if line.startswith("recforge ")]
+
+
+def test_the_readme_section_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    commands = _readme_commands()
+    assert len(commands) == 5 and commands[0].startswith("recforge data synth")
+    (tmp_path / "configs" / "examples").mkdir(parents=True)
+    shutil.copy(EXAMPLE, tmp_path / "configs" / "examples" / EXAMPLE.name)
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        res = runner.invoke(app, [*shlex.split(command)[1:], *(["--logger", "none"] if " run " in command else [])])
+        assert res.exit_code == 0, (command, res.output)
+    assert "normalize: user-center" in " ".join(res.stdout.split())
