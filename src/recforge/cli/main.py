@@ -114,7 +114,7 @@ def data_stats(
     set_: SetOpt = None,
     data_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Users, items, interactions, sparsity, rating distribution, long tail."""
+    """Users, items, interactions, sparsity, rating distribution, long tail, and each --signal's statistics."""
     from recforge.cli._checks import signal_rows
     from recforge.data.stats import compute_stats, plot_stats
 
