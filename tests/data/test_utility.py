@@ -35,7 +35,9 @@ def test_weights_and_transforms() -> None:
     ])
     want = 2 * np.log1p([0, 3, 7, 1, 0]) + np.array([2, 0.5, 3, 0, 1]) + 0.5 * np.array([1, 0, 1, 0, 0])
     np.testing.assert_allclose(f.apply(LOG), want)
-    assert f.describe() == "utility = 2*log1p(plays) + clip(hours, None, 3.0) + 0.5*[rating >= 4.0]"
+    # the description is the formula's text syntax, which parses back to the same formula
+    assert f.describe() == "utility = 2*log1p(plays) + clip(hours, -inf, 3) + 0.5*binarize(rating, 4)"
+    assert UtilityFormula.from_config(f.expression()) == f
     assert UtilityFormula.from_config({"plays": 1.0, "rating": 2.0}).describe() == "utility = plays + 2*rating"
 
 

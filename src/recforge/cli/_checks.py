@@ -32,6 +32,18 @@ SPLIT_USERS = ("random 80/20: ratio-full, rating-kfold5 (a fold), split --method
                "latest 20% per user: split --method temporal; global time cut 80%: split --method time")
 
 
+def signal_rows(signals: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Two table rows per signal (``data stats`` and ``data check``): its kind and count, then its range."""
+    rows = []
+    for name, f in signals.items():
+        total = f["count"] + f["missing"]
+        rows.append((f"signal {name} ({f['kind']})", f"{f['count']:,} of {total:,} rows"
+                     + (f", mean {f['mean']:.4g}" if f["count"] else ", all missing")))
+        if f["count"]:
+            rows.append(("  min / max / zeros", f"{f['min']:g} / {f['max']:g} / {f['zero_share']:.1%}"))
+    return rows
+
+
 def _power(p: Any) -> str:
     if p is None:
         return "no fit (fewer than 10 entities or all counts equal)"
@@ -62,6 +74,7 @@ def check_report(report: CheckReport, plots: list[Path]) -> Report:
     for who in ("user", "item"):
         s = d[f"per_{who}"]
         rows.append((f"per {who} min/median/max", f"{s['min']} / {s['median']:g} / {s['max']}"))
+    rows += signal_rows(d.get("signals") or {})
     rows.append(("item popularity", _power(d["item_power_law"])))
     rows.append(("user activity", _power(d["user_power_law"])))
     summary = pd.DataFrame({"check": [x[0] for x in rows], "value": [x[1] for x in rows]}, dtype=object)

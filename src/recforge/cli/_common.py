@@ -58,7 +58,14 @@ DATA_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("test", "--test", str, "test file of your own split (with --train)"),
     ("split_column", "--split-column", str, "column marking each row train or test (protocol given-split)"),
     ("split_date", "--split-date", str, "rows at or after this date are test (protocol given-split)"),
+    ("signals", "--signal", list[str], "an extra signal column kept per row, NAME[:KIND] (count|duration|rating|"
+                                       "binary; repeatable), e.g. --signal hours:duration"),
+    ("utility", "--utility", str, "the value of every row as a formula over the signals, e.g. "
+                                  "\"log1p(plays) + 0.5*clip(hours, 0, 10) + rating\" (docs/signals.md)"),
 )
+NormalizeOpt = Annotated[str | None, typer.Option(
+    "--normalize", help="user-zscore|user-center|user-mean|item-...: the rating model learns normalised values "
+                        "and predicts on the original scale (docs/signals.md)")]
 
 
 def data_options(fn: Any) -> Any:

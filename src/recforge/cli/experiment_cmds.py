@@ -59,12 +59,15 @@ def register(app: typer.Typer) -> None:
             res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs)
         summ = res.result.summary
         # scenario/revealed tell the cold-start protocol's rows apart
-        cols = ["model", "scenario", "revealed", *res.result.metric_columns(), "fit_seconds", "predict_seconds"]
+        cols = ["model", "scenario", "revealed", "utility", "normalize", *res.result.metric_columns(), "fit_seconds",
+                "predict_seconds"]
         proto = summ["protocol"].iloc[0]
         where = f"outputs in {res.output_dir}" + (f"; run logged in {res.log_dir}" if res.log_dir else "")
         emit(result_report(res.result, f"{spec.name}: {proto} on {summ['dataset'].iloc[0]}", columns=cols,
                            footer=[where],
                            data={"name": spec.name, "metrics": res.metrics, "timings": res.timings,
+                                 "utility": summ["utility"].iloc[0] if "utility" in summ else None,
+                                 "normalize": spec.normalize,
                                  "output_dir": str(res.output_dir),
                                  "log_dir": str(res.log_dir) if res.log_dir else None,
                                  "files": {k: [str(p) for p in v] for k, v in res.files.items()},

@@ -31,12 +31,14 @@ from recforge.cli._output import (
 from recforge.cli._common import (
     ConfigOpt,
     FormatOpt,
+    NormalizeOpt,
     SetOpt,
     build_dataset,
     build_model,
     check_fit_data,
     console,
     data_options,
+    err_console,
     fit_options,
     handle_errors,
     list_length,
@@ -46,7 +48,7 @@ from recforge.cli._common import (
     split_method,
     training_data,
 )
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 from recforge.training.progress import reporting
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="recforge: recommender systems toolkit")
@@ -112,7 +114,8 @@ def data_stats(
     set_: SetOpt = None,
     data_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Users, items, interactions, sparsity, rating distribution, long tail."""
+    """Users, items, interactions, sparsity, rating distribution, long tail, and each --signal's statistics."""
+    from recforge.cli._checks import signal_rows
     from recforge.data.stats import compute_stats, plot_stats
 
     spec = read_spec(config, {"dataset": dataset, **(data_flags or {})}, set_, command="data stats",
@@ -127,56 +130,100 @@ def data_stats(
         ("users", f"{st.n_users:,}"), ("items", f"{st.n_items:,}"), ("interactions", f"{st.n_interactions:,}"),
         ("sparsity", st.sparsity), ("feedback", "explicit" if st.explicit else "implicit"),
         ("mean value", st.mean_value),
-        *((f"  rating {key}", f"{val:,}") for key, val in st.rating_distribution.items()),
+        *((f"  {'value' if ds.utility else 'rating'} {key}", f"{val:,}") for key, val in st.rating_distribution.items()),
         ("per user min/median/max", f"{st.per_user['min']} / {st.per_user['median']:g} / {st.per_user['max']}"),
         ("per item min/median/max", f"{st.per_item['min']} / {st.per_item['median']:g} / {st.per_item['max']}"),
         ("share on top 10% items", f"{st.top10pct_item_share:.1%}"),
+        *signal_rows(st.signals),
     ]
+    if ds.utility:
+        rows.insert(5, ("utility", ds.utility))
     frame = pd.DataFrame({"statistic": [r[0] for r in rows], "value": [r[1] for r in rows]}, dtype=object)
-    emit(Report([Section(frame, st.name, keys=("statistic", "value"))], footer=[f"wrote {p}" for p in paths],
-                data={**st.to_dict(), "plots": [str(p) for p in paths]}), fmt)
+    emit(Report([Section(frame, st.name, keys=("statistic", "value"), inline=("value",))],
+                footer=[f"wrote {p}" for p in paths],
+                data={**st.to_dict(), "utility": ds.utility, "plots": [str(p) for p in paths]}), fmt)
 
 
 @data_app.command("check")
 @handle_errors
+@data_options
 def data_check(
-    file: Annotated[str, typer.Argument(help="a CSV/TSV/Parquet log, or a registered dataset name")],
-    user_col: Annotated[str | None, typer.Option(help="user id column (default: guessed)")] = None,
-    item_col: Annotated[str | None, typer.Option(help="item id column (default: guessed)")] = None,
-    rating_col: Annotated[str | None, typer.Option(help="rating/count column (default: guessed)")] = None,
-    timestamp_col: Annotated[str | None, typer.Option(help="timestamp column (default: guessed)")] = None,
-    sep: Annotated[str | None, typer.Option(help="field separator (default: sniffed)")] = None,
-    test: Annotated[Path | None, typer.Option(help="a test file: FILE is then the train part of a given split")] = None,
+    dataset: Annotated[str | None, typer.Argument(
+        help="a log file (text or Parquet; see the Data options) or a registered dataset name")] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="write PNG plots to this folder")] = None,
     fmt: FormatOpt = "table",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    data_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Counts, duplicates, id types, timestamp unit, rating scale, power-law popularity, and the cold
-    users/items and temporal leakage of each protocol's split."""
+    """Counts, duplicates, id types, timestamp unit, rating scale, signals, power-law popularity, and
+    the cold users/items and temporal leakage of each protocol's split (and of your own split).
+
+    The file is read by the same data options as every other command; the raw rows are checked as
+    they are, and the protocols' splits are made from the data as `evaluate` would load it (after
+    the cleaning options). FILE --test TEST checks a given train/test pair (as --train FILE --test TEST).
+    """
     from recforge.cli._checks import check_report, protocol_splits
     from recforge.data.check import check_log, plot_check
+    from recforge.data.source import DataSource
 
     check_format(fmt)
-    source: Any = file
-    if not Path(file).exists() and "/" not in file and "." not in Path(file).name:
-        from recforge.data import load
+    flags = dict(data_flags or {})
+    if flags.get("dataset.test") and not flags.get("dataset.train") and dataset is not None:
+        flags["dataset.train"], dataset = dataset, None  # FILE --test TEST: FILE is the train part
+    spec = read_spec(config, {"dataset": dataset, **flags}, set_, command="data check", builds_model=False)
+    if not spec.dataset:
+        raise ConfigError("no dataset given: pass FILE (or --train FILE --test FILE) or set [dataset] in the config")
+    source = DataSource.from_table(spec.dataset, where=f"{spec.source or 'config'} [dataset]")
+    from recforge.data.mmap_store import is_store
 
-        ds = load(file)
-        if ds.interactions is None:
-            raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
-        frame = ds.interactions.to_dataframe()
+    raw_file = bool(source.path or source.train) and not (source.path and is_store(Path(source.path)))
+    kw: dict[str, Any] = {}
+    if raw_file:
+        frames, cols = source.read_raw()
+        frame = frames[0][1]
+        test_frame = frames[1][1] if len(frames) == 2 else None
+        kw = {"user_col": cols["user"], "item_col": cols["item"], "rating_col": cols["value"],
+              "timestamp_col": cols["timestamp"], "signals": source.signal_kinds(), "guess": False}
+        if source.duplicates == "error" and any(f.duplicated([cols["user"], cols["item"]]).any() for _, f, _ in frames):
+            # the report counts the repeats; the splits below need one row per pair
+            source = source.replace(duplicates="last")
+            err_console.print("data: repeated (user, item) rows: the protocols' splits below keep the last of each "
+                              "(as --duplicates last)", highlight=False, soft_wrap=True)
+    spec.dataset = source.to_table()
+    refused = None
+    try:
+        ds = build_dataset(spec)
+    except DataError as exc:
+        if not raw_file:
+            raise
+        # the check reports what is wrong in the rows; the splits are then made from the raw rows
+        ds, refused = None, str(exc)
+    if ds is not None and ds.interactions is None:
+        raise ConfigError(f"dataset {ds.name!r} is CTR data without user-item interactions")
+    if not raw_file:  # a registered dataset or a saved store: its rows as loaded
+        inter = ds.interactions
+        frame = inter.to_dataframe()
         # implicit interactions carry a constant 1.0: no value column to check
-        source = frame.rename(columns={"value": "rating"}) if ds.interactions.explicit else frame.drop(columns="value")
-    report = check_log(source, user_col=user_col, item_col=item_col, rating_col=rating_col,
-                       timestamp_col=timestamp_col, sep=sep, splits=protocol_splits(), test=test,
-                       name=Path(file).stem if isinstance(source, str) else file)
-    paths = plot_check(source, report, plots) if plots else []
+        frame = frame.rename(columns={"value": "rating"}) if inter.explicit else frame.drop(columns="value")
+        test_frame = None
+        kw = {"rating_col": "rating" if inter.explicit else None, "signals": inter.signal_kinds,
+              "timestamp_col": "timestamp" if inter.timestamps is not None else None,
+              "user_col": "user_id", "item_col": "item_id", "guess": False}
+    given = ds.split("given") if ds is not None and "given" in ds.split_names and test_frame is None else None
+    report = check_log(frame, splits=protocol_splits(), name=source.label,
+                       data=None if ds is None else ds.interactions, given=given, test=test_frame, **kw)
+    if refused:
+        report.warnings.insert(0, f"the loaders refuse this log ({refused}); the splits below are made from the "
+                                  "raw rows that can be read")
+    paths = plot_check(frame, report, plots) if plots else []
     emit(check_report(report, paths), fmt)
 
 
 @data_app.command("synth")
 @handle_errors
 def data_synth(
-    output: Annotated[Path, typer.Option(help="Parquet file to write")],
+    output: Annotated[Path, typer.Option(help="Parquet file to write (.csv or .csv.gz: a CSV file)")],
     preset: Annotated[str | None, typer.Option(help="ml-20m | netflix | 1m-items (flags override its sizes)")] = None,
     users: Annotated[int | None, typer.Option(help="number of users")] = None,
     items: Annotated[int | None, typer.Option(help="number of items")] = None,
@@ -184,18 +231,23 @@ def data_synth(
     seed: Annotated[int, typer.Option(help="seeds every random choice")] = 0,
     row_group_size: Annotated[int, typer.Option(help="rows per Parquet row group (the most rows held in memory)")]
     = 1_000_000,
+    signals: Annotated[bool, typer.Option("--signals", help="add plays and hours columns drawn from the same "
+                                                             "preference, and keep only some ratings")] = False,
+    rated_share: Annotated[float, typer.Option(help="with --signals: share of rows that keep their rating")] = 0.3,
 ) -> None:
-    """Write a synthetic log (power-law popularity and activity, ratings, timestamps) as Parquet."""
+    """Write a synthetic log (power-law popularity and activity, ratings, timestamps) as Parquet or CSV;
+    with --signals a simulated streaming log (plays, hours, a few ratings)."""
     from recforge.data.synth import SynthSpec, preset as get_preset, write_synth
 
     sizes = {"n_users": users, "n_items": items, "n_interactions": interactions}
     if preset is not None:
-        spec = get_preset(preset, seed=seed, **sizes)
+        spec = get_preset(preset, seed=seed, signals=signals, rated_share=rated_share, **sizes)
     else:
         missing = [f"--{k.removeprefix('n_')}" for k, v in sizes.items() if v is None]
         if missing:
             raise ConfigError(f"data synth: give {', '.join(missing)} (or --preset ml-20m|netflix|1m-items)")
-        spec = SynthSpec(int(users), int(items), int(interactions), seed=seed)  # type: ignore[arg-type]
+        spec = SynthSpec(int(users), int(items), int(interactions), seed=seed,  # type: ignore[arg-type]
+                         signals=signals, rated_share=rated_share)
     t0 = time.perf_counter()
     with console.status(f"writing {spec.n_interactions:,} interactions"):
         info = write_synth(spec, output, row_group_size=row_group_size)
@@ -213,6 +265,8 @@ def data_ingest(
     rating_col: str | None = None,
     timestamp_col: str | None = None,
     duplicates: Annotated[str, typer.Option(help="error | sum | mean | first | last")] = "error",
+    signal: Annotated[list[str] | None, typer.Option(
+        "--signal", help="an extra signal column kept per row, NAME[:KIND] (repeatable)")] = None,
 ) -> None:
     """Read a large log in batches and save it as memory-mapped arrays that open in about a second."""
     from recforge.data.streaming import read_interactions
@@ -220,7 +274,7 @@ def data_ingest(
     t0 = time.perf_counter()
     with console.status(f"reading {source}"):
         inter = read_interactions(source, user_col, item_col, rating_col, timestamp_col,
-                                  duplicates=duplicates)  # type: ignore[arg-type]
+                                  duplicates=duplicates, signals=signal)  # type: ignore[arg-type]
         inter.save(output)
     console.print(f"{inter!r} saved to {output} in {time.perf_counter() - t0:.1f} s")
 
@@ -276,6 +330,7 @@ def train_cmd(
     split: Annotated[str | None, typer.Option(help="train on this predefined split's train part")] = None,
     seed: int | None = None,
     device: Annotated[str | None, typer.Option(help="cpu|cuda|auto (torch models)")] = None,
+    normalize: NormalizeOpt = None,
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -288,7 +343,7 @@ def train_cmd(
     from recforge.io import check_writable
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "split.name": split, "seed": seed,
-                              "device": device, **(data_flags or {})}, set_, command="train")
+                              "device": device, "normalize": normalize, **(data_flags or {})}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
     out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else
@@ -320,6 +375,7 @@ def evaluate_cmd(
     output: Annotated[Path | None, typer.Option(help="save results as OUTPUT.csv/.json/.md")] = None,
     memory_budget: Annotated[str | None, typer.Option(
         help="e.g. 8GB: users are ranked in blocks that fit it; a model whose fit would exceed it is refused")] = None,
+    normalize: NormalizeOpt = None,
     fmt: FormatOpt = "table",
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
@@ -333,7 +389,7 @@ def evaluate_cmd(
     check_format(fmt)
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "protocol": protocol, "k": k,
-                              "seed": seed, "device": device,
+                              "seed": seed, "device": device, "normalize": normalize,
                               "outputs.results": None if output is None else str(output), **(data_flags or {})},
                      set_, command="evaluate")
     budget = None if memory_budget is None else parse_bytes(memory_budget)
@@ -355,6 +411,7 @@ def evaluate_cmd(
     config = mdl.config.to_dict()
     emit(result_report(result, "results", footer=[f"config: {config}"] if config else [],
                        data={"protocol": proto, "dataset": ds.name, "model": mdl.name, "config": config,
+                             "utility": ds.utility, "normalize": mdl.target_transform(),
                              "rows": result.to_records(), "notes": result.notes}), fmt)
 
 
@@ -370,6 +427,7 @@ def recommend_cmd(
     k: Annotated[int | None, typer.Option(help="list length (default: the config's k, else 10)")] = None,
     seed: int | None = None,
     include_seen: bool = False,
+    normalize: NormalizeOpt = None,
     fmt: FormatOpt = "table",
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -379,8 +437,8 @@ def recommend_cmd(
     from recforge._arrays import plain_id
     from recforge.models.base import Recommender
 
-    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed, **(data_flags or {})}, set_,
-                     command="recommend", builds_model=model_path is None)
+    spec = read_spec(config, {"model": model, "dataset": dataset, "k": k, "seed": seed, "normalize": normalize,
+                              **(data_flags or {})}, set_, command="recommend", builds_model=model_path is None)
     kk = list_length(spec)
     check_format(fmt)
     if not user:

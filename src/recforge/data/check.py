@@ -310,6 +310,9 @@ class CheckReport:
     user_power_law: PowerLaw | None
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per named signal column: kind, non-missing count, mean, min, max, share of zeros, and
+    ``n_not_numeric`` (cells that are text, not numbers)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -329,6 +332,10 @@ def check_log(
     splits: Mapping[str, SplitMaker] | None = None,
     test: str | Path | pd.DataFrame | None = None,
     name: str | None = None,
+    signals: Mapping[str, str] | None = None,
+    guess: bool = True,
+    data: Interactions | None = None,
+    given: Split | None = None,
 ) -> CheckReport:
     """Check an interaction log (a file or a DataFrame of raw rows).
 
@@ -343,14 +350,26 @@ def check_log(
         test: A test file (or frame) whose rows are held out: ``source`` is then the train part of
             a given split, checked for cold users/items and leakage as ``"given split"``.
         name: Name in the report (default: the file's stem).
+        signals: Named signal columns ``{column: kind}`` (:func:`recforge.data.interactions.parse_signals`),
+            each described as ``data stats`` does, with the cells that are not numbers counted.
+        guess: Guess the columns not named (False: an unnamed rating or timestamp column is
+            absent, as when :class:`~recforge.data.source.DataSource` has resolved them).
+        data: The log as loaded for evaluation (after the data options' cleaning); the protocols'
+            splits are made from it instead of from the raw rows.
+        given: The log's own train/test split (``--train/--test``, ``--split-column``,
+            ``--split-date``), checked as ``"given split"``.
 
     Raises:
         DataError: Unreadable file, missing user or item column, unknown column name.
     """
     df = source if isinstance(source, pd.DataFrame) else read_log(source, sep=sep)
     label = name or (Path(source).stem if not isinstance(source, pd.DataFrame) else "DataFrame")
-    cols = {"user": _pick(df, "user", user_col), "item": _pick(df, "item", item_col),
-            "rating": _pick(df, "rating", rating_col), "timestamp": _pick(df, "timestamp", timestamp_col)}
+
+    def pick(role: str, given_col: str | None) -> str | None:
+        return _pick(df, role, given_col) if guess or given_col is not None else None
+
+    cols = {"user": pick("user", user_col), "item": pick("item", item_col),
+            "rating": pick("rating", rating_col), "timestamp": pick("timestamp", timestamp_col)}
     if cols["user"] is None or cols["item"] is None:
         missing = "user" if cols["user"] is None else "item"
         raise DataError(f"{label}: no {missing} column found among {', '.join(map(str, df.columns))}; "
@@ -386,6 +405,7 @@ def check_log(
         warnings.append(f"{stamp['n_bad']:,} values of {cols['timestamp']!r} are not timestamps")
     if stamp is not None and stamp["unit"] == "ordinal":
         warnings.append(f"{cols['timestamp']!r} holds small numbers (max {stamp['last']:g}): an order, not a clock")
+    sig = _signal_facts(df, signals or {}, warnings)
     if n_users and n_pairs / n_users < 2:
         warnings.append("fewer than 2 interactions per user on average: leave-one-out leaves most users "
                         "without training data")
@@ -395,10 +415,37 @@ def check_log(
         missing=missing, user_ids=_id_kind(u), item_ids=_id_kind(i), rating=rating, timestamp=stamp,
         per_user=_describe(ucount), per_item=_describe(icount),
         item_power_law=fit_power_law(icount), user_power_law=fit_power_law(ucount), warnings=warnings,
+        signals=sig,
     )
-    if splits or test is not None:
-        report.protocols = _protocol_facts(df, cols, splits or {}, test, sep, warnings)
+    if splits or test is not None or given is not None:
+        report.protocols = _protocol_facts(df, cols, splits or {}, test, sep, warnings, data=data, given=given)
     return report
+
+
+def _signal_facts(df: pd.DataFrame, signals: Mapping[str, str], warnings: list[str]) -> dict[str, dict[str, Any]]:
+    from recforge.data.stats import signal_stats
+
+    out: dict[str, dict[str, Any]] = {}
+    for col, kind in signals.items():
+        if col not in df.columns:
+            raise DataError(f"no signal column {col!r}; the columns are {', '.join(map(str, df.columns))}")
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        text = int((num.isna() & raw.notna() & raw.astype(str).str.strip().ne("")).sum())
+        facts = signal_stats({col: num.to_numpy(np.float64)}, {col: kind})[col]
+        facts["n_not_numeric"] = text
+        facts["missing"] -= text  # text is not missing: it is wrong
+        if text:
+            warnings.append(f"{text:,} values of signal {col!r} are not numbers; the loaders refuse them")
+        low = facts["min"]
+        if kind in ("count", "duration") and low is not None and low < 0:
+            warnings.append(f"signal {col!r} ({kind}) has negative values (min {low:g}); the loaders refuse them")
+        if kind == "binary" and facts["count"] and not num.dropna().isin([0, 1]).all():
+            warnings.append(f"signal {col!r} (binary) has values other than 0 and 1; the loaders refuse them")
+        if facts["count"] == 0:
+            warnings.append(f"signal {col!r} is missing on every row")
+        out[col] = facts
+    return out
 
 
 def _describe(counts: np.ndarray) -> dict[str, float]:
@@ -430,8 +477,11 @@ def _interactions(df: pd.DataFrame, cols: Mapping[str, str | None]) -> Interacti
 
 
 def _protocol_facts(df: pd.DataFrame, cols: Mapping[str, str | None], splits: Mapping[str, SplitMaker],
-                    test: Any, sep: str | None, warnings: list[str]) -> dict[str, dict[str, Any]]:
+                    test: Any, sep: str | None, warnings: list[str], *, data: Interactions | None = None,
+                    given: Split | None = None) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
+    if given is not None:
+        out["given split"] = split_facts(given)
     if test is not None:
         tdf = test if isinstance(test, pd.DataFrame) else read_log(test, sep=sep)
         missing = [c for c in cols.values() if c is not None and c not in tdf.columns]
@@ -446,7 +496,7 @@ def _protocol_facts(df: pd.DataFrame, cols: Mapping[str, str | None], splits: Ma
         given = Split(inter.subset(~is_test), inter.subset(is_test), name="given")
         out["given split"] = split_facts(given)
     if splits:
-        inter = _interactions(df, cols)
+        inter = data if data is not None else _interactions(df, cols)
         for label, make in splits.items():
             try:
                 out[label] = split_facts(make(inter))

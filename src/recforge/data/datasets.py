@@ -48,6 +48,8 @@ class Dataset:
             ratings, or not stated).
         notes: What the loader read and what cleaning dropped, one line each
             (:class:`recforge.data.source.DataSource`).
+        utility: The formula that made the values from the signals (``log1p(plays) + rating``;
+            None: the values are the file's), stated on every result row.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Dataset:
     terms: str = ""
     weights: str | None = None
     notes: list[str] = field(default_factory=list)
+    utility: str | None = None
     _splits: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -11,11 +12,48 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recforge.data.vocabulary import Vocabulary, normalize_ids
-from recforge.errors import DataError
+from recforge.errors import ConfigError, DataError
 
 Duplicates = Literal["error", "sum", "mean", "last", "first"]
 #: The kinds a named signal can have (see :attr:`Interactions.signal_kinds`).
 SIGNAL_KINDS = ("count", "duration", "rating", "binary")
+#: A signal column, or several: ``"plays"``, ``"hours:duration"``, ``["plays", "hours:duration"]`` or
+#: ``{"plays": "count", "hours": "duration"}`` (see :func:`parse_signals`).
+SignalSpec = str | Sequence[str] | Mapping[str, str] | None
+
+
+def parse_signals(spec: SignalSpec, *, where: str = "signals") -> dict[str, str]:
+    """Named signal columns and their kinds, ``{column: kind}``, from any of the forms of :data:`SignalSpec`.
+
+    A string is ``name[:kind]`` (several comma-separated: ``"plays,hours:duration"``); the kind
+    defaults to ``count``. The same name twice, an empty name or an unknown kind is a
+    :class:`~recforge.errors.ConfigError` naming the entry.
+    """
+    if spec is None:
+        return {}
+    items: list[tuple[str, str]] = []
+    if isinstance(spec, Mapping):
+        items = [(str(k), str(v)) for k, v in spec.items()]
+    else:
+        entries = [spec] if isinstance(spec, str) else list(spec)
+        for entry in entries:
+            if not isinstance(entry, str):
+                raise ConfigError(f"{where}: {entry!r} is not a signal name (use \"name\" or \"name:kind\")")
+            for part in entry.split(","):
+                if not part.strip():
+                    continue
+                name, _, kind = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "count")
+                items.append((name.strip(), kind.strip() or "count"))
+    out: dict[str, str] = {}
+    for name, kind in items:
+        if not name:
+            raise ConfigError(f"{where}: a signal needs a column name (name[:kind])")
+        if kind not in SIGNAL_KINDS:
+            raise ConfigError(f"{where}: signal {name!r}: kind {kind!r} is not one of {', '.join(SIGNAL_KINDS)}")
+        if name in out:
+            raise ConfigError(f"{where}: signal {name!r} is named twice")
+        out[name] = kind
+    return out
 
 
 @dataclass(eq=False)
@@ -102,6 +140,7 @@ class Interactions:
         source: str = "DataFrame",
         line_offset: int = 0,
         name: str | None = None,
+        signals: SignalSpec = None,
     ) -> Interactions:
         """Build from a DataFrame with named columns.
 
@@ -120,10 +159,17 @@ class Interactions:
             source: Name of the file or object, used in error messages.
             line_offset: Added to the 0-based row number to give a file line number in errors.
             name: Label for reports.
+            signals: Named signal columns kept per row (:attr:`signals`), e.g.
+                ``["plays", "hours:duration", "rating:rating"]`` or ``{"plays": "count"}``
+                (:func:`parse_signals`). Empty cells are missing (NaN); text that is not a number,
+                a negative ``count``/``duration`` or a ``binary`` value other than 0/1 is an error
+                naming the line. Repeated rows merge their signals by ``duplicates`` as the value
+                (:func:`merge_rows`).
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-        needed = [c for c in (user, item, rating, timestamp) if c is not None]
+        kinds = parse_signals(signals)
+        needed = [c for c in (user, item, rating, timestamp) if c is not None] + list(kinds)
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise DataError(
@@ -155,6 +201,7 @@ class Interactions:
         ts: np.ndarray | None = None
         if timestamp is not None:
             ts = _timestamps(df[timestamp], source, timestamp, line_offset)
+        sig = {col: signal_values(df[col], col, kind, source, line_offset) for col, kind in kinds.items()}
 
         raw_u = normalize_ids(df[user].to_numpy())
         raw_i = normalize_ids(df[item].to_numpy())
@@ -167,10 +214,12 @@ class Interactions:
                 row = int(np.flatnonzero(arr < 0)[0])
                 raise DataError(f"{source}: line {row + line_offset}: unknown {col} {raw[row].item()!r}")
 
-        u, i, values, ts = _resolve_duplicates(u, i, values, ts, duplicates, raw_u, raw_i, source, line_offset)
+        u, i, values, ts, sig = merge_rows(u, i, values, ts, duplicates, raw_u, raw_i, source, line_offset,
+                                           signals=sig, kinds=kinds)
         if explicit is None:
             explicit = rating is not None
-        return cls(u, i, values, users, items, ts, explicit=explicit, name=name or source)
+        return cls(u, i, values, users, items, ts, explicit=explicit, name=name or source, signals=sig,
+                   signal_kinds=kinds)
 
     @classmethod
     def from_csv(
@@ -185,14 +234,16 @@ class Interactions:
         duplicates: Duplicates = "error",
         explicit: bool | None = None,
         encoding: str = "utf-8",
+        signals: SignalSpec = None,
     ) -> Interactions:
         """Read a delimited text file (optionally compressed) with a header row naming the columns.
 
         The columns are named exactly; :class:`recforge.data.source.DataSource` also finds them by
-        their usual names, sniffs the separator and cleans the log.
+        their usual names, sniffs the separator and cleans the log. ``signals`` names extra signal
+        columns (as in :meth:`from_dataframe`).
         """
         return cls._from_file(path, user, item, rating, timestamp, sep=sep, duplicates=duplicates,
-                              explicit=explicit, encoding=encoding)
+                              explicit=explicit, encoding=encoding, signals=signals)
 
     @classmethod
     def from_parquet(
@@ -205,15 +256,16 @@ class Interactions:
         *,
         duplicates: Duplicates = "error",
         explicit: bool | None = None,
+        signals: SignalSpec = None,
     ) -> Interactions:
-        """Read a Parquet file with named columns (needs pyarrow)."""
+        """Read a Parquet file with named columns (needs pyarrow); ``signals`` as in :meth:`from_dataframe`."""
         return cls._from_file(path, user, item, rating, timestamp, sep=None, duplicates=duplicates,
-                              explicit=explicit)
+                              explicit=explicit, signals=signals)
 
     @classmethod
     def _from_file(cls, path: str | Path, user: str, item: str, rating: str | None, timestamp: str | None, *,
                    sep: str | None, duplicates: Duplicates, explicit: bool | None,
-                   encoding: str = "utf-8") -> Interactions:
+                   encoding: str = "utf-8", signals: SignalSpec = None) -> Interactions:
         from recforge.data.reading import read_table, stem
 
         path = Path(path)
@@ -223,7 +275,7 @@ class Interactions:
                 df[col] = _maybe_int(df[col])
         return cls.from_dataframe(
             df, user, item, rating, timestamp, duplicates=duplicates, explicit=explicit,
-            source=str(path), line_offset=offset, name=stem(path),
+            source=str(path), line_offset=offset, name=stem(path), signals=signals,
         )
 
     # ------------------------------------------------------------------ on disk
@@ -394,6 +446,38 @@ def _timestamps(col: pd.Series, source: str, name: str, offset: int) -> np.ndarr
     return num.to_numpy().astype(np.int64)
 
 
+def signal_values(col: pd.Series, name: str, kind: str, source: str = "DataFrame", offset: int = 0) -> np.ndarray:
+    """One signal column as float64 with NaN for empty cells, checked against its kind.
+
+    Raises:
+        DataError: Text that is not a number, an infinite value, a negative ``count`` or
+            ``duration``, or a ``binary`` value other than 0 and 1 (naming the line and column).
+    """
+    vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    empty = col.isna().to_numpy() | col.astype(str).str.strip().eq("").to_numpy()
+    where = "line" if offset else "row"
+    bad = np.isnan(vals) & ~empty
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source}: {where} {row + offset}: signal {name!r} is not a number ({col.iloc[row]!r})")
+    vals[empty] = np.nan
+    ok = ~np.isnan(vals)
+    problem = None
+    if np.isinf(vals).any():
+        problem, mask = "is not finite", np.isinf(vals)
+    elif kind in ("count", "duration") and (vals[ok] < 0).any():
+        problem, mask = f"is negative (a {kind} is >= 0)", ok & (np.nan_to_num(vals) < 0)
+    elif kind == "binary" and not np.isin(vals[ok], (0.0, 1.0)).all():
+        problem, mask = "is not 0 or 1 (a binary signal)", ok & ~np.isin(np.nan_to_num(vals), (0.0, 1.0))
+    if problem is not None:
+        row = int(np.flatnonzero(mask)[0])
+        raw = col.iloc[row]
+        raise DataError(f"{source}: {where} {row + offset}: signal {name!r} {problem} "
+                        f"({raw!r})" if isinstance(raw, str) else f"{source}: {where} {row + offset}: signal "
+                        f"{name!r} {problem} ({float(raw):g})")
+    return vals
+
+
 def _resolve_duplicates(
     u: np.ndarray,
     i: np.ndarray,
@@ -405,13 +489,41 @@ def _resolve_duplicates(
     source: str,
     offset: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`merge_rows` without signals."""
+    return merge_rows(u, i, values, ts, how, raw_u, raw_i, source, offset)[:4]  # type: ignore[return-value]
+
+
+def merge_rows(
+    u: np.ndarray,
+    i: np.ndarray,
+    values: np.ndarray,
+    ts: np.ndarray | None,
+    how: str,
+    raw_u: np.ndarray,
+    raw_i: np.ndarray,
+    source: str,
+    offset: int,
+    *,
+    signals: Mapping[str, np.ndarray] | None = None,
+    kinds: Mapping[str, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+    """Merge repeated (user, item) rows by the ``duplicates`` policy ``how``.
+
+    The value and every signal follow the same rule: ``first``/``last`` keep the first/last row
+    (by timestamp when there is one, else row order), ``sum`` adds and ``mean`` averages. A signal's
+    missing cells (NaN) are left out of ``sum`` and ``mean`` (all missing: NaN); two kinds keep
+    their meaning under ``sum``: a ``binary`` signal takes the maximum (clicked in any row) and a
+    ``rating`` the mean (two ratings do not add up to a better one). ``error`` refuses a repeat,
+    naming its line.
+    """
+    sig = dict(signals or {})
     n_items = int(i.max()) + 1 if len(i) else 1
     key = u.astype(np.int64) * n_items + i
     order = np.argsort(key, kind="stable") if ts is None else np.lexsort((ts, key))
     sk = key[order]
     dup_next = sk[1:] == sk[:-1]
     if not dup_next.any():
-        return u, i, values, ts
+        return u, i, values, ts, sig
     if how == "error":
         first = int(order[1:][dup_next][0])
         raise DataError(
@@ -436,4 +548,30 @@ def _resolve_duplicates(
     new_ts = None
     if ts is not None:
         new_ts = ts[order][ends - 1] if how in ("last", "sum", "mean") else ts[order][starts]
-    return u[pick], i[pick], new_vals, new_ts
+    kinds = kinds or {}
+    merged = {}
+    for name, arr in sig.items():
+        rule = how
+        if how == "sum" and kinds.get(name) == "binary":
+            rule = "max"
+        elif how == "sum" and kinds.get(name) == "rating":
+            rule = "mean"
+        merged[name] = _merge_signal(np.asarray(arr, dtype=np.float64)[order], starts, ends, rule)
+    return u[pick], i[pick], new_vals, new_ts, merged
+
+
+def _merge_signal(sorted_vals: np.ndarray, starts: np.ndarray, ends: np.ndarray, rule: str) -> np.ndarray:
+    """One signal's groups (rows ``starts[g]:ends[g]`` of ``sorted_vals``) merged by ``rule``, skipping NaN."""
+    if rule == "first":
+        return sorted_vals[starts]
+    if rule == "last":
+        return sorted_vals[ends - 1]
+    have = ~np.isnan(sorted_vals)
+    n = np.add.reduceat(have.astype(np.float64), starts)
+    if rule == "max":
+        out = np.maximum.reduceat(np.where(have, sorted_vals, -np.inf), starts)
+    else:
+        total = np.add.reduceat(np.where(have, sorted_vals, 0.0), starts)
+        out = total if rule == "sum" else total / np.maximum(n, 1)
+    out[n == 0] = np.nan
+    return out

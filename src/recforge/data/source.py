@@ -19,6 +19,14 @@ Cleaning, in this order, each reported: duplicates (``error``/``first``/``last``
 (``min_user_interactions``, ``min_item_interactions``, iterated to a fixed point), then the
 implicit ``weights`` (``binary``, ``count``, ``log1p``).
 
+Several signals per interaction: ``signals`` names extra numeric columns kept per row
+(``["plays", "hours:duration", "rating:rating"]``, ``name[:kind]``, kinds count/duration/rating/
+binary; :attr:`Interactions.signals`), merged over repeated rows by the ``duplicates`` rule. A
+``utility`` formula (:func:`recforge.data.utility.parse_formula`, e.g. ``"log1p(plays) +
+0.5*clip(hours, 0, 10) + rating"``) builds the value of every row from them, before cleaning; the
+data is then a graded target (explicit) unless ``feedback="implicit"``, and every result row names
+the formula (``docs/signals.md``).
+
 A source may also carry its own train/test split: ``train`` and ``test`` files, a
 ``split_column`` (values ``train``/``test``) or a ``split_date`` (rows at or after it are test);
 it is the dataset's ``given`` split, which the ``given-split`` protocol evaluates on.
@@ -38,9 +46,10 @@ import pandas as pd
 from recforge.config import nearest
 from recforge.data.cleaning import apply_weights, kcore, positive_threshold, WEIGHTS
 from recforge.data.datasets import DATASETS, Dataset, load
-from recforge.data.interactions import Interactions, _maybe_int
+from recforge.data.interactions import Interactions, _maybe_int, parse_signals
 from recforge.data.reading import SEP_NAMES, read_table, stem
 from recforge.data.split import Split
+from recforge.data.utility import UtilityFormula
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import ConfigError, DataError
 
@@ -101,6 +110,13 @@ class DataSource:
         split_column: A column marking each row ``train`` or ``test`` (the given split).
         split_date: Rows at or after this date (``2020-01-31``, or a number in the timestamp
             column's unit) are the given split's test part.
+        signals: Extra signal columns kept per row, ``name[:kind]`` (kinds ``count``, ``duration``,
+            ``rating``, ``binary``; default ``count``), e.g. ``("plays", "hours:duration")``; a
+            config table ``{plays = "count"}`` works too. Stored as ``"name:kind"`` strings.
+        utility: A formula over the signals that becomes every row's value
+            (:func:`recforge.data.utility.parse_formula`; term tables are accepted and stored as
+            the formula's text). No rating column is read then: name ratings as a signal
+            (``rating:rating``) and use them in the formula.
     """
 
     name: str | None = None
@@ -122,8 +138,16 @@ class DataSource:
     duplicates: str = "error"
     split_column: str | None = None
     split_date: str | None = None
+    signals: tuple[str, ...] | None = None
+    utility: str | None = None
 
     def __post_init__(self) -> None:
+        if self.signals is not None:
+            kinds = parse_signals(self.signals, where="--signal")  # type: ignore[arg-type]
+            object.__setattr__(self, "signals", tuple(f"{k}:{v}" for k, v in kinds.items()) or None)
+        if self.utility is not None:
+            formula = UtilityFormula.from_config(self.utility)  # type: ignore[arg-type]
+            object.__setattr__(self, "utility", formula.expression())
         if isinstance(self.columns, str):
             object.__setattr__(self, "columns", tuple(c.strip() for c in self.columns.split(",") if c.strip()))
         elif self.columns is not None:
@@ -177,6 +201,16 @@ class DataSource:
             raise ConfigError(f"weights {self.weights!r}{did} use {', '.join(WEIGHTS)}")
         if self.weights is not None and self.feedback == "explicit":
             raise ConfigError("weights apply to implicit feedback; drop --weights or --feedback explicit")
+        if self.utility is not None:
+            if self.rating_col is not None:
+                raise ConfigError("with --utility the value is the formula: drop --rating-col (name the rating "
+                                  "column as a signal, --signal rating:rating, and use it in the formula)")
+            if self.weights is not None:
+                raise ConfigError("with --utility the value is the formula: drop --weights")
+            missing = [s for s in self.formula().signals if s not in self.signal_kinds()]
+            if missing and not self.name and not (self.path and _is_store(self.path)):
+                raise ConfigError(f"utility names {', '.join(map(repr, missing))}, not declared as a signal: "
+                                  f"add --signal {missing[0]} (signals: {', '.join(self.signal_kinds()) or 'none'})")
         if self.duplicates not in DUPLICATES:
             raise ConfigError(f"duplicates {self.duplicates!r}: use {', '.join(DUPLICATES)}")
         for key in ("min_user_interactions", "min_item_interactions"):
@@ -191,6 +225,15 @@ class DataSource:
         if self.name and any(getattr(self, k) is not None for k in _FILE_ONLY):
             used = [k for k in _FILE_ONLY if getattr(self, k) is not None]
             raise ConfigError(f"dataset {self.name!r} is registered: {', '.join(used)} apply to files only")
+
+    # ------------------------------------------------------------------ signals
+    def signal_kinds(self) -> dict[str, str]:
+        """``{column: kind}`` of the declared signals."""
+        return parse_signals(self.signals)
+
+    def formula(self) -> UtilityFormula | None:
+        """The parsed ``utility`` formula (None without one)."""
+        return None if self.utility is None else UtilityFormula.from_config(self.utility)
 
     # ------------------------------------------------------------------ loading
     @property
@@ -224,17 +267,19 @@ class DataSource:
             notes.append(f"{self.name}: {'explicit ratings' if inter.explicit else 'implicit feedback'}")
         else:
             inter, given_mask = self._read_files(notes)
+            inter = self._apply_utility(inter, notes)
             task = "rating" if inter.explicit else "ranking"
             folder = Path(self.path or self.train).parent  # type: ignore[arg-type]
             ds = Dataset(self.label, task, inter, path=folder)
         inter, given_mask = self._clean(inter, given_mask, notes)
-        weights = None if inter.explicit else (self.weights or "binary")
+        weights = None if inter.explicit else (self.weights or ("utility" if self.utility else "binary"))
         if self.split_date is not None:
             given_mask = ~_date_mask(inter, self.split_date, notes)
         changed = inter is not ds.interactions
         ds.interactions = inter
         ds.task = "rating" if inter.explicit else "ranking"
         ds.weights = weights
+        ds.utility = self.utility
         ds.notes = notes
         if changed and ds._splits and self.name:
             notes.append(f"{self.name}: cleaning changed the rows, so its predefined splits "
@@ -252,6 +297,65 @@ class DataSource:
             notes.append(f"{self.path}: saved interactions (memory-mapped), "
                          f"{'explicit ratings' if inter.explicit else 'implicit feedback'}")
             return inter, None
+        frames, cols = self.read_raw()
+        user, item, value, ts, explicit = cols["user"], cols["item"], cols["value"], cols["timestamp"], cols["explicit"]
+        parts: list[tuple[str, Interactions]] = []
+        users = items = None
+        if len(frames) == 2:
+            both = pd.concat([f[[c for c in (user, item) if c]] for _, f, _ in frames], ignore_index=True)
+            for col in (user, item):
+                both[col] = _maybe_int(both[col])
+            users = Vocabulary(_ids(both[user]), "user")
+            items = Vocabulary(_ids(both[item]), "item")
+        for part_path, frame, offset in frames:
+            for col in (user, item):
+                frame[col] = _maybe_int(frame[col])
+            sub = Interactions.from_dataframe(
+                frame, user, item, value, ts, duplicates=self.duplicates, explicit=explicit,  # type: ignore[arg-type]
+                users=users, items=items, source=str(part_path), line_offset=offset, name=stem(Path(part_path)),
+                signals=self.signal_kinds(),
+            )
+            dropped = len(frame) - len(sub)
+            if dropped:
+                notes.append(f"{part_path}: duplicates={self.duplicates} merged {dropped:,} repeated (user, item) rows")
+            parts.append((str(part_path), sub))
+        desc = [f"user={user}", f"item={item}"]
+        if value:
+            desc.append(f"{'rating' if explicit else 'count'}={value}")
+        if ts:
+            desc.append(f"timestamp={ts}")
+        if self.signals:
+            desc.append(f"signals={', '.join(self.signals)}")
+        kind = "explicit ratings" if explicit else "implicit feedback"
+        if self.utility:
+            kind = "a utility target" if explicit else "implicit feedback weighted by a utility"
+        notes.append(f"{self.label}: {kind} ({', '.join(desc)})")
+        if len(parts) == 1:
+            inter = parts[0][1]
+            mask = None
+            if self.split_column:
+                mask = _split_column_mask(frames[0][1], self.split_column, frames[0][0], frames[0][2], inter)
+            return inter, mask
+        train, test = parts[0][1], parts[1][1]
+        inter = _concat(train, test, self.label)
+        mask = np.r_[np.ones(len(train), bool), np.zeros(len(test), bool)]
+        return inter, mask
+
+    def read_raw(self) -> tuple[list[tuple[str, pd.DataFrame, int]], dict[str, Any]]:
+        """The rows of the source's file(s) as read, before any conversion or cleaning, and the
+        columns :meth:`load` would use.
+
+        Returns:
+            ``[(path, frame, line offset), ...]`` (one file, or the train and the test file) and
+            ``{"user", "item", "value", "timestamp", "explicit", "signals"}`` (column names, None
+            where absent). ``recforge data check`` inspects these rows.
+
+        Raises:
+            DataError: As :meth:`load` for a missing file or an unknown column.
+            ConfigError: For a registered dataset (it has no raw file to read).
+        """
+        if not (self.path or self.train):
+            raise ConfigError("read_raw needs a file (path, or train and test)")
         cols: dict[str, Any] = {}
 
         def text_columns(path: str) -> Any:
@@ -269,48 +373,19 @@ class DataSource:
             frame, offset = read_table(part, sep=self.sep, encoding=self.encoding,  # type: ignore[arg-type]
                                        columns=self.columns, text_columns=text_columns(str(part)))
             frames.append((str(part), frame, offset))
-        user, item, value, ts, explicit = cols["user"], cols["item"], cols["value"], cols["timestamp"], cols["explicit"]
-        parts: list[tuple[str, Interactions]] = []
-        users = items = None
-        if len(frames) == 2:
-            both = pd.concat([f[[c for c in (user, item) if c]] for _, f, _ in frames], ignore_index=True)
-            for col in (user, item):
-                both[col] = _maybe_int(both[col])
-            users = Vocabulary(_ids(both[user]), "user")
-            items = Vocabulary(_ids(both[item]), "item")
-        for part_path, frame, offset in frames:
-            for col in (user, item):
-                frame[col] = _maybe_int(frame[col])
-            sub = Interactions.from_dataframe(
-                frame, user, item, value, ts, duplicates=self.duplicates, explicit=explicit,  # type: ignore[arg-type]
-                users=users, items=items, source=str(part_path), line_offset=offset, name=stem(Path(part_path)),
-            )
-            dropped = len(frame) - len(sub)
-            if dropped:
-                notes.append(f"{part_path}: duplicates={self.duplicates} merged {dropped:,} repeated (user, item) rows")
-            parts.append((str(part_path), sub))
-        desc = [f"user={user}", f"item={item}"]
-        if value:
-            desc.append(f"{'rating' if explicit else 'count'}={value}")
-        if ts:
-            desc.append(f"timestamp={ts}")
-        kind = "explicit ratings" if explicit else "implicit feedback"
-        notes.append(f"{self.label}: {kind} ({', '.join(desc)})")
-        if len(parts) == 1:
-            inter = parts[0][1]
-            mask = None
-            if self.split_column:
-                mask = _split_column_mask(frames[0][1], self.split_column, frames[0][0], frames[0][2], inter)
-            return inter, mask
-        train, test = parts[0][1], parts[1][1]
-        inter = _concat(train, test, self.label)
-        mask = np.r_[np.ones(len(train), bool), np.zeros(len(test), bool)]
-        return inter, mask
+        return frames, cols
 
     def _resolve_columns(self, have: list[str], path: str) -> dict[str, Any]:
+        kinds = self.signal_kinds()
+        for col in kinds:
+            if col not in have:
+                hint = nearest(col, have) or next((c for c in have if c.lower() == col.lower()), None)
+                did = f"; did you mean {hint!r}?" if hint else ""
+                raise DataError(f"{path}: no column {col!r} (--signal){did} the file's columns are {', '.join(have)}")
         by_norm: dict[str, str] = {}
         for c in have:
-            by_norm.setdefault(_norm(c), c)
+            if c not in kinds:  # a signal column is never guessed as the value or the time
+                by_norm.setdefault(_norm(c), c)
 
         def named(role: str, given: str | None, flag: str) -> str | None:
             if given is not None:
@@ -336,15 +411,17 @@ class DataSource:
         if user == item:
             raise DataError(f"{path}: the user and item columns are both {user!r}")
         ts = named("timestamp", self.timestamp_col, "--timestamp-col")
-        value = named("rating", self.rating_col, "--rating-col")
+        value = None if self.utility else named("rating", self.rating_col, "--rating-col")
         counts = False
-        if value is None:
+        if value is None and not self.utility:
             value = named("weight", None, "--rating-col")
             counts = value is not None
         used = {user, item, ts}
         if value in used:
             value = None
-        if self.feedback == "explicit":
+        if self.utility:
+            explicit = self.feedback != "implicit"
+        elif self.feedback == "explicit":
             explicit = True
             if value is None:
                 raise DataError(f"{path}: --feedback explicit needs a rating column; name it with --rating-col "
@@ -353,7 +430,22 @@ class DataSource:
             explicit = False
         else:
             explicit = value is not None and not counts
-        return {"user": user, "item": item, "value": value, "timestamp": ts, "explicit": explicit}
+        return {"user": user, "item": item, "value": value, "timestamp": ts, "explicit": explicit,
+                "signals": list(kinds)}
+
+    def _apply_utility(self, inter: Interactions, notes: list[str]) -> Interactions:
+        """``inter`` with the utility formula's value on every row (unchanged without a formula)."""
+        formula = self.formula()
+        if formula is None:
+            return inter
+        values = formula.apply_signals(inter.signals)
+        if not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(f"{self.label}: utility is not finite on row {row + 1} ({formula.describe()})")
+        explicit = self.feedback != "implicit"
+        notes.append(f"{self.label}: {formula.describe()}; values {values.min():.4g} to {values.max():.4g}, "
+                     f"mean {values.mean():.4g} (missing signals count 0)")
+        return replace(inter, values=values.astype(np.float32), explicit=explicit, _cache={})
 
     def _clean(self, inter: Interactions, mask: np.ndarray | None, notes: list[str]
                ) -> tuple[Interactions, np.ndarray | None]:
@@ -380,7 +472,7 @@ class DataSource:
         if out.explicit and (self.positive_threshold is not None or self.feedback == "implicit"
                              or self.weights is not None):
             out = replace(out, explicit=False, _cache={})
-        if not out.explicit:
+        if not out.explicit and not (self.utility and self.positive_threshold is None):
             values, note = apply_weights(out.values, self.weights or "binary", label)
             if values is not out.values:
                 out = replace(out, values=values, _cache={})
@@ -391,7 +483,14 @@ class DataSource:
 
 DATASET_KEYS = frozenset(f.name for f in fields(DataSource))
 """The keys of a config file's ``[dataset]`` table."""
-_FILE_ONLY = ("user_col", "item_col", "rating_col", "timestamp_col", "sep", "columns", "split_column")
+_FILE_ONLY = ("user_col", "item_col", "rating_col", "timestamp_col", "sep", "columns", "split_column", "signals",
+              "utility")
+
+
+def _is_store(path: str) -> bool:
+    from recforge.data.mmap_store import is_store
+
+    return is_store(Path(path))
 
 
 def classify(value: str) -> dict[str, str]:
@@ -430,12 +529,12 @@ def load_file(
 
 
 def _require_columns(have: list[str], path: str, cols: Mapping[str, Any]) -> None:
-    for key in ("user", "item", "value", "timestamp"):
-        col = cols[key]
-        if col and col not in have:
-            hint = nearest(col, have)
-            did = f"; did you mean {hint!r}?" if hint else ""
-            raise DataError(f"{path}: no column {col!r}{did} the file's columns are {', '.join(have)}")
+    for key in ("user", "item", "value", "timestamp", "signals"):
+        for col in (cols.get(key) or ()) if key == "signals" else (cols[key],):
+            if col and col not in have:
+                hint = nearest(col, have)
+                did = f"; did you mean {hint!r}?" if hint else ""
+                raise DataError(f"{path}: no column {col!r}{did} the file's columns are {', '.join(have)}")
 
 
 def _ids(col: pd.Series) -> np.ndarray:
@@ -452,7 +551,8 @@ def _concat(train: Interactions, test: Interactions, name: str) -> Interactions:
         ts = np.r_[train.timestamps, test.timestamps]
     return Interactions(np.r_[train.user_idx, test.user_idx], np.r_[train.item_idx, test.item_idx],
                         np.r_[train.values, test.values], train.users, train.items, ts, explicit=train.explicit,
-                        name=name)
+                        name=name, signals={k: np.r_[v, test.signals[k]] for k, v in train.signals.items()},
+                        signal_kinds=train.signal_kinds)
 
 
 def _given_split(inter: Interactions, train_mask: np.ndarray, label: str) -> Any:
@@ -514,7 +614,7 @@ def compact(inter: Interactions, name: str | None = None) -> Interactions:
     u = users.index(inter.users.ids[inter.user_idx])
     i = items.index(inter.items.ids[inter.item_idx])
     out = Interactions(u, i, inter.values, users, items, inter.timestamps, explicit=inter.explicit,
-                       name=name or inter.name)
+                       name=name or inter.name, signals=inter.signals, signal_kinds=inter.signal_kinds)
     if inter.user_features is not None or inter.item_features is not None:
         out = out.with_features(inter.user_features, inter.item_features)
     return out
@@ -523,14 +623,18 @@ def compact(inter: Interactions, name: str | None = None) -> Interactions:
 # ---------------------------------------------------------------------------------------- writing
 def to_frame(inter: Interactions) -> pd.DataFrame:
     """Rows with raw ids, as :meth:`DataSource.load` reads them back: ``user_id, item_id``, then
-    ``rating`` (explicit) or ``weight`` (implicit values other than all 1), then ``timestamp``."""
+    ``rating`` (explicit) or ``weight`` (implicit values other than all 1), then ``timestamp``, then
+    one column per signal (read back with ``--signal``; the value column is named ``value`` when a
+    signal takes its usual name)."""
     df = pd.DataFrame({"user_id": inter.users.ids[inter.user_idx], "item_id": inter.items.ids[inter.item_idx]})
-    if inter.explicit:
-        df["rating"] = inter.values
-    elif len(inter) and not np.all(inter.values == 1):
-        df["weight"] = inter.values
+    usual = "rating" if inter.explicit else "weight"
+    column = next(c for c in (usual, "value", "target", "_value") if c not in inter.signals)
+    if inter.explicit or (len(inter) and not np.all(inter.values == 1)):
+        df[column] = inter.values
     if inter.timestamps is not None:
         df["timestamp"] = inter.timestamps
+    for key, arr in inter.signals.items():
+        df[key] = arr
     return df
 
 

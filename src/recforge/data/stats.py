@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ class Stats:
     per_item: dict[str, float]
     top10pct_item_share: float
     has_timestamps: bool
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per named signal (:func:`signal_stats`): kind, count of non-missing values, mean, min, max, share of zeros."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,6 +40,23 @@ def _describe(counts: np.ndarray) -> dict[str, float]:
         "min": int(counts.min()), "median": float(np.median(counts)), "mean": float(counts.mean()),
         "max": int(counts.max()),
     }
+
+
+def signal_stats(signals: Mapping[str, np.ndarray], kinds: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Per signal: ``kind``, ``count`` (non-missing values), ``missing``, ``mean``, ``min``, ``max``
+    and ``zero_share`` (share of the non-missing values that are 0); the numbers are None when
+    every value is missing."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, arr in signals.items():
+        v = np.asarray(arr, dtype=np.float64)
+        ok = v[~np.isnan(v)]
+        have = len(ok) > 0
+        out[name] = {
+            "kind": kinds.get(name, "count"), "count": int(len(ok)), "missing": int(len(v) - len(ok)),
+            "mean": float(ok.mean()) if have else None, "min": float(ok.min()) if have else None,
+            "max": float(ok.max()) if have else None, "zero_share": float((ok == 0).mean()) if have else None,
+        }
+    return out
 
 
 def compute_stats(data: Interactions) -> Stats:
@@ -61,7 +81,7 @@ def compute_stats(data: Interactions) -> Stats:
         sparsity=float(data.sparsity), explicit=data.explicit, rating_distribution=dist,
         mean_value=float(data.values.mean()), per_user=_describe(ucount), per_item=_describe(icount),
         top10pct_item_share=float(top[:n_top].sum() / max(1, top.sum())),
-        has_timestamps=data.timestamps is not None,
+        has_timestamps=data.timestamps is not None, signals=signal_stats(data.signals, data.signal_kinds),
     )
 
 

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from recforge.data.interactions import Duplicates, Interactions, _resolve_duplicates, _timestamps
+from recforge.data.interactions import Duplicates, Interactions, SignalSpec, _timestamps, merge_rows, parse_signals, \
+    signal_values
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import DataError
 
@@ -45,6 +46,7 @@ def read_interactions(
     explicit: bool | None = None,
     batch_rows: int = BATCH_ROWS,
     name: str | None = None,
+    signals: SignalSpec = None,
 ) -> Interactions:
     """Read a CSV/TSV or Parquet interaction log in batches (see the module docstring).
 
@@ -58,6 +60,8 @@ def read_interactions(
         explicit: Whether values are ratings; defaults to ``rating is not None``.
         batch_rows: Rows per batch.
         name: Label for reports (default: the file's stem).
+        signals: Named signal columns kept per row (``["plays", "hours:duration"]``; see
+            :meth:`Interactions.from_dataframe`): float32 arrays filled batch by batch, empty cells NaN.
 
     Raises:
         DataError: A missing file or column, an empty id, a value that is not a number, a
@@ -71,7 +75,8 @@ def read_interactions(
         raise DataError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
-    reader = _Reader(path, user, item, rating, timestamp, sep, batch_rows)
+    kinds = parse_signals(signals)
+    reader = _Reader(path, user, item, rating, timestamp, sep, batch_rows, list(kinds))
     n, users, items = reader.vocabularies()
     _release_arrow_memory()
     if n == 0:
@@ -80,6 +85,7 @@ def read_interactions(
     i = np.empty(n, dtype=np.int32)
     values = np.ones(n, dtype=np.float32)
     ts = np.empty(n, dtype=np.int64) if timestamp is not None else None
+    sig = {col: np.empty(n, dtype=np.float32) for col in kinds}
     pos = 0
     for batch in reader.batches():
         m = batch.num_rows
@@ -90,6 +96,8 @@ def read_interactions(
             values[sl] = reader.numbers(batch, rating, pos)
         if ts is not None:
             ts[sl] = _timestamps(batch.column(timestamp).to_pandas(), str(path), timestamp, pos + reader.line0)
+        for col, kind in kinds.items():
+            sig[col][sl] = signal_values(batch.column(col).to_pandas(), col, kind, str(path), pos + reader.line0)
         pos += m
     _release_arrow_memory()
     if explicit is None:
@@ -102,8 +110,10 @@ def read_interactions(
                 f"({users.ids[u[first[1]]].item()!r}, {items.ids[i[first[1]]].item()!r}); "
                 "pass duplicates='sum', 'mean', 'first' or 'last'"
             )
-        u, i, values, ts = _resolve_duplicates(u, i, values, ts, duplicates, u, i, str(path), reader.line0)
-    return Interactions(u, i, values, users, items, ts, explicit=explicit, name=name or path.stem)
+        u, i, values, ts, sig = merge_rows(u, i, values, ts, duplicates, u, i, str(path), reader.line0,
+                                           signals=sig, kinds=kinds)
+    return Interactions(u, i, values, users, items, ts, explicit=explicit, name=name or path.stem, signals=sig,
+                        signal_kinds=kinds)
 
 
 def check_duplicates(u: np.ndarray, i: np.ndarray, n_items: int) -> tuple[int, int] | None:
@@ -164,9 +174,10 @@ class _Reader:
     """One file's batches, read as many times as asked, with ids typed by the first pass."""
 
     def __init__(self, path: Path, user: str, item: str, rating: str | None, timestamp: str | None,
-                 sep: str | None, batch_rows: int) -> None:
+                 sep: str | None, batch_rows: int, signals: list[str] | None = None) -> None:
         self.path = path
         self.cols = [c for c in (user, item, rating, timestamp) if c is not None]
+        self.cols += [c for c in signals or () if c not in self.cols]
         self.ids = (user, item)
         self.batch_rows = int(batch_rows)
         self.parquet = path.suffix.lower() in (".parquet", ".pq")

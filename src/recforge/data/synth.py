@@ -12,6 +12,14 @@ Memory: the per-user and per-item arrays (counts, biases, permutations) are held
 are generated in blocks of users (about :data:`BLOCK_ROWS` rows) and written as soon as a row group
 is full, so at most one row group plus one block of rows is in memory at any time. The output
 depends only on the :class:`SynthSpec` (seed included), never on the row-group size.
+
+With ``signals=True`` each row also carries implicit signals drawn from the same latent preference
+``p`` that makes the rating (``p = 3.6 + user bias + item bias + noise``, before rounding): ``plays ~
+Poisson(exp(0.8 (p - 3)))``, ``hours = plays x Gamma(2, 0.4 exp(0.3 (p - 3)))`` (0 without plays,
+two decimals), and the star ``rating`` is kept on a ``rated_share`` of the rows (drawn at random,
+independent of ``p``) and missing on the others: a simulated log of the shape a streaming service
+has (plays and watch time for everything, a few ratings). They come from their own random stream,
+so the ids, ratings and timestamps are those of the same spec without signals.
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ class SynthSpec:
         user_offset: Rank offset of the activity law; None: scaled from ML-20M's (300 at 138,493 users).
         min_per_user: Rows every user gets at least (ML-20M: 20); None: ``min(20, n_interactions // n_users)``.
         half_stars: Ratings in steps of 0.5 from 0.5 (MovieLens) instead of whole stars from 1.
+        signals: Add ``plays`` (count) and ``hours`` (duration) columns and keep the rating on
+            ``rated_share`` of the rows only (see the module docstring).
+        rated_share: With ``signals``, the share of rows whose rating is kept.
     """
 
     n_users: int
@@ -58,6 +69,8 @@ class SynthSpec:
     user_offset: float | None = None
     min_per_user: int | None = None
     half_stars: bool = False
+    signals: bool = False
+    rated_share: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "n_interactions"):
@@ -69,6 +82,8 @@ class SynthSpec:
                 f"synth: {self.n_interactions:,} interactions do not fit in {self.n_users:,} users x "
                 f"{self.n_items:,} items (each pair at most once)"
             )
+        if not 0.0 <= float(self.rated_share) <= 1.0:
+            raise ConfigError(f"synth: rated_share must be in [0, 1], got {self.rated_share!r}")
         if self.item_exponent <= 0 or self.user_exponent <= 0:
             raise ConfigError("synth: the power-law exponents must be > 0")
         if self.min_per_user is not None and not 0 <= self.min_per_user * self.n_users <= self.n_interactions:
@@ -212,12 +227,27 @@ def synth_blocks(spec: SynthSpec) -> Iterator[dict[str, np.ndarray]]:
         raw = 3.6 + plan.user_bias[u] + plan.item_bias[it] + rng.normal(0.0, 0.9, len(u))
         rating = np.clip(np.round(raw / quantum) * quantum, lo, hi).astype(np.float32)
         ts = plan.user_start[u] + (rng.random(len(u)) * plan.user_span[u]).astype(np.int64)
-        yield {"user_id": u + 1, "item_id": it + 1, "rating": rating, "timestamp": ts}
+        block = {"user_id": u + 1, "item_id": it + 1, "rating": rating, "timestamp": ts}
+        if spec.signals:
+            block.update(_signals(raw, rating, np.random.default_rng(np.random.SeedSequence([spec.seed, 2, b])),
+                                  spec.rated_share))
+        yield block
+
+
+def _signals(pref: np.ndarray, rating: np.ndarray, rng: np.random.Generator, rated_share: float
+             ) -> dict[str, np.ndarray]:
+    """``plays``, ``hours`` and the partly missing ``rating`` of one block (module docstring)."""
+    plays = rng.poisson(np.exp(0.8 * (pref - 3.0))).astype(np.float32)
+    hours = plays * rng.gamma(2.0, 0.4 * np.exp(0.3 * (pref - 3.0)))
+    kept = np.where(rng.random(len(pref)) < rated_share, rating, np.nan).astype(np.float32)
+    return {"rating": kept, "plays": plays, "hours": np.round(hours, 2).astype(np.float32)}
 
 
 def write_synth(spec: SynthSpec, path: str | Path, *, row_group_size: int = 1_000_000,
                 compression: str = "zstd") -> dict[str, Any]:
-    """Write the log of ``spec`` to a Parquet file (atomically), ``row_group_size`` rows per group.
+    """Write the log of ``spec`` to a Parquet file (atomically), ``row_group_size`` rows per group;
+    a path ending in ``.csv`` (or ``.csv.gz``) gets a CSV file instead, written block by block
+    (a missing rating is an empty cell).
 
     Returns a summary: ``rows``, ``row_groups``, ``max_buffered_rows`` (the most rows held at once)
     and ``path``.
@@ -225,22 +255,27 @@ def write_synth(spec: SynthSpec, path: str | Path, *, row_group_size: int = 1_00
     from recforge._optional import require
     from recforge.io import atomic_path
 
+    if row_group_size < 1:
+        raise ConfigError(f"synth: row_group_size must be >= 1, got {row_group_size}")
+    path = Path(path)
+    if path.name.lower().endswith((".csv", ".csv.gz")):
+        return _write_csv(spec, path)
     pa = require("pyarrow", purpose="writing Parquet")
     import pyarrow.parquet as pq
 
-    if row_group_size < 1:
-        raise ConfigError(f"synth: row_group_size must be >= 1, got {row_group_size}")
-    schema = pa.schema([("user_id", pa.int64()), ("item_id", pa.int64()), ("rating", pa.float32()),
-                        ("timestamp", pa.int64())])
-    path = Path(path)
+    fields = [("user_id", pa.int64()), ("item_id", pa.int64()), ("rating", pa.float32()), ("timestamp", pa.int64())]
+    if spec.signals:
+        fields += [("plays", pa.float32()), ("hours", pa.float32())]
+    schema = pa.schema(fields)
     pending: list[dict[str, np.ndarray]] = []
     n_pending = rows = groups = max_buffered = 0
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression=compression) as writer:
         def flush(n_rows: int) -> None:
             nonlocal pending, n_pending, rows, groups
             cols = {c: np.concatenate([p[c] for p in pending]) for c in schema.names}
-            writer.write_table(pa.table({c: cols[c][:n_rows] for c in schema.names}, schema=schema),
-                               row_group_size=n_rows)
+            arrays = {c: pa.array(cols[c][:n_rows], mask=np.isnan(cols[c][:n_rows]) if c == "rating" else None)
+                      for c in schema.names}  # a rating not kept is a null
+            writer.write_table(pa.table(arrays, schema=schema), row_group_size=n_rows)
             rest = {c: cols[c][n_rows:] for c in schema.names}
             pending = [rest] if len(rest["user_id"]) else []
             n_pending -= n_rows
@@ -256,3 +291,24 @@ def write_synth(spec: SynthSpec, path: str | Path, *, row_group_size: int = 1_00
         if n_pending:
             flush(n_pending)
     return {"path": str(path), "rows": rows, "row_groups": groups, "max_buffered_rows": max_buffered}
+
+
+def _write_csv(spec: SynthSpec, path: Path) -> dict[str, Any]:
+    """:func:`write_synth` to a CSV file (gzip for ``.gz``), one block of users at a time."""
+    import gzip
+
+    import pandas as pd
+
+    from recforge.io import atomic_path
+
+    rows = blocks = biggest = 0
+    with atomic_path(path) as tmp:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(tmp, "wt", newline="") as fh:  # type: ignore[operator]
+            for block in synth_blocks(spec):
+                frame = pd.DataFrame(block)
+                frame.to_csv(fh, index=False, header=blocks == 0, float_format="%g")
+                rows += len(frame)
+                blocks += 1
+                biggest = max(biggest, len(frame))
+    return {"path": str(path), "rows": rows, "row_groups": blocks, "max_buffered_rows": biggest}

@@ -13,7 +13,16 @@ In a config file::
     signal = "rating"
     weight = 1.0
 
-gives the mission's ``utility[user][j] = hours_watched_j + rating_j``.
+gives the mission's ``utility[user][j] = hours_watched_j + rating_j``. The same formula as text
+(:func:`parse_formula`; the CLI's ``--utility`` and the ``[dataset] utility`` key)::
+
+    log1p(plays) + 0.5*clip(hours, 0, 10) + rating + 2*binarize(replays, 1)
+
+Terms are joined by ``+`` or ``-``; each is a signal, optionally inside one transform
+(``log1p(x)``, ``clip(x, low, high)`` with ``-inf``/``inf`` for an open side, ``binarize(x, t)``
+= 1 when ``x >= t``), optionally multiplied by a number on either side (``0.5*hours``,
+``hours*0.5``). The colon form ``plays:log1p*1.0 + hours:clip(0,10)*0.5`` is read too.
+:meth:`UtilityFormula.expression` writes the canonical text, which parses back to the same formula.
 
 :class:`Normalizer` divides each user's values by the user's mean, subtracts it, or z-scores them
 (or the same per item); it is reversible (:meth:`FittedNormalizer.inverse`), so a model trained on
@@ -22,6 +31,7 @@ normalised values predicts on the original scale (the ``normalized`` model wraps
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,7 +43,7 @@ from recforge.config import nearest
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError, DataError
 
-__all__ = ["FittedNormalizer", "Normalizer", "Term", "UtilityFormula", "add_utility"]
+__all__ = ["FittedNormalizer", "Normalizer", "Term", "UtilityFormula", "add_utility", "parse_formula", "parse_normalize"]
 
 Transform = Literal["none", "log1p", "clip", "binarize"]
 TRANSFORMS = ("none", "log1p", "clip", "binarize")
@@ -78,13 +88,18 @@ class Term:
         return self.weight * x
 
     def describe(self) -> str:
+        """The term in the formula syntax (:func:`parse_formula`), e.g. ``0.5*clip(hours, 0, 10)``."""
         inner = {
             "none": self.signal,
             "log1p": f"log1p({self.signal})",
-            "clip": f"clip({self.signal}, {self.low}, {self.high})",
-            "binarize": f"[{self.signal} >= {self.threshold}]",
+            "clip": f"clip({self.signal}, {_num(self.low, '-inf')}, {_num(self.high, 'inf')})",
+            "binarize": f"binarize({self.signal}, {_num(self.threshold, '')})",
         }[self.transform]
         return inner if self.weight == 1 else f"{self.weight:g}*{inner}"
+
+
+def _num(x: float | None, none: str) -> str:
+    return none if x is None or (np.isinf(x)) else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -94,9 +109,22 @@ class UtilityFormula:
     terms: tuple[Term, ...]
 
     @classmethod
-    def from_config(cls, spec: Sequence[Mapping[str, Any]] | Mapping[str, float]) -> UtilityFormula:
-        """From a list of term tables (``[{signal = "hours", weight = 1}, ...]``) or a plain
+    def from_config(cls, spec: str | Sequence[Mapping[str, Any]] | Mapping[str, Any] | UtilityFormula
+                    ) -> UtilityFormula:
+        """From a formula text (:func:`parse_formula`), a list of term tables (``[{signal = "hours",
+        weight = 1}, ...]``), a table ``{terms = [...]}`` holding either, or a plain
         ``{signal: weight}`` mapping."""
+        if isinstance(spec, UtilityFormula):
+            return spec
+        if isinstance(spec, str):
+            return parse_formula(spec)
+        if isinstance(spec, Mapping) and "terms" in spec:
+            unknown = set(spec) - {"terms"}
+            if unknown:
+                raise ConfigError(f"utility: unknown key(s) {', '.join(sorted(map(str, unknown)))}; use terms")
+            return cls.from_config(spec["terms"])
+        if isinstance(spec, Sequence) and spec and all(isinstance(t, str) for t in spec):
+            return parse_formula(" + ".join(spec))  # type: ignore[arg-type]
         if isinstance(spec, Mapping):
             spec = [{"signal": k, "weight": v} for k, v in spec.items()]
         terms = []
@@ -134,9 +162,184 @@ class UtilityFormula:
             out += t.apply(col.to_numpy())
         return out
 
+    def apply_signals(self, signals: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The utility of every row from named signal arrays (``Interactions.signals``); a missing
+        value counts 0, a signal the formula names but ``signals`` lacks is an error listing them."""
+        for t in self.terms:
+            if t.signal not in signals:
+                have = sorted(signals)
+                hint = nearest(t.signal, have)
+                did = f"; did you mean {hint!r}?" if hint else ""
+                listed = ", ".join(have) if have else "none: declare them with --signal NAME[:KIND]"
+                raise DataError(f"utility: {t.signal!r} is not a signal{did} (signals: {listed})")
+        n = len(next(iter(signals.values()))) if signals else 0
+        out = np.zeros(n)
+        for t in self.terms:
+            out += t.apply(signals[t.signal])
+        return out
+
+    def expression(self) -> str:
+        """The formula in the text syntax, e.g. ``log1p(plays) + 0.5*clip(hours, 0, 10)``;
+        :func:`parse_formula` reads it back to an equal formula."""
+        text = ""
+        for j, t in enumerate(self.terms):
+            term = t.describe()
+            if t.weight < 0:
+                term = Term(t.signal, -t.weight, t.transform, t.low, t.high, t.threshold).describe()
+                text += ("-" if j == 0 else " - ") + term
+            else:
+                text += term if j == 0 else " + " + term
+        return text
+
     def describe(self) -> str:
         """The formula as text, e.g. ``utility = hours + rating``."""
-        return "utility = " + " + ".join(t.describe() for t in self.terms)
+        return "utility = " + self.expression()
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][\w.]*)|"
+                    r"(?P<op>[-+*(),:]))")
+_FUNCS = {"log1p": 0, "clip": 2, "binarize": 1, "none": 0}
+
+
+def parse_formula(text: str) -> UtilityFormula:
+    """Read a utility formula written as text (the module docstring's syntax).
+
+    Raises:
+        ConfigError: One line naming what is wrong and where (an unknown transform, a missing
+            signal, a stray character).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("utility: the formula is empty (e.g. --utility \"log1p(plays) + rating\")")
+    body = text.strip()
+    if body.lower().startswith("utility") and "=" in body:
+        body = body.split("=", 1)[1]
+    tokens: list[tuple[str, str, int]] = []
+    pos = 0
+    while pos < len(body):
+        if body[pos:].strip() == "":
+            break
+        m = _TOKEN.match(body, pos)
+        if m is None:
+            at = pos + len(body[pos:]) - len(body[pos:].lstrip())
+            raise ConfigError(f"utility {text!r}: unexpected {body[at:].strip()[:10]!r} at character {at + 1}")
+        kind = m.lastgroup or "op"
+        tokens.append((kind, m.group(kind), m.start(kind)))
+        pos = m.end()
+    return UtilityFormula(tuple(_Parser(tokens, text).terms()))
+
+
+class _Parser:
+    """Recursive descent over the tokens of :func:`parse_formula`."""
+
+    def __init__(self, tokens: list[tuple[str, str, int]], text: str) -> None:
+        self.tokens, self.text, self.at = tokens, text, 0
+
+    def fail(self, what: str) -> ConfigError:
+        where = f"at character {self.tokens[self.at][2] + 1}" if self.at < len(self.tokens) else "at the end"
+        return ConfigError(f"utility {self.text!r}: {what} {where}")
+
+    def peek(self, value: str | None = None) -> bool:
+        if self.at >= len(self.tokens):
+            return False
+        return value is None or self.tokens[self.at][1] == value
+
+    def take(self, kind: str | None = None, value: str | None = None) -> str:
+        if self.at >= len(self.tokens):
+            raise self.fail(f"expected {value or kind or 'more'}")
+        k, v, _ = self.tokens[self.at]
+        if (kind is not None and k != kind) or (value is not None and v != value):
+            raise self.fail(f"expected {value or ('a number' if kind == 'num' else 'a signal name')}, got {v!r}")
+        self.at += 1
+        return v
+
+    def number(self) -> float:
+        sign = -1.0 if self.peek("-") else 1.0
+        if self.peek("-") or self.peek("+"):
+            self.at += 1
+        if self.peek() and self.tokens[self.at][1].lower() in ("inf", "infinity"):
+            self.at += 1
+            return sign * np.inf
+        return sign * float(self.take("num"))
+
+    def terms(self) -> list[Term]:
+        out = []
+        sign = 1.0
+        if self.peek("-") or self.peek("+"):
+            sign = -1.0 if self.take() == "-" else 1.0
+        while True:
+            out.append(self.term(sign))
+            if not self.peek():
+                return out
+            op = self.take("op")
+            if op not in "+-":
+                self.at -= 1
+                raise self.fail("expected + or -")
+            sign = -1.0 if op == "-" else 1.0
+
+    def term(self, sign: float) -> Term:
+        weight = sign
+        found: dict[str, Any] | None = None
+        while True:
+            if self.peek() and self.tokens[self.at][0] == "num":
+                weight *= float(self.take("num"))
+            elif found is None and self.peek() and self.tokens[self.at][0] == "name":
+                found = self.factor()
+            elif found is not None and self.peek() and self.tokens[self.at][0] == "name":
+                raise self.fail("a term has one signal times numbers (join signals with +)")
+            else:
+                raise self.fail("expected a signal or a number")
+            if not self.peek("*"):
+                break
+            self.take("op", "*")
+        if found is None:
+            raise self.fail("a term needs a signal")
+        return Term(weight=weight, **found)
+
+    def factor(self) -> dict[str, Any]:
+        name = self.take("name")
+        if name not in _FUNCS and self.peek("("):
+            self.at -= 1
+            raise self.fail(f"unknown transform {name!r} (use log1p(x), clip(x, low, high), binarize(x, threshold))")
+        if name in _FUNCS and self.peek("("):  # log1p(plays), clip(hours, 0, 10), binarize(x, 3)
+            self.take("op", "(")
+            signal = self.take("name")
+            args = []
+            while self.peek(","):
+                self.take("op", ",")
+                args.append(self.number())
+            self.take("op", ")")
+            return self._transform(name, signal, args)
+        if self.peek(":"):  # the colon form: plays:log1p, hours:clip(0,10), plays:binarize(3)
+            self.take("op", ":")
+            func = self.take("name")
+            args = []
+            if self.peek("("):
+                self.take("op", "(")
+                if not self.peek(")"):
+                    args.append(self.number())
+                    while self.peek(","):
+                        self.take("op", ",")
+                        args.append(self.number())
+                self.take("op", ")")
+            return self._transform(func, name, args)
+        return {"signal": name}
+
+    def _transform(self, func: str, signal: str, args: list[float]) -> dict[str, Any]:
+        if func not in _FUNCS:
+            raise ConfigError(f"utility {self.text!r}: unknown transform {func!r}; use "
+                              "log1p(x), clip(x, low, high), binarize(x, threshold)")
+        if func == "clip" and len(args) == 1:
+            args.append(np.inf)
+        if len(args) != _FUNCS[func]:
+            usage = {"log1p": "log1p(x)", "clip": "clip(x, low, high)", "binarize": "binarize(x, threshold)",
+                     "none": "x"}[func]
+            raise ConfigError(f"utility {self.text!r}: {func} of {signal!r} takes {_FUNCS[func]} number(s): {usage}")
+        if func == "clip":
+            low, high = (None if np.isinf(a) else a for a in args)
+            return {"signal": signal, "transform": "clip", "low": low, "high": high}
+        if func == "binarize":
+            return {"signal": signal, "transform": "binarize", "threshold": args[0]}
+        return {"signal": signal, "transform": func}
 
 
 def add_utility(frame: pd.DataFrame, formula: UtilityFormula | Sequence[Mapping[str, Any]] | Mapping[str, float],
@@ -186,6 +389,38 @@ class Normalizer:
                 ids = (data.users if self.side == "user" else data.items).ids
                 raise DataError(f"normalisation 'divide': {self.side} {ids[zero[0]]!r} has mean 0; use 'center'")
         return FittedNormalizer(self.kind, self.side, mean, std, float(v.mean()), float(v.std() or 1.0))
+
+
+    @property
+    def label(self) -> str:
+        """``user-zscore``, ``item-center``, ...: what :func:`parse_normalize` reads and result rows report."""
+        return f"{self.side}-{self.kind}"
+
+
+#: ``--normalize`` kinds: ``mean`` is an alias of ``divide`` (``r / mean``).
+NORMALIZE_KINDS = {"center": "center", "divide": "divide", "mean": "divide", "zscore": "zscore"}
+
+
+def parse_normalize(text: str | None) -> Normalizer | None:
+    """``user-zscore``, ``user-center``, ``user-mean`` (= ``user-divide``: ``r / mean``),
+    ``item-...``; ``none`` (or None) gives None. The CLI's ``--normalize`` and the config key
+    ``normalize``.
+
+    Raises:
+        ConfigError: Anything else, listing the valid values.
+    """
+    if text is None:
+        return None
+    raw = str(text).strip().lower()
+    if raw in ("", "none"):
+        return None
+    side, _, kind = raw.partition("-")
+    valid = [f"{sd}-{k}" for sd in ("user", "item") for k in NORMALIZE_KINDS]
+    if side not in ("user", "item") or kind not in NORMALIZE_KINDS:
+        hint = nearest(raw, valid)
+        did = f"; did you mean {hint!r}?" if hint else ""
+        raise ConfigError(f"normalize {text!r}{did} use none or {', '.join(valid)}")
+    return Normalizer(NORMALIZE_KINDS[kind], side)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ from recforge.data.source import DataSource, require_ratings
 from recforge.data.interactions import Interactions
 from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
-from recforge.evaluation.results import EvaluationResult
-from recforge.models.base import Recommender
+from recforge.evaluation.results import ID_COLUMNS, EvaluationResult
+from recforge.models.base import Estimator, Recommender
 from recforge.topk import clamp_k
 from recforge.training.progress import RichProgress, reporting
 from recforge.training.progress import current as current_progress
@@ -195,6 +195,7 @@ class Protocol:
             self.check_data(model, splits[0].train)
         # the rows say whether the model learnt from ratings or from implicit feedback (and its weights)
         feedback = {} if isinstance(dataset, str) else {"feedback": _feedback(dataset, splits)}
+        feedback.update(_target(dataset, model))
         for fold, split in enumerate(_progress(splits, f"{label} {self.name}: folds"), start=1):
             train, opts = split.train, self.fit_options(options, split)
             if prepare is not None:
@@ -312,10 +313,23 @@ def _feedback(dataset: Dataset, splits: list[Any]) -> str:
     return "explicit" if getattr(train, "explicit", False) else "implicit"
 
 
+def _target(dataset: Dataset | str, model: Any) -> dict[str, str]:
+    """What a result row states about the target: the utility formula that made the values and the
+    model's normalisation (``user-zscore``), each only when there is one."""
+    out = {}
+    utility = getattr(dataset, "utility", None) if isinstance(dataset, Dataset) else None
+    if utility:
+        out["utility"] = str(utility)
+    norm = model.target_transform() if isinstance(model, Estimator) else None
+    if norm:
+        out["normalize"] = norm
+    return out
+
+
 def _rows_with_mean(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if len(df) > 1 or (len(df) and df["fold"].iloc[0] != "mean"):
-        ids = [c for c in ("protocol", "dataset", "feedback", "model") if c in df.columns]
+        ids = [c for c in ID_COLUMNS if c != "fold" and c in df.columns]
         mean = df.drop(columns=[*ids, "fold"]).mean(numeric_only=True)
         mean_row = {**{c: df[c].iloc[0] for c in ids}, "fold": "mean", **mean}
         df = pd.concat([df, pd.DataFrame([mean_row])], ignore_index=True)

@@ -12,7 +12,9 @@ import pandas as pd
 
 from recforge.io import atomic_write
 
-ID_COLUMNS = ("protocol", "dataset", "feedback", "model", "fold")
+ID_COLUMNS = ("protocol", "dataset", "feedback", "utility", "normalize", "model", "fold")
+"""Columns that say what a row is (``utility``: the formula that made the values, ``normalize``: the
+model's normalisation, e.g. ``user-zscore``; both only on rows that have one)."""
 
 
 @dataclass

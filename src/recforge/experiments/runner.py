@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from recforge.config import FitOptions
+from recforge.errors import ConfigError
 from recforge.evaluation.protocols import Protocol, get_protocol
 from recforge.evaluation.results import EvaluationResult
 from recforge.experiments.spec import ExperimentSpec
@@ -56,9 +57,22 @@ def load_dataset(spec: ExperimentSpec) -> Any:
 
 
 def build_model(spec: ExperimentSpec) -> Any:
+    """The spec's model with its hyperparameters; with ``normalize`` it is wrapped in the
+    ``normalized`` model (:class:`recforge.models.ensemble.normalized.Normalized`)."""
     from recforge.models.registry import make_model
 
-    return make_model(spec.model, spec.params)
+    if not spec.normalize:
+        return make_model(spec.model, spec.params)
+    from recforge.data.utility import parse_normalize
+
+    norm = parse_normalize(spec.normalize)
+    assert norm is not None
+    inner = make_model(spec.model, spec.params)
+    if inner.task != "rating":
+        raise ConfigError(f"--normalize {spec.normalize}: {spec.model} is a {inner.task} model; normalisation "
+                          "wraps a rating model (it predicts values on the original scale)")
+    return make_model("normalized", {"model": spec.model, "params": dict(spec.params) or None,
+                                     "kind": norm.kind, "side": norm.side})
 
 
 def spec_protocol(spec: ExperimentSpec, model: Any) -> Protocol:
@@ -240,6 +254,7 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
                         lg.log_artifact(p)
         record = {
             "name": spec.name, "protocol": protocol, "model": spec.model, "metrics": final, "timings": timings,
+            "utility": getattr(ds, "utility", None), "normalize": spec.normalize,
             "spec": spec.to_dict(), "environment": env, "notes": result.notes,
             "log_dir": str(lg.run_dir) if lg is not None else None,
             "files": {k: [str(p) for p in v] for k, v in files.items()},

@@ -52,6 +52,14 @@ A complete file (every table but ``[model]`` and ``[dataset]`` is optional)::
     [pipeline]                     # serving pipeline (batch and serve), or pipeline = "file.toml"
     retrieval = { kind = "ann" }
 
+Signals, utility and normalisation (``docs/signals.md``)::
+
+    normalize = "user-zscore"      # the model learns per-user z-scores, predicts on the original scale
+    [dataset]
+    path = "plays.csv"
+    signals = ["plays", "hours:duration", "rating:rating"]
+    utility = "log1p(plays) + 0.5*clip(hours, 0, 10) + rating"
+
 Shorthands: ``dataset = "ml-100k"`` (or a file: ``dataset = "log.csv"``), ``model = "svd"`` with a
 top-level ``[params]`` table, ``protocol = "rating-u1"`` (or ``split = "rating-u1"``) with a top-level
 ``k``, ``logger = "wandb"``.
@@ -80,7 +88,7 @@ from recforge.errors import ConfigError
 REQUIRED = ("model", "dataset")
 """What a complete experiment names (``run``, ``tune``, ``compare``); partial files are read with ``require=()``."""
 TOP_LEVEL = frozenset({"name", "seed", "dataset", "protocol", "split", "k", "model", "params", "training", "logger",
-                       "outputs", "tune", "description", "batch", "serve", "pipeline"})
+                       "outputs", "tune", "description", "batch", "serve", "pipeline", "normalize"})
 DATASET_KEYS = SOURCE_KEYS  # the fields of recforge.data.source.DataSource
 PROTOCOL_KEYS = frozenset({"name", "k"})
 TRAINING_KEYS = frozenset({"device", "threads", "progress", "verbose", "validation", "patience", "min_delta",
@@ -124,6 +132,9 @@ class ExperimentSpec:
         batch: Options of ``recforge batch`` (database, table, batch_size, ...).
         serve: Options of ``recforge serve`` (validated by the service's config).
         pipeline: Serving pipeline config (a table, or the path of a file), for batch and serve.
+        normalize: ``user-zscore``, ``user-center``, ``user-mean``, ``item-...`` (None: none): the
+            model is wrapped in ``normalized`` (it learns normalised values and predicts on the
+            original scale; :func:`recforge.data.utility.parse_normalize`).
         source: The file the spec was read from.
     """
 
@@ -143,6 +154,7 @@ class ExperimentSpec:
     batch: dict[str, Any] = field(default_factory=dict)
     serve: dict[str, Any] = field(default_factory=dict)
     pipeline: dict[str, Any] | str | None = None
+    normalize: str | None = None
     source: Path | None = None
 
     # ------------------------------------------------------------------ construction
@@ -226,13 +238,22 @@ class ExperimentSpec:
         pipeline = data.get("pipeline")
         if pipeline is not None and not isinstance(pipeline, (dict, str)):
             raise ConfigError(f"{where}: pipeline must be a table or the path of a pipeline file, got {pipeline!r}")
+        normalize = data.get("normalize")
+        if normalize is not None:
+            from recforge.data.utility import parse_normalize
+
+            try:
+                norm = parse_normalize(normalize)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            normalize = None if norm is None else norm.label
         name = data.get("name") or (Path(source).stem if source else model) or ""
         return cls(
             name=str(name), model=model or "", params=params, dataset=tables["dataset"], protocol=protocol, k=k,
             seed=seed, training=training, logger=logger, outputs=outputs, tune=tables["tune"],
             description=str(data.get("description", "")), split=_table(where, "split", split),
             batch=tables["batch"], serve=tables["serve"], pipeline=copy.deepcopy(pipeline),
-            source=Path(source) if source else None,
+            normalize=normalize, source=Path(source) if source else None,
         )
 
     @classmethod
@@ -265,6 +286,8 @@ class ExperimentSpec:
                 out[key] = copy.deepcopy(val)
         if self.pipeline is not None:
             out["pipeline"] = copy.deepcopy(self.pipeline)
+        if self.normalize is not None:
+            out["normalize"] = self.normalize
         return out
 
     def save(self, path: str | Path) -> Path:

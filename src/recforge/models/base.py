@@ -110,6 +110,11 @@ class Estimator(ABC):
         """Raise :class:`NotFittedError` unless fitted."""
         check_is_fitted(self)
 
+    def target_transform(self) -> str | None:
+        """How the model transforms the values it is given before it learns them, as result rows
+        report it (the ``normalized`` wrapper: ``user-zscore``, ...); None: it learns them as they are."""
+        return None
+
     _check_fitted = check_is_fitted
 
     def _forget(self) -> None:

@@ -155,6 +155,10 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     unknown = set(cfg) - _TUNE_KEYS
     if unknown:
         raise ConfigError(f"[tune]: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_TUNE_KEYS))}")
+    if spec.normalize:
+        # the per-epoch validation would score the inner model on the normalised scale
+        raise ConfigError(f"tune searches the model itself: drop normalize = {spec.normalize!r} (or tune "
+                          "model = \"normalized\" with its params)")
     probe = make_model(spec.model, spec.params)
     proto = spec_protocol(spec, probe)
     protocol = proto.name

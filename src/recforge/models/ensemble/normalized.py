@@ -57,6 +57,10 @@ class Normalized(Recommender):
     task = "rating"
     config_class = NormalizedConfig
 
+    def target_transform(self) -> str | None:
+        """``user-zscore``, ``item-center``, ...: the normalisation the inner model learns under."""
+        return Normalizer(self.config.kind, self.config.side).label
+
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg = self.config
         norm = Normalizer(cfg.kind, cfg.side).fit(data)
