@@ -24,8 +24,10 @@ def run_batch_ray(source: Any, url: str | Path | None = None, *, workers: int = 
     """:func:`recforge.serving.batch.run_batch` (same arguments) with the blocks scored by
     ``workers`` Ray actors, on a local Ray (``address`` None) or the cluster at ``address``.
 
-    Each block of ``batch_size`` users (fewer under a memory budget, which then applies to each
-    worker) is split into one piece per worker. Returns the :class:`recforge.serving.db.SwapResult`.
+    The blocks of ``batch_size`` users (fewer under a memory budget, which then applies to each
+    worker) go to the workers in turn, whole, so the rows are the local job's bit for bit; a job
+    uses every worker when it has at least as many blocks. Returns the
+    :class:`recforge.serving.db.SwapResult`.
     """
     with ray_scoring(workers, address):
         return run_batch(source, url, **kwargs)

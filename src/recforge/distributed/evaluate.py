@@ -2,9 +2,10 @@
 
 Fitting stays in the driver; every block of test users the protocol ranks
 (:func:`recforge.evaluation.protocols.full_ranking`, blocks planned by
-:func:`recforge.evaluation.blocks.plan_blocks`) is split into one piece per worker and scored by a
-Ray actor holding the fitted model (:mod:`recforge.distributed.scoring`). The metrics are
-computed by the driver from the same top-k lists, so they equal the local run's. Protocols that
+:func:`recforge.evaluation.blocks.plan_blocks`, 2,048 users without a memory budget) is scored by
+one of the Ray actors holding the fitted model (:mod:`recforge.distributed.scoring`), the blocks
+going to the actors in turn. The metrics are computed by the driver from the same top-k lists, so
+they equal the local run's; a job with fewer blocks than workers leaves workers idle. Protocols that
 rank no blocks of users (rating, sampled, CTR) run as they do locally.
 """
 

@@ -4,10 +4,13 @@ The model (or serving pipeline) is put into Ray's object store once (``ray.put``
 reads it from there once (on one node the arrays are shared memory, not copies) and then scores
 the blocks it is sent with :func:`recforge.evaluation.blocks.score_block`, the unit of work of the
 local loops. :class:`RayExecutor` is a :class:`recforge.evaluation.blocks.BlockExecutor`: it
-splits each block the caller hands it into one piece per worker, keeps up to ``window`` blocks in
-flight (the workers score the next block while the caller writes this one), and yields the
-results in the caller's block order. The recommendations are therefore the same rows as the local
-run, only computed elsewhere.
+sends the caller's blocks to the actors in turn, keeps up to ``window`` blocks per actor in flight
+(the workers score the next blocks while the caller writes this one), and yields the results in
+the caller's block order. The blocks are the local run's blocks, unsplit: BLAS rounds a float32
+score differently for a block of another height, so splitting them would change the last bits of
+the scores. The recommendations are therefore the same rows, bit for bit, as the local run's; the
+parallelism is across blocks, so a job needs at least as many blocks as workers to use them all
+(``--batch-size``, ``--memory-budget``).
 
 :func:`ray_scoring` connects (:mod:`recforge.distributed.cluster`), starts the actors and installs
 the executor for a ``with`` block: full-ranking evaluation and the batch job inside it run on Ray.
@@ -62,13 +65,16 @@ class RayExecutor:
 
     Args:
         workers: Actors to start.
-        window: Blocks kept in flight ahead of the one the caller consumes.
+        window: Blocks per actor kept in flight ahead of the one the caller consumes.
         threads: Threads per actor (each actor reserves ``threads`` CPUs).
+        start_timeout: Seconds to wait for the actors to start (they wait for free CPUs) before
+            giving up with a one-line error.
     """
 
-    def __init__(self, workers: int, *, window: int = 2, threads: int = 1) -> None:
+    def __init__(self, workers: int, *, window: int = 2, threads: int = 1, start_timeout: float = 600.0) -> None:
         import ray
 
+        self.start_timeout = float(start_timeout)
         self.workers = int(workers)
         self.window = max(1, int(window))
         actor = ray.remote(num_cpus=threads, max_restarts=0)(ScoringWorker)
@@ -88,7 +94,13 @@ class RayExecutor:
         except Exception as exc:  # noqa: BLE001 - an unpicklable scorer: say which, in one line
             raise DataError(f"cannot send {type(scorer).__name__} to the Ray workers: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
-        self.pids = self._get([a.load.remote(ref) for a in self.actors])
+        futures = [a.load.remote(ref) for a in self.actors]
+        ready, _ = ray.wait(futures, num_returns=len(futures), timeout=self.start_timeout)
+        if len(ready) < len(futures):
+            free = ray.available_resources().get("CPU", 0)
+            raise DataError(f"{len(futures) - len(ready)} of {self.workers} Ray scoring workers did not start within "
+                            f"{self.start_timeout:g} s (the cluster has {free:g} free CPU(s); other jobs may hold them)")
+        self.pids = self._get(futures)
         self._loaded = scorer
 
     def map(self, scorer: Any, blocks: Iterable[np.ndarray], k: int
@@ -96,23 +108,19 @@ class RayExecutor:
         """``(users, item indices, scores)`` per block, in block order (see
         :class:`recforge.evaluation.blocks.BlockExecutor`)."""
         self.load(scorer)
-        pending: deque[tuple[np.ndarray, list[Any]]] = deque()
+        pending: deque[tuple[np.ndarray, Any]] = deque()
         for users in blocks:
             users = np.asarray(users, dtype=np.int64)
-            pieces = np.array_split(users, max(1, min(self.workers, len(users))))
-            futures = []
-            for piece in pieces:
-                futures.append(self.actors[self._next % self.workers].score.remote(piece, k))
-                self._next += 1
-            pending.append((users, futures))
-            while len(pending) > self.window:
+            pending.append((users, self.actors[self._next % self.workers].score.remote(users, k)))
+            self._next += 1
+            while len(pending) > self.window * self.workers:
                 yield self._collect(*pending.popleft())
         while pending:
             yield self._collect(*pending.popleft())
 
-    def _collect(self, users: np.ndarray, futures: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        parts = self._get(futures)
-        return users, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    def _collect(self, users: np.ndarray, future: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx, sc = self._get([future])[0]
+        return users, idx, sc
 
     @staticmethod
     def _get(futures: list[Any]) -> list[Any]:
@@ -146,10 +154,19 @@ class RayExecutor:
 @contextlib.contextmanager
 def ray_scoring(workers: int, address: str | None = None, *, window: int = 2) -> Iterator[RayExecutor]:
     """Within the block, full-ranking evaluation and the batch job score their users on a pool of
-    ``workers`` Ray actors (a local Ray on 127.0.0.1 when ``address`` is None)."""
-    from recforge.distributed.cluster import cluster
-    from recforge.evaluation.blocks import block_executor
+    ``workers`` Ray actors (a local Ray on 127.0.0.1 when ``address`` is None).
 
+    Inside an enclosing ``ray_scoring`` (or :func:`~recforge.evaluation.blocks.block_executor`
+    with a :class:`RayExecutor`) of the same size, that pool is used and left running: a session
+    that scores several models or tables starts its actors once.
+    """
+    from recforge.distributed.cluster import check_workers, cluster
+    from recforge.evaluation.blocks import block_executor, current_executor
+
+    outer = current_executor()
+    if isinstance(outer, RayExecutor) and outer.actors and outer.workers == check_workers(workers):
+        yield outer
+        return
     with cluster(address, workers):
         executor = RayExecutor(workers, window=window)
         try:
