@@ -1,7 +1,10 @@
 """The Ray backend against the local one, on a real local Ray cluster (127.0.0.1, 2 CPUs) started
 once for this module: full-ranking evaluation gives identical metrics and lists, the batch job
 writes identical rows (SQLite and PostgreSQL) under the same lock, and tuning runs its trials on
-Ray workers with pruning, each completed trial scoring what the local objective scores."""
+Ray workers with pruning, each completed trial scoring what the local objective scores.
+
+"Identical" is bit for bit against a local run with the workers' numerics: the same blocks and one
+BLAS thread (a float32 product of a block rounds differently with another thread count)."""
 
 from __future__ import annotations
 
@@ -42,6 +45,14 @@ from recforge.distributed.evaluate import evaluate_ray  # noqa: E402
 from recforge.distributed.scoring import RayExecutor, ray_scoring  # noqa: E402
 
 pytestmark = pytest.mark.slow
+
+
+def one_blas_thread():
+    """The local reference with the workers' numerics: each Ray worker scores with one BLAS
+    thread, and a float32 matrix product rounds differently with another thread count."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -132,7 +143,8 @@ def _cli(*args):
 def test_evaluate_on_ray_gives_identical_metrics(ml100k):
     # a budget that splits ML-100K's 943 test users into blocks of ~300, so both workers score
     with memory_budget("12MB"):
-        local = evaluate(make_model("ials", {"epochs": 3}), ml100k, "ratio-full", k=10).summary
+        with one_blas_thread():
+            local = evaluate(make_model("ials", {"epochs": 3}), ml100k, "ratio-full", k=10).summary
         seen = []
 
         def on_fit(model, split, fold):
@@ -159,7 +171,7 @@ class TestScoringOnRay:
             assert ex is pool and current_executor() is pool  # an enclosing pool of the same size is reused
             for name in ("popularity", "item-knn-implicit", "ials"):
                 model = make_model(name, {"epochs": 3} if name == "ials" else {}).fit(split.train)
-                with block_executor(None):  # the local loop, for reference
+                with block_executor(None), one_blas_thread():  # the local loop, for reference
                     base, recs, n_fb = full_ranking(model, split.test, 10, metrics, block=37)  # 8 blocks, last short
                 per, recs_ray, n_fb_ray = full_ranking(model, split.test, 10, metrics, block=37)
                 assert ex._loaded is model  # the model was shipped to the workers
@@ -173,7 +185,8 @@ class TestScoringOnRay:
     def test_batch_on_ray_writes_the_same_rows_under_the_same_lock(self, database, log, pool):
         url, table = database
         model = make_model("ials", {"epochs": 3}).fit(log)
-        local = run_batch(model, url, k=5, table=f"{table}_local", batch_size=64, version="v")
+        with one_blas_thread():
+            local = run_batch(model, url, k=5, table=f"{table}_local", batch_size=64, version="v")
         with block_executor(pool):  # run_batch_ray uses the module's actors
             res = run_batch_ray(model, url, workers=2, k=5, table=table, batch_size=64, version="v")
         assert pool._loaded is model
@@ -193,7 +206,8 @@ class TestScoringOnRay:
     def test_cli_evaluate_and_batch_with_backend_ray(self, log_file, tmp_path, pool):
         common = ["--model", "item-knn-implicit", "--dataset", log_file, "--protocol", "ratio-full", "--k", 10,
                   "--format", "json", "--memory-budget", "2MB"]  # blocks of ~100 users
-        local = _cli("evaluate", *common)
+        with one_blas_thread():
+            local = _cli("evaluate", *common)
         with block_executor(pool):
             remote = _cli("evaluate", *common, "--backend", "ray", "--workers", 2)
         assert local.exit_code == 0 and remote.exit_code == 0, remote.output
