@@ -266,6 +266,7 @@ log = true
 """
 
 
+@pytest.mark.services
 def test_tune_on_ray_shares_a_postgresql_study_and_prunes(ml100k, pg_url, tmp_path):
     import optuna
 
