@@ -15,7 +15,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, machine
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start", "implicit_to_explicit", "serving"]
+ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start",
+         "implicit_to_explicit", "serving", "ray"]
 
 
 def assemble() -> Path:

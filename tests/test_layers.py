@@ -23,7 +23,9 @@ layer  packages / modules (``recforge.<name>``)                    may import la
        curves
 9      ``tuning``: a search over experiment runs; ``ui``: the web    0-8
        app over serving, viz and saved experiment runs
-10     ``cli``: the command line, imported by nothing               0-9
+10     ``distributed``: the Ray backend of evaluation, the batch     0-9
+       job and tuning
+11     ``cli``: the command line, imported by nothing               0-10
 =====  ==========================================================  ==========================
 
 A ``_``-prefixed module is private to the package that holds it: only modules inside that package
@@ -60,7 +62,8 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (7, ("serving", "export", "viz", "demo")),
     (8, ("experiments",)),
     (9, ("tuning", "ui")),
-    (10, ("cli",)),
+    (10, ("distributed",)),
+    (11, ("cli",)),
 ]
 #: Layers that may import only some lower layers (the default is every lower layer).
 RESTRICTED: dict[int, set[int]] = {3: {0}}

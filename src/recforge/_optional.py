@@ -29,6 +29,7 @@ _EXTRA_OF = {
     "surprise": "bench",
     "implicit": "bench",
     "sklearn": "ensemble",
+    "ray": "ray",
 }
 
 

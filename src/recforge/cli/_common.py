@@ -8,10 +8,12 @@ hyperparameters (``table.key=value`` any other key of the file).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -81,6 +83,89 @@ def data_options(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         flags = {f"dataset.{name}": kwargs.pop(name, None) for name, *_ in DATA_OPTIONS}
         return fn(*args, data_flags=flags, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+    del wrapper.__wrapped__  # typer reads the signature above, not the wrapped function's
+    return wrapper
+
+
+#: The options of :func:`backend_options`: (parameter name, flag, type, help).
+BACKEND_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    ("backend", "--backend", str, "local (this process) | ray (Ray workers; pip install 'recforge[ray]')"),
+    ("workers", "--workers", int, "Ray workers, one CPU each (default 2; --backend ray)"),
+    ("address", "--address", str, "a running Ray cluster: HOST:PORT of its head, or auto (default: start "
+                                  "a local one on 127.0.0.1; --backend ray)"),
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a command runs its parallel stages: ``local`` (this process) or ``ray``.
+
+    Attributes:
+        name: ``local`` or ``ray``.
+        workers: Ray workers (one CPU each).
+        address: A running Ray cluster's address, or None (a local one on 127.0.0.1).
+    """
+
+    name: str = "local"
+    workers: int = 2
+    address: str | None = None
+
+    @property
+    def is_ray(self) -> bool:
+        return self.name == "ray"
+
+    def describe(self) -> str:
+        if not self.is_ray:
+            return "local"
+        return f"ray ({self.workers} workers, {self.address or 'local cluster on 127.0.0.1'})"
+
+    def scoring(self) -> Any:
+        """A context in which full-ranking evaluation and the batch job score their blocks on
+        this backend (:func:`recforge.distributed.scoring.ray_scoring` for ``ray``)."""
+        if not self.is_ray:
+            return contextlib.nullcontext()
+        from recforge.distributed.scoring import ray_scoring
+
+        return ray_scoring(self.workers, self.address)
+
+
+def make_backend(backend: str | None = None, workers: int | None = None, address: str | None = None) -> Backend:
+    """A checked :class:`Backend` from the flags (None: not given).
+
+    Raises:
+        ConfigError: An unknown backend, a non-positive worker count, or Ray options without
+            ``--backend ray`` (one line).
+    """
+    name = (backend or "local").strip().lower()
+    if name not in ("local", "ray"):
+        raise ConfigError(f"--backend must be local or ray, got {backend!r}")
+    if name == "local":
+        given = [flag for flag, val in (("--workers", workers), ("--address", address)) if val is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --backend ray")
+        return Backend()
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ConfigError(f"--workers must be a positive integer, got {workers}")
+    return Backend("ray", 2 if workers is None else int(workers), address or None)
+
+
+def backend_options(fn: Any) -> Any:
+    """Add ``--backend local|ray``, ``--workers N`` and ``--address ADDR`` to a command; it
+    receives them as ``backend``, a checked :class:`Backend` (see :func:`make_backend`)."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "backend"]
+    extra = [inspect.Parameter(f"backend_{name}", inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation=Annotated[kind | None, typer.Option(flag, help=text,
+                                                                               rich_help_panel="Backend")])
+             for name, flag, kind, text in BACKEND_OPTIONS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(f"backend_{name}", None) for name, *_ in BACKEND_OPTIONS}
+        return fn(*args, backend=make_backend(**flags), **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}

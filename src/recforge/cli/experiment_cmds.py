@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recforge.cli._common import FormatOpt, SetOpt, console, err_console, handle_errors
+from recforge.cli._common import Backend, FormatOpt, SetOpt, backend_options, console, err_console, handle_errors
 from recforge.cli._output import ProgressOpt, Report, Section, check_format, emit, progress_reporter, result_report
 
 LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
@@ -178,23 +178,41 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tune")
     @handle_errors
+    @backend_options
     def tune_cmd(
         file: Annotated[Path, typer.Argument(help="experiment file with a [tune.space] table")],
         trials: Annotated[int | None, typer.Option(help="number of trials (default: [tune] n_trials)")] = None,
         timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
         output: OutputOpt = None,
         seed: Annotated[int | None, typer.Option(help="override the file's seed")] = None,
+        storage: Annotated[str | None, typer.Option(
+            help="--backend ray: Optuna storage the workers share, a database URL (e.g. postgresql://user@host/db; "
+                 "needed across nodes) or a journal file (default: OUTPUT/optuna-journal.log)")] = None,
         set_: SetOpt = None,
         fmt: FormatOpt = "table",
+        backend: Backend | None = None,
     ) -> None:
-        """Optuna search over the file's `tune.space` table; writes the trials table and the best experiment file."""
+        """Optuna search over the file's `tune.space` table; writes the trials table and the best experiment file.
+
+        With --backend ray, --workers trials run at a time on Ray workers sharing one study
+        (pruning included) through --storage."""
+        from recforge.errors import ConfigError
         from recforge.tuning import tune
 
         check_format(fmt)
+        backend = backend or Backend()
+        if storage is not None and not backend.is_ray:
+            raise ConfigError("--storage is for --backend ray (the workers' shared study)")
         spec = _spec(file, set_, seed, None)
         echo = (lambda s: console.print(s, highlight=False)) if fmt == "table" else \
             (lambda s: err_console.print(s, highlight=False))
-        res = tune(spec, n_trials=trials, output=output, timeout=timeout, echo=echo)
+        if backend.is_ray:
+            from recforge.distributed.tune import tune_ray
+
+            res = tune_ray(spec, workers=backend.workers, address=backend.address, storage=storage,
+                           n_trials=trials, output=output, timeout=timeout, echo=echo)
+        else:
+            res = tune(spec, n_trials=trials, output=output, timeout=timeout, echo=echo)
         keys = tuple(c for c in ("number", "trial") if c in res.trials.columns)[:1]
         emit(Report([Section(res.trials, f"{spec.name}: {res.metric} on validation ({res.direction})", keys)],
                     footer=[f"best {res.metric} = {res.best_value:.5g} with {res.best_params}",

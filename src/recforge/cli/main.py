@@ -29,10 +29,12 @@ from recforge.cli._output import (
     result_report,
 )
 from recforge.cli._common import (
+    Backend,
     ConfigOpt,
     FormatOpt,
     NormalizeOpt,
     SetOpt,
+    backend_options,
     build_dataset,
     build_model,
     check_fit_data,
@@ -365,6 +367,7 @@ def train_cmd(
 @app.command("evaluate")
 @handle_errors
 @data_options
+@backend_options
 def evaluate_cmd(
     model: Annotated[str | None, typer.Option(help="model short name")] = None,
     dataset: Annotated[str | None, typer.Option(help="registered name or a log file (text or Parquet; see the Data options)")] = None,
@@ -381,8 +384,12 @@ def evaluate_cmd(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     data_flags: dict[str, Any] | None = None,
+    backend: Backend | None = None,
 ) -> None:
-    """Fit and evaluate a model under a named protocol (default: the model task's)."""
+    """Fit and evaluate a model under a named protocol (default: the model task's).
+
+    With --backend ray the full ranking of the test users runs on Ray workers (the fit stays in
+    this process); the metrics equal the local run's."""
     from recforge.evaluation.blocks import check_fit_memory, memory_budget as budget_scope, parse_bytes
     from recforge.evaluation.protocols import default_protocol, evaluate
 
@@ -402,17 +409,22 @@ def evaluate_cmd(
     k_used = spec.k
     if k_used is not None and ds.interactions is not None:
         k_used = note_k_clamped(k_used, ds.interactions.n_items)
+    backend = backend or Backend()
     with budget_scope(budget), reporting(progress_reporter(progress, fmt)):
         if ds.interactions is not None:
             check_fit_memory(mdl, ds.interactions)
-        result = evaluate(mdl, ds, proto, k=k_used, options=fit_options(spec))
+        with backend.scoring():
+            result = evaluate(mdl, ds, proto, k=k_used, options=fit_options(spec))
     if spec.outputs.get("results"):
         result.save(spec.outputs["results"])
     config = mdl.config.to_dict()
-    emit(result_report(result, "results", footer=[f"config: {config}"] if config else [],
+    footer = [f"config: {config}"] if config else []
+    if backend.is_ray:
+        footer.append(f"scored on {backend.describe()}")
+    emit(result_report(result, "results", footer=footer,
                        data={"protocol": proto, "dataset": ds.name, "model": mdl.name, "config": config,
                              "utility": ds.utility, "normalize": mdl.target_transform(),
-                             "rows": result.to_records(), "notes": result.notes}), fmt)
+                             "backend": backend.describe(), "rows": result.to_records(), "notes": result.notes}), fmt)
 
 
 # ---------------------------------------------------------------------------------------- recommend

@@ -19,8 +19,10 @@ import typer
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from recforge.cli._common import (  # noqa: E402 - after the OpenMP setting
+    Backend,
     ConfigOpt,
     SetOpt,
+    backend_options,
     build_dataset,
     check_fit_data,
     data_options,
@@ -40,6 +42,7 @@ def register(app: typer.Typer) -> None:
     @app.command("batch")
     @handle_errors
     @data_options
+    @backend_options
     def batch_cmd(
         model_path: Annotated[Path | None, typer.Option(help="a model saved by `recforge train`")] = None,
         model: Annotated[str | None, typer.Option(help="model short name, fitted on --dataset first")] = None,
@@ -60,11 +63,13 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         set_: SetOpt = None,
         data_flags: dict[str, Any] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         """Score every user and write (user_id, rank, item_id, score, model_version, created_at).
 
         One job per table at a time: a second job waits up to --lock-timeout seconds, then exits
-        with status 2."""
+        with status 2. With --backend ray the users are scored by Ray workers; this process keeps
+        the lock and writes the same rows under the same atomic swap."""
         from recforge.evaluation.blocks import check_fit_memory, memory_budget as budget_scope, parse_bytes
         from recforge.models.base import Recommender
         from recforge.serving.batch import cleanup_batch, model_version, run_batch
@@ -108,13 +113,15 @@ def register(app: typer.Typer) -> None:
             feats = load_item_features(opts.get("item_features"))
             pipe = spec.pipeline if isinstance(spec.pipeline, dict) else Path(spec.pipeline)
             source = Pipeline.from_config(pipe, mdl, item_features=feats)
-        with budget_scope(budget):
+        backend = backend or Backend()
+        with budget_scope(budget), backend.scoring():
             res = run_batch(source, opts.get("database"), k=list_length(spec),
                             table=str(opts.get("table") or "recommendations"),
                             batch_size=int(opts.get("batch_size") or 1000), version=ver, progress=bool(progress),
                             lock_timeout=lock_timeout)
+        on = f", scored on {backend.describe()}" if backend.is_ray else ""
         console.print(f"wrote {res.n_rows:,} rows for {res.n_users:,} users into {res.table} "
-                      f"(model_version {res.model_version}, run {res.run_id})")
+                      f"(model_version {res.model_version}, run {res.run_id}{on})")
 
     @app.command("serve")
     @handle_errors

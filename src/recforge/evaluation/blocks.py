@@ -8,8 +8,11 @@ float64 scores, the top-k selection's copy of it, and the output rows). A budget
 resident part is refused up front with a one-line error that says how much is needed.
 
 :func:`score_block` is the unit of work: one block of user indices in, top-k item indices and
-scores out. The local evaluation and batch loops call it, and a distributed backend hands the same
-blocks to its workers, so the numbers cannot differ by backend.
+scores out. The evaluation and batch loops hand their blocks to :func:`map_blocks`, which scores
+them with the current :class:`BlockExecutor`: in this process by default, or on the workers of a
+distributed backend installed with :func:`block_executor` (``recforge evaluate|batch --backend
+ray``), which run the same :func:`score_block` on the same blocks, so the numbers cannot differ by
+backend.
 
 :func:`check_fit_memory` refuses, before fitting, a model whose fit alone would exceed the budget
 (EASE's dense item x item matrices), naming the memory it would need and the alternative.
@@ -20,9 +23,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -166,14 +169,71 @@ def score_block(model: Any, users: np.ndarray, k: int, *, exclude_seen: bool = T
     """Top-``k`` item indices and scores for one block of user indices (``Recommender.recommend_indices``).
 
     The unit of work of every backend: a worker needs the fitted model and the block's indices.
+    ``model`` may also be a serving pipeline (its ``recommend_indices(users, k)``; it takes no
+    exclusion options, so they must be left at their defaults).
     """
-    return model.recommend_indices(np.asarray(users, dtype=np.int64), k, exclude_seen=exclude_seen, exclude=exclude)
+    users = np.asarray(users, dtype=np.int64)
+    if exclude_seen and exclude is None:
+        return model.recommend_indices(users, k)
+    return model.recommend_indices(users, k, exclude_seen=exclude_seen, exclude=exclude)
 
 
 def iter_blocks(users: np.ndarray, plan: BlockPlan) -> Iterator[np.ndarray]:
     """The plan's blocks of ``users``, in order."""
     for s in range(0, len(users), plan.block_users):
         yield users[s : s + plan.block_users]
+
+
+# ---------------------------------------------------------------------------------------- executors
+class BlockExecutor(Protocol):
+    """Where blocks are scored: :class:`LocalExecutor` in this process (the default), or a
+    distributed backend (:mod:`recforge.distributed.scoring`, the Ray actor pool).
+
+    ``map`` takes a scorer (a fitted model, or a serving pipeline: anything with
+    ``recommend_indices(users, k)``) and the blocks of user indices, and yields ``(users,
+    item indices, scores)`` for each block, in the order of the blocks, exactly as
+    ``scorer.recommend_indices(users, k)`` would return them. It may read ahead of the block it
+    yields (a distributed backend keeps its workers busy), so the caller must use the yielded users.
+    """
+
+    def map(self, scorer: Any, blocks: Iterable[np.ndarray], k: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]: ...
+
+
+class LocalExecutor:
+    """Blocks scored one after the other in this process (:func:`score_block`)."""
+
+    def map(self, scorer: Any, blocks: Iterable[np.ndarray], k: int
+            ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for users in blocks:
+            yield (users, *score_block(scorer, users, k))
+
+
+_EXECUTOR: contextvars.ContextVar[BlockExecutor | None] = contextvars.ContextVar("recforge_block_executor",
+                                                                                 default=None)
+
+
+@contextlib.contextmanager
+def block_executor(executor: BlockExecutor | None) -> Iterator[BlockExecutor]:
+    """Within the block, full-ranking evaluation and the batch job score their blocks with
+    ``executor`` (None: in this process)."""
+    token = _EXECUTOR.set(executor)
+    try:
+        yield current_executor()
+    finally:
+        _EXECUTOR.reset(token)
+
+
+def current_executor() -> BlockExecutor:
+    """The executor set by the innermost :func:`block_executor`, else a :class:`LocalExecutor`."""
+    return _EXECUTOR.get() or LocalExecutor()
+
+
+def map_blocks(scorer: Any, blocks: Iterable[np.ndarray], k: int
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(users, item indices, scores)`` per block, scored by the current executor (see
+    :class:`BlockExecutor`): the one loop the evaluation and the batch job share."""
+    return current_executor().map(scorer, blocks, k)
 
 
 # ---------------------------------------------------------------------------------------- fitting

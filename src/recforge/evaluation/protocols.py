@@ -414,7 +414,7 @@ def full_ranking(
     A ``k`` beyond the catalogue gives the metrics of the full list (precision still divides by
     ``k``), without allocating ``k`` columns.
     """
-    from recforge.evaluation.blocks import iter_blocks, nbytes, plan_blocks, score_block
+    from recforge.evaluation.blocks import iter_blocks, map_blocks, nbytes, plan_blocks
 
     truth_all = test.csr()
     if users is None:
@@ -426,8 +426,9 @@ def full_ranking(
     recs = np.empty((len(users), width), dtype=np.int64)
     s = 0
     with current_progress().task("scoring users", len(users)) as bar:
-        for u in iter_blocks(users, plan):
-            recs[s : s + len(u)], _ = score_block(fitted, u, k)
+        # blocks in order, in this process or on a distributed backend's workers (evaluation.blocks.block_executor)
+        for u, idx, _ in map_blocks(fitted, iter_blocks(users, plan), k):
+            recs[s : s + len(u)] = idx
             s += len(u)
             bar.advance(len(u))
     truth = truth_all[users]

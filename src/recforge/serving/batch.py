@@ -41,22 +41,19 @@ def score_blocks(
     """Yield ``(user indices, item indices (n, k), scores (n, k))`` per block of users.
 
     Blocks hold ``batch_size`` users, fewer when an enclosing
-    :func:`recforge.evaluation.blocks.memory_budget` allows fewer.
+    :func:`recforge.evaluation.blocks.memory_budget` allows fewer. They are scored by the current
+    executor (:func:`recforge.evaluation.blocks.block_executor`: in this process, or on Ray workers).
     """
-    from recforge.evaluation.blocks import current_budget, plan_blocks, score_block
+    from recforge.evaluation.blocks import current_budget, map_blocks, plan_blocks
 
     model = source.model if isinstance(source, Pipeline) else source
     if users is None:
         users = np.flatnonzero(model.user_known_)
     if current_budget() is not None:
         batch_size = min(batch_size, plan_blocks(model, len(users), k).block_users)
-    for s in range(0, len(users), batch_size):
-        u = users[s : s + batch_size]
-        if isinstance(source, Pipeline):
-            idx, sc = source.recommend_indices(u, k)
-        else:
-            idx, sc = score_block(model, u, k)
-        yield u, idx, sc
+    blocks = (users[s : s + batch_size] for s in range(0, len(users), batch_size))
+    # in this process, or on a distributed backend's workers (recforge.evaluation.blocks.block_executor)
+    yield from map_blocks(source, blocks, k)
 
 
 def run_batch(

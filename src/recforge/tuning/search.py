@@ -136,15 +136,51 @@ def _pruner(name: str) -> Any:
     raise ConfigError(f"[tune] pruner must be median, hyperband or none, got {name!r}")
 
 
-def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, output: str | Path | None = None,
-         timeout: float | None = None, echo: Callable[[str], None] | None = None) -> TuningResult:
-    """Search ``spec``'s ``[tune.space]`` with Optuna (TPE sampler seeded by the spec's seed).
+@dataclass
+class TuningSetup:
+    """Everything a trial needs, prepared once by :func:`prepare_tuning` (and shipped to the
+    workers of a distributed search, :mod:`recforge.distributed.tune`).
 
-    Writes ``trials.csv`` and ``trials.md`` (the results table) and ``<name>-best.toml`` (the
-    experiment with the best hyperparameters; run it with ``recforge run``) into the output folder
-    (default ``runs/<name>/tune``).
+    Attributes:
+        spec: The experiment.
+        dims: The parsed ``[tune.space]``.
+        protocol: The protocol's name (written into the best experiment file).
+        metric: The validation metric, e.g. ``NDCG@10``.
+        direction: ``minimize`` or ``maximize``.
+        n_trials: Trials to run.
+        timeout: Seconds after which no new trial starts (None: no limit).
+        pruner: The ``[tune] pruner`` name.
+        enqueue: Hyperparameters to try first.
+        inner: Training data of every trial.
+        valid: Validation data of every trial.
+        every: Epochs between validation reports (iterative models), or None.
+        torch_model: Whether trials also get the validation data for early stopping.
+        iterative: Whether the model reports per epoch (and can be pruned).
     """
-    optuna = require("optuna", purpose="tuning")
+
+    spec: ExperimentSpec
+    dims: list[Any]
+    protocol: str
+    metric: str
+    direction: str
+    n_trials: int
+    timeout: float | None
+    pruner: str
+    enqueue: list[dict[str, Any]]
+    inner: Any
+    valid: Any
+    every: int | None
+    torch_model: bool
+    iterative: bool
+
+
+def prepare_tuning(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, timeout: float | None = None,
+                   echo: Callable[[str], None] | None = None) -> TuningSetup:
+    """Check ``spec``'s ``[tune]`` table, load the data and carve the validation part.
+
+    Raises:
+        ConfigError: An invalid ``[tune]`` key or value (one line).
+    """
     from recforge.models.registry import make_model
 
     if not isinstance(spec, ExperimentSpec):
@@ -161,7 +197,6 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
                           "model = \"normalized\" with its params)")
     probe = make_model(spec.model, spec.params)
     proto = spec_protocol(spec, probe)
-    protocol = proto.name
     k = spec.k or 10
     rating = probe.task == "rating" and proto.task == "rating"
     ctr = probe.task == "ctr"
@@ -179,6 +214,13 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     enqueue = cfg.get("enqueue") or []
     if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
         raise ConfigError("[tune] enqueue must be a list of tables of hyperparameters to try first")
+    names = {d.name for d in dims}
+    for params in enqueue:
+        bad = sorted(set(params) - names)
+        if bad:
+            raise ConfigError(f"[tune] enqueue: {', '.join(bad)} not in [tune.space]")
+    pruner = cfg.get("pruner", "median")
+    _pruner(pruner)  # an unknown pruner is refused before the data is loaded
 
     ds = load_dataset(spec)
     inner, valid = tuning_parts(ds, proto, probe, how, spec.seed)
@@ -190,34 +232,84 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     if every is None and isinstance(epochs, int):
         every = max(1, epochs // 10)
     say(f"tuning {spec.model} on {len(inner):,} rows, validating {metric} on {len(valid):,} rows ({n} trials)")
+    return TuningSetup(spec, dims, proto.name, metric, direction, n, timeout or cfg.get("timeout"), pruner,
+                       [dict(e) for e in enqueue], inner, valid, every, torch_model, iterative)
+
+
+def make_objective(setup: TuningSetup) -> Callable[[Any], float]:
+    """The Optuna objective: fit the model with the trial's hyperparameters on the training part
+    (reporting and pruning per epoch for iterative models) and score it on the validation part."""
+    import optuna
+
+    from recforge.models.registry import make_model
+
+    spec = setup.spec
 
     def objective(trial: Any) -> float:
-        params = {**spec.params, **suggest(trial, dims)}
+        params = {**spec.params, **suggest(trial, setup.dims)}
         model = make_model(spec.model, params)
         extra: dict[str, Any] = {}
-        if torch_model:
-            extra["validation"] = valid
-        if iterative:
-            extra["epoch_callback"] = _epoch_callback(trial, valid, metric, int(every))
+        if setup.torch_model:
+            extra["validation"] = setup.valid
+        if setup.iterative:
+            extra["epoch_callback"] = _epoch_callback(trial, setup.valid, setup.metric, int(setup.every or 1))
         t0 = time.perf_counter()
-        model.fit(inner, fit_options(spec, **extra))
+        model.fit(setup.inner, fit_options(spec, **extra))
         trial.set_user_attr("fit_seconds", time.perf_counter() - t0)
-        value = _score(model, valid, metric)
+        value = _score(model, setup.valid, setup.metric)
         if not np.isfinite(value):
             raise optuna.TrialPruned()
         return value
 
+    return objective
+
+
+def create_study(setup: TuningSetup, *, storage: Any = None, study_name: str | None = None,
+                 sampler_seed: int | None = None, load: bool = False) -> Any:
+    """The study of ``setup`` (TPE seeded by the spec's seed, or ``sampler_seed``; the ``[tune]``
+    pruner), in memory or in Optuna ``storage`` (a database URL or storage object shared by the
+    workers of a distributed search). ``load``: open the existing study ``study_name`` instead."""
+    import optuna
+
     optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=spec.seed),
-                                pruner=_pruner(cfg.get("pruner", "median")), study_name=spec.name)
-    names = {d.name for d in dims}
-    for params in enqueue:
-        bad = sorted(set(params) - names)
-        if bad:
-            raise ConfigError(f"[tune] enqueue: {', '.join(bad)} not in [tune.space]")
+    sampler = optuna.samplers.TPESampler(seed=setup.spec.seed if sampler_seed is None else sampler_seed)
+    name = study_name or setup.spec.name
+    if load:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=_pruner(setup.pruner))
+    study = optuna.create_study(direction=setup.direction, sampler=sampler, pruner=_pruner(setup.pruner),
+                                study_name=name, storage=storage)
+    for params in setup.enqueue:
         study.enqueue_trial(dict(params))
-    study.optimize(objective, n_trials=n, timeout=timeout or cfg.get("timeout"), catch=(RecforgeError,),
-                   callbacks=[lambda st, tr: say(_trial_line(tr, metric))])
+    return study
+
+
+def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, output: str | Path | None = None,
+         timeout: float | None = None, echo: Callable[[str], None] | None = None) -> TuningResult:
+    """Search ``spec``'s ``[tune.space]`` with Optuna (TPE sampler seeded by the spec's seed).
+
+    Writes ``trials.csv`` and ``trials.md`` (the results table) and ``<name>-best.toml`` (the
+    experiment with the best hyperparameters; run it with ``recforge run``) into the output folder
+    (default ``runs/<name>/tune``). :func:`recforge.distributed.tune.tune_ray` runs the same trials
+    on Ray workers.
+    """
+    require("optuna", purpose="tuning")
+    say = echo or (lambda s: None)
+    setup = prepare_tuning(spec, n_trials=n_trials, timeout=timeout, echo=say)
+    study = create_study(setup)
+    study.optimize(make_objective(setup), n_trials=setup.n_trials, timeout=setup.timeout, catch=(RecforgeError,),
+                   callbacks=[lambda st, tr: say(trial_line(tr, setup.metric))])
+    return finish_tuning(setup, study, output)
+
+
+def finish_tuning(setup: TuningSetup, study: Any, output: str | Path | None = None) -> TuningResult:
+    """Write the trials table and the best experiment file of a finished ``study``; log the study.
+
+    Raises:
+        RecforgeError: No trial completed.
+    """
+    import optuna
+
+    spec, metric, direction = setup.spec, setup.metric, setup.direction
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise RecforgeError(f"no trial of {spec.name} completed; check the search space and the model")
@@ -230,7 +322,7 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
         trials.to_csv(fh, index=False)
     res_md = out / "trials.md"
     best_spec = spec.replace(
-        name=f"{spec.name}-best", params=best.params, protocol=protocol,
+        name=f"{spec.name}-best", params=best.params, protocol=setup.protocol,
         description=(f"{spec.description + ' ' if spec.description else ''}tuned by recforge tune: best validation "
                      f"{metric} = {best.value:.6g} (trial {best.number} of {len(study.trials)}, seed {spec.seed})"),
         outputs={**spec.outputs, "dir": str(spec.output_dir.parent / f"{spec.name}-best")} if spec.outputs.get("dir")
@@ -248,7 +340,8 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     return result
 
 
-def _trial_line(trial: Any, metric: str) -> str:
+def trial_line(trial: Any, metric: str) -> str:
+    """One line about a finished trial: number, state, value and parameters."""
     val = "" if trial.value is None else f" {metric} {trial.value:.5g}"
     return f"trial {trial.number}: {trial.state.name.lower()}{val} {trial.params}"
 
