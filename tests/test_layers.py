@@ -16,9 +16,10 @@ layer  packages / modules (``recforge.<name>``)                    may import la
        everything above it
 4      ``training`` (the epoch loops)                               0-3
 5      ``models``                                                   0-4
-6      ``evaluation``; ``testing`` (the conformance suite) beside   0-5
-       it
-7      outputs: ``serving``, ``export``, ``viz``, ``demo``          0-6
+6      ``evaluation``; ``testing`` (the conformance suite) and      0-5
+       ``export`` (model files for other runtimes) beside it
+7      outputs: ``serving`` (may rank with an export), ``viz``,     0-6
+       ``demo``
 8      ``experiments``: a run may export its model and plot its     0-7
        curves
 9      ``tuning``: a search over experiment runs; ``ui``: the web    0-8
@@ -58,8 +59,8 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("loggers",)),
     (4, ("training",)),
     (5, ("models",)),
-    (6, ("evaluation", "testing")),
-    (7, ("serving", "export", "viz", "demo")),
+    (6, ("evaluation", "testing", "export")),
+    (7, ("serving", "viz", "demo")),
     (8, ("experiments",)),
     (9, ("tuning", "ui")),
     (10, ("distributed",)),
