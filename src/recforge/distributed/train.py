@@ -188,13 +188,13 @@ def _worker_options(opts: FitOptions) -> FitOptions:
 
 
 def _fit_torch(model: Any, data: Any, opts: FitOptions, storage_path: str | None) -> Any:
+    worker_opts = _worker_options(opts)  # refuses what cannot cross before a cluster starts
     ray = connect_ray(opts.address)
     try:
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
     except ImportError:
         raise ConfigError(f"backend='ray' for torch models needs Ray Train: {_RAY_HINT}") from None
-    worker_opts = _worker_options(opts)
     threads = int(opts.threads or 1)
     check_cpus(ray, opts.workers, threads)
     own = storage_path is None and not os.environ.get("RECFORGE_RAY_STORAGE")
