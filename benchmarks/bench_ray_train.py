@@ -55,29 +55,35 @@ def _clock(path: str) -> Any:
     return type("EpochClock", (_EpochClock, Callback), {})(path)
 
 
-def ials_rows(data: Any, name: str, epochs: int) -> list[dict[str, Any]]:
+def ials_rows(data: Any, name: str, epochs: int, rounds: int) -> list[dict[str, Any]]:
     from recforge.config import FitOptions
     from recforge.models.factorization.ials import ImplicitALS
 
-    rows, factors = [], {}
     runs = [("one process, 1 thread", {"threads": 1}), ("one process, 2 threads", {"threads": 2}),
             ("Ray, 1 actor", {"backend": "ray", "workers": 1}), ("Ray, 2 actors", {"backend": "ray", "workers": 2})]
-    for label, extra in runs:
-        stamps: list[float] = []
-        model = ImplicitALS(epochs=epochs, embedding_size=64)
-        t0 = time.perf_counter()
-        model.fit(data, FitOptions(seed=0, epoch_callback=lambda e, m: stamps.append(time.perf_counter()), **extra))
-        wall = time.perf_counter() - t0
-        # the first epoch's time is measured from the fit's start, so includes the start-up
-        per = [b - a for a, b in zip(stamps, stamps[1:])]
-        epoch = statistics.median(per) if per else float("nan")
-        rows.append({"data": name, "run": label, "epoch s (median)": epoch,
-                     "start-up s": wall - epoch * epochs, "fit s": wall})
-        factors[label] = model.item_factors_
-    base = rows[0]["epoch s (median)"]
-    for r in rows:
-        r["speed-up vs 1 thread"] = base / r["epoch s (median)"]
-    rows[-1]["max |Y - Y_local|"] = float(np.abs(factors["Ray, 2 actors"] - factors["one process, 1 thread"]).max())
+    epoch_s: dict[str, list[float]] = {label: [] for label, _ in runs}
+    start_s: dict[str, list[float]] = {label: [] for label, _ in runs}
+    factors: dict[str, np.ndarray] = {}
+    for _ in range(rounds):  # the configurations interleaved, so a burst of load hits all of them
+        for label, extra in runs:
+            stamps: list[float] = []
+            model = ImplicitALS(epochs=epochs, embedding_size=64)
+            t0 = time.perf_counter()
+            model.fit(data, FitOptions(seed=0, epoch_callback=lambda e, m: stamps.append(time.perf_counter()),
+                                       **extra))
+            wall = time.perf_counter() - t0
+            # the first epoch is timed from the fit's start, so it includes the start-up
+            per = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+            epoch_s[label].append(per)
+            start_s[label].append(wall - per * epochs)
+            factors[label] = model.item_factors_
+    base = statistics.median(epoch_s[runs[0][0]])
+    rows = []
+    for label, _ in runs:
+        e = statistics.median(epoch_s[label])
+        rows.append({"data": name, "run": label, "epoch s (median)": e, "start-up s": statistics.median(start_s[label]),
+                     "speed-up per epoch vs 1 thread": base / e,
+                     "max abs diff of Y vs 1 thread": float(np.abs(factors[label] - factors[runs[0][0]]).max())})
     return rows
 
 
@@ -116,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth-rows", type=int, default=1_000_000)
     ap.add_argument("--epochs", type=int, default=5, help="ials epochs")
     ap.add_argument("--torch-epochs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="ials: interleaved repeats of every configuration")
     args = ap.parse_args(argv)
 
     import ray
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     ds = load("ml-100k")
-    rows = ials_rows(ds.interactions, "ML-100K", args.epochs)
+    rows = ials_rows(ds.interactions, "ML-100K", args.epochs, args.rounds)
     if not args.quick:
         from recforge.data.streaming import read_interactions
         from recforge.data.synth import SynthSpec, write_synth
@@ -136,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmp) / "synth.parquet"
             write_synth(spec, path)
             synth = read_interactions(path, name="synth")
-        rows += ials_rows(synth, f"synthetic {n:,} rows ({synth.n_users:,} x {synth.n_items:,})", args.epochs)
+        rows += ials_rows(synth, f"synthetic {n:,} rows ({synth.n_users:,} x {synth.n_items:,})", args.epochs, args.rounds)
     trows = torch_rows(ds, args.torch_epochs, [2] if args.quick else [1, 2])
     out = {"machine": machine(), "ials": rows, "mf_torch": trows, "argv": sys.argv[1:]}
     (RESULTS_DIR / "ray_train.json").write_text(json.dumps(out, indent=1))
@@ -146,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured with `{cmd}` on {machine()}; a local Ray instance with 2 CPUs, every row in the same "
         "process one after another. **The machine was shared with other jobs (load average above 10 on "
         "2 cores)**: compare the rows of one table with each other, not with other tables.\n\n"
-        "`ials`, 64 factors, CG solver, median seconds per epoch after the first (the driver times the "
-        "epochs; start-up = fit minus epochs: actors started and the rows shipped once):\n\n"
+        f"`ials`, 64 factors, CG solver, {args.epochs} epochs; seconds per epoch: median over the epochs after the "
+        f"first (the driver times them), then median over {args.rounds} interleaved rounds; start-up = fit "
+        "minus epochs (Ray: the actors started and the rows shipped once); the last column compares the "
+        "item factors with the one-thread fit's (same seed):\n\n"
         + md_table(rows, 3) + "\n\n"
         "`mf-torch` on ML-100K (ratio-full: random 80/20, full ranking), per-epoch seconds timed on "
         "worker 0; start-up = Ray Train's worker group, the gloo process group, model and data shipped:\n\n"

@@ -48,7 +48,9 @@ def _slice_rows(mat: Rows, lo: int, hi: int) -> Rows:
     """The observations of rows ``lo:hi`` with a row pointer that starts at 0."""
     indptr, indices, vals = mat
     a, b = int(indptr[lo]), int(indptr[hi])
-    return indptr[lo : hi + 1] - a, np.ascontiguousarray(indices[a:b]), np.ascontiguousarray(vals[a:b])
+    # fresh arrays (not views at an offset): the compiled kernels' vectorised float32 sums may round
+    # differently with the data's alignment, and a shard should compute what the whole solve does
+    return indptr[lo : hi + 1] - a, indices[a:b].copy(), vals[a:b].copy()
 
 
 class _ShardSolver:
@@ -63,9 +65,8 @@ class _ShardSolver:
         self.solver, self.cg_steps, self.threads = solver, int(cg_steps), int(threads)
         self.sides: dict[str, tuple[np.ndarray, Rows, np.ndarray, float]] = {}
         for side, mat, A in (("users", users, X), ("items", items, Y)):
-            # arrays from the object store are read-only: the solver writes A and its compiled
-            # kernels are specialised (and cached) for writable arrays, so each shard owns copies
-            mat = tuple(np.array(m) for m in mat)  # type: ignore[assignment]
+            # the rows stay where Ray put them (read-only, shared with the node's object store);
+            # only the factor rows the actor writes are its own copy
             bounds = chunk_bounds(mat[0], per_row, per_nnz, 16 * self.threads)
             work = per_row * (len(mat[0]) - 1) + per_nnz * len(mat[1])
             self.sides[side] = (bounds, mat, np.array(A, dtype=np.float32), work)
@@ -76,7 +77,9 @@ class _ShardSolver:
 
         bounds, mat, A, work = self.sides[side]
         with kernel_threads(self.threads, work=work):
-            solve_half(self.solver, self.cg_steps, bounds, *mat, A, np.array(B), np.array(G))
+            # B and G are read in place from the object store (the kernels' read-only specialisation
+            # compiles once per machine, then loads from numba's cache): no per-actor copy of B
+            solve_half(self.solver, self.cg_steps, bounds, *mat, A, B, G)
         return A
 
     def ready(self) -> bool:
