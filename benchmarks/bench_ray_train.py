@@ -116,6 +116,27 @@ def torch_rows(ds: Any, epochs: int, workers: list[int]) -> list[dict[str, Any]]
     return rows
 
 
+def render(out: dict[str, Any], args: argparse.Namespace) -> str:
+    """The Markdown fragment of a run (``out`` as written to ``ray_train.json``)."""
+    argv = out.get("argv") or []
+    cmd = "python -m benchmarks.bench_ray_train" + (" " + " ".join(argv) if argv else "")
+    rows = [{**r, "max abs diff of Y vs 1 thread": f"{r['max abs diff of Y vs 1 thread']:.1e}"} for r in out["ials"]]
+    return (
+        "## Training on Ray: 1 vs 2 workers (ials, mf-torch)\n\n"
+        f"Measured with `{cmd}` on {out['machine']}; a local Ray instance with 2 CPUs, every row in the same "
+        "process one after another. **The machine was shared with other jobs (load average above 10 on "
+        "2 cores)**: compare the rows of one table with each other, not with other tables.\n\n"
+        f"`ials`, 64 factors, CG solver, {args.epochs} epochs; seconds per epoch: median over the epochs after the "
+        f"first (the driver times them), then median over {args.rounds} interleaved rounds; start-up = fit "
+        "minus epochs (Ray: the actors started and the rows shipped once); the last column compares the "
+        "item factors with the one-thread fit's (same seed):\n\n"
+        + md_table(rows, 3) + "\n\n"
+        "`mf-torch` on ML-100K (ratio-full: random 80/20, full ranking), per-epoch seconds timed on "
+        "worker 0; start-up = Ray Train's worker group, the gloo process group, model and data shipped:\n\n"
+        + md_table(out["mf_torch"], 4) + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="ML-100K only; no Ray Train 1-worker row")
@@ -123,14 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=5, help="ials epochs")
     ap.add_argument("--torch-epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="ials: interleaved repeats of every configuration")
+    ap.add_argument("--render", action="store_true", help="only rewrite the fragment from ray_train.json")
     args = ap.parse_args(argv)
+    if args.render:
+        write_fragment("ray_train", render(json.loads((RESULTS_DIR / "ray_train.json").read_text()), args))
+        return 0
 
     import ray
 
     from recforge.data import load
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        ray.init(num_cpus=2, include_dashboard=False, address="local", logging_level="WARNING")
     ds = load("ml-100k")
     rows = ials_rows(ds.interactions, "ML-100K", args.epochs, args.rounds)
     if not args.quick:
@@ -145,23 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             synth = read_interactions(path, name="synth")
         rows += ials_rows(synth, f"synthetic {n:,} rows ({synth.n_users:,} x {synth.n_items:,})", args.epochs, args.rounds)
     trows = torch_rows(ds, args.torch_epochs, [2] if args.quick else [1, 2])
-    out = {"machine": machine(), "ials": rows, "mf_torch": trows, "argv": sys.argv[1:]}
+    out = {"machine": machine(), "ials": rows, "mf_torch": trows, "argv": list(argv or [])}
     (RESULTS_DIR / "ray_train.json").write_text(json.dumps(out, indent=1))
-    cmd = "python -m benchmarks.bench_ray_train" + (" " + " ".join(argv) if argv else "")
-    text = (
-        "## Training on Ray: 1 vs 2 workers (ials, mf-torch)\n\n"
-        f"Measured with `{cmd}` on {machine()}; a local Ray instance with 2 CPUs, every row in the same "
-        "process one after another. **The machine was shared with other jobs (load average above 10 on "
-        "2 cores)**: compare the rows of one table with each other, not with other tables.\n\n"
-        f"`ials`, 64 factors, CG solver, {args.epochs} epochs; seconds per epoch: median over the epochs after the "
-        f"first (the driver times them), then median over {args.rounds} interleaved rounds; start-up = fit "
-        "minus epochs (Ray: the actors started and the rows shipped once); the last column compares the "
-        "item factors with the one-thread fit's (same seed):\n\n"
-        + md_table(rows, 3) + "\n\n"
-        "`mf-torch` on ML-100K (ratio-full: random 80/20, full ranking), per-epoch seconds timed on "
-        "worker 0; start-up = Ray Train's worker group, the gloo process group, model and data shipped:\n\n"
-        + md_table(trows, 4) + "\n"
-    )
+    text = render(out, args)
     write_fragment("ray_train", text)
     print(text)
     return 0
