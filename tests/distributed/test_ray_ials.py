@@ -6,6 +6,8 @@ skipped when Ray is not installed.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,3 +155,37 @@ def test_cli_train_ials_on_ray(cluster, tmp_path):
                                **TOL)
     bad = runner.invoke(app, [*args, "--backend", "spark"])
     assert bad.exit_code == 2 and "use local or ray" in bad.output
+
+
+def test_cli_run_with_training_backend_ray(cluster, tmp_path):
+    # `recforge run FILE` with [training] backend = "ray": the protocol's fit runs on the actors
+    data = power_log(seed=3)
+    data.to_dataframe().to_csv(tmp_path / "log.csv", index=False)
+    text = f"""
+name = "ials-on-ray"
+seed = 0
+[dataset]
+path = "{tmp_path / 'log.csv'}"
+[model]
+name = "ials"
+[model.params]
+epochs = 2
+embedding_size = 8
+[protocol]
+name = "ratio-full"
+[training]
+backend = "ray"
+workers = 2
+[logger]
+kind = "none"
+"""
+    (tmp_path / "exp.toml").write_text(text)
+    runner = CliRunner()
+    res = runner.invoke(app, ["run", str(tmp_path / "exp.toml"), "--no-outputs", "--output", str(tmp_path / "out"),
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert 0.05 < out["metrics"]["NDCG@20"] <= 1.0  # a fitted ials ranks (same factors: tests above)
+    (tmp_path / "bad.toml").write_text(text.replace('backend = "ray"', 'backend = "spark"'))
+    bad = runner.invoke(app, ["run", str(tmp_path / "bad.toml"), "--no-outputs"])
+    assert bad.exit_code == 2 and "backend" in bad.output
