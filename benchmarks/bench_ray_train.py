@@ -81,7 +81,8 @@ def ials_rows(data: Any, name: str, epochs: int, rounds: int) -> list[dict[str, 
     rows = []
     for label, _ in runs:
         e = statistics.median(epoch_s[label])
-        rows.append({"data": name, "run": label, "epoch s (median)": e, "start-up s": statistics.median(start_s[label]),
+        rows.append({"data": name, "run": label, "epoch s (median)": e,
+                     "start-up s": statistics.median(start_s[label]),
                      "speed-up per epoch vs 1 thread": base / e,
                      "max abs diff of Y vs 1 thread": float(np.abs(factors[label] - factors[runs[0][0]]).max())})
     return rows
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmp) / "synth.parquet"
             write_synth(spec, path)
             synth = read_interactions(path, name="synth")
-        rows += ials_rows(synth, f"synthetic {n:,} rows ({synth.n_users:,} x {synth.n_items:,})", args.epochs, args.rounds)
+        label = f"synthetic {n:,} rows ({synth.n_users:,} x {synth.n_items:,})"
+        rows += ials_rows(synth, label, args.epochs, args.rounds)
     trows = torch_rows(ds, args.torch_epochs, [2] if args.quick else [1, 2])
     out = {"machine": machine(), "ials": rows, "mf_torch": trows, "argv": list(argv or [])}
     (RESULTS_DIR / "ray_train.json").write_text(json.dumps(out, indent=1))

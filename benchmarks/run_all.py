@@ -15,8 +15,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, machine
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start", "serving",
-         "ray_train"]
+ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start",
+         "serving", "ray_train"]
 
 
 def assemble() -> Path:

@@ -21,7 +21,8 @@ TrainBackendOpt = Annotated[str | None, typer.Option(
     "--backend", help="local | ray: fit torch models (Ray Train, DDP) and ials (Ray actors) on a Ray cluster")]
 TrainWorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers of a --backend ray fit")]
 TrainAddressOpt = Annotated[str | None, typer.Option(
-    "--address", help="Ray cluster to join (auto, host:6379, ray://host:10001); default: $RAY_ADDRESS or a local one")]
+    "--address",
+    help="Ray cluster to join (auto, host:6379, ray://host:10001); default: $RAY_ADDRESS or a local one")]
 
 
 def train_flags(backend: str | None, workers: int | None, address: str | None) -> dict[str, Any]:
