@@ -5,7 +5,8 @@ and batches to :func:`fit_network`, which builds the :class:`RecModule`, the
 :class:`RecDataModule` and the ``Trainer`` (early stopping on the validator's metric, best-weight
 restore, optional checkpoints, logger, progress bar, mixed precision on GPU), calls
 ``FitOptions.epoch_callback`` after every epoch as the classical iterative models do, and returns
-the per-epoch history.
+the per-epoch history. Inside :func:`trainer_plan` the same fit runs as one process of a
+data-parallel group (:class:`TrainerPlan`; Ray Train's DDP in :mod:`recforge.distributed.train`).
 """
 
 from __future__ import annotations
