@@ -16,7 +16,7 @@ from benchmarks.common import RESULTS_DIR, machine
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start",
-         "implicit_to_explicit", "serving", "ray"]
+         "implicit_to_explicit", "serving", "ray", "ray_train"]
 
 
 def assemble() -> Path:

@@ -150,6 +150,12 @@ class FitOptions:
             on a CPU training always runs in 32-bit.
         callbacks: Extra Lightning callbacks.
         min_delta: Smallest change of the monitored metric that counts as an improvement.
+        backend: ``"local"`` (this process) or ``"ray"``: the torch models train data-parallel
+            through Ray Train (Lightning DDP) and ``ials`` solves its user and item shards on Ray
+            actors (:mod:`recforge.distributed.train`); other models refuse it.
+        workers: Ray workers of a ``backend="ray"`` fit (one CPU each, unless ``threads``).
+        address: The Ray cluster to join (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
+            None joins the cluster this process is connected to, else starts a local one.
     """
 
     seed: int | None = 0
@@ -166,6 +172,9 @@ class FitOptions:
     precision: Precision = "32-true"
     callbacks: tuple[Any, ...] = ()
     min_delta: float = 0.0
+    backend: Literal["local", "ray"] = "local"
+    workers: int = 2
+    address: str | None = None
 
     FIELDS: ClassVar[tuple[str, ...]] = ("seed", "device", "progress", "threads", "verbose")
     #: Validation checks without improvement before the torch loop stops (``patience="auto"``).
@@ -181,6 +190,10 @@ class FitOptions:
             )
         if self.min_delta < 0:
             raise ConfigError(f"FitOptions.min_delta = {self.min_delta!r}: must be >= 0")
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(f"FitOptions.backend = {self.backend!r}: use 'local' or 'ray'")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"FitOptions.workers = {self.workers!r}: must be an integer >= 1")
 
     def early_stopping_patience(self, default: int | None = None) -> int | None:
         """:attr:`patience` with ``"auto"`` resolved to ``default`` (:attr:`DEFAULT_PATIENCE` when None)."""

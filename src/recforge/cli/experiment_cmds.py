@@ -16,14 +16,31 @@ from recforge.cli._output import ProgressOpt, Report, Section, check_format, emi
 
 LoggerOpt = Annotated[str | None, typer.Option("--logger", help="csv | tensorboard | wandb | mlflow | none")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", help="output folder")]
+# where fitting runs (train and run): torch models train through Ray Train, ials on Ray actors
+TrainBackendOpt = Annotated[str | None, typer.Option(
+    "--backend", help="local | ray: fit torch models (Ray Train, DDP) and ials (Ray actors) on a Ray cluster")]
+TrainWorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers of a --backend ray fit")]
+TrainAddressOpt = Annotated[str | None, typer.Option(
+    "--address",
+    help="Ray cluster to join (auto, host:6379, ray://host:10001); default: $RAY_ADDRESS or a local one")]
 
 
-def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None, threads: int | None = None) -> Any:
+def train_flags(backend: str | None, workers: int | None, address: str | None) -> dict[str, Any]:
+    """The ``--backend/--workers/--address`` flags as ``[training]`` keys for :func:`read_spec`."""
+    if backend is not None and backend not in ("local", "ray"):
+        from recforge.errors import ConfigError
+
+        raise ConfigError(f"--backend {backend!r}: use local or ray")
+    return {"training.backend": backend, "training.workers": workers, "training.address": address}
+
+
+def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | None, threads: int | None = None,
+          **training: Any) -> Any:
     """The experiment file with the flags and ``--set`` pairs applied (the same schema and rules as ``--config``)."""
     from recforge.config import parse_sets
     from recforge.experiments import ExperimentSpec
 
-    spec = ExperimentSpec.from_file(file).replace(seed=seed, device=device, threads=threads)
+    spec = ExperimentSpec.from_file(file).replace(seed=seed, device=device, threads=threads, **training)
     return spec.with_sets(parse_sets(sets))
 
 
@@ -45,12 +62,16 @@ def register(app: typer.Typer) -> None:
         no_outputs: Annotated[bool, typer.Option("--no-outputs", help="results only: no model, export, plots")] = False,
         fmt: FormatOpt = "table",
         progress: ProgressOpt = None,
+        backend: TrainBackendOpt = None,
+        workers: TrainWorkersOpt = None,
+        address: TrainAddressOpt = None,
     ) -> None:
         """Run an experiment file: fit, evaluate under its protocol, log, save, export, plot."""
         from recforge.experiments import run
 
         check_format(fmt)
-        spec = _spec(file, set_, seed, device, threads)
+        train_flags(backend, workers, address)
+        spec = _spec(file, set_, seed, device, threads, backend=backend, workers=workers, address=address)
         echo = (lambda s: err_console.print(s, highlight=False)) if fmt != "table" else \
             (lambda s: console.print(s, highlight=False))
         from recforge.training.progress import reporting

@@ -336,16 +336,22 @@ def train_cmd(
     progress: ProgressOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    backend: experiment_cmds.TrainBackendOpt = None,
+    workers: experiment_cmds.TrainWorkersOpt = None,
+    address: experiment_cmds.TrainAddressOpt = None,
     data_flags: dict[str, Any] | None = None,
 ) -> None:
     """Fit a model on a dataset (or on the train part of the config's split table) and save it.
 
-    CTR models train on the train part of the dataset's CTR split.
+    CTR models train on the train part of the dataset's CTR split. ``--backend ray --workers N``
+    fits torch models through Ray Train and ials on Ray actors (docs/scale-out.md).
     """
     from recforge.io import check_writable
 
     spec = read_spec(config, {"model": model, "dataset": dataset, "split.name": split, "seed": seed,
-                              "device": device, "normalize": normalize, **(data_flags or {})}, set_, command="train")
+                              "device": device, "normalize": normalize,
+                              **experiment_cmds.train_flags(backend, workers, address),
+                              **(data_flags or {})}, set_, command="train")
     ds = build_dataset(spec)
     mdl = build_model(spec)
     out = output or (Path(spec.outputs["dir"]) / "model.npz" if spec.outputs.get("dir") else

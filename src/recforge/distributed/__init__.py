@@ -11,6 +11,9 @@
 - :mod:`~recforge.distributed.evaluate`: ``recforge evaluate --backend ray``.
 - :mod:`~recforge.distributed.tune`: ``recforge tune --backend ray``: Optuna trials run by Ray
   workers that share one study through Optuna's storage (PostgreSQL, or a journal file on one node).
+- :mod:`~recforge.distributed.train`: ``recforge train --backend ray``: :func:`fit_on_ray` fits the
+  torch models with Ray Train (Lightning DDP over gloo) and ``ials`` with
+  :mod:`~recforge.distributed.ials` (user and item shards solved by Ray actors).
 
 Ray is imported only when these functions run; without it they raise a one-line error naming the
 extra to install.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cluster", "connect", "evaluate_ray", "ray_scoring", "run_batch_ray", "tune_ray"]
+__all__ = ["cluster", "connect", "evaluate_ray", "fit_on_ray", "ray_scoring", "run_batch_ray", "tune_ray"]
 
 _WHERE = {
     "cluster": "recforge.distributed.cluster",
@@ -29,6 +32,7 @@ _WHERE = {
     "run_batch_ray": "recforge.distributed.batch",
     "evaluate_ray": "recforge.distributed.evaluate",
     "tune_ray": "recforge.distributed.tune",
+    "fit_on_ray": "recforge.distributed.train",
 }
 
 

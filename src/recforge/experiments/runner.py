@@ -119,7 +119,8 @@ def fit_options(spec: ExperimentSpec, **extra: Any) -> FitOptions:
                             # "auto": the protocol's default (ctr-holdout's 3, else the loop's 5), so
                             # `run FILE` and `evaluate --config FILE` train the same way
                             "patience": tr.get("patience", "auto")}
-    for key in ("min_delta", "restore_best", "precision", "checkpoint_dir", "callbacks"):
+    for key in ("min_delta", "restore_best", "precision", "checkpoint_dir", "callbacks", "backend", "workers",
+                "address"):
         if key in tr:
             opts[key] = tr[key]
     opts.update(extra)

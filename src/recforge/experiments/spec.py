@@ -20,8 +20,8 @@ A complete file (every table but ``[model]`` and ``[dataset]`` is optional)::
 
     [training]                     # run options: device, threads, progress, verbose,
     device = "cpu"                 # validation (fraction or "loo" carved from training data, for
-    validation = 0.1               # early stopping of torch models), patience
-    patience = 3
+    validation = 0.1               # early stopping of torch models), patience, backend
+    patience = 3                   # ("ray": torch models and ials fit on Ray), workers, address
 
     [logger]
     kind = "csv"                   # csv | tensorboard | wandb | mlflow | none
@@ -92,7 +92,7 @@ TOP_LEVEL = frozenset({"name", "seed", "dataset", "protocol", "split", "k", "mod
 DATASET_KEYS = SOURCE_KEYS  # the fields of recforge.data.source.DataSource
 PROTOCOL_KEYS = frozenset({"name", "k"})
 TRAINING_KEYS = frozenset({"device", "threads", "progress", "verbose", "validation", "patience", "min_delta",
-                           "restore_best", "precision", "checkpoint_dir"})
+                           "restore_best", "precision", "checkpoint_dir", "backend", "workers", "address"})
 LOGGER_KEYS = frozenset({"kind", "project", "root"})
 OUTPUT_KEYS = frozenset({"dir", "save_model", "export", "plots", "color_by", "embedding_points", "ks", "results"})
 TUNE_KEYS = frozenset({"space", "n_trials", "metric", "direction", "pruner", "validation", "timeout", "report_every",
@@ -216,6 +216,11 @@ class ExperimentSpec:
         val = training.get("validation")
         if val is not None and val != "loo" and not (isinstance(val, (int, float)) and 0 < float(val) < 1):
             raise ConfigError(f"{where} [training] validation must be a fraction in (0, 1) or \"loo\", got {val!r}")
+        if training.get("backend", "local") not in ("local", "ray"):
+            raise ConfigError(f"{where} [training] backend must be \"local\" or \"ray\", got {training['backend']!r}")
+        workers = training.get("workers", 1)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"{where} [training] workers must be an integer >= 1, got {workers!r}")
         logger = data.get("logger", {"kind": "csv"})
         if isinstance(logger, str) or logger is None or logger is False:
             logger = {"kind": logger or "none"}
@@ -317,7 +322,7 @@ class ExperimentSpec:
         ``dataset`` may be a name or a file path (it replaces the whole ``[dataset]`` table);
         ``protocol``/``k`` go to ``[protocol]``, ``output`` to ``[outputs] dir``, ``logger`` (a kind)
         to ``[logger]``, and ``device``, ``threads``, ``validation``, ``patience``, ``progress``,
-        ``verbose`` to ``[training]``.
+        ``verbose``, ``backend``, ``workers``, ``address`` to ``[training]``.
         """
         data = self.to_dict()
         model = changes.pop("model", None)
@@ -339,7 +344,8 @@ class ExperimentSpec:
                 data["logger"] = {**data.get("logger", {}), "kind": val} if isinstance(val, str) else val
             elif key == "output":
                 data.setdefault("outputs", {})["dir"] = str(val)
-            elif key in ("device", "threads", "validation", "patience", "progress", "verbose"):
+            elif key in ("device", "threads", "validation", "patience", "progress", "verbose", "backend", "workers",
+                         "address"):
                 data.setdefault("training", {})[key] = val
             else:
                 data[key] = val

@@ -71,6 +71,9 @@ class Estimator(ABC):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     backend: ClassVar[Backend] = "numpy"
     """``"numpy"`` (numpy/numba/scipy) or ``"torch"`` (a torch network: ``device`` applies)."""
+    fits_on_ray: ClassVar[bool] = False
+    """``fit`` itself distributes its work when ``FitOptions.backend == "ray"`` (``ials``); torch
+    models are instead fitted by Ray Train (:func:`recforge.distributed.train.fit_on_ray`)."""
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if isinstance(config, ModelConfig):
@@ -213,6 +216,10 @@ class Recommender(Estimator):
         if len(data) == 0:
             raise DataError(f"{type(self).__name__}.fit: the training data has no interactions")
         options = options or FitOptions()
+        if options.backend == "ray" and not self.fits_on_ray:
+            from recforge.distributed.train import fit_on_ray
+
+            return fit_on_ray(self, data, options=options)
         if self.feedback == "implicit" and data.explicit:
             data = data.to_implicit()
         self._forget()

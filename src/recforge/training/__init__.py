@@ -18,6 +18,8 @@ _LAZY = {
     "RecDataModule": "recforge.training.module",
     "RunContext": "recforge.training.loop",
     "TrainResult": "recforge.training.loop",
+    "TrainerPlan": "recforge.training.loop",
+    "trainer_plan": "recforge.training.loop",
     "fit_network": "recforge.training.loop",
     "resolve_device": "recforge.training.loop",
     "run_context": "recforge.training.loop",
@@ -36,10 +38,12 @@ __all__ = [
     "RecNetwork",
     "RunContext",
     "TrainResult",
+    "TrainerPlan",
     "Validation",
     "fit_network",
     "resolve_device",
     "run_context",
+    "trainer_plan",
 ]
 
 

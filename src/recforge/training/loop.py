@@ -5,18 +5,20 @@ and batches to :func:`fit_network`, which builds the :class:`RecModule`, the
 :class:`RecDataModule` and the ``Trainer`` (early stopping on the validator's metric, best-weight
 restore, optional checkpoints, logger, progress bar, mixed precision on GPU), calls
 ``FitOptions.epoch_callback`` after every epoch as the classical iterative models do, and returns
-the per-epoch history.
+the per-epoch history. Inside :func:`trainer_plan` the same fit runs as one process of a
+data-parallel group (:class:`TrainerPlan`; Ray Train's DDP in :mod:`recforge.distributed.train`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import numpy as np
@@ -31,7 +33,16 @@ from recforge.training.module import RecDataModule, RecModule, RecNetwork
 from recforge.training.progress import ProgressTask, current
 from recforge.training.validation import Validation
 
-__all__ = ["RunContext", "TrainResult", "fit_network", "resolve_device", "run_context", "training_threads"]
+__all__ = [
+    "RunContext",
+    "TrainResult",
+    "TrainerPlan",
+    "fit_network",
+    "resolve_device",
+    "run_context",
+    "trainer_plan",
+    "training_threads",
+]
 
 _QUIET_WARNINGS = (
     r".*does not have many workers.*",
@@ -172,7 +183,7 @@ class _History(Callback):
                 row[key] = float(val)
         for key, val in row.items():
             self.history.setdefault(key, []).append(val)
-        if self.verbose:
+        if self.verbose and trainer.is_global_zero:
             text = "  ".join(f"{k} {v:.5g}" for k, v in row.items() if k != "epoch")
             print(f"[{self.name}] epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {text}", flush=True)
 
@@ -236,6 +247,40 @@ class _EpochCallback(Callback):
             pl_module.train()
 
 
+class TrainerPlan(Protocol):
+    """How :func:`fit_network` trains inside a data-parallel group (set by :func:`trainer_plan`).
+
+    :mod:`recforge.distributed.train` gives one for Ray Train (Lightning DDP over gloo); every
+    process of the group runs the same fit with the same seed, so each draws the same epoch
+    (permutation and negatives) and :meth:`shard` keeps this process's part of every batch.
+    """
+
+    def trainer_options(self) -> dict[str, Any]:
+        """Extra ``lightning.Trainer`` arguments (strategy, plugins, devices, ...)."""
+        ...
+
+    def prepare(self, trainer: L.Trainer) -> L.Trainer:
+        """Called on the built ``Trainer`` before ``fit``."""
+        ...
+
+    def shard(self, train: Any) -> Any:
+        """This process's share of the training batches (an iterable with ``len``)."""
+        ...
+
+
+_PLAN: contextvars.ContextVar[TrainerPlan | None] = contextvars.ContextVar("recforge_trainer_plan", default=None)
+
+
+@contextlib.contextmanager
+def trainer_plan(plan: TrainerPlan | None) -> Iterator[None]:
+    """Make every :func:`fit_network` in the block train under ``plan`` (None: one process)."""
+    token = _PLAN.set(plan)
+    try:
+        yield
+    finally:
+        _PLAN.reset(token)
+
+
 def fit_network(
     net: RecNetwork,
     train: Any,
@@ -287,11 +332,17 @@ def fit_network(
         ))
     on_gpu = ctx.device.type == "cuda"
     precision = opts.precision if on_gpu else "32-true"
+    plan = _PLAN.get()
+    if plan is not None:
+        train = plan.shard(train)
     n_batches = max(1, len(train))
+    placement: dict[str, Any] = {"accelerator": "gpu" if on_gpu else "cpu",
+                                 "devices": [ctx.device.index or 0] if on_gpu else 1}
+    if plan is not None:
+        placement.update(plan.trainer_options())
     with _quiet_lightning(opts.verbose):
         trainer = L.Trainer(
-            accelerator="gpu" if on_gpu else "cpu",
-            devices=[ctx.device.index or 0] if on_gpu else 1,
+            **placement,
             max_epochs=epochs,
             precision=precision,
             logger=as_lightning(opts.logger, name),
@@ -305,6 +356,8 @@ def fit_network(
             default_root_dir=opts.checkpoint_dir,
             deterministic=False,
         )
+        if plan is not None:
+            trainer = plan.prepare(trainer)
         try:
             trainer.fit(module, datamodule=RecDataModule(train, validation))
         finally:

@@ -105,10 +105,18 @@ class RecModule(L.LightningModule):
         return loss
 
     def epoch_loss(self) -> float | None:
-        """Mean training loss of the current epoch so far (None before the first step)."""
+        """Mean training loss of the current epoch so far (None before the first step).
+
+        In a data-parallel group (DDP) it is the mean over the processes, each of which saw its
+        share of every batch; every process must then call it (it is a collective).
+        """
         if not self._loss_n:
             return None
-        return float(self._loss_sum) / self._loss_n  # type: ignore[arg-type]
+        loss = self._loss_sum / self._loss_n  # type: ignore[operator]
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            loss = trainer.strategy.reduce(loss, reduce_op="mean")
+        return float(loss)
 
     # -- weight averaging --------------------------------------------------------
     def _params(self) -> list[torch.Tensor]:
@@ -148,7 +156,8 @@ class RecModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._loss_n:
-            self.log("train_loss", self._loss_sum / self._loss_n, prog_bar=True)  # type: ignore[operator]
+            # sync_dist: the mean over a data-parallel group's processes (nothing to do in one process)
+            self.log("train_loss", self._loss_sum / self._loss_n, prog_bar=True, sync_dist=True)  # type: ignore[operator]
 
     # -- validation ------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:

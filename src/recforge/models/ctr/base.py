@@ -119,6 +119,10 @@ class CTRModel(TorchState, Estimator):
             raise DataError(f"{type(self).__name__}.fit: the training data has no rows")
         if data.labels is None:
             raise DataError(f"{type(self).__name__}.fit: the training rows have no labels")
+        if options is not None and options.backend == "ray":
+            from recforge.distributed.train import fit_on_ray
+
+            return fit_on_ray(self, data, options=options)
         self._forget()
         self._net = None
         cfg: Any = self.config

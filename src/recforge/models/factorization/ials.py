@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -16,7 +17,10 @@ from recforge.models.factorization._als_kernels import ials_cg_half, ials_exact_
 from recforge.models.factorization._base import FactorRecommender, chunk_bounds, init_factors, seed_sequence
 from recforge.training.epochs import fit_epochs
 
-__all__ = ["ImplicitALS", "ImplicitALSConfig"]
+__all__ = ["HalfSolver", "ImplicitALS", "ImplicitALSConfig", "LocalHalves", "solve_half"]
+
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(indptr int64, indices int32, alpha * r float32)`` of one side's rows (CSR of users, CSC of items)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,40 @@ class ImplicitALSConfig(ModelConfig):
         self.check(self.init_std >= 0, "init_std", "must be >= 0")
 
 
+def solve_half(solver: str, cg_steps: int, bounds: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+               cm1: np.ndarray, A: np.ndarray, B: np.ndarray, G: np.ndarray) -> None:
+    """One iALS half-step in place: every row of ``A`` in the chunks ``bounds``, with ``B`` fixed.
+
+    ``G = B^T B + reg I`` (float32); ``indptr``/``indices``/``cm1`` are the rows' observations
+    (``cm1 = alpha * r``). Rows are independent given ``B`` and ``G``, so any subset of rows (a Ray
+    actor's shard, :mod:`recforge.distributed.ials`) gets the values the whole solve gives it.
+    """
+    if solver == "cg":
+        ials_cg_half(bounds, indptr, indices, cm1, A, B, G, cg_steps)
+    else:
+        ials_exact_half(bounds, indptr, indices, cm1, A, B, G)
+
+
+class HalfSolver(Protocol):
+    """Solves one half-step: ``side`` (``"users"`` or ``"items"``) rows of ``A`` given ``B`` and ``G``."""
+
+    def __call__(self, side: str, A: np.ndarray, B: np.ndarray, G: np.ndarray) -> None: ...
+
+
+class LocalHalves:
+    """The half-steps in this process: all rows, in cost-balanced chunks over the numba threads."""
+
+    def __init__(self, cfg: ImplicitALSConfig, rows: Rows, cols: Rows, per_row: float, per_nnz: float,
+                 n_chunks: int) -> None:
+        self.cfg = cfg
+        self.sides = {"users": (chunk_bounds(rows[0], per_row, per_nnz, n_chunks), rows),
+                      "items": (chunk_bounds(cols[0], per_row, per_nnz, n_chunks), cols)}
+
+    def __call__(self, side: str, A: np.ndarray, B: np.ndarray, G: np.ndarray) -> None:
+        bounds, mat = self.sides[side]
+        solve_half(self.cfg.solver, self.cfg.cg_steps, bounds, *mat, A, B, G)
+
+
 class ImplicitALS(FactorRecommender):
     r"""Implicit-feedback ALS with confidence weights (weighted matrix factorisation).
 
@@ -84,6 +122,7 @@ class ImplicitALS(FactorRecommender):
     config_class = ImplicitALSConfig
     folds_in: ClassVar[bool] = True
     scores_history: ClassVar[bool] = True
+    fits_on_ray: ClassVar[bool] = True
 
     def _fit(self, data: Interactions, options: FitOptions) -> None:
         cfg = self.config
@@ -109,18 +148,21 @@ class ImplicitALS(FactorRecommender):
         reg_eye = cfg.reg * np.eye(k)
         # the objective costs about a half-sweep: computed only for someone who reads it per epoch
         report = options.verbose or callable(getattr(options.logger, "log_metrics", None))
-        with kernel_threads(options, work=work) as threads:
-            ub = chunk_bounds(csr.indptr, per_row, per_nnz, 16 * threads)
-            ib = chunk_bounds(csc.indptr, per_row, per_nnz, 16 * threads)
+        with contextlib.ExitStack() as stack:
+            threads = stack.enter_context(kernel_threads(options, work=work))
+            if options.backend == "ray":
+                # the same half-steps, with the row shards solved by Ray actors (see the module)
+                from recforge.distributed.ials import RayHalves
+
+                halves: HalfSolver = stack.enter_context(RayHalves(cfg, rows, cols, X, Y, options, per_row, per_nnz))
+            else:
+                halves = LocalHalves(cfg, rows, cols, per_row, per_nnz, 16 * threads)
 
             def step(epoch: int) -> dict[str, float]:
-                for bounds, mat, A, B in ((ub, rows, X, Y), (ib, cols, Y, X)):
+                for side, A, B in (("users", X, Y), ("items", Y, X)):
                     Bd = B.astype(np.float64)
                     G = (Bd.T @ Bd + reg_eye).astype(np.float32)
-                    if cfg.solver == "cg":
-                        ials_cg_half(bounds, *mat, A, B, G, cfg.cg_steps)
-                    else:
-                        ials_exact_half(bounds, *mat, A, B, G)
+                    halves(side, A, B, G)
                 return {"train_loss": ials_objective(*rows, X, Y, cfg.reg)} if report else {}
 
             fit_epochs(self, cfg.epochs, step, options, name=self.name, publish=lambda: self._set_factors(X, Y))
