@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+import recforge.distributed  # noqa: F401 - registers the "ray" fit backend that FitOptions(backend="ray") uses
 from recforge.cli import experiment_cmds, serve_cmds, ui_cmds
 from recforge.cli._output import (
     ProgressOpt,

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from recforge.training.backends import register_fit_backend
+
 __all__ = ["cluster", "connect", "evaluate_ray", "fit_on_ray", "ray_scoring", "run_batch_ray", "tune_ray"]
 
 _WHERE = {
@@ -34,6 +36,22 @@ _WHERE = {
     "tune_ray": "recforge.distributed.tune",
     "fit_on_ray": "recforge.distributed.train",
 }
+
+
+def _fit(model: Any, data: Any, options: Any) -> Any:
+    from recforge.distributed.train import fit_on_ray
+
+    return fit_on_ray(model, data, options=options)
+
+
+def _ials_halves(*args: Any) -> Any:
+    from recforge.distributed.ials import RayHalves
+
+    return RayHalves(*args)
+
+
+# FitOptions(backend="ray") in the models (which cannot import this package) finds these
+register_fit_backend("ray", _fit, ials_halves=_ials_halves)
 
 
 def __getattr__(name: str) -> Any:

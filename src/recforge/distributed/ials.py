@@ -3,7 +3,7 @@
 One ALS sweep is two half-steps; in each, every row of one side is solved independently given the
 other side's factors ``B`` and the Gram matrix ``G = B^T B + reg I`` (Hu, Koren and Volinsky,
 ICDM 2008; the conjugate-gradient rows of Takacs, Pilaszy and Tikk, RecSys 2011). So the rows are
-cut into ``workers`` shards of about equal cost (:func:`~recforge.models.factorization._base.chunk_bounds`,
+cut into ``workers`` shards of about equal cost (:func:`~recforge.models.factorization.ials.row_shards`,
 ``cost = per_row + per_nnz * nnz``), and each shard lives on one Ray actor with its rows'
 observations and its own factor rows (the warm start of the CG solver):
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from recforge.config import FitOptions
 from recforge.distributed.train import check_cpus, connect_ray
-from recforge.models.factorization._base import chunk_bounds
+from recforge.models.factorization.ials import row_shards, solve_rows
 
 if TYPE_CHECKING:
     from recforge.models.factorization.ials import ImplicitALSConfig, Rows
@@ -40,8 +40,7 @@ __all__ = ["RayHalves", "shard_bounds"]
 
 def shard_bounds(indptr: np.ndarray, per_row: float, per_nnz: float, shards: int) -> list[tuple[int, int]]:
     """``shards`` contiguous row ranges ``[lo, hi)`` of about equal solve cost (empty ones dropped)."""
-    cuts = chunk_bounds(indptr, per_row, per_nnz, shards)
-    return [(int(lo), int(hi)) for lo, hi in zip(cuts[:-1], cuts[1:], strict=True) if hi > lo]
+    return row_shards(indptr, per_row, per_nnz, shards)
 
 
 def _slice_rows(mat: Rows, lo: int, hi: int) -> Rows:
@@ -63,23 +62,18 @@ class _ShardSolver:
     def __init__(self, solver: str, cg_steps: int, threads: int, per_row: float, per_nnz: float,
                  users: Rows, items: Rows, X: np.ndarray, Y: np.ndarray) -> None:
         self.solver, self.cg_steps, self.threads = solver, int(cg_steps), int(threads)
-        self.sides: dict[str, tuple[np.ndarray, Rows, np.ndarray, float]] = {}
-        for side, mat, A in (("users", users, X), ("items", items, Y)):
-            # the rows stay where Ray put them (read-only, shared with the node's object store);
-            # only the factor rows the actor writes are its own copy
-            bounds = chunk_bounds(mat[0], per_row, per_nnz, 16 * self.threads)
-            work = per_row * (len(mat[0]) - 1) + per_nnz * len(mat[1])
-            self.sides[side] = (bounds, mat, np.array(A, dtype=np.float32), work)
+        self.per_row, self.per_nnz = per_row, per_nnz
+        # the rows stay where Ray put them (read-only, shared with the node's object store); only
+        # the factor rows the actor writes are its own copy
+        self.sides: dict[str, tuple[Rows, np.ndarray]] = {
+            side: (mat, np.array(A, dtype=np.float32)) for side, mat, A in (("users", users, X), ("items", items, Y))}
 
     def solve(self, side: str, B: np.ndarray, G: np.ndarray) -> np.ndarray:
-        from recforge.models._threads import kernel_threads
-        from recforge.models.factorization.ials import solve_half
-
-        bounds, mat, A, work = self.sides[side]
-        with kernel_threads(self.threads, work=work):
-            # B and G are read in place from the object store (the kernels' read-only specialisation
-            # compiles once per machine, then loads from numba's cache): no per-actor copy of B
-            solve_half(self.solver, self.cg_steps, bounds, *mat, A, B, G)
+        mat, A = self.sides[side]
+        # B and G are read in place from the object store (the kernels' read-only specialisation
+        # compiles once per machine, then loads from numba's cache): no per-actor copy of B
+        solve_rows(self.solver, self.cg_steps, mat, A, B, G, per_row=self.per_row, per_nnz=self.per_nnz,
+                   threads=self.threads)
         return A
 
     def ready(self) -> bool:

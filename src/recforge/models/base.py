@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.training.backends import fit_backend
 from recforge._arrays import check_k
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.interactions import Interactions
@@ -216,10 +217,8 @@ class Recommender(Estimator):
         if len(data) == 0:
             raise DataError(f"{type(self).__name__}.fit: the training data has no interactions")
         options = options or FitOptions()
-        if options.backend == "ray" and not self.fits_on_ray:
-            from recforge.distributed.train import fit_on_ray
-
-            return fit_on_ray(self, data, options=options)
+        if options.backend != "local" and not self.fits_on_ray:
+            return fit_backend(options.backend)(self, data, options)
         if self.feedback == "implicit" and data.explicit:
             data = data.to_implicit()
         self._forget()

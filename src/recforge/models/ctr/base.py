@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recforge.training.backends import fit_backend
 from recforge.config import FitOptions, ModelConfig
 from recforge.data.ctr import CTRData, FeatureEncoder, with_sampled_negatives
 from recforge.errors import ConfigError, DataError
@@ -119,10 +120,8 @@ class CTRModel(TorchState, Estimator):
             raise DataError(f"{type(self).__name__}.fit: the training data has no rows")
         if data.labels is None:
             raise DataError(f"{type(self).__name__}.fit: the training rows have no labels")
-        if options is not None and options.backend == "ray":
-            from recforge.distributed.train import fit_on_ray
-
-            return fit_on_ray(self, data, options=options)
+        if options is not None and options.backend != "local":
+            return fit_backend(options.backend)(self, data, options)
         self._forget()
         self._net = None
         cfg: Any = self.config

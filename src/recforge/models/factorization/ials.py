@@ -15,6 +15,7 @@ from recforge.data.interactions import Interactions
 from recforge.models._threads import kernel_threads
 from recforge.models.factorization._als_kernels import ials_cg_half, ials_exact_half, ials_objective
 from recforge.models.factorization._base import FactorRecommender, chunk_bounds, init_factors, seed_sequence
+from recforge.training.backends import backend_part
 from recforge.training.epochs import fit_epochs
 
 __all__ = ["HalfSolver", "ImplicitALS", "ImplicitALSConfig", "LocalHalves", "solve_half"]
@@ -70,6 +71,23 @@ def solve_half(solver: str, cg_steps: int, bounds: np.ndarray, indptr: np.ndarra
         ials_cg_half(bounds, indptr, indices, cm1, A, B, G, cg_steps)
     else:
         ials_exact_half(bounds, indptr, indices, cm1, A, B, G)
+
+
+def row_shards(indptr: np.ndarray, per_row: float, per_nnz: float, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous row ranges ``[lo, hi)`` of about equal solve cost (empty ones dropped):
+    how a distributed half-step splits the rows between workers."""
+    cuts = chunk_bounds(indptr, per_row, per_nnz, shards)
+    return [(int(lo), int(hi)) for lo, hi in zip(cuts[:-1], cuts[1:], strict=True) if hi > lo]
+
+
+def solve_rows(solver: str, cg_steps: int, rows: Rows, A: np.ndarray, B: np.ndarray, G: np.ndarray, *,
+               per_row: float, per_nnz: float, threads: int) -> None:
+    """:func:`solve_half` over every row of ``rows`` (a shard's own CSR, row pointer from 0), in
+    cost-balanced chunks over ``threads`` numba threads: what one worker of a distributed fit runs."""
+    indptr, indices, cm1 = rows
+    bounds = chunk_bounds(indptr, per_row, per_nnz, 16 * threads)
+    with kernel_threads(threads, work=per_row * (len(indptr) - 1) + per_nnz * len(indices)):
+        solve_half(solver, cg_steps, bounds, indptr, indices, cm1, A, B, G)
 
 
 class HalfSolver(Protocol):
@@ -150,11 +168,11 @@ class ImplicitALS(FactorRecommender):
         report = options.verbose or callable(getattr(options.logger, "log_metrics", None))
         with contextlib.ExitStack() as stack:
             threads = stack.enter_context(kernel_threads(options, work=work))
-            if options.backend == "ray":
-                # the same half-steps, with the row shards solved by Ray actors (see the module)
-                from recforge.distributed.ials import RayHalves
-
-                halves: HalfSolver = stack.enter_context(RayHalves(cfg, rows, cols, X, Y, options, per_row, per_nnz))
+            if options.backend != "local":
+                # the same half-steps, with the row shards solved by the backend's workers (Ray
+                # actors: recforge.distributed.ials, registered when recforge.distributed is imported)
+                make = backend_part(options.backend, "ials-halves")
+                halves: HalfSolver = stack.enter_context(make(cfg, rows, cols, X, Y, options, per_row, per_nnz))
             else:
                 halves = LocalHalves(cfg, rows, cols, per_row, per_nnz, 16 * threads)
 
