@@ -8,6 +8,7 @@ same split and seeds for every row; each model's defaults otherwise (the hinge's
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -48,25 +49,57 @@ def loo_rows(name: str, params: dict[str, Any], loss: str, train: Any, test: Any
             "fit s (median)": statistics.median(fit)}
 
 
+_LINE = re.compile(r"^  (\S+) (bpr|hinge) seed (\d+): HR@10 ([\d.]+) NDCG@10 ([\d.]+) \(([\d.]+) s\)")
+
+
+def rows_from_log(path: str) -> tuple[dict[tuple[str, str], dict[str, Any]], list[int]]:
+    """The per-seed lines a run printed, folded as :func:`loo_rows` folds them (``--from-log``: the
+    fragment of a run that was stopped before it wrote one, from its own output)."""
+    runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    seeds: set[int] = set()
+    for line in open(path, encoding="utf-8"):
+        m = _LINE.match(line)
+        if m:
+            runs.setdefault((m[1], m[2]), []).append((float(m[4]), float(m[5]), float(m[6])))
+            seeds.add(int(m[3]))
+    out = {key: {"HR@10": float(np.mean([r[0] for r in v])), "NDCG@10": float(np.mean([r[1] for r in v])),
+                 "HR@10 min-max": f"{min(r[0] for r in v):.4f}-{max(r[0] for r in v):.4f}",
+                 "fit s (median)": statistics.median(r[2] for r in v)} for key, v in runs.items()}
+    return out, sorted(seeds)
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(prog="bench_hinge")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--quick", action="store_true", help="one seed")
+    ap.add_argument("--from-log", help="write the fragment from the output of an interrupted run")
     args, _ = ap.parse_known_args(argv)
     seeds = args.seeds[:1] if args.quick else args.seeds
     warnings.simplefilter("ignore")
-    data = load("ml-100k").interactions
-    split = leave_one_out(data)
-    train = split.train.to_implicit()
+    logged: dict[tuple[str, str], dict[str, Any]] = {}
+    if args.from_log:
+        logged, seeds = rows_from_log(args.from_log)
+    else:
+        data = load("ml-100k").interactions
+        split = leave_one_out(data)
+        train = split.train.to_implicit()
     rows = []
     for name, params, label in CASES:
         pair = {}
         for loss in ("bpr", "hinge"):
-            pair[loss] = loo_rows(name, params, loss, train, split.test, seeds)
+            if args.from_log:
+                if (name, loss) not in logged:
+                    continue
+                pair[loss] = logged[(name, loss)]
+            else:
+                pair[loss] = loo_rows(name, params, loss, train, split.test, seeds)
             rows.append({"protocol": "loo-full (ML-100K, k=10)", "model": name, "settings": label, "loss": loss,
-                         **pair[loss]})
-        rows[-1]["hinge / bpr NDCG"] = f"{pair['hinge']['NDCG@10'] / pair['bpr']['NDCG@10']:.2f}"
-        rows[-2]["hinge / bpr NDCG"] = ""
+                         **pair[loss], "hinge / bpr NDCG": ""})
+        if len(pair) == 2:
+            rows[-1]["hinge / bpr NDCG"] = f"{pair['hinge']['NDCG@10'] / pair['bpr']['NDCG@10']:.2f}"
+    missing = [f"{n} ({loss})" for n, _, _ in CASES for loss in ("bpr", "hinge") if args.from_log
+               and (n, loss) not in logged]
+    note = (f" Not run in time on the loaded machine: {', '.join(missing)}." if missing else "")
     text = (
         "## Hinge vs BPR loss (ML-100K `loo-full`)\n\n"
         "Each pairwise-trained model twice on the same leave-latest-out split (implicit feedback, every "
@@ -75,7 +108,7 @@ def main(argv: list[str] | None = None) -> str:
         f"2011), defaults otherwise; seed(s) {', '.join(map(str, seeds))} (mean and min-max of HR@10 over them), one "
         "torch thread. The two-tower's pairwise logits are `cos / temperature` (temperature 0.05), so its margin of "
         "1 is small against their range of 40. `python -m benchmarks.bench_hinge`. Fit times are wall seconds on a "
-        "shared, loaded machine (other jobs ran at the same time): compare rows of one run only.\n\n"
+        "shared, loaded machine (other jobs ran at the same time): compare rows of one run only." + note + "\n\n"
         + md_table(rows) + f"\n\n_Measured on {machine()}._\n"
     )
     write_fragment("hinge", text)

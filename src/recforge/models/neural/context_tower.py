@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import torch
@@ -81,8 +81,6 @@ class TwoTowerContextConfig(TorchConfig):
     epochs: int = 20
     batch_size: int = 1024
     learning_rate: float = 1e-3
-
-    ALIASES: ClassVar[dict[str, str]] = {"history_length": "context_length"}
 
     def validate(self) -> None:
         super().validate()
@@ -429,6 +427,9 @@ class TwoTowerContext(TorchRecommender):
         return TensorBatcher(source=source, **common)
 
     def _after_fit(self, data: Interactions) -> None:
+        # the network holds the initial tables now (and the saved state dict restores them)
+        self.init_user_table_ = self.init_user_table_[:0]
+        self.init_item_table_ = self.init_item_table_[:0]
         net = self._require_net()
         empty = tuple(t[:0] for t in (net.ctx_items, net.ctx_kinds, net.ctx_values, net.ctx_gaps))  # type: ignore[union-attr]
         net.set_rows(empty)  # type: ignore[operator]
