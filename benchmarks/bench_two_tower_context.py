@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--epochs", type=int, default=5, help="epochs of the two-tower-context rows")
     ap.add_argument("--quick", action="store_true", help="one seed")
     ap.add_argument("--from-log", help="write the fragment from the output of an interrupted run")
+    ap.add_argument("--cases", type=int, nargs="+", help="run only these CASES (indices from 0)")
     args, _ = ap.parse_known_args(argv)
     seeds = args.seeds[:1] if args.quick else args.seeds
     warnings.simplefilter("ignore")
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> str:
     split = leave_one_out(data)
     rows = []
     missing = []
-    for label, name, params, ratings in CASES:
+    for index, (label, name, params, ratings) in enumerate(CASES):
+        if args.cases is not None and index not in args.cases and not args.from_log:
+            continue
         if name == "two-tower-context":
             params = {"epochs": args.epochs, **params}
         if args.from_log:

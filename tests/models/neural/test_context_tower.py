@@ -219,3 +219,26 @@ def test_context_beats_no_context_on_a_sequential_log():
     flat = TwoTowerContext(context_length=0, **cfg).fit(train, FitOptions(seed=0, threads=1))
     # (co-occurrence still lets the static model guess the partner of the one unpaired item: 0.44)
     assert hr(ctx) > 0.65 and hr(ctx) > hr(flat) + 0.2, (hr(ctx), hr(flat))
+
+
+def test_events_map_to_known_items_and_stay_aligned():
+    from recforge.errors import DataError
+
+    m = _trained(epochs=1)
+    ids = m.items_.ids
+    ev = m._events_indices({"items": [ids[2], "no-such-item", ids[5]], "kinds": ["click", "like", None],
+                            "values": [1.0, 2.0, 3.0], "times": [10.0, 20.0, 30.0]})
+    np.testing.assert_array_equal(ev["items"], [2, 5])
+    assert list(ev["kinds"]) == ["click", None]
+    np.testing.assert_array_equal(ev["values"], [1.0, 3.0])
+    np.testing.assert_array_equal(ev["times"], [10.0, 30.0])
+    with pytest.raises(DataError, match="kinds has 1 entries for 2 items"):
+        m.scores_for_history([ids[1]], events={"items": [ids[1], ids[2]], "kinds": ["click"]})
+    # an event of an unknown kind counts as a generic interaction, a click on a rating model as average
+    ctx = m._context_of(-1, np.empty(0, np.int64), None, {"items": np.array([1, 2]), "kinds": ["zap", "click"],
+                                                           "values": np.array([5.0, 5.0])})
+    np.testing.assert_array_equal(ctx[1], [ACTION_KINDS.index("interaction"), ACTION_KINDS.index("click")])
+    np.testing.assert_array_equal(ctx[2], [0.0, 0.0])
+    rated = m._context_of(-1, np.empty(0, np.int64), None, {"items": np.array([1]), "kinds": ["rating"],
+                                                             "values": np.array([5.0])})
+    assert rated[2][0] == pytest.approx((5.0 - m.value_mean_) / m.value_std_)
