@@ -36,6 +36,8 @@ CASES: list[tuple[str, str, dict[str, Any], bool]] = [
     ("two-tower-context, linear (utility = rating), no context", "two-tower-context",
      {"head": "linear", "context_length": 0}, True),
     ("two-tower-context, linear (utility = rating), last 10", "two-tower-context", {"head": "linear"}, True),
+    ("two-tower-context, linear (utility = rating), last 10, no sampled items", "two-tower-context",
+     {"head": "linear", "negatives": 0}, True),
 ]
 
 
@@ -89,7 +91,8 @@ def case_from_log(path: str, name: str, params: dict[str, Any]) -> tuple[list[in
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(prog="bench_two_tower_context")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--epochs", type=int, default=5, help="epochs of the two-tower-context rows")
+    ap.add_argument("--epochs", type=int, nargs="+", default=[5], help="epochs of the two-tower-context rows "
+                    "(several: each row for each)")
     ap.add_argument("--quick", action="store_true", help="one seed")
     ap.add_argument("--from-log", help="write the fragment from the output of an interrupted run")
     ap.add_argument("--cases", type=int, nargs="+", help="run only these CASES (indices from 0)")
@@ -100,11 +103,15 @@ def main(argv: list[str] | None = None) -> str:
     split = leave_one_out(data)
     rows = []
     missing = []
+    runs = []
     for index, (label, name, params, ratings) in enumerate(CASES):
         if args.cases is not None and index not in args.cases and not args.from_log:
             continue
-        if name == "two-tower-context":
-            params = {"epochs": args.epochs, **params}
+        if name != "two-tower-context":
+            runs.append((label, name, params, ratings))
+            continue
+        runs += [(f"{label}, {e} epochs", name, {"epochs": e, **params}, ratings) for e in args.epochs]
+    for label, name, params, ratings in runs:
         if args.from_log:
             got = case_from_log(args.from_log, name, params)
             if got is None:
@@ -124,14 +131,16 @@ def main(argv: list[str] | None = None) -> str:
         "Each user's latest rating held out, all unseen items ranked (k = 10), the same split for every row; "
         f"seed(s) {', '.join(map(str, seeds))} (mean and min-max of HR@10 over them), one torch thread, defaults "
         f"otherwise (two-tower-context: 64-d static embeddings, tower 128, 4 sampled items per rating, static "
-        f"dropout 0.5, {args.epochs} epochs instead of 20: the shared machine ran ~20x slower than idle). The two-tower rows learn from the implicit copy (every rating a click, in-batch "
+        f"dropout 0.5, 20 epochs by default; rows at 5 epochs were what the shared machine, ~20x slower than idle, "
+        f"allowed first). The two-tower rows learn from the implicit copy (every rating a click, in-batch "
         "softmax); two-tower-context reads the ratings: the context of a training row is its user's previous 10 "
         "ratings in time (item, standardised rating, hours since each), at test time the user's last 10 training "
         "ratings. The sigmoid head is click/no-click (BCE against sampled items); the linear head regresses a "
         "utility, here the rating (sampled unrated items 0), and its RMSE/MAE are those of its prediction for the "
-        "held-out rating. `python -m benchmarks.bench_two_tower_context`. Fit times are wall seconds on a shared, "
+        "held-out rating. `python -m benchmarks.bench_two_tower_context --epochs 5 20` (this table: runs of "
+        "`--cases` subsets, assembled with `--from-log` from their combined output). Fit times are wall seconds on a shared, "
         "loaded machine (other jobs ran at the same time): compare rows of one run only."
-        + (f" Not run in time on the loaded machine: {'; '.join(missing)}." if missing else "") + "\n\n"
+        + (f" Not run (time on the loaded machine): {'; '.join(missing)}." if missing else "") + "\n\n"
         + md_table(rows) + f"\n\n_Measured on {machine()}._\n"
     )
     write_fragment("two_tower_context", text)
