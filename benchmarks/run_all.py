@@ -15,8 +15,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, machine
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start",
-         "implicit_to_explicit", "serving", "ray", "ray_train"]
+ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "hinge", "two_tower_context", "sequential",
+         "ctr", "cold_start", "implicit_to_explicit", "serving", "ray", "ray_train"]
 
 
 def assemble() -> Path:

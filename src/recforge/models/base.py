@@ -577,16 +577,41 @@ class Recommender(Estimator):
         ok[ok] = self.item_known_[idx[ok]]
         return idx[ok], None if vals is None else vals[ok]
 
-    def _history_context(self, user: Any, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _history_context(self, user: Any, attributes: Mapping[str, Any] | None,
+                         events: Mapping[str, Any] | None = None) -> dict[str, Any]:
         u = -1
         if user is not None:
             u = int(self.users_.index(normalize_ids(np.atleast_1d(np.asarray(user, dtype=object))))[0])
             if u >= 0 and not self.user_known_[u]:
                 u = -1
-        return {"user": u, "attributes": dict(attributes) if attributes else None}
+        out: dict[str, Any] = {"user": u, "attributes": dict(attributes) if attributes else None}
+        if events is not None:
+            out["events"] = self._events_indices(events)
+        return out
+
+    def _events_indices(self, events: Mapping[str, Any]) -> dict[str, Any]:
+        """Recent events ``{"items": raw ids, "kinds", "values", "times"}`` (oldest first) with the
+        items as known item indices; unknown items are dropped with their other entries."""
+        items = events.get("items")
+        raw = normalize_ids(np.atleast_1d(np.asarray([] if items is None else items,
+                                                     dtype=object if np.ndim(items) == 0 else None)))
+        idx = self.items_.index(raw) if len(raw) else np.empty(0, np.int64)
+        ok = idx >= 0
+        ok[ok] = self.item_known_[idx[ok]]
+        out: dict[str, Any] = {"items": idx[ok]}
+        for key in ("kinds", "values", "times"):
+            val = events.get(key)
+            if val is None:
+                continue
+            arr = np.asarray(list(val), dtype=object if key == "kinds" else np.float64)
+            if len(arr) != len(raw):
+                raise DataError(f"events: {key} has {len(arr)} entries for {len(raw)} items")
+            out[key] = arr[ok]
+        return out
 
     def scores_for_history(
         self, item_ids: Any, values: Any = None, *, user: Any = None, attributes: Mapping[str, Any] | None = None,
+        events: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
         """Scores of every item (in index order, ``len(model.items_)``) for an ad-hoc history.
 
@@ -597,6 +622,10 @@ class Recommender(Estimator):
             user: Optional raw user id, for models that also use who the user is (unknown: ignored).
             attributes: Optional user attributes (e.g. ``{"age": 31, "gender": "F"}``) for the
                 models that use them.
+            events: Optional recent events in time order, oldest first, for the models that read
+                a context (``two-tower-context``): ``{"items": raw ids, "kinds": ["click", ...],
+                "values": [...], "times": [unix seconds]}`` (kinds, values, times optional);
+                other models ignore them (``item_ids`` already holds the items).
 
         Returns:
             A float array of shape ``(n_items,)``; NaN or ``-inf`` marks items the model cannot
@@ -614,7 +643,8 @@ class Recommender(Estimator):
         if len(idx) == 0 and not self._scores_empty_history():
             # the same rule as recommend_for_history: no known item and no prior, no opinion
             return np.full(len(self.items_), np.nan)
-        out = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes)), dtype=np.float64)
+        out = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes, events)),
+                         dtype=np.float64)
         return out
 
     def recommend_for_history(
@@ -627,6 +657,7 @@ class Recommender(Estimator):
         candidates: Any = None,
         user: Any = None,
         attributes: Mapping[str, Any] | None = None,
+        events: Mapping[str, Any] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for a user described only by ``item_ids`` (no refit), best first.
 
@@ -639,7 +670,7 @@ class Recommender(Estimator):
             values: Optional value per item.
             exclude_seen: Leave the history's items out of the list.
             candidates: Optional raw item ids to choose from.
-            user, attributes: See :meth:`scores_for_history`.
+            user, attributes, events: See :meth:`scores_for_history`.
 
         Returns:
             ``(item_ids, scores)``; a history with no known item gives the most popular training
@@ -668,7 +699,8 @@ class Recommender(Estimator):
             pop = pop[~banned[pop]][:k]
             out_idx[: len(pop)] = pop
             return self._ids_with_padding(out_idx[None])[0], np.full(k, np.nan)
-        scores = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes)), np.float64)
+        scores = np.asarray(self._score_history(idx, vals, self._history_context(user, attributes, events)),
+                            np.float64)
         none = np.zeros(1, np.int64)
         top, sc = topk_excluding(np.ascontiguousarray(scores[None, :]), none, none[:0], banned, k)
         out_idx = np.full(k, -1, np.int64)

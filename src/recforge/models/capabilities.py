@@ -24,11 +24,13 @@ class HistoryScorer(Protocol):
     """Scores an ad-hoc history without refitting (``scores_history = True``)."""
 
     def scores_for_history(self, item_ids: Any, values: Any = None, *, user: Any = None,
-                           attributes: Mapping[str, Any] | None = None) -> np.ndarray: ...
+                           attributes: Mapping[str, Any] | None = None,
+                           events: Mapping[str, Any] | None = None) -> np.ndarray: ...
 
     def recommend_for_history(self, item_ids: Any, k: int = 10, values: Any = None, *, exclude_seen: bool = True,
                               candidates: Any = None, user: Any = None,
-                              attributes: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+                              attributes: Mapping[str, Any] | None = None,
+                              events: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @runtime_checkable

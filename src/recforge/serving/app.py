@@ -320,9 +320,10 @@ def create_app(config: ServiceConfig | dict[str, Any] | None = None, *, state: S
             raise HTTPException(503, "the event store is unavailable; the event was not recorded") from None
         try:
             if st.history.blocking:
-                await run_in_threadpool(st.history.push, event.user_id, event.item_id, value)
+                await run_in_threadpool(st.history.push, event.user_id, event.item_id, value, event.type,
+                                        when.timestamp())
             else:
-                st.history.push(event.user_id, event.item_id, value)
+                st.history.push(event.user_id, event.item_id, value, event.type, when.timestamp())
         except Exception as exc:  # noqa: BLE001
             st.metrics.errors.labels("history").inc()
             log.error("updating recent history failed: %s", exc)

@@ -2,7 +2,10 @@
 processes share them.
 
 Entries are raw item ids (not indices), so a reloaded model with another vocabulary still reads
-them. Each user keeps the latest ``max_len`` events, most recent first.
+them. Each user keeps the latest ``max_len`` events, most recent first. An entry is an
+:class:`Event`: the pair ``(item_id, value)`` that also carries the event's ``kind`` (click, view,
+like, rating) and ``time`` (unix seconds), which a context-aware model reads
+(``two-tower-context``); the others use the pair.
 """
 
 from __future__ import annotations
@@ -14,7 +17,27 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from recforge.errors import ConfigError
 
-__all__ = ["History", "MemoryHistory", "RedisHistory", "make_history"]
+__all__ = ["Event", "History", "MemoryHistory", "RedisHistory", "make_history"]
+
+
+class Event(tuple):  # noqa: SLOT001 - the extra fields live in the instance dict
+    """One recent event: the pair ``(item_id, value)`` (it unpacks, compares and hashes as that
+    pair) with the event's ``kind`` and ``time`` (unix seconds) as attributes (None: unknown)."""
+
+    kind: str | None
+    time: float | None
+
+    def __new__(cls, item_id: Any, value: float, kind: str | None = None, time: float | None = None) -> Event:
+        self = super().__new__(cls, (item_id, value))
+        self.kind = kind
+        self.time = time
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self[0], self[1], self.kind, self.time)
+
+    def __repr__(self) -> str:
+        return f"Event({self[0]!r}, {self[1]!r}, kind={self.kind!r}, time={self.time!r})"
 
 
 @runtime_checkable
@@ -27,11 +50,12 @@ class History(Protocol):
 
     blocking: ClassVar[bool]
 
-    def push(self, user_id: str, item_id: str, value: float = 1.0) -> None:
-        """Record one event as the user's most recent."""
+    def push(self, user_id: str, item_id: str, value: float = 1.0, kind: str | None = None,
+             time: float | None = None) -> None:
+        """Record one event as the user's most recent (``kind`` and ``time`` optional)."""
 
     def recent(self, user_id: str, n: int | None = None) -> list[tuple[str, float]]:
-        """The latest events ``(item_id, value)``, most recent first (at most ``n``)."""
+        """The latest events as :class:`Event` pairs ``(item_id, value)``, most recent first (at most ``n``)."""
 
     def clear(self, user_id: str | None = None) -> None:
         """Forget one user's events, or everyone's."""
@@ -56,7 +80,8 @@ class MemoryHistory:
         self._data: OrderedDict[str, deque[tuple[str, float]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def push(self, user_id: str, item_id: str, value: float = 1.0) -> None:
+    def push(self, user_id: str, item_id: str, value: float = 1.0, kind: str | None = None,
+             time: float | None = None) -> None:
         with self._lock:
             q = self._data.get(user_id)
             if q is None:
@@ -65,7 +90,7 @@ class MemoryHistory:
                     self._data.popitem(last=False)
             else:
                 self._data.move_to_end(user_id)
-            q.appendleft((str(item_id), float(value)))
+            q.appendleft(Event(str(item_id), float(value), kind, None if time is None else float(time)))
 
     def recent(self, user_id: str, n: int | None = None) -> list[tuple[str, float]]:
         """The latest events ``(item_id, value)``, most recent first."""
@@ -116,10 +141,11 @@ class RedisHistory:
     def _key(self, user_id: str) -> str:
         return f"{self.prefix}{user_id}"
 
-    def push(self, user_id: str, item_id: str, value: float = 1.0) -> None:
+    def push(self, user_id: str, item_id: str, value: float = 1.0, kind: str | None = None,
+             time: float | None = None) -> None:
         key = self._key(user_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.lpush(key, json.dumps([str(item_id), float(value)]))
+        pipe.lpush(key, json.dumps([str(item_id), float(value), kind, None if time is None else float(time)]))
         pipe.ltrim(key, 0, self.max_len - 1)
         if self.ttl:
             pipe.expire(key, self.ttl)
@@ -129,8 +155,9 @@ class RedisHistory:
         raw = self.client.lrange(self._key(user_id), 0, (n or self.max_len) - 1)
         out = []
         for r in raw:
-            item, value = json.loads(r)
-            out.append((str(item), float(value)))
+            entry = json.loads(r)  # [item, value] (older entries) or [item, value, kind, time]
+            kind, when = (entry[2], entry[3]) if len(entry) >= 4 else (None, None)
+            out.append(Event(str(entry[0]), float(entry[1]), kind, when))
         return out
 
     def clear(self, user_id: str | None = None) -> None:

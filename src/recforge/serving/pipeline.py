@@ -71,6 +71,7 @@ import pandas as pd
 from recforge._arrays import check_k
 from recforge.errors import ConfigError, DataError
 from recforge.models.base import Recommender
+from recforge.serving.history import Event
 from recforge.serving.pipeline_config import pipeline_arguments
 from recforge.serving.postprocess import DropSeen, MinScore, Stage
 from recforge.serving.ranking import ColdStart, CTRRanker
@@ -141,11 +142,12 @@ class ModelView:
 
     def known_events(self, events: list[tuple[Any, float]]) -> list[tuple[int, float]]:
         """Recent events ``[(raw item id, value), ...]`` as ``(item index, value)``, unknown items dropped."""
-        out = []
-        for item, value in events:
-            i = self.item_index(item)
+        out: list[tuple[int, float]] = []
+        for e in events:
+            i = self.item_index(e[0])
             if i >= 0:
-                out.append((i, value))
+                # keep the event's kind and time (an Event from the history store) for context models
+                out.append(Event(i, e[1], getattr(e, "kind", None), getattr(e, "time", None)))
         return out
 
     def rating_range(self) -> tuple[float, float] | None:
@@ -181,6 +183,8 @@ class UserContext:
             recent event's value wins over training), else None.
         request: The request context (``{field: value}``, e.g. ``daytime=morning``) a CTR ranker
             with context fields scores the candidates in; None: none given.
+        recent_kinds / recent_times: The kind (click, view, like, rating; None: unknown) and time
+            (unix seconds; NaN: unknown) of each recent event, aligned with ``recent``.
     """
 
     user_id: Any
@@ -195,9 +199,23 @@ class UserContext:
     train_values: np.ndarray | None = None
     history_values: np.ndarray | None = None
     request: dict[str, str] | None = None
+    recent_kinds: list[str | None] | None = None
+    recent_times: np.ndarray | None = None
 
     def query(self) -> Query:
         return Query(self.vector, self.history, self.recent)
+
+    def events(self, item_ids: np.ndarray) -> dict[str, Any] | None:
+        """The recent events in time order (oldest first) as a model's ``scores_for_history`` takes
+        them (``{"items": raw ids, "kinds", "values", "times"}``); None without recent events."""
+        if not len(self.recent):
+            return None
+        n = len(self.recent)
+        kinds = self.recent_kinds if self.recent_kinds is not None else [None] * n
+        times = self.recent_times if self.recent_times is not None else np.full(n, np.nan)
+        values = self.recent_values if self.recent_values is not None else np.ones(n)
+        return {"items": item_ids[self.recent[::-1]], "kinds": list(kinds)[::-1], "values": values[::-1],
+                "times": times[::-1]}
 
 
 @dataclass
@@ -247,7 +265,8 @@ class ModelRanker:
                 vec = ctx.vector if self.same and ctx.folded else m.fold_in(*self._history(ctx))
                 out[ok] = self.item_vectors[ir[ok]] @ np.asarray(vec, np.float64)
             else:
-                row = m.scores_for_history(*self._history(ctx), user=ctx.user_id)
+                row = m.scores_for_history(*self._history(ctx), user=ctx.user_id,
+                                           events=ctx.events(self.base.item_ids))
                 out[ok] = row[ir[ok]]
             return out
         ur = ctx.u if self.same else (m.users_.index_one(ctx.user_id) if ctx.user_id is not None else -1)
@@ -288,8 +307,8 @@ class ModelRetriever:
         """Up to ``n`` item indices and scores, best first; None when the model cannot answer."""
         m, v = self.model, self.view
         if len(ctx.recent) and m.scores_history:
-            row = np.array(m.scores_for_history(v.item_ids[ctx.history], ctx.history_values, user=ctx.user_id),
-                           np.float64)
+            row = np.array(m.scores_for_history(v.item_ids[ctx.history], ctx.history_values, user=ctx.user_id,
+                                                events=ctx.events(v.item_ids)), np.float64)
         elif len(ctx.recent) and ctx.folded and self.item_vectors is not None:
             row = self.item_vectors @ np.asarray(ctx.vector, np.float64)
         elif ctx.u >= 0:
@@ -424,13 +443,19 @@ class Pipeline:
     def _context(self, user_id: Any, u: int, recent: list[tuple[int, float]] | None) -> UserContext:
         v = self.view
         train = v.train_history(u)
+        kinds: list[str | None] | None = None
+        times: np.ndarray | None = None
         if recent:
             rec = np.fromiter((i for i, _ in recent), np.int64, len(recent))
             vals = np.fromiter((x for _, x in recent), np.float64, len(recent))
+            kinds = [getattr(e, "kind", None) for e in recent]
+            times = np.array([np.nan if getattr(e, "time", None) is None else e.time for e in recent],  # type: ignore[attr-defined]
+                             np.float64)
             if len(rec) > 1:
                 _, first = np.unique(rec, return_index=True)
                 keep = np.sort(first)
-                rec, vals = rec[keep], vals[keep]
+                rec, vals, times = rec[keep], vals[keep], times[keep]
+                kinds = [kinds[j] for j in keep]
             history = np.union1d(train, rec)
         else:
             rec, vals = _EMPTY_IDX, _EMPTY_VAL
@@ -438,7 +463,8 @@ class Pipeline:
         if self.cold is not None and len(history) > 0 and self.cold.is_cold(u, len(history)):
             return UserContext(user_id, u, history, rec, cold=True, recent_values=vals, train_items=train,
                                train_values=v.train_values(u))
-        ctx = UserContext(user_id, u, history, rec, recent_values=vals, train_items=train)
+        ctx = UserContext(user_id, u, history, rec, recent_values=vals, train_items=train, recent_kinds=kinds,
+                          recent_times=times)
         m = self.model
         if len(rec):
             # the training history's values, overwritten by the recent events' (the latest wins)

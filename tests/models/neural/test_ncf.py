@@ -19,8 +19,8 @@ class TestGMF(RecommenderConformance):
     model_class = GMF
     config = {**FAST, "embedding_size": 4}
     changes = {"embedding_size": 8, "negatives": 1, "negative_sampling": "popularity", "reg": 0.1, "epochs": 1,
-               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd"}
-    unchanged = {}
+               "batch_size": 7, "ema_decay": 0.9, "learning_rate": 0.03, "optimizer": "sgd", "loss": "bpr"}
+    unchanged = {"margin": "used only with loss='hinge' (tests/models/test_hinge.py covers it)"}
     invalid = [{"embedding_size": 0}, {"negatives": 0}, {"reg": -1.0}, {"negative_sampling": "zipf"}]
     atol = 1e-5
 
@@ -31,8 +31,8 @@ class TestMLP(RecommenderConformance):
     config = {**FAST, "hidden": (16, 8, 4)}
     changes = {"hidden": (8, 4), "dropout": 0.5, "negatives": 2,
                "batch_size": 7, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
-               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5}
-    unchanged = {}
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5, "loss": "hinge"}
+    unchanged = {"margin": "used only with loss='hinge' (tests/models/test_hinge.py covers it)"}
     invalid = [{"hidden": ()}, {"hidden": (7, 4)}, {"hidden": (8, 0)}, {"dropout": 1.0}]
     atol = 1e-5
 
@@ -43,10 +43,11 @@ class TestNeuMF(RecommenderConformance):
     config = {**FAST, "embedding_size": 4, "hidden": (16, 8)}
     changes = {"embedding_size": 8, "hidden": (8, 4), "pretrain": True, "negatives": 2,
                "batch_size": 7, "dropout": 0.5, "ema_decay": 0.9, "epochs": 1, "learning_rate": 0.03,
-               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5}
-    unchanged = {"alpha": "used only with pretrain=True (False here)",
+               "negative_sampling": "popularity", "optimizer": "sgd", "reg": 0.5, "loss": "bpr"}
+    unchanged = {"margin": "used only with loss='hinge' (tests/models/test_hinge.py covers it)",
+                 "alpha": "used only with pretrain=True (False here)",
                  "pretrain_epochs": "used only with pretrain=True (False here)"}
-    invalid = [{"alpha": 1.5}, {"pretrain_epochs": 0}, {"hidden": (9,)}]
+    invalid = [{"alpha": 1.5}, {"pretrain_epochs": 0}, {"hidden": (9,)}, {"loss": "mse"}, {"margin": 0.0}]
     atol = 1e-5
 
 

@@ -22,10 +22,12 @@ class TestTwoTower(RecommenderConformance):
     changes = {"history_length": 0, "hidden": (), "temperature": 0.5, "logq_correction": False,
                "output_size": 4, "dropout": 0.5, "reg": 0.5,
                "batch_size": 7, "ema_decay": 0.9, "embedding_size": 10, "epochs": 1, "learning_rate": 0.003,
-               "optimizer": "sgd"}
-    unchanged = {"max_categories": "encodes side features: the toy data has none",
+               "optimizer": "sgd", "loss": "bpr"}
+    unchanged = {"margin": "used only with loss='hinge' (tests/models/test_hinge.py covers it)",
+                 "max_categories": "encodes side features: the toy data has none",
                  "use_features": "reads side features: the toy data has none"}
-    invalid = [{"temperature": 0.0}, {"history_length": -1}, {"hidden": (0,)}, {"output_size": 0}]
+    invalid = [{"temperature": 0.0}, {"history_length": -1}, {"hidden": (0,)}, {"output_size": 0},
+               {"loss": "mse"}, {"margin": -1.0}]
     atol = 1e-5
 
 

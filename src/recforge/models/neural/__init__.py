@@ -12,4 +12,5 @@ CATALOG = {
     "ngcf": ("recforge.models.neural.graph", "NGCF", "ranking", "torch"),
     "lightgcn": ("recforge.models.neural.graph", "LightGCN", "ranking", "torch"),
     "two-tower": ("recforge.models.neural.two_tower", "TwoTower", "ranking", "torch"),
+    "two-tower-context": ("recforge.models.neural.context_tower", "TwoTowerContext", "ranking", "torch"),
 }

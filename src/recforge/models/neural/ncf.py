@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -18,8 +18,15 @@ from recforge.training.module import RecNetwork
 
 @dataclass(frozen=True)
 class _NCFConfig(TorchConfig):
+    loss: Literal["bce", "bpr", "hinge"] = "bce"
+    """``bce``: pointwise binary cross-entropy on observed pairs (label 1) and sampled ones (label
+    0), the paper's objective; ``bpr`` or ``hinge``: pairwise, on triples ``(u, i, j)`` with a
+    sampled negative ``j``: ``-ln sigmoid(x_ui - x_uj)`` or ``max(0, margin - (x_ui - x_uj))``."""
+    margin: float = 1.0
+    """The hinge loss's margin (``loss="hinge"`` only)."""
     negatives: int = 4
-    """Sampled negatives per positive (the paper's ratio 4), redrawn every epoch."""
+    """Sampled negatives per positive (the paper's ratio 4), redrawn every epoch; with a pairwise
+    loss, triples per positive."""
     negative_sampling: Sampling = "uniform"
     """Negative-sampling distribution: ``uniform`` or ``popularity``."""
     reg: float = 0.0
@@ -34,6 +41,8 @@ class _NCFConfig(TorchConfig):
         super().validate()
         self.check(self.negatives >= 1, "negatives", "must be >= 1")
         self.check(self.reg >= 0, "reg", "must be >= 0")
+        self.check(self.loss in ("bce", *losses.PAIRWISE), "loss", "must be 'bce', 'bpr' or 'hinge'")
+        self.check(self.margin > 0, "margin", "must be > 0")
 
 
 def _check_hidden(cfg: Any, field: str = "hidden") -> None:
@@ -103,8 +112,10 @@ class _NCFNet(RecNetwork):
     """GMF (``gmf_size > 0``), MLP (``layers``) or both (NeuMF) with one output layer on top."""
 
     def __init__(self, n_users: int, n_items: int, gmf_size: int, layers: tuple[int, ...], dropout: float,
-                 reg: float) -> None:
+                 reg: float, loss: str = "bce", margin: float = 1.0) -> None:
         super().__init__()
+        self.loss_name = loss
+        self.margin = margin
         self.gmf_size = gmf_size
         self.layers = tuple(layers)
         self.reg = reg
@@ -178,17 +189,26 @@ class _NCFNet(RecNetwork):
             items.append(self.mlp_item.weight)
         return torch.cat(users, 1), torch.cat(items, 1)
 
-    def loss(self, batch: Any) -> torch.Tensor:
-        u, i, y = batch
-        fit = losses.bce(self.score_pairs(u, i), y)
-        if self.reg == 0:
-            return fit
+    def _sq(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         sq = torch.zeros(len(u), device=u.device)
         if self.gmf_size:
             sq = sq + self.gmf_user(u).pow(2).sum(-1) + self.gmf_item(i).pow(2).sum(-1)
         if self.layers:
             sq = sq + self.mlp_user(u).pow(2).sum(-1) + self.mlp_item(i).pow(2).sum(-1)
-        return fit + self.reg * sq.mean()
+        return sq
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        u, i, third = batch
+        if self.loss_name in losses.PAIRWISE:
+            # triples (u, i, j): the pairwise loss of x_ui against x_uj
+            fit = losses.pairwise(self.loss_name, self.score_pairs(u, i), self.score_pairs(u, third), self.margin)
+            if self.reg == 0:
+                return fit
+            return fit + self.reg * (self._sq(u, i) + self._sq(u, third)).mean()
+        fit = losses.bce(self.score_pairs(u, i), third)
+        if self.reg == 0:
+            return fit
+        return fit + self.reg * self._sq(u, i).mean()
 
 
 class _NCFBase(TorchRecommender):
@@ -204,11 +224,12 @@ class _NCFBase(TorchRecommender):
     def _network(self) -> RecNetwork:
         cfg: Any = self.config
         return _NCFNet(len(self.users_), len(self.items_), self._gmf_size(), self._layers(),
-                       getattr(cfg, "dropout", 0.0), cfg.reg)
+                       getattr(cfg, "dropout", 0.0), cfg.reg, cfg.loss, cfg.margin)
 
     def _batches(self, data: Interactions, ctx: RunContext, net: RecNetwork) -> Any:
         cfg: Any = self.config
-        return self._pair_batches(data, ctx, "pointwise", cfg.batch_size, cfg.negatives, cfg.negative_sampling)
+        kind = "pairwise" if cfg.loss in losses.PAIRWISE else "pointwise"
+        return self._pair_batches(data, ctx, kind, cfg.batch_size, cfg.negatives, cfg.negative_sampling)
 
     def _pair_width(self) -> int:
         return max((1, *self._layers()))
@@ -218,7 +239,8 @@ class GMF(_NCFBase):
     """Generalized matrix factorisation (He et al., "Neural Collaborative Filtering", WWW 2017).
 
     ``y_ui = sigmoid(h . (p_u * q_i) + b)``, trained with binary cross-entropy on observed pairs
-    (label 1) and ``negatives`` sampled unobserved pairs per positive (label 0), redrawn each epoch.
+    (label 1) and ``negatives`` sampled unobserved pairs per positive (label 0), redrawn each epoch;
+    or, with ``loss="bpr"``/``"hinge"``, pairwise on triples (see :class:`NeuMF`).
     """
 
     name = "gmf"
@@ -255,6 +277,11 @@ class NeuMF(_NCFBase):
     sampled negatives per positive (fresh each epoch). With ``pretrain``, a GMF and an MLP are
     trained first (``pretrain_epochs`` each) and NeuMF starts from their weights, the output layer
     being ``[alpha h_GMF, (1 - alpha) h_MLP]`` as in the paper.
+
+    NeuMF with pairs: ``loss="bpr"`` trains on triples ``(u, i, j)`` (``negatives`` sampled ``j``
+    per positive, fresh each epoch) with ``-ln sigmoid(x_ui - x_uj)`` on the output logits (Rendle
+    et al., UAI 2009), ``loss="hinge"`` with ``max(0, margin - (x_ui - x_uj))`` (Weston et al.,
+    WSABIE, IJCAI 2011); the pretraining runs use the same loss.
     """
 
     name = "neumf"
@@ -270,8 +297,8 @@ class NeuMF(_NCFBase):
         cfg: NeuMFConfig = self.config  # type: ignore[assignment]
         if cfg.pretrain:
             n_u, n_i = len(self.users_), len(self.items_)
-            gmf = _NCFNet(n_u, n_i, cfg.embedding_size, (), 0.0, cfg.reg).to(ctx.device)
-            mlp = _NCFNet(n_u, n_i, 0, cfg.hidden, cfg.dropout, cfg.reg).to(ctx.device)
+            gmf = _NCFNet(n_u, n_i, cfg.embedding_size, (), 0.0, cfg.reg, cfg.loss, cfg.margin).to(ctx.device)
+            mlp = _NCFNet(n_u, n_i, 0, cfg.hidden, cfg.dropout, cfg.reg, cfg.loss, cfg.margin).to(ctx.device)
             for part, label in ((gmf, "gmf"), (mlp, "mlp")):
                 fit_network(part, self._batches(data, ctx, part), ctx, epochs=cfg.pretrain_epochs,
                             learning_rate=cfg.learning_rate, optimizer="adam", name=f"{self.name}-pretrain-{label}")

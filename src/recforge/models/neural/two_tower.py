@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,15 @@ class TwoTowerConfig(TorchConfig):
     """Feed the data's user/item side features (numeric and low-cardinality categorical columns)."""
     max_categories: int = 50
     """Categorical feature columns with more distinct values than this are left out."""
+    loss: Literal["softmax", "bpr", "hinge"] = "softmax"
+    """``softmax``: in-batch sampled softmax with the log-q correction (Yi et al. 2019); ``bpr`` or
+    ``hinge``: pairwise on ``(u, i, j)`` with one uniformly sampled unseen item ``j`` per training
+    row and epoch, on the logits ``x = <u, v> / temperature``: ``-ln sigmoid(x_ui - x_uj)`` or
+    ``max(0, margin - (x_ui - x_uj))``."""
+    margin: float = 1.0
+    """The hinge loss's margin, in logit units (``loss="hinge"`` only)."""
     temperature: float = 0.05
-    """Softmax temperature on the cosine similarities."""
+    """Temperature on the cosine similarities (the logits are ``cos / temperature``)."""
     logq_correction: bool = True
     """Subtract ``log q(i)`` (the item's share of training rows) from each in-batch logit."""
     dropout: float = 0.0
@@ -57,6 +64,8 @@ class TwoTowerConfig(TorchConfig):
         self.check(self.temperature > 0, "temperature", "must be > 0")
         self.check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
         self.check(self.reg >= 0, "reg", "must be >= 0")
+        self.check(self.loss in ("softmax", *losses.PAIRWISE), "loss", "must be 'softmax', 'bpr' or 'hinge'")
+        self.check(self.margin > 0, "margin", "must be > 0")
 
 
 def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, dropout: float) -> nn.Sequential:
@@ -90,6 +99,8 @@ class _TwoTowerNet(RecNetwork):
         self.item_tower = _mlp(d + item_feats.shape[1], tuple(cfg.hidden), cfg.output_size, cfg.dropout)
         self.temperature = cfg.temperature
         self.logq = cfg.logq_correction
+        self.loss_name = cfg.loss
+        self.margin = cfg.margin
         self._items: torch.Tensor | None = None
 
     def clear_cache(self) -> None:
@@ -116,9 +127,13 @@ class _TwoTowerNet(RecNetwork):
         return out
 
     def loss(self, batch: Any) -> torch.Tensor:
-        u, i, hist = batch
+        u, i, hist = batch[:3]
         q = self.users(u, hist if self.history_length else None)
         k = self.items(i)
+        if self.loss_name in losses.PAIRWISE:
+            pos = (q * k).sum(-1) / self.temperature
+            neg = (q * self.items(batch[3])).sum(-1) / self.temperature
+            return losses.pairwise(self.loss_name, pos, neg, self.margin)
         log_q = self.log_q[i] if self.logq else None
         return losses.sampled_softmax(q, k, log_q=log_q, temperature=self.temperature, item_ids=i)
 
@@ -251,10 +266,19 @@ class TwoTower(TorchRecommender):
         cfg: TwoTowerConfig = self.config  # type: ignore[assignment]
         hist = torch.from_numpy(self._row_history)
         self._row_history = None
-        return TensorBatcher(
-            torch.from_numpy(data.user_idx.astype(np.int64)), torch.from_numpy(data.item_idx.astype(np.int64)),
-            hist, batch_size=cfg.batch_size, shuffle=True, generator=ctx.generator, device=ctx.device,
-        )
+        u = data.user_idx.astype(np.int64)
+        i = data.item_idx.astype(np.int64)
+        common = {"batch_size": cfg.batch_size, "shuffle": True, "generator": ctx.generator, "device": ctx.device}
+        if cfg.loss in losses.PAIRWISE:
+            sampler = self._sampler(data, ctx)
+            ut, it = torch.from_numpy(u), torch.from_numpy(i)
+
+            def source(epoch: int) -> tuple[torch.Tensor, ...]:
+                # one fresh unseen item per row (pairwise keeps the row order, so histories stay aligned)
+                return ut, it, hist, torch.from_numpy(sampler.pairwise(u, i, 1)[2])
+
+            return TensorBatcher(source=source, **common)
+        return TensorBatcher(torch.from_numpy(u), torch.from_numpy(i), hist, **common)
 
     def _pair_width(self) -> int:
         return 1
