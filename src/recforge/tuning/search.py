@@ -14,7 +14,7 @@ import pandas as pd
 
 from recforge._optional import require
 from recforge.errors import ConfigError, RecforgeError
-from recforge.experiments.runner import carve_validation, fit_options, load_dataset, spec_protocol
+from recforge.experiments.runner import carve_validation, echo_notes, fit_options, load_dataset, spec_protocol
 from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
 from recforge.tuning.space import parse_space, suggest
@@ -137,8 +137,12 @@ def _pruner(name: str) -> Any:
 
 
 def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, output: str | Path | None = None,
-         timeout: float | None = None, echo: Callable[[str], None] | None = None) -> TuningResult:
+         timeout: float | None = None, echo: Callable[[str], None] | None = None,
+         data_echo: Callable[[str], None] | None = None) -> TuningResult:
     """Search ``spec``'s ``[tune.space]`` with Optuna (TPE sampler seeded by the spec's seed).
+
+    ``echo`` is called with one line per step; ``data_echo`` (default ``echo``) with each
+    ``data: ...`` line of the loader's notes once the data is loaded, as ``evaluate`` prints them.
 
     Writes ``trials.csv`` and ``trials.md`` (the results table) and ``<name>-best.toml`` (the
     experiment with the best hyperparameters; run it with ``recforge run``) into the output folder
@@ -177,6 +181,7 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
         raise ConfigError("[tune] enqueue must be a list of tables of hyperparameters to try first")
 
     ds = load_dataset(spec)
+    echo_notes(ds, data_echo or say)
     inner, valid = tuning_parts(ds, proto, probe, how, spec.seed)
     # torch models (CTR models too) also validate in the loop: early stopping and best-epoch restore
     torch_model = probe.backend == "torch" or ctr
