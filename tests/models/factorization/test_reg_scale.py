@@ -64,3 +64,23 @@ def test_small_data_skips_the_search() -> None:
     data = _ratings("noise", n_users=20, per_user=20)
     assert len(data) < AUTO_MIN_RATINGS
     assert BiasedMF(reg_scale="auto", epochs=3).fit(data).reg_scale_ == 1.0
+
+
+def test_the_search_shows_no_progress_of_its_own() -> None:
+    from recforge.training.progress import ProgressReporter, ProgressTask, reporting
+
+    class Count(ProgressReporter):
+        active = True
+
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def task(self, description: str, total: int | None = None) -> ProgressTask:
+            self.names.append(description)
+            return ProgressTask()
+
+    rec = Count()
+    with reporting(rec):
+        model = BiasedMF(reg_scale="auto", embedding_size=4, epochs=3).fit(_ratings("noise"))
+    assert len(_ratings("noise")) >= AUTO_MIN_RATINGS  # so the search ran its fits
+    assert rec.names.count("svd: epochs") == 1, rec.names

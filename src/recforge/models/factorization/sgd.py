@@ -13,6 +13,7 @@ from recforge.data.interactions import Interactions
 from recforge.models.factorization._base import BiasedFactorRecommender, seed_sequence
 from recforge.models.factorization.pure_svd import truncated_svd
 from recforge.training.epochs import fit_epochs, validation_rmse
+from recforge.training.progress import NULL, reporting
 
 __all__ = ["BiasedMF", "BiasedMFConfig", "SVDpp", "SVDppConfig"]
 
@@ -128,7 +129,8 @@ def auto_reg_scale(model: BiasedFactorRecommender, data: Interactions, options: 
     quiet = FitOptions(seed=options.seed, threads=options.threads)
 
     def rmse(scale: float) -> float:
-        sub = type(model)(replace(model.config, reg_scale=scale)).fit(part, quiet)
+        with reporting(NULL):  # the search's fits show no progress of their own; the final fit does
+            sub = type(model)(replace(model.config, reg_scale=scale)).fit(part, quiet)
         return float(np.sqrt(np.mean((sub.predict(users, items, fallback="mean") - truth) ** 2)))
 
     best_scale, best = 1.0, rmse(1.0)
