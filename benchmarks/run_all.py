@@ -15,7 +15,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, machine
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start", "serving"]
+ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "ctr_frappe_defaults",
+         "cold_start", "serving"]
 
 
 def assemble() -> Path:
