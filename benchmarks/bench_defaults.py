@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--svdpp-grid", action="store_true", help="only the svdpp reg x reg_implicit grid")
     ap.add_argument("--scale-grid", action="store_true", help="only the penalty-scale grid of svd and svdpp")
     ap.add_argument("--rule", action="store_true", help="reg_scale 1 vs auto vs surprise, validation and test")
-    args = ap.parse_args(argv)
+    args, _ = ap.parse_known_args(argv)  # run_all passes its own options (--quick) to every benchmark
     if args.rule:
         return rule_table(args.datasets.split(","), args.models.split(","))
     if args.scale_grid:
