@@ -190,3 +190,30 @@ def test_config_dataset_table_is_the_same_source(tmp_path: Path) -> None:
     assert flags["HR@10"] == row["HR@10"] and flags["NDCG@10"] == row["NDCG@10"]
     cfg.write_text(f'model = "ials"\n[dataset]\npath = "{path}"\nuser_column = "uid"\n')
     _fails(["evaluate", "--config", str(cfg)], "unknown key 'user_column'", "did you mean 'user_col'")
+
+
+def test_run_and_tune_print_the_loaders_notes(tmp_path: Path) -> None:
+    """`run` and `tune` state what the loader read and dropped, the same ``data:`` lines as `evaluate`."""
+    path = _ratings(tmp_path / "log.csv", header="uid,iid,stars,ts")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(f'name = "notes"\n[model]\nname = "svd"\n[model.params]\nepochs = 2\n[protocol]\nname = "rating-kfold5"\n'
+                   f'[dataset]\npath = "{path}"\nuser_col = "uid"\nitem_col = "iid"\nrating_col = "stars"\n'
+                   f'timestamp_col = "ts"\nmin_item_interactions = 12\n'
+                   '[tune]\nn_trials = 1\n[tune.space]\nreg = { type = "float", low = 0.01, high = 0.5 }\n')
+
+    def notes(res) -> list[str]:
+        assert res.exit_code == 0, res.output
+        return [ln for ln in res.stderr.splitlines() if ln.startswith("data: ")]
+
+    expected = notes(runner.invoke(app, ["evaluate", "--config", str(cfg), "--format", "json"]))
+    assert any("explicit ratings (user=uid, item=iid, rating=stars, timestamp=ts)" in n for n in expected)
+    assert any("k-core (users >= 0, items >= 12" in n for n in expected), expected
+    for fmt in ("table", "json"):
+        res = runner.invoke(app, ["run", str(cfg), "--no-outputs", "--output", str(tmp_path / f"run-{fmt}"),
+                                  "--format", fmt])
+        assert notes(res) == expected
+        if fmt == "json":  # stdout stays one JSON document
+            assert json.loads(res.stdout)["name"] == "notes"
+    run_json = json.loads((tmp_path / "run-json" / "run.json").read_text())
+    assert run_json["data_notes"] == [n.removeprefix("data: ") for n in expected]
+    assert notes(runner.invoke(app, ["tune", str(cfg), "--output", str(tmp_path / "tune")])) == expected

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from recforge.cli._common import Backend, FormatOpt, SetOpt, backend_options, console, err_console, handle_errors
 from recforge.cli._output import ProgressOpt, Report, Section, check_format, emit, progress_reporter, result_report
@@ -42,6 +43,11 @@ def _spec(file: Path, sets: list[str] | None, seed: int | None, device: str | No
 
     spec = ExperimentSpec.from_file(file).replace(seed=seed, device=device, threads=threads, **training)
     return spec.with_sets(parse_sets(sets))
+
+
+def _data_note(line: str) -> None:
+    """A loader note (``data: ...``) on stderr, as ``evaluate`` and ``train`` print them."""
+    err_console.print(escape(line), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +83,7 @@ def register(app: typer.Typer) -> None:
         from recforge.training.progress import reporting
 
         with reporting(progress_reporter(progress, fmt)):
-            res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs)
+            res = run(spec, logger=logger, output=output, echo=echo, outputs=not no_outputs, data_echo=_data_note)
         summ = res.result.summary
         # scenario/revealed tell the cold-start protocol's rows apart
         cols = ["model", "scenario", "revealed", "utility", "normalize", *res.result.metric_columns(), "fit_seconds",
@@ -233,7 +239,7 @@ def register(app: typer.Typer) -> None:
             res = tune_ray(spec, workers=backend.workers, address=backend.address, storage=storage,
                            n_trials=trials, output=output, timeout=timeout, echo=echo)
         else:
-            res = tune(spec, n_trials=trials, output=output, timeout=timeout, echo=echo)
+            res = tune(spec, n_trials=trials, output=output, timeout=timeout, echo=echo, data_echo=_data_note)
         keys = tuple(c for c in ("number", "trial") if c in res.trials.columns)[:1]
         emit(Report([Section(res.trials, f"{spec.name}: {res.metric} on validation ({res.direction})", keys)],
                     footer=[f"best {res.metric} = {res.best_value:.5g} with {res.best_params}",

@@ -575,3 +575,22 @@ def _merge_signal(sorted_vals: np.ndarray, starts: np.ndarray, ends: np.ndarray,
         out = total if rule == "sum" else total / np.maximum(n, 1)
     out[n == 0] = np.nan
     return out
+
+
+def require_ratings(inter: Interactions, what: str) -> None:
+    """Raise :class:`DataError` unless ``inter`` holds ratings that vary: what a rating model
+    (every ``fit`` of a model whose ``feedback`` is ``"explicit"``) and a rating protocol need. On
+    implicit feedback (``explicit`` False: every value 1.0 or a count) or on constant values, a
+    rating model would learn a constant and score a perfect, meaningless RMSE.
+
+    Args:
+        inter: The data.
+        what: Who needs the ratings, for the message (``"svd (a rating model)"``).
+    """
+    if not inter.explicit:
+        raise DataError(f"{what} needs explicit ratings, but {inter.name!r} is implicit feedback; name a rating "
+                        "column (--rating-col on the command line, rating=COLUMN in Interactions.from_dataframe; "
+                        "without --weights or --feedback implicit), or use a ranking protocol and model")
+    if len(inter) and float(inter.values.min()) == float(inter.values.max()):
+        raise DataError(f"{what} needs ratings that vary, but every value of {inter.name!r} is "
+                        f"{float(inter.values[0]):g}; is the rating column (--rating-col) the right one?")

@@ -46,7 +46,7 @@ import pandas as pd
 from recforge.config import nearest
 from recforge.data.cleaning import apply_weights, kcore, positive_threshold, WEIGHTS
 from recforge.data.datasets import DATASETS, Dataset, load
-from recforge.data.interactions import Interactions, _maybe_int, parse_signals
+from recforge.data.interactions import Interactions, _maybe_int, parse_signals, require_ratings
 from recforge.data.reading import SEP_NAMES, read_table, stem
 from recforge.data.split import Split
 from recforge.data.utility import UtilityFormula
@@ -636,15 +636,3 @@ def to_frame(inter: Interactions) -> pd.DataFrame:
     for key, arr in inter.signals.items():
         df[key] = arr
     return df
-
-
-def require_ratings(inter: Interactions, what: str) -> None:
-    """Raise :class:`DataError` unless ``inter`` holds ratings that vary (what a rating model or
-    protocol needs; constant values would give a perfect, meaningless RMSE)."""
-    if not inter.explicit:
-        raise DataError(f"{what} needs explicit ratings, but {inter.name!r} is implicit feedback; name a rating "
-                        "column with --rating-col (without --weights or --feedback implicit), or use a ranking "
-                        "protocol and model")
-    if len(inter) and float(inter.values.min()) == float(inter.values.max()):
-        raise DataError(f"{what} needs ratings that vary, but every value of {inter.name!r} is "
-                        f"{float(inter.values[0]):g}; is --rating-col the right column?")

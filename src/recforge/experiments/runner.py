@@ -56,6 +56,13 @@ def load_dataset(spec: ExperimentSpec) -> Any:
     return DataSource.from_table(spec.dataset, where=f"{spec.source or 'config'} [dataset]").load()
 
 
+def echo_notes(dataset: Any, echo: Callable[[str], None]) -> None:
+    """Pass each of the loader's notes (:attr:`Dataset.notes`) to ``echo`` as a ``data: ...`` line,
+    the lines ``evaluate`` and ``train`` print when they load data."""
+    for note in getattr(dataset, "notes", None) or []:
+        echo(f"data: {note}")
+
+
 def build_model(spec: ExperimentSpec) -> Any:
     """The spec's model with its hyperparameters; with ``normalize`` it is wrapped in the
     ``normalized`` model (:class:`recforge.models.ensemble.normalized.Normalized`)."""
@@ -191,7 +198,8 @@ def evaluate_spec(spec: ExperimentSpec, ds: Any, logger: Any = None, *, progress
 
 # ---------------------------------------------------------------------------------------- run
 def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output: str | Path | None = None,
-        progress: bool = False, echo: Callable[[str], None] | None = None, outputs: bool = True) -> ExperimentResult:
+        progress: bool = False, echo: Callable[[str], None] | None = None, outputs: bool = True,
+        data_echo: Callable[[str], None] | None = None) -> ExperimentResult:
     """Run one experiment: fit and evaluate under the protocol, log, and write the outputs.
 
     Args:
@@ -201,6 +209,9 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
         progress: Show progress bars.
         echo: Called with one line per step (the CLI prints them).
         outputs: Write model, exports and plots as the spec asks (False: results only).
+        data_echo: Called with each ``data: ...`` line of the loader's notes (what it read, the
+            feedback kind, what cleaning dropped; :attr:`Dataset.notes`) as soon as the data is
+            loaded; default ``echo``. They are also kept in ``run.json`` (``data_notes``).
 
     Files (under the output folder): ``results.{csv,json,md}``, ``run.json`` (spec, metrics,
     timings, environment, file list), ``model.npz`` when ``save_model``, the exports
@@ -219,6 +230,7 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
     t0 = time.perf_counter()
     ds = load_dataset(spec)  # a bad dataset fails before anything is written
     timings["load_seconds"] = time.perf_counter() - t0
+    echo_notes(ds, data_echo or say)
     created = _new_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     env = environment_info(str(spec.training.get("device", "cpu")))
@@ -257,6 +269,7 @@ def run(spec: ExperimentSpec | str | Path, *, logger: str | None = None, output:
             "name": spec.name, "protocol": protocol, "model": spec.model, "metrics": final, "timings": timings,
             "utility": getattr(ds, "utility", None), "normalize": spec.normalize,
             "spec": spec.to_dict(), "environment": env, "notes": result.notes,
+            "data_notes": list(getattr(ds, "notes", [])),
             "log_dir": str(lg.run_dir) if lg is not None else None,
             "files": {k: [str(p) for p in v] for k, v in files.items()},
         }

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from recforge.training.backends import fit_backend
 from recforge._arrays import check_k
 from recforge.config import FitOptions, ModelConfig
-from recforge.data.interactions import Interactions
+from recforge.data.interactions import Interactions, require_ratings
 from recforge.data.vocabulary import Vocabulary, normalize_ids
 from recforge.errors import ConfigError, DataError, NotFittedError, RecforgeError
 from recforge.models.persist import FORMAT_VERSION, read_header, read_state, restore, write_model
@@ -185,6 +185,8 @@ class Recommender(Estimator):
       positive, :meth:`Interactions.to_implicit`) and take implicit values (clicks, play counts)
       as given; ``"explicit"`` models (rating prediction) and ``"any"`` models use the values as
       given. This is the one place that rule lives: protocols, the CLI and serving just call ``fit``.
+      An ``"explicit"`` model's ``fit`` refuses implicit data and constant values with a one-line
+      :class:`DataError` naming the model (:func:`~recforge.data.interactions.require_ratings`).
     - ``scores_history``: :meth:`scores_for_history` and :meth:`recommend_for_history` work.
     - ``has_embeddings``: :meth:`embeddings` returns user and item vectors.
     - ``folds_in``: :meth:`fold_in` solves a user vector for a history.
@@ -216,6 +218,10 @@ class Recommender(Estimator):
             raise DataError(f"fit expects Interactions, got {type(data).__name__}")
         if len(data) == 0:
             raise DataError(f"{type(self).__name__}.fit: the training data has no interactions")
+        if self.feedback == "explicit":
+            # every rating model, however it is called (Python, CLI, protocols, serving): implicit
+            # data or constant values would fit a constant and score a perfect, meaningless RMSE
+            require_ratings(data, f"{self.name} (a rating model)")
         options = options or FitOptions()
         if options.backend != "local" and not self.fits_on_ray:
             return fit_backend(options.backend)(self, data, options)

@@ -13,7 +13,8 @@ On top of :class:`~recforge.testing.estimator_conformance.EstimatorConformance` 
 config round-trip and audit, validation, clone, save/load, determinism, refit from scratch, every
 hyperparameter changes the output) it checks fit on toy data, unknown ids, empty inputs, batch ==
 single, ``exclude_seen`` and ``candidates``, string ids, a checkerboard known answer for ranking
-models, and that the declared capabilities hold: ``feedback``, ``scores_history``,
+models, that a rating model refuses implicit or constant data in its own ``fit``, and that the
+declared capabilities hold: ``feedback``, ``scores_history``,
 ``has_embeddings``, ``folds_in`` and ``knows_user``.
 """
 
@@ -209,6 +210,28 @@ class RecommenderConformance(EstimatorConformance):
         a = self.outputs(self.fit(data=ratings), ratings)
         b = self.outputs(self.fit(data=ratings.to_implicit()), ratings)
         np.testing.assert_allclose(a, b, atol=self.atol)
+
+    def test_rating_model_refuses_implicit_data(self) -> None:
+        """A ``feedback == "explicit"`` (rating) model's own ``fit`` refuses implicit feedback and
+        constant values with a one-line :class:`DataError` naming the model and what to do, and
+        leaves an earlier fit in place (the check runs before anything is forgotten)."""
+        if self.model_class.feedback != "explicit":
+            pytest.skip(f"feedback is {self.model_class.feedback!r}: not a rating model")
+        data = self.make_data()
+        model = self.fit(data=data)
+        before = self.outputs(model, data)
+        name = self.model_class.name
+        with pytest.raises(DataError, match=rf"^{name} \(a rating model\) needs explicit ratings, but .* is "
+                                            r"implicit feedback; name a rating column .* ranking protocol and model$"
+                           ) as exc:
+            model.fit(data.to_implicit(), self.fit_options(0))
+        assert "\n" not in str(exc.value)
+        const = data.subset(np.arange(len(data)))
+        const.values = np.full(len(data), 4.0, dtype=np.float32)
+        with pytest.raises(DataError, match=rf"^{name} \(a rating model\) needs ratings that vary, but every "
+                                            r"value of .* is 4;"):
+            model.fit(const, self.fit_options(0))
+        np.testing.assert_allclose(self.outputs(model, data), before, atol=self.atol)
 
     def test_knows_user_agrees_with_training_data(self) -> None:
         """Users with training rows are known, ids outside the data are not, and a user in the

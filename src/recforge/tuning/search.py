@@ -14,7 +14,7 @@ import pandas as pd
 
 from recforge._optional import require
 from recforge.errors import ConfigError, RecforgeError
-from recforge.experiments.runner import carve_validation, fit_options, load_dataset, spec_protocol
+from recforge.experiments.runner import carve_validation, echo_notes, fit_options, load_dataset, spec_protocol
 from recforge.experiments.spec import ExperimentSpec
 from recforge.io import atomic_write
 from recforge.tuning.space import parse_space, suggest
@@ -175,7 +175,8 @@ class TuningSetup:
 
 
 def prepare_tuning(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, timeout: float | None = None,
-                   echo: Callable[[str], None] | None = None) -> TuningSetup:
+                   echo: Callable[[str], None] | None = None,
+                   data_echo: Callable[[str], None] | None = None) -> TuningSetup:
     """Check ``spec``'s ``[tune]`` table, load the data and carve the validation part.
 
     Raises:
@@ -223,6 +224,7 @@ def prepare_tuning(spec: ExperimentSpec | str | Path, *, n_trials: int | None = 
     _pruner(pruner)  # an unknown pruner is refused before the data is loaded
 
     ds = load_dataset(spec)
+    echo_notes(ds, data_echo or say)
     inner, valid = tuning_parts(ds, proto, probe, how, spec.seed)
     # torch models (CTR models too) also validate in the loop: early stopping and best-epoch restore
     torch_model = probe.backend == "torch" or ctr
@@ -284,7 +286,8 @@ def create_study(setup: TuningSetup, *, storage: Any = None, study_name: str | N
 
 
 def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, output: str | Path | None = None,
-         timeout: float | None = None, echo: Callable[[str], None] | None = None) -> TuningResult:
+         timeout: float | None = None, echo: Callable[[str], None] | None = None,
+         data_echo: Callable[[str], None] | None = None) -> TuningResult:
     """Search ``spec``'s ``[tune.space]`` with Optuna (TPE sampler seeded by the spec's seed).
 
     Writes ``trials.csv`` and ``trials.md`` (the results table) and ``<name>-best.toml`` (the
@@ -294,7 +297,7 @@ def tune(spec: ExperimentSpec | str | Path, *, n_trials: int | None = None, outp
     """
     require("optuna", purpose="tuning")
     say = echo or (lambda s: None)
-    setup = prepare_tuning(spec, n_trials=n_trials, timeout=timeout, echo=say)
+    setup = prepare_tuning(spec, n_trials=n_trials, timeout=timeout, echo=say, data_echo=data_echo)
     study = create_study(setup)
     study.optimize(make_objective(setup), n_trials=setup.n_trials, timeout=setup.timeout, catch=(RecforgeError,),
                    callbacks=[lambda st, tr: say(trial_line(tr, setup.metric))])

@@ -30,9 +30,13 @@ class TestBiasedMF(RecommenderConformance):
         "init_std": 0.3,
         "learning_rate_decay": 0.5,
         "init": "svd",
+        "reg_scale": 3.0,
     }
     unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
+        {"reg_scale": 0.0},
+        {"reg_scale": "big"},
+        {"reg_scale": True},
         {"init": "zeros"},
         {"reg": -0.1},
         {"reg_bias": -1.0},
@@ -57,11 +61,13 @@ class TestSVDpp(RecommenderConformance):
         "init_std": 0.3,
         "learning_rate_decay": 0.5,
         "init": "svd",
+        "reg_scale": 3.0,
     }
     unchanged: ClassVar[dict[str, str]] = {}  # every hyperparameter changes the scores
     invalid = _COMMON_INVALID + [
         {"reg": -0.1},
         {"reg_implicit": -1.0},
+        {"reg_scale": -1.0},
         {"reg_bias": -1.0},
         {"learning_rate": 0.0},
         {"learning_rate_decay": 2.0},

@@ -14,42 +14,20 @@ negatives and the CTR readers of the registered datasets.
 from recforge.data.ctr._encoding import _MISSING as _MISSING  # the missing-value category (serving.ranking)
 from recforge.data.ctr._encoding import PAD, CTRData, CTRSplit, FeatureEncoder, FieldSpec, cross
 from recforge.data.ctr._negatives import sample_negatives, with_sampled_negatives
-from recforge.data.ctr.readers import (
-    CRITEO_CATEGORICAL,
-    CRITEO_NUMERIC,
-    criteo_ctr,
-    criteo_fields,
-    ctr_splits,
-    frappe_ctr,
-    frappe_pooled_ctr,
-    ipinyou_ctr,
-    libfm_frame,
-    movielens_ctr,
-    movielens_fields,
-    movielens_frame,
-)
+# the readers' public names are listed once, in readers.__all__, and re-exported from here as they are
+from recforge.data.ctr.readers import *  # noqa: F403
+from recforge.data.ctr.readers import __all__ as _READERS
 from recforge._arrays import random_parts
 
 __all__ = [
-    "CRITEO_CATEGORICAL",
-    "CRITEO_NUMERIC",
     "PAD",
     "CTRData",
     "CTRSplit",
     "FeatureEncoder",
     "FieldSpec",
-    "criteo_ctr",
-    "criteo_fields",
     "cross",
-    "ctr_splits",
-    "frappe_ctr",
-    "frappe_pooled_ctr",
-    "ipinyou_ctr",
-    "libfm_frame",
-    "movielens_ctr",
-    "movielens_fields",
-    "movielens_frame",
     "random_parts",
     "sample_negatives",
     "with_sampled_negatives",
+    *_READERS,
 ]

@@ -132,6 +132,9 @@ class KnowledgeBased(Recommender):
 
     name = "knowledge"
     task = "rating"
+    # its ranking (utility, popularity) reads any feedback, as a hybrid component on implicit data
+    # does; predict averages the values as given
+    feedback = "any"
     config_class = KnowledgeConfig
     scores_history = True
 

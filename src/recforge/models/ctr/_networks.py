@@ -1,6 +1,6 @@
 """The networks of the CTR models: :class:`CTRNetwork` (feature rows to logits, BCE loss), the
 seed :class:`EnsembleNetwork`, and the layers the models share (:func:`field_pool`,
-:func:`feature_embedding`)."""
+:func:`feature_embedding`, :func:`mlp_layers`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from recforge.training.module import RecNetwork
 
-__all__ = ["CTRNetwork", "EnsembleNetwork", "feature_embedding", "field_pool"]
+__all__ = ["CTRNetwork", "EnsembleNetwork", "feature_embedding", "field_pool", "mlp_layers"]
 
 
 class CTRNetwork(RecNetwork):
@@ -78,3 +78,19 @@ def field_pool(e: torch.Tensor, slot_fields: torch.Tensor, n_fields: int) -> tor
     # a product with the (S, F) slot-to-field indicator, not index_add_: it exports to ONNX
     pool = F.one_hot(slot_fields, n_fields).to(e.dtype)
     return torch.einsum("bsk,sf->bfk", e, pool)
+
+
+def mlp_layers(width: int, hidden: tuple[int, ...], dropout: float, batch_norm: bool) -> tuple[list[nn.Module], int]:
+    """The hidden layers of an :class:`~recforge.models.ctr.base.MLPConfig` deep part, and the
+    width of their output: per layer ``Linear``, ``BatchNorm1d`` (with ``batch_norm``), ``ReLU``,
+    ``Dropout`` (when ``dropout > 0``); the caller adds its own output layer."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers.append(nn.Linear(width, h))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(nn.ReLU())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    return layers, width

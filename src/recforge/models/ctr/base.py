@@ -36,7 +36,7 @@ from recforge.training.loop import fit_network, run_context
 from recforge.training.plateau import DecayOnPlateau
 from recforge.training.validation import AUCValidation
 
-__all__ = ["CTRConfig", "CTRModel", "check_hidden"]
+__all__ = ["CTRConfig", "CTRModel", "MLPConfig", "check_hidden"]
 
 _SCORE_CHUNK = 1 << 16
 
@@ -283,6 +283,39 @@ def _as_rows(data: Any, what: str) -> CTRData:
         f"CTR models {what} on CTRData (see recforge.data.ctr) or a (labels, index_matrix) pair, "
         f"not {type(data).__name__}"
     )
+
+
+@dataclass(frozen=True)
+class MLPConfig(CTRConfig):
+    """Hyperparameters of the CTR models with an embedding table and a deep part (an MLP over the
+    concatenated field embeddings): DeepFM and DCN-V2 declare these once, here.
+
+    Defaults follow BARS' set-up for both models (Zhu et al., "BARS: Towards Open Benchmarking for
+    Recommender Systems", SIGIR 2022: ``k = 10``, 400x400x400, batch norm, dropout 0.2, a
+    whole-table embedding L2), with batches of 1,024.
+    """
+
+    embedding_size: int = 10
+    """Dimension ``k`` of every feature's embedding; the deep part reads ``F * k`` numbers."""
+    init_std: float = 0.01
+    """Standard deviation of the normal initialisation of the embeddings."""
+    hidden: tuple[int, ...] = (400, 400, 400)
+    """Widths of the deep part's hidden layers (ReLU)."""
+    dropout: float = 0.2
+    """Dropout after every hidden layer while training."""
+    batch_norm: bool = True
+    """Batch normalisation before every hidden ReLU."""
+    batch_size: int = 1024
+    embedding_reg: float = 0.01
+    learning_rate: float = 1e-3
+    reg: float = 1e-5
+
+    def validate(self) -> None:
+        super().validate()
+        self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
+        self.check(self.init_std > 0, "init_std", "must be > 0")
+        check_hidden(self)
+        self.check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 
 
 def check_hidden(cfg: ModelConfig, name: str = "hidden") -> None:

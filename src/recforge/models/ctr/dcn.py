@@ -9,20 +9,17 @@ from typing import Literal
 import torch
 from torch import nn
 
-from recforge.models.ctr._networks import CTRNetwork, feature_embedding, field_pool
-from recforge.models.ctr.base import CTRConfig, CTRModel, check_hidden
+from recforge.models.ctr._networks import CTRNetwork, feature_embedding, field_pool, mlp_layers
+from recforge.models.ctr.base import CTRModel, MLPConfig
 
 __all__ = ["DCNv2", "DCNv2Config", "CrossLayer"]
 
 
 @dataclass(frozen=True)
-class DCNv2Config(CTRConfig):
-    """Hyperparameters of :class:`DCNv2`."""
+class DCNv2Config(MLPConfig):
+    """Hyperparameters of :class:`DCNv2`: the cross network's, on top of the embedding table, deep
+    part and BARS training defaults of :class:`~recforge.models.ctr.base.MLPConfig`."""
 
-    embedding_size: int = 10
-    """Dimension ``k`` of every feature's embedding; the cross network works on ``F * k`` numbers."""
-    init_std: float = 0.01
-    """Standard deviation of the normal initialisation of the embeddings."""
     cross_layers: int = 3
     """Cross layers ``L_c`` (each adds one degree of explicit feature interaction)."""
     low_rank: int = 0
@@ -31,26 +28,12 @@ class DCNv2Config(CTRConfig):
     structure: Literal["parallel", "stacked"] = "parallel"
     """``parallel``: cross network and MLP both read the embeddings, their outputs are concatenated;
     ``stacked``: the MLP reads the cross network's output."""
-    hidden: tuple[int, ...] = (400, 400, 400)
-    """Widths of the deep network's hidden layers (ReLU)."""
-    dropout: float = 0.2
-    """Dropout after every hidden layer while training."""
-    batch_norm: bool = True
-    """Batch normalisation before every hidden ReLU."""
-    batch_size: int = 1024
-    embedding_reg: float = 0.01
-    learning_rate: float = 1e-3
-    reg: float = 1e-5
 
     def validate(self) -> None:
         super().validate()
-        self.check(self.embedding_size >= 1, "embedding_size", "must be >= 1")
-        self.check(self.init_std > 0, "init_std", "must be > 0")
         self.check(self.cross_layers >= 1, "cross_layers", "must be >= 1")
         self.check(self.low_rank >= 0, "low_rank", "must be >= 0 (0: full rank)")
         self.check(self.structure in ("parallel", "stacked"), "structure", "must be 'parallel' or 'stacked'")
-        check_hidden(self)
-        self.check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 
 
 class CrossLayer(nn.Module):
@@ -78,19 +61,6 @@ class CrossLayer(nn.Module):
         return x0 * mixed + x
 
 
-def _mlp(width: int, hidden: tuple[int, ...], dropout: float, batch_norm: bool) -> tuple[nn.Sequential, int]:
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers.append(nn.Linear(width, h))
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(h))
-        layers.append(nn.ReLU())
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    return nn.Sequential(*layers), width
-
-
 class _DCNv2Net(CTRNetwork):
     def __init__(self, n_features: int, cfg: DCNv2Config, base_rate: float, slot_fields: torch.Tensor,
                  n_fields: int) -> None:
@@ -103,7 +73,8 @@ class _DCNv2Net(CTRNetwork):
         self.stacked = cfg.structure == "stacked"
         d = n_fields * k
         self.cross = nn.ModuleList([CrossLayer(d, cfg.low_rank) for _ in range(cfg.cross_layers)])
-        self.deep, width = _mlp(d, tuple(cfg.hidden), cfg.dropout, cfg.batch_norm)
+        layers, width = mlp_layers(d, tuple(cfg.hidden), cfg.dropout, cfg.batch_norm)
+        self.deep = nn.Sequential(*layers)
         self.head = nn.Linear(width if self.stacked else d + width, 1)
         with torch.no_grad():
             self.head.bias.fill_(float(torch.logit(torch.tensor(float(base_rate)))))

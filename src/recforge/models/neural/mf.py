@@ -142,6 +142,8 @@ class TorchMF(TorchRecommender):
 
     name = "mf-torch"
     task = "rating"
+    # ratings (mse) or implicit feedback (bpr/bce, or mse against sampled zeros): values as given
+    feedback = "any"
     config_class = TorchMFConfig
     has_embeddings = True
 
