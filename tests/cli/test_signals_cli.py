@@ -121,6 +121,10 @@ def test_utility_and_normalize_are_on_every_result_row(tmp_path: Path) -> None:
     # one-line errors
     _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "plays", "--model", "popularity",
             "--normalize", "user-zscore"], "popularity is a ranking model")
+    _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--model", "implicit-to-explicit-linear",
+            "--normalize", "user-zscore"], "learns its rating signal, not the normalised values")
+    _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "clip(hours, 5, 1)", "--model", "bias"],
+           "clip low 5 is above high 1")
     _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "log2(plays)", "--model", "bias"],
            "unknown transform 'log2'")
     _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "plays + skips", "--model", "bias"],

@@ -53,6 +53,9 @@ def test_expression_is_canonical() -> None:
     ("binarize(plays)", r"binarize of 'plays' takes 1 number\(s\)"),
     ("plays & 3", "unexpected '& 3' at character 7"),
     ("2*3", "a term needs a signal"),
+    ("clip(hours, 5, 1)", "clip low 5 is above high 1"),  # would clip every value to 1, silently
+    ("clip(hours, 1, -inf)", "clip low 1 is above high -inf"),
+    ("hours:clip(inf)", "clip low inf is above high inf"),
 ])
 def test_bad_formulas_are_one_line_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -72,3 +75,10 @@ def test_normalize_values() -> None:
     assert Normalizer("divide", "item").label == "item-divide"
     with pytest.raises(ConfigError, match="did you mean 'user-zscore'"):
         parse_normalize("user-zcore")
+
+
+def test_clip_bounds_in_a_term_table_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="clip low 10 is above high 0"):
+        UtilityFormula.from_config({"terms": [{"signal": "hours", "transform": "clip", "low": 10, "high": 0}]})
+    assert parse_formula("clip(hours, -inf, 3)").expression() == "clip(hours, -inf, 3)"
+    assert parse_formula("clip(hours, 2, 2)").expression() == "clip(hours, 2, 2)"

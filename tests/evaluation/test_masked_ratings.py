@@ -95,3 +95,22 @@ def test_run_and_evaluate_on_the_real_format(tmp_path):
                               "implicit-to-explicit-linear", "--protocol", "rating-masked", "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert "rating-masked,myanimelist2020-sample" in res.stdout
+
+
+def test_a_model_predicting_another_signal_than_the_hidden_rating_is_refused():
+    """rating_signal naming a signal other than the one the protocol hides would score the hidden
+    ratings against predictions of something else (plays): a one-line error, not a wrong RMSE."""
+    sim = simulate_log(n_users=40, n_items=30, seed=1)
+    with pytest.raises(ConfigError, match="hides the ratings of 'rating'.*rating_signal 'plays'"):
+        evaluate(make_model("implicit-to-explicit-linear", {"rating_signal": "plays"}), sim.interactions,
+                 "rating-masked")
+    res = evaluate(make_model("implicit-to-explicit-linear", {"rating_signal": "rating"}), sim.interactions,
+                   "rating-masked")
+    assert np.isfinite(res.table.iloc[0]["RMSE"])
+
+
+def test_the_rating_signal_as_an_input_signal_is_refused():
+    """signals = ["rating"] with the rating found by its kind would feed the target in as a feature."""
+    sim = simulate_log(n_users=40, n_items=30, seed=1)
+    with pytest.raises(DataError, match="signals.*'rating' is the rating signal"):
+        make_model("implicit-to-explicit-linear", {"signals": ("plays", "rating")}).fit(sim.interactions)

@@ -71,6 +71,11 @@ class Term:
             raise ConfigError(f"utility term {self.signal!r}: binarize needs a threshold")
         if self.transform == "clip" and self.low is None and self.high is None:
             raise ConfigError(f"utility term {self.signal!r}: clip needs low and/or high")
+        if self.transform == "clip":
+            low = -np.inf if self.low is None else self.low
+            high = np.inf if self.high is None else self.high
+            if not low < np.inf or not high > -np.inf or low > high:
+                raise ConfigError(f"utility term {self.signal!r}: clip low {low:g} is above high {high:g}")
         if not np.isfinite(self.weight):
             raise ConfigError(f"utility term {self.signal!r}: weight must be a finite number")
 
@@ -335,7 +340,7 @@ class _Parser:
                      "none": "x"}[func]
             raise ConfigError(f"utility {self.text!r}: {func} of {signal!r} takes {_FUNCS[func]} number(s): {usage}")
         if func == "clip":
-            low, high = (None if np.isinf(a) else a for a in args)
+            low, high = (None if args[0] == -np.inf else args[0]), (None if args[1] == np.inf else args[1])
             return {"signal": signal, "transform": "clip", "low": low, "high": high}
         if func == "binarize":
             return {"signal": signal, "transform": "binarize", "threshold": args[0]}

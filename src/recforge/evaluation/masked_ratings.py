@@ -96,7 +96,11 @@ class MaskedRatingProtocol(Protocol):
             raise ConfigError(f"protocol {self.name!r} needs a rating model; {model.name!r} is a {model.task} model")
 
     def check_data(self, model: Any, train: Any) -> None:
-        rating_column(train)
+        hidden, _ = rating_column(train)
+        own = getattr(getattr(model, "config", None), "rating_signal", "")
+        if model.uses_signals and own and own != hidden:
+            raise ConfigError(f"protocol {self.name!r} hides the ratings of {hidden or 'the values'!r}, but the model's "
+                              f"rating_signal {own!r} is another signal; set rating_signal = {hidden!r} or leave it empty")
 
     def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
         data = interactions_of(dataset)

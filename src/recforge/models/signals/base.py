@@ -80,6 +80,8 @@ def resolve_columns(data: Interactions, rating_signal: str, signals: tuple[str, 
     else:
         raise DataError(f"{data.name}: no ratings to learn from: give a signal of kind 'rating' (NaN where "
                         "missing) or explicit values")
+    if rating in signals:
+        raise DataError(f"{data.name}: signals: {rating!r} is the rating signal (the target); leave it out of signals")
     names = list(signals) or [k for k in data.signals if k != rating]
     cols = [np.asarray(data.signals[k]) for k in names]
     kind_list = [kinds.get(k, "count") for k in names]
