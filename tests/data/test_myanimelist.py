@@ -51,7 +51,9 @@ def test_score_zero_is_missing_and_status_is_one_hot(tmp_path):
     ("7,1,5,5,3\n", "line 2: column 'watching_status' is 5, not one of"),
     ("7,1,5,2,-1\n", "line 2: column 'watched_episodes' is negative"),
     ("7,1,11,2,3\n7,2,3,2,3\n", "line 2: column 'rating' is 11, outside 0-10"),
-    ("7,1,5,2,3\n7,2,x,2,3\n", "line 3: column 'rating' is not a number"),
+    ("7,1,5,2,3\n7,2,x,2,3\n", "line 3: column 'rating' is not a finite number \\('x'\\)"),
+    ("7,1,5,2,3\n7,2,,2,3\n", "line 3: column 'rating' is empty$"),
+    ("7,1,5,2,inf\n", "line 2: column 'watched_episodes' is not a finite number \\('inf'\\)"),  # was read as inf
     ("7,1,5,2,3\n7,1,6,2,4\n", "duplicate"),
 ])
 def test_bad_rows_are_one_line_errors(tmp_path, body, message):

@@ -34,12 +34,14 @@ _NEEDED = ("user_id", "anime_id", "watching_status", "watched_episodes")
 
 
 def _numbers(df: pd.DataFrame, col: str, path: Path, offset: int) -> np.ndarray:
-    vals = pd.to_numeric(df[col], errors="coerce")
-    bad = vals.isna().to_numpy()
+    vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(vals)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: line {row + offset}: column {col!r} is not a number ({df[col].iloc[row]!r})")
-    return vals.to_numpy(dtype=np.float64)
+        cell = df[col].iloc[row]
+        what = "is empty" if pd.isna(cell) or not str(cell).strip() else f"is not a finite number ({str(cell)!r})"
+        raise DataError(f"{path}: line {row + offset}: column {col!r} {what}")
+    return vals
 
 
 def read_myanimelist(path: str | Path) -> Interactions:
