@@ -114,3 +114,19 @@ def test_the_rating_signal_as_an_input_signal_is_refused():
     sim = simulate_log(n_users=40, n_items=30, seed=1)
     with pytest.raises(DataError, match="signals.*'rating' is the rating signal"):
         make_model("implicit-to-explicit-linear", {"signals": ("plays", "rating")}).fit(sim.interactions)
+
+
+def test_protocol_and_model_find_the_rating_signal_by_the_same_rule():
+    """One signal of kind rating: both use it; two: both refuse in one line (the model unless told which)."""
+    from dataclasses import replace
+
+    from recforge.data.interactions import rating_signal_name
+
+    data = simulate_log(n_users=40, n_items=30, seed=1).interactions
+    assert rating_signal_name(data) == "rating"
+    two = replace(data, signal_kinds={**data.signal_kinds, "completion": "rating"}, _cache={})
+    with pytest.raises(DataError, match=r"several rating signals \(completion, rating\); keep one"):
+        evaluate(make_model("bias"), two, "rating-masked")
+    with pytest.raises(DataError, match=r"several rating signals \(completion, rating\); set rating_signal"):
+        make_model("implicit-to-explicit-linear").fit(two)
+    assert make_model("implicit-to-explicit-linear", {"rating_signal": "rating"}).fit(two).rating_signal_ == "rating"

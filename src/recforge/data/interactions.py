@@ -56,6 +56,21 @@ def parse_signals(spec: SignalSpec, *, where: str = "signals") -> dict[str, str]
     return out
 
 
+def rating_signal_name(data: Interactions, *, several: str = "keep one") -> str:
+    """The name of ``data``'s one signal of kind ``rating`` (``""`` when it has none).
+
+    The rule the implicit-to-explicit models and the ``rating-masked`` protocols share, so that they
+    agree on which signal is the rating.
+
+    Raises:
+        DataError: Several signals are of kind ``rating`` (``several`` says what to do).
+    """
+    named = [k for k, v in data.signal_kinds.items() if v == "rating"]
+    if len(named) > 1:
+        raise DataError(f"{data.name}: several rating signals ({', '.join(named)}); {several}")
+    return named[0] if named else ""
+
+
 @dataclass(eq=False)
 class Interactions:
     """User-item interactions with index maps, values, optional timestamps and side features.

@@ -308,10 +308,7 @@ class _Parser:
         if name in _FUNCS and self.peek("("):  # log1p(plays), clip(hours, 0, 10), binarize(x, 3)
             self.take("op", "(")
             signal = self.take("name")
-            args = []
-            while self.peek(","):
-                self.take("op", ",")
-                args.append(self.number())
+            args = self._more_numbers([])
             self.take("op", ")")
             return self._transform(name, signal, args)
         if self.peek(":"):  # the colon form: plays:log1p, hours:clip(0,10), plays:binarize(3)
@@ -321,13 +318,17 @@ class _Parser:
             if self.peek("("):
                 self.take("op", "(")
                 if not self.peek(")"):
-                    args.append(self.number())
-                    while self.peek(","):
-                        self.take("op", ",")
-                        args.append(self.number())
+                    args = self._more_numbers([self.number()])
                 self.take("op", ")")
             return self._transform(func, name, args)
         return {"signal": name}
+
+    def _more_numbers(self, args: list[float]) -> list[float]:
+        """``args`` followed by the numbers of ``, n, n ...`` at the cursor."""
+        while self.peek(","):
+            self.take("op", ",")
+            args.append(self.number())
+        return args
 
     def _transform(self, func: str, signal: str, args: list[float]) -> dict[str, Any]:
         if func not in _FUNCS:

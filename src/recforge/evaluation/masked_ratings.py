@@ -23,7 +23,7 @@ import numpy as np
 
 from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
-from recforge.data.interactions import Interactions
+from recforge.data.interactions import Interactions, rating_signal_name
 from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
 from recforge.evaluation.protocols import (
@@ -47,11 +47,9 @@ def rating_column(data: Interactions) -> tuple[str, np.ndarray]:
     Raises:
         DataError: The log has no ratings, or several rating signals.
     """
-    named = [k for k, v in data.signal_kinds.items() if v == "rating"]
-    if len(named) > 1:
-        raise DataError(f"{data.name}: several rating signals ({', '.join(named)}); keep one")
-    if named:
-        return named[0], np.asarray(data.signals[named[0]], dtype=np.float64)
+    name = rating_signal_name(data)
+    if name:
+        return name, np.asarray(data.signals[name], dtype=np.float64)
     if data.explicit:
         return "", np.asarray(data.values, dtype=np.float64)
     raise DataError(f"{data.name}: no ratings to hide: the log needs a signal of kind 'rating' (NaN where "

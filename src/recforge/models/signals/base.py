@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.config import FitOptions, ModelConfig
-from recforge.data.interactions import Interactions
+from recforge.data.interactions import Interactions, rating_signal_name
 from recforge.errors import DataError
 from recforge.models.base import Recommender
 from recforge.models.signals._features import FeatureTable, transform_signals
@@ -67,12 +67,7 @@ def resolve_columns(data: Interactions, rating_signal: str, signals: tuple[str, 
         if name not in data.signals:
             have = ", ".join(sorted(data.signals)) or "none"
             raise DataError(f"{data.name}: no signal {name!r} (signals: {have})")
-    rating = rating_signal
-    if not rating:
-        named = [k for k, v in kinds.items() if v == "rating"]
-        if len(named) > 1:
-            raise DataError(f"{data.name}: several rating signals ({', '.join(named)}); set rating_signal")
-        rating = named[0] if named else ""
+    rating = rating_signal or rating_signal_name(data, several="set rating_signal")
     if rating:
         target = np.asarray(data.signals[rating], dtype=np.float64)
     elif data.explicit:
