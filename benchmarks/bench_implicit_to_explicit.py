@@ -77,7 +77,7 @@ def cold_route_split(sim: SimulatedLog, holdout: float = 0.25, seed: int = 0) ->
     out = np.zeros(len(data), bool)
     for u in sim.cold_users:
         rows = cold_rows[data.user_idx[cold_rows] == u]
-        n = max(1, int(round(holdout * len(rows))))
+        n = max(1, round(holdout * len(rows)))
         out[rng.choice(rows, n, replace=False)] = True
     test = data.subset(out)
     test.values = sim.true_rating[out]

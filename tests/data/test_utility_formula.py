@@ -82,3 +82,10 @@ def test_clip_bounds_in_a_term_table_are_checked_too() -> None:
         UtilityFormula.from_config({"terms": [{"signal": "hours", "transform": "clip", "low": 10, "high": 0}]})
     assert parse_formula("clip(hours, -inf, 3)").expression() == "clip(hours, -inf, 3)"
     assert parse_formula("clip(hours, 2, 2)").expression() == "clip(hours, 2, 2)"
+
+
+@pytest.mark.parametrize("value", ["lots", [1, 2], True])
+def test_a_term_tables_number_that_is_not_a_number_is_one_line(value) -> None:
+    """A config file's ``weight = "lots"`` was a ValueError traceback."""
+    with pytest.raises(ConfigError, match="utility term 'plays': weight must be a number"):
+        UtilityFormula.from_config({"terms": [{"signal": "plays", "weight": value}]})

@@ -43,7 +43,8 @@ from recforge.config import nearest
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError, DataError
 
-__all__ = ["FittedNormalizer", "Normalizer", "Term", "UtilityFormula", "add_utility", "parse_formula", "parse_normalize"]
+__all__ = ["FittedNormalizer", "Normalizer", "Term", "UtilityFormula", "add_utility", "parse_formula",
+           "parse_normalize"]
 
 Transform = Literal["none", "log1p", "clip", "binarize"]
 TRANSFORMS = ("none", "log1p", "clip", "binarize")
@@ -87,7 +88,8 @@ class Term:
                 raise DataError(f"signal {self.signal!r}: log1p needs values >= 0")
             x = np.log1p(x)
         elif self.transform == "clip":
-            x = np.clip(x, -np.inf if self.low is None else self.low, np.inf if self.high is None else self.high)
+            x = np.clip(x, -np.inf if self.low is None else self.low,
+                        np.inf if self.high is None else self.high)
         elif self.transform == "binarize":
             x = (x >= self.threshold).astype(np.float64)
         return self.weight * x
@@ -101,6 +103,16 @@ class Term:
             "binarize": f"binarize({self.signal}, {_num(self.threshold, '')})",
         }[self.transform]
         return inner if self.weight == 1 else f"{self.weight:g}*{inner}"
+
+
+def _term_number(signal: Any, key: str, v: Any) -> float:
+    """A term table's ``weight``/``low``/``high``/``threshold`` as a float, or a one-line error."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ConfigError(f"utility term {signal!r}: {key} must be a number, not {v!r}")
+    try:
+        return float(v)
+    except ValueError:
+        raise ConfigError(f"utility term {signal!r}: {key} must be a number, not {v!r}") from None
 
 
 def _num(x: float | None, none: str) -> str:
@@ -126,7 +138,8 @@ class UtilityFormula:
         if isinstance(spec, Mapping) and "terms" in spec:
             unknown = set(spec) - {"terms"}
             if unknown:
-                raise ConfigError(f"utility: unknown key(s) {', '.join(sorted(map(str, unknown)))}; use terms")
+                raise ConfigError(f"utility: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                                  "use terms")
             return cls.from_config(spec["terms"])
         if isinstance(spec, Sequence) and spec and all(isinstance(t, str) for t in spec):
             return parse_formula(" + ".join(spec))  # type: ignore[arg-type]
@@ -135,11 +148,14 @@ class UtilityFormula:
         terms = []
         for t in spec:
             if not isinstance(t, Mapping) or "signal" not in t:
-                raise ConfigError("each utility term is a table with a 'signal' key, e.g. {signal = \"plays\"}")
+                raise ConfigError("each utility term is a table with a 'signal' key, "
+                                  "e.g. {signal = \"plays\"}")
             unknown = set(t) - {"signal", "weight", "transform", "low", "high", "threshold"}
             if unknown:
-                raise ConfigError(f"utility term {t['signal']!r}: unknown key(s) {', '.join(sorted(unknown))}")
-            terms.append(Term(**{k: (float(v) if k in ("weight", "low", "high", "threshold") and v is not None else v)
+                raise ConfigError(f"utility term {t['signal']!r}: unknown key(s) "
+                                  f"{', '.join(sorted(unknown))}")
+            terms.append(Term(**{k: (_term_number(t["signal"], k, v)
+                                     if k in ("weight", "low", "high", "threshold") and v is not None else v)
                                  for k, v in t.items()}))
         if not terms:
             raise ConfigError("a utility formula needs at least one term")
@@ -157,7 +173,8 @@ class UtilityFormula:
             if t.signal not in frame.columns:
                 hint = nearest(t.signal, have)
                 did = f"; did you mean {hint!r}?" if hint else ""
-                raise DataError(f"utility: no signal column {t.signal!r}{did} the columns are {', '.join(have)}")
+                raise DataError(f"utility: no signal column {t.signal!r}{did} the columns are "
+                                f"{', '.join(have)}")
             col = pd.to_numeric(frame[t.signal], errors="coerce")
             bad = col.isna() & frame[t.signal].notna()
             if bad.any():
@@ -226,7 +243,8 @@ def parse_formula(text: str) -> UtilityFormula:
         m = _TOKEN.match(body, pos)
         if m is None:
             at = pos + len(body[pos:]) - len(body[pos:].lstrip())
-            raise ConfigError(f"utility {text!r}: unexpected {body[at:].strip()[:10]!r} at character {at + 1}")
+            raise ConfigError(f"utility {text!r}: unexpected {body[at:].strip()[:10]!r} "
+                              f"at character {at + 1}")
         kind = m.lastgroup or "op"
         tokens.append((kind, m.group(kind), m.start(kind)))
         pos = m.end()
@@ -253,7 +271,8 @@ class _Parser:
             raise self.fail(f"expected {value or kind or 'more'}")
         k, v, _ = self.tokens[self.at]
         if (kind is not None and k != kind) or (value is not None and v != value):
-            raise self.fail(f"expected {value or ('a number' if kind == 'num' else 'a signal name')}, got {v!r}")
+            wanted = value or ("a number" if kind == "num" else "a signal name")
+            raise self.fail(f"expected {wanted}, got {v!r}")
         self.at += 1
         return v
 
@@ -304,7 +323,8 @@ class _Parser:
         name = self.take("name")
         if name not in _FUNCS and self.peek("("):
             self.at -= 1
-            raise self.fail(f"unknown transform {name!r} (use log1p(x), clip(x, low, high), binarize(x, threshold))")
+            raise self.fail(f"unknown transform {name!r} "
+                            "(use log1p(x), clip(x, low, high), binarize(x, threshold))")
         if name in _FUNCS and self.peek("("):  # log1p(plays), clip(hours, 0, 10), binarize(x, 3)
             self.take("op", "(")
             signal = self.take("name")
@@ -339,7 +359,8 @@ class _Parser:
         if len(args) != _FUNCS[func]:
             usage = {"log1p": "log1p(x)", "clip": "clip(x, low, high)", "binarize": "binarize(x, threshold)",
                      "none": "x"}[func]
-            raise ConfigError(f"utility {self.text!r}: {func} of {signal!r} takes {_FUNCS[func]} number(s): {usage}")
+            raise ConfigError(f"utility {self.text!r}: {func} of {signal!r} takes {_FUNCS[func]} "
+                              f"number(s): {usage}")
         if func == "clip":
             low, high = (None if args[0] == -np.inf else args[0]), (None if args[1] == np.inf else args[1])
             return {"signal": signal, "transform": "clip", "low": low, "high": high}
@@ -348,9 +369,11 @@ class _Parser:
         return {"signal": signal, "transform": func}
 
 
-def add_utility(frame: pd.DataFrame, formula: UtilityFormula | Sequence[Mapping[str, Any]] | Mapping[str, float],
+def add_utility(frame: pd.DataFrame,
+                formula: UtilityFormula | Sequence[Mapping[str, Any]] | Mapping[str, float],
                 column: str = "utility") -> pd.DataFrame:
-    """A copy of ``frame`` with the formula's value in ``column`` (``frame.attrs["utility"]`` names the formula)."""
+    """A copy of ``frame`` with the formula's value in ``column`` (``frame.attrs["utility"]`` names
+    the formula)."""
     f = formula if isinstance(formula, UtilityFormula) else UtilityFormula.from_config(formula)
     out = frame.copy()
     out[column] = f.apply(frame)
@@ -393,13 +416,15 @@ class Normalizer:
             zero = np.flatnonzero((count > 0) & (np.abs(mean) < 1e-12))
             if len(zero):
                 ids = (data.users if self.side == "user" else data.items).ids
-                raise DataError(f"normalisation 'divide': {self.side} {ids[zero[0]]!r} has mean 0; use 'center'")
+                raise DataError(f"normalisation 'divide': {self.side} {ids[zero[0]]!r} has mean 0; "
+                                "use 'center'")
         return FittedNormalizer(self.kind, self.side, mean, std, float(v.mean()), float(v.std() or 1.0))
 
 
     @property
     def label(self) -> str:
-        """``user-zscore``, ``item-center``, ...: what :func:`parse_normalize` reads and result rows report."""
+        """``user-zscore``, ``item-center``, ...: what :func:`parse_normalize` reads and result rows
+        report."""
         return f"{self.side}-{self.kind}"
 
 

@@ -18,7 +18,7 @@ from recforge.models.signals.linear import ImplicitToExplicitLinear
 from recforge.testing.conformance import RecommenderConformance
 
 torch = pytest.importorskip("torch")
-from recforge.models.signals.mlp import ImplicitToExplicit  # noqa: E402
+from recforge.models.signals.mlp import ImplicitToExplicit
 
 
 def _small_log() -> Interactions:
