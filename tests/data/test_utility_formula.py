@@ -79,7 +79,8 @@ def test_normalize_values() -> None:
 
 def test_clip_bounds_in_a_term_table_are_checked_too() -> None:
     with pytest.raises(ConfigError, match="clip low 10 is above high 0"):
-        UtilityFormula.from_config({"terms": [{"signal": "hours", "transform": "clip", "low": 10, "high": 0}]})
+        UtilityFormula.from_config({"terms": [{"signal": "hours", "transform": "clip",
+                                               "low": 10, "high": 0}]})
     assert parse_formula("clip(hours, -inf, 3)").expression() == "clip(hours, -inf, 3)"
     assert parse_formula("clip(hours, 2, 2)").expression() == "clip(hours, 2, 2)"
 

@@ -1,4 +1,5 @@
-"""rating-masked / rating-masked-users: ratings hidden, rows and signals kept; and the run path on a real log."""
+"""rating-masked / rating-masked-users: ratings hidden, rows and signals kept; and the run path on a
+real log."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def test_run_and_evaluate_on_the_real_format(tmp_path):
     assert res.exit_code == 0, res.output
     assert '"RMSE"' in res.stdout and (tmp_path / "run" / "model.npz").exists()
     res = runner.invoke(app, ["evaluate", "--dataset", "myanimelist2020-sample", "--model",
-                              "implicit-to-explicit-linear", "--protocol", "rating-masked", "--format", "csv"])
+                              "implicit-to-explicit-linear", "--protocol", "rating-masked",
+                              "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert "rating-masked,myanimelist2020-sample" in res.stdout
 
@@ -129,4 +131,5 @@ def test_protocol_and_model_find_the_rating_signal_by_the_same_rule():
         evaluate(make_model("bias"), two, "rating-masked")
     with pytest.raises(DataError, match=r"several rating signals \(completion, rating\); set rating_signal"):
         make_model("implicit-to-explicit-linear").fit(two)
-    assert make_model("implicit-to-explicit-linear", {"rating_signal": "rating"}).fit(two).rating_signal_ == "rating"
+    told = make_model("implicit-to-explicit-linear", {"rating_signal": "rating"}).fit(two)
+    assert told.rating_signal_ == "rating"

@@ -17,7 +17,8 @@ class TestNormalizedConformance(RecommenderConformance):
     changes = {"model": "global-mean", "params": {"reg_user": 50.0}, "kind": "center", "side": "item"}
     unchanged: dict[str, str] = {}
     invalid = [{"model": "ease"}, {"kind": "minmax"}, {"side": "both"}, {"model": "nope"},
-               {"model": "implicit-to-explicit-linear"}]  # learns its rating signal, not the normalised values
+               # learns its rating signal, not the normalised values:
+               {"model": "implicit-to-explicit-linear"}]
 
 
 def test_predictions_are_the_inner_models_on_the_original_scale() -> None:
