@@ -90,3 +90,19 @@ def test_a_term_tables_number_that_is_not_a_number_is_one_line(value) -> None:
     """A config file's ``weight = "lots"`` was a ValueError traceback."""
     with pytest.raises(ConfigError, match="utility term 'plays': weight must be a number"):
         UtilityFormula.from_config({"terms": [{"signal": "plays", "weight": value}]})
+
+
+@pytest.mark.parametrize("spec", [5, 2.5, {"terms": 3}, None])
+def test_a_utility_that_is_not_a_formula_is_one_line(spec) -> None:
+    """``utility = 5`` or ``{terms = 3}`` in a config file were TypeError tracebacks."""
+    with pytest.raises(ConfigError, match="is not a formula"):
+        UtilityFormula.from_config(spec)
+
+
+@pytest.mark.parametrize("spec", [3, 2.5, True])
+def test_signals_that_are_not_a_list_are_one_line(spec) -> None:
+    """``signals = 3`` in a config file was a TypeError traceback."""
+    from recforge.data.interactions import parse_signals
+
+    with pytest.raises(ConfigError, match="is not a signal list"):
+        parse_signals(spec, where="[dataset] signals")

@@ -32,6 +32,9 @@ def parse_signals(spec: SignalSpec, *, where: str = "signals") -> dict[str, str]
     if spec is None:
         return {}
     items: list[tuple[str, str]] = []
+    if not isinstance(spec, (str, Sequence, Mapping)):
+        raise ConfigError(f"{where}: {spec!r} is not a signal list (use \"name[:kind]\", a list of them "
+                          "or a {name = kind} table)")
     if isinstance(spec, Mapping):
         items = [(str(k), str(v)) for k, v in spec.items()]
     else:

@@ -145,6 +145,9 @@ class UtilityFormula:
             return parse_formula(" + ".join(spec))  # type: ignore[arg-type]
         if isinstance(spec, Mapping):
             spec = [{"signal": k, "weight": v} for k, v in spec.items()]
+        if not isinstance(spec, Sequence):
+            raise ConfigError(f"utility: {spec!r} is not a formula; use a text (\"log1p(plays) + rating\"), "
+                              "a list of term tables or {terms = [...]}")
         terms = []
         for t in spec:
             if not isinstance(t, Mapping) or "signal" not in t:
