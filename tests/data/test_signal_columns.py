@@ -212,3 +212,11 @@ def test_signal_stats_by_hand() -> None:
     inter = Interactions.from_dataframe(pd.DataFrame({"user_id": [1, 2], "item_id": [1, 1], "h": [0.0, 3.0]}),
                                         signals=["h:duration"])
     assert compute_stats(inter).signals["h"]["mean"] == 1.5
+
+
+def test_the_user_or_item_column_named_as_a_signal_says_so(tmp_path: Path) -> None:
+    """--signal user_id used to say 'no user column found', which hid the cause."""
+    p = _write(tmp_path)
+    for col in ("user_id", "item_id"):
+        with pytest.raises(DataError, match=f"column '{col}' is named as a signal .*drop it from the signals"):
+            data_source(p, duplicates="last", signals=[col]).load()
