@@ -218,5 +218,5 @@ def test_the_user_or_item_column_named_as_a_signal_says_so(tmp_path: Path) -> No
     """--signal user_id used to say 'no user column found', which hid the cause."""
     p = _write(tmp_path)
     for col in ("user_id", "item_id"):
-        with pytest.raises(DataError, match=f"column '{col}' is named as a signal .*drop it from the signals"):
+        with pytest.raises(DataError, match=f"column '{col}' is named as a signal .*drop it from the"):
             data_source(p, duplicates="last", signals=[col]).load()

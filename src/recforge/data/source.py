@@ -406,8 +406,8 @@ class DataSource:
         if missing:
             taken = [c for role in missing for c in kinds if c in have and _norm(c) in KNOWN_COLUMNS[role]]
             if taken:
-                raise DataError(f"{path}: column {taken[0]!r} is named as a signal (--signal), so it cannot be "
-                                "the user or item column; drop it from the signals")
+                raise DataError(f"{path}: column {taken[0]!r} is named as a signal (--signal), so it "
+                                "cannot be the user or item column; drop it from the signals")
             flags = " and ".join(f"--{role}-col" for role in missing)
             raise DataError(f"{path}: missing column(s) {', '.join(repr(r + '_id') for r in missing)}: no "
                             f"{' or '.join(missing)} column found; name it with {flags} (the file's columns are "
