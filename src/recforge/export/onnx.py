@@ -343,6 +343,7 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
     parity = ctr_onnx_parity(model, folder) if verify else {}
     quantized = _quantize_ctr(model, folder) if quantize == "int8" and not {
         k: v for k, v in parity.items() if not v <= tol} else None
+    rejected = quantized.pop("rejected", False) if quantized is not None else False
     s = len(model.slot_fields_)
     meta = {
         "format": "recforge-onnx", "version": 1, "model": model.name, "task": "ctr",
@@ -354,7 +355,7 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
         "encoder": "encoder.json" if enc is not None else None,
         "score": "logit y(x) and click probability s(y(x)) of each encoded feature row",
         "parity_max_abs_diff": parity,
-        "quantized": quantized,
+        "quantized": None if rejected else quantized,
     }
     with atomic_write(folder / "model.json") as fh:
         fh.write(json.dumps(meta, indent=2) + "\n")
@@ -362,10 +363,10 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
     bad = {k: v for k, v in parity.items() if not v <= tol}
     if bad:
         raise DataError(f"ONNX parity check failed (max abs diff {bad}, tolerance {tol})")
-    if quantized is not None and not quantized["spearman_logit"] >= QUANTIZED_MIN_SPEARMAN:
+    if rejected:
         raise DataError("int8 quantization changes the model's order too much "
                         f"(Spearman {quantized['spearman_logit']:.4f} "
-                        f"< {QUANTIZED_MIN_SPEARMAN} against the float graph); export without quantize")
+                        f"< {QUANTIZED_MIN_SPEARMAN} against the float graph); {folder} keeps the float graph")
     return paths
 
 
@@ -379,13 +380,23 @@ def _quantize_ctr(model: Any, folder: Path) -> dict[str, Any]:
     src = folder / "score.onnx"
     idx, val = _ctr_rows(model, 2048, 1)
     ref_z, ref_p = onnx_session(src).run(["logit", "probability"], {"index": idx, "value": val})
-    with atomic_path(src) as tmp:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
-    z, p = onnx_session(src).run(["logit", "probability"], {"index": idx, "value": val})
-    rho = float(spearmanr(z.reshape(-1), ref_z.reshape(-1)).statistic) if np.ptp(ref_z) > 0 else 1.0
-    return {"kind": "int8-dynamic", "rows": len(idx), "spearman_logit": rho,
-            "max_abs_diff_vs_float": {"logit": float(np.max(np.abs(z - ref_z))),
-                                      "probability": float(np.max(np.abs(p - ref_p)))}}
+    try:
+        with atomic_path(src) as tmp:
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+            z, p = onnx_session(tmp).run(["logit", "probability"], {"index": idx, "value": val})
+            rho = float(spearmanr(z.reshape(-1), ref_z.reshape(-1)).statistic) if np.ptp(ref_z) > 0 else 1.0
+            result = {"kind": "int8-dynamic", "rows": len(idx), "spearman_logit": rho,
+                      "max_abs_diff_vs_float": {"logit": float(np.max(np.abs(z - ref_z))),
+                                                "probability": float(np.max(np.abs(p - ref_p)))}}
+            if not rho >= QUANTIZED_MIN_SPEARMAN:
+                raise _Rejected(result)  # the float graph stays in place
+    except _Rejected as rejected:
+        return {**rejected.args[0], "rejected": True}
+    return result
+
+
+class _Rejected(Exception):
+    """The int8 graph failed its order check (carries its measurements)."""
 
 
 class OnnxCTRScorer:
