@@ -1,4 +1,5 @@
-"""Implicit-to-explicit ratings on the simulated play log: accuracy against the baselines, and the cold-start route.
+"""Implicit-to-explicit ratings on the simulated play log: accuracy against the baselines, and the
+cold-start route.
 
 ``python -m benchmarks.bench_implicit_to_explicit`` (``--quick``: one simulator seed); the fragment is
 ``results/implicit_to_explicit.md``. Every number is on **simulated** data
@@ -68,7 +69,8 @@ def accuracy_rows(seeds: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def cold_route_split(sim: SimulatedLog, holdout: float = 0.25, seed: int = 0) -> tuple[Interactions, Interactions]:
+def cold_route_split(sim: SimulatedLog, holdout: float = 0.25, seed: int = 0
+                     ) -> tuple[Interactions, Interactions]:
     """``(train log, held-out pairs)``: ``holdout`` of each never-rating user's rows removed from the
     log (rows and signals), their true ratings as the held-out values."""
     data = sim.interactions
@@ -77,7 +79,7 @@ def cold_route_split(sim: SimulatedLog, holdout: float = 0.25, seed: int = 0) ->
     out = np.zeros(len(data), bool)
     for u in sim.cold_users:
         rows = cold_rows[data.user_idx[cold_rows] == u]
-        n = max(1, int(round(holdout * len(rows))))
+        n = max(1, round(holdout * len(rows)))
         out[rng.choice(rows, n, replace=False)] = True
     test = data.subset(out)
     test.values = sim.true_rating[out]
@@ -92,7 +94,8 @@ def _score(model: Any, test: Interactions) -> tuple[float, float]:
 
 
 def cold_route_rows(seeds: list[int]) -> list[dict[str, Any]]:
-    """Section 2: a rating model trained without, with predicted, and with true ratings for the users who never rated."""
+    """Section 2: a rating model trained without, with predicted, and with true ratings for the users
+    who never rated."""
     got: dict[tuple[str, str], dict[str, list[float]]] = {}
     for seed in seeds:
         sim = simulate_log(seed=seed)
@@ -142,21 +145,30 @@ def main(argv: list[str] | None = None) -> str:
     spec = simulate_log(seed=0).describe()
     text = (
         "## Implicit-to-explicit ratings (simulated play log)\n\n"
-        "**Simulated data** (`recforge.data.simulate`, generative process in its docstring: true preference -> "
-        "plays, replays, dwell, completion with noise; ratings 1-5 with a per-user rating style; ratings missing "
+        "**Simulated data** (`recforge.data.simulate`, generative process in its docstring: "
+        "true preference -> "
+        "plays, replays, dwell, completion with noise; ratings 1-5 with a per-user rating style; "
+        "ratings missing "
         "not at random; 20% of users never rate). "
-        f"Per seed: {spec['users']} users, {spec['items']} items, ~{spec['rows']:,} rows, ~{spec['rated_rows']:,} "
-        f"observed ratings (seed 0). Mean over simulator seeds {', '.join(map(str, seeds))} (sd: across seeds); "
+        f"Per seed: {spec['users']} users, {spec['items']} items, ~{spec['rows']:,} rows, "
+        f"~{spec['rated_rows']:,} "
+        f"observed ratings (seed 0). Mean over simulator seeds {', '.join(map(str, seeds))} "
+        "(sd: across seeds); "
         "models with defaults, fit seed 0. `python -m benchmarks.bench_implicit_to_explicit`.\n\n"
         "### Hidden ratings: `rating-masked` and `rating-masked-users`\n\n"
-        "`rating-masked` hides 20% of the observed ratings, `rating-masked-users` every rating of 20% of the raters; "
-        "the rows and their signals stay in training. `global-mean`, `bias` and `svd` learn from the observed ratings "
-        "(a hidden user is unknown to them: the fallback share); the implicit-to-explicit models from the whole log.\n\n"
+        "`rating-masked` hides 20% of the observed ratings, `rating-masked-users` every rating of 20% "
+        "of the raters; "
+        "the rows and their signals stay in training. `global-mean`, `bias` and `svd` learn from the "
+        "observed ratings "
+        "(a hidden user is unknown to them: the fallback share); the implicit-to-explicit models from "
+        "the whole log.\n\n"
         + md_table(acc) + "\n\n"
         "### The cold-start route: predicted ratings feeding a rating model\n\n"
-        "The simulator's users who never rated lose 25% of their rows (rows and signals gone); the rating model is "
+        "The simulator's users who never rated lose 25% of their rows (rows and signals gone); "
+        "the rating model is "
         "trained on the observed ratings only, on the log completed by an implicit-to-explicit model "
-        "(`fill_ratings`: observed ratings kept, the missing ones predicted), or on the cold users' true ratings "
+        "(`fill_ratings`: observed ratings kept, the missing ones predicted), or on the cold users' "
+        "true ratings "
         "(ceiling), and scored on the held-out pairs' true ratings (cold users only).\n\n"
         + md_table(route) + "\n\n"
         f"_Measured on {machine()}; the machine is shared with other jobs (fit times are indicative only; "

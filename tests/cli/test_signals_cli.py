@@ -65,7 +65,8 @@ def test_data_stats_and_check_describe_each_signal(tmp_path: Path) -> None:
 
 
 def test_data_check_takes_the_data_options(tmp_path: Path) -> None:
-    rows = [f"{u} {i} {1 + (u * i) % 5} {1_600_000_000 + 100 * u + i}" for u in range(1, 13) for i in range(1, u % 4 + 3)]
+    rows = [f"{u} {i} {1 + (u * i) % 5} {1_600_000_000 + 100 * u + i}"
+            for u in range(1, 13) for i in range(1, u % 4 + 3)]
     raw = tmp_path / "log.dat"
     raw.write_text("\n".join(rows) + "\n")
     cols = ["--columns", "uid,iid,stars,ts", "--rating-col", "stars"]
@@ -86,14 +87,16 @@ def test_data_check_takes_the_data_options(tmp_path: Path) -> None:
         g = _json([*args, "--format", "json"])["protocols"]["given split"]
         assert (g["cold_users"], g["cold_items"], g["leak_rows_user"]) == (1, 1, 1)
     # --split-date gives a given split too
-    g = _json(["data", "check", str(train), "--split-date", "25", "--format", "json"])["protocols"]["given split"]
+    g = _json(["data", "check", str(train), "--split-date", "25", "--format", "json"]
+              )["protocols"]["given split"]
     assert (g["train_rows"], g["test_rows"]) == (2, 1)
     # a cell the loaders refuse is reported, not a crash
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,item_id,plays\n1,a,3\n1,b,x\n2,a,1\n")
     doc = _json(["data", "check", str(bad), "--signal", "plays", "--format", "json"])
     assert doc["signals"]["plays"]["n_not_numeric"] == 1
-    assert any("the loaders refuse this log" in w and "signal 'plays' is not a number" in w for w in doc["warnings"])
+    assert any("the loaders refuse this log" in w and "signal 'plays' is not a number" in w
+               for w in doc["warnings"])
 
 
 def test_utility_and_normalize_are_on_every_result_row(tmp_path: Path) -> None:
@@ -114,13 +117,18 @@ def test_utility_and_normalize_are_on_every_result_row(tmp_path: Path) -> None:
     truth = np.log1p(1) + 0.5 * 0.5 + 3
     assert row["RMSE"] == pytest.approx(abs(truth - 0.0), rel=1e-5)
     assert doc["utility"] == formula and doc["normalize"] == "user-center"
-    res = runner.invoke(app, ["evaluate", "--train", str(train), "--test", str(test), *SIGNALS, "--utility", formula,
+    res = runner.invoke(app, ["evaluate", "--train", str(train), "--test", str(test), *SIGNALS,
+                              "--utility", formula,
                               "--model", "global-mean", "--normalize", "user-center"], env={"COLUMNS": "80"})
     flat = " ".join(res.stdout.split())  # the header line wraps at 80 columns
     assert "normalize: user-center" in flat and f"utility: {formula}" in flat
     # one-line errors
     _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "plays", "--model", "popularity",
             "--normalize", "user-zscore"], "popularity is a ranking model")
+    _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--model", "implicit-to-explicit-linear",
+            "--normalize", "user-zscore"], "learns its rating signal, not the normalised values")
+    _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "clip(hours, 5, 1)", "--model", "bias"],
+           "clip low 5 is above high 1")
     _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "log2(plays)", "--model", "bias"],
            "unknown transform 'log2'")
     _fails(["evaluate", "--dataset", str(log), *SIGNALS, "--utility", "plays + skips", "--model", "bias"],
@@ -139,7 +147,8 @@ def test_synth_signals_are_deterministic_and_follow_the_preference(tmp_path: Pat
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns) == ["user_id", "item_id", "rating", "timestamp", "plays", "hours"]
     # the same ids, times and (where kept) ratings as without signals
-    pd.testing.assert_frame_equal(a[["user_id", "item_id", "timestamp"]], plain[["user_id", "item_id", "timestamp"]])
+    keys = ["user_id", "item_id", "timestamp"]
+    pd.testing.assert_frame_equal(a[keys], plain[keys])
     kept = a["rating"].notna()
     np.testing.assert_array_equal(a.loc[kept, "rating"], plain.loc[kept, "rating"])
     assert 0.25 < kept.mean() < 0.35  # rated_share 0.3 of 4,000 rows
@@ -192,6 +201,7 @@ def test_the_readme_section_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     shutil.copy(EXAMPLE, tmp_path / "configs" / "examples" / EXAMPLE.name)
     monkeypatch.chdir(tmp_path)
     for command in commands:
-        res = runner.invoke(app, [*shlex.split(command)[1:], *(["--logger", "none"] if " run " in command else [])])
+        quiet = ["--logger", "none"] if " run " in command else []
+        res = runner.invoke(app, [*shlex.split(command)[1:], *quiet])
         assert res.exit_code == 0, (command, res.output)
     assert "normalize: user-center" in " ".join(res.stdout.split())

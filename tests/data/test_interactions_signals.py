@@ -18,7 +18,8 @@ def _log(**kw):
 
 
 def test_signals_are_sliced_with_their_rows_and_kinds_default_to_count():
-    data = _log(signals={"plays": [3, 1, 4, 1], "hours": [0.5, 0.1, 2.0, 0.2]}, signal_kinds={"hours": "duration"})
+    data = _log(signals={"plays": [3, 1, 4, 1], "hours": [0.5, 0.1, 2.0, 0.2]},
+                signal_kinds={"hours": "duration"})
     assert data.signal_kinds == {"plays": "count", "hours": "duration"}
     sub = data.subset(np.array([2, 0]))
     np.testing.assert_array_equal(sub.signals["plays"], [4, 3])

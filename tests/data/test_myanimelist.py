@@ -9,7 +9,8 @@ from recforge.data.myanimelist import STATUSES, read_myanimelist
 from recforge.errors import DataError
 from tests.conftest import has_dataset
 
-needs_sample = pytest.mark.skipif(not has_dataset("myanimelist2020-sample"), reason="myanimelist sample not available")
+needs_sample = pytest.mark.skipif(not has_dataset("myanimelist2020-sample"),
+                                  reason="myanimelist sample not available")
 
 
 @needs_sample
@@ -51,7 +52,10 @@ def test_score_zero_is_missing_and_status_is_one_hot(tmp_path):
     ("7,1,5,5,3\n", "line 2: column 'watching_status' is 5, not one of"),
     ("7,1,5,2,-1\n", "line 2: column 'watched_episodes' is negative"),
     ("7,1,11,2,3\n7,2,3,2,3\n", "line 2: column 'rating' is 11, outside 0-10"),
-    ("7,1,5,2,3\n7,2,x,2,3\n", "line 3: column 'rating' is not a number"),
+    ("7,1,5,2,3\n7,2,x,2,3\n", "line 3: column 'rating' is not a finite number \\('x'\\)"),
+    ("7,1,5,2,3\n7,2,,2,3\n", "line 3: column 'rating' is empty$"),
+    # was read as inf:
+    ("7,1,5,2,inf\n", "line 2: column 'watched_episodes' is not a finite number \\('inf'\\)"),
     ("7,1,5,2,3\n7,1,6,2,4\n", "duplicate"),
 ])
 def test_bad_rows_are_one_line_errors(tmp_path, body, message):
@@ -77,7 +81,8 @@ def test_end_to_end_fit_and_predict_on_the_rating_scale():
     d = load("myanimelist2020-sample", download=False).interactions
     unscored = ~np.isfinite(d.signals["rating"])
     for name in ("implicit-to-explicit-linear", "implicit-to-explicit"):
-        model = make_model(name, {"epochs": 5} if name == "implicit-to-explicit" else {}).fit(d, FitOptions(seed=0))
+        params = {"epochs": 5} if name == "implicit-to-explicit" else {}
+        model = make_model(name, params).fit(d, FitOptions(seed=0))
         pred = model.predict(d.users.ids[d.user_idx[unscored]], d.items.ids[d.item_idx[unscored]])
         assert np.isfinite(pred).all() and pred.min() >= 1 and pred.max() <= 10
         filled = model.fill_ratings(d)

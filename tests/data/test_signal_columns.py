@@ -1,4 +1,5 @@
-"""Named signal columns through every reader: exact values, the duplicates rule, kinds checked, one-line errors."""
+"""Named signal columns through every reader: exact values, the duplicates rule, kinds checked,
+one-line errors."""
 
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def test_bad_signal_cells_are_one_line_errors(tmp_path: Path, cell: str, kind: s
 
 def test_unknown_signal_column_lists_columns_and_nearest(tmp_path: Path) -> None:
     p = _write(tmp_path)
-    with pytest.raises(DataError, match=r"no column 'play' \(--signal\); did you mean 'plays'\? the file's columns"):
+    with pytest.raises(DataError,
+                       match=r"no column 'play' \(--signal\); did you mean 'plays'\? the file's columns"):
         data_source(p, duplicates="last", signals=["play"]).load()
     with pytest.raises(DataError, match="missing column"):
         Interactions.from_csv(p, signals=["play"])
@@ -152,7 +154,8 @@ def test_utility_is_the_value_and_is_stated(tmp_path: Path) -> None:
 
 
 def test_utility_options_that_contradict_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="utility names 'hours', not declared as a signal: add --signal hours"):
+    with pytest.raises(ConfigError,
+                       match="utility names 'hours', not declared as a signal: add --signal hours"):
         DataSource(path="log.csv", signals=("plays",), utility="plays + hours")
     with pytest.raises(ConfigError, match="drop --rating-col"):
         DataSource(path="log.csv", rating_col="rating", signals=("plays",), utility="plays")
@@ -194,7 +197,8 @@ def test_to_frame_names_the_value_column_apart_from_a_rating_signal(tmp_path: Pa
     p = _write(tmp_path)
     ds = data_source(p, duplicates="last", signals=SIGNALS, utility="plays + rating").load()
     frame = to_frame(ds.interactions)
-    assert list(frame.columns) == ["user_id", "item_id", "value", "timestamp", "plays", "hours", "rating", "liked"]
+    assert list(frame.columns) == ["user_id", "item_id", "value", "timestamp",
+                                   "plays", "hours", "rating", "liked"]
     np.testing.assert_allclose(frame["value"], frame["plays"] + frame["rating"].fillna(0))
 
 
@@ -208,3 +212,11 @@ def test_signal_stats_by_hand() -> None:
     inter = Interactions.from_dataframe(pd.DataFrame({"user_id": [1, 2], "item_id": [1, 1], "h": [0.0, 3.0]}),
                                         signals=["h:duration"])
     assert compute_stats(inter).signals["h"]["mean"] == 1.5
+
+
+def test_the_user_or_item_column_named_as_a_signal_says_so(tmp_path: Path) -> None:
+    """--signal user_id used to say 'no user column found', which hid the cause."""
+    p = _write(tmp_path)
+    for col in ("user_id", "item_id"):
+        with pytest.raises(DataError, match=f"column '{col}' is named as a signal .*drop it from the"):
+            data_source(p, duplicates="last", signals=[col]).load()

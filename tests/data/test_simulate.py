@@ -10,7 +10,8 @@ from recforge.errors import ConfigError
 
 
 def test_same_spec_same_log_and_every_row_labelled_simulated():
-    a, b = simulate_log(n_users=80, n_items=50, seed=4), simulate_log(SimulationSpec(n_users=80, n_items=50, seed=4))
+    a = simulate_log(n_users=80, n_items=50, seed=4)
+    b = simulate_log(SimulationSpec(n_users=80, n_items=50, seed=4))
     assert a.interactions.name.startswith("simulated") and "seed=4" in a.interactions.name
     np.testing.assert_array_equal(a.interactions.user_idx, b.interactions.user_idx)
     np.testing.assert_array_equal(a.interactions.signals["dwell"], b.interactions.signals["dwell"])

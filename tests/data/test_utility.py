@@ -38,7 +38,8 @@ def test_weights_and_transforms() -> None:
     # the description is the formula's text syntax, which parses back to the same formula
     assert f.describe() == "utility = 2*log1p(plays) + clip(hours, -inf, 3) + 0.5*binarize(rating, 4)"
     assert UtilityFormula.from_config(f.expression()) == f
-    assert UtilityFormula.from_config({"plays": 1.0, "rating": 2.0}).describe() == "utility = plays + 2*rating"
+    got = UtilityFormula.from_config({"plays": 1.0, "rating": 2.0}).describe()
+    assert got == "utility = plays + 2*rating"
 
 
 def test_bad_formulas_and_signals_are_one_line_errors() -> None:

@@ -53,6 +53,9 @@ def test_expression_is_canonical() -> None:
     ("binarize(plays)", r"binarize of 'plays' takes 1 number\(s\)"),
     ("plays & 3", "unexpected '& 3' at character 7"),
     ("2*3", "a term needs a signal"),
+    ("clip(hours, 5, 1)", "clip low 5 is above high 1"),  # would clip every value to 1, silently
+    ("clip(hours, 1, -inf)", "clip low 1 is above high -inf"),
+    ("hours:clip(inf)", "clip low inf is above high inf"),
 ])
 def test_bad_formulas_are_one_line_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -72,3 +75,34 @@ def test_normalize_values() -> None:
     assert Normalizer("divide", "item").label == "item-divide"
     with pytest.raises(ConfigError, match="did you mean 'user-zscore'"):
         parse_normalize("user-zcore")
+
+
+def test_clip_bounds_in_a_term_table_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="clip low 10 is above high 0"):
+        UtilityFormula.from_config({"terms": [{"signal": "hours", "transform": "clip",
+                                               "low": 10, "high": 0}]})
+    assert parse_formula("clip(hours, -inf, 3)").expression() == "clip(hours, -inf, 3)"
+    assert parse_formula("clip(hours, 2, 2)").expression() == "clip(hours, 2, 2)"
+
+
+@pytest.mark.parametrize("value", ["lots", [1, 2], True])
+def test_a_term_tables_number_that_is_not_a_number_is_one_line(value) -> None:
+    """A config file's ``weight = "lots"`` was a ValueError traceback."""
+    with pytest.raises(ConfigError, match="utility term 'plays': weight must be a number"):
+        UtilityFormula.from_config({"terms": [{"signal": "plays", "weight": value}]})
+
+
+@pytest.mark.parametrize("spec", [5, 2.5, {"terms": 3}, None])
+def test_a_utility_that_is_not_a_formula_is_one_line(spec) -> None:
+    """``utility = 5`` or ``{terms = 3}`` in a config file were TypeError tracebacks."""
+    with pytest.raises(ConfigError, match="is not a formula"):
+        UtilityFormula.from_config(spec)
+
+
+@pytest.mark.parametrize("spec", [3, 2.5, True])
+def test_signals_that_are_not_a_list_are_one_line(spec) -> None:
+    """``signals = 3`` in a config file was a TypeError traceback."""
+    from recforge.data.interactions import parse_signals
+
+    with pytest.raises(ConfigError, match="is not a signal list"):
+        parse_signals(spec, where="[dataset] signals")

@@ -1,4 +1,5 @@
-"""rating-masked / rating-masked-users: ratings hidden, rows and signals kept; and the run path on a real log."""
+"""rating-masked / rating-masked-users: ratings hidden, rows and signals kept; and the run path on a
+real log."""
 
 from __future__ import annotations
 
@@ -92,6 +93,43 @@ def test_run_and_evaluate_on_the_real_format(tmp_path):
     assert res.exit_code == 0, res.output
     assert '"RMSE"' in res.stdout and (tmp_path / "run" / "model.npz").exists()
     res = runner.invoke(app, ["evaluate", "--dataset", "myanimelist2020-sample", "--model",
-                              "implicit-to-explicit-linear", "--protocol", "rating-masked", "--format", "csv"])
+                              "implicit-to-explicit-linear", "--protocol", "rating-masked",
+                              "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert "rating-masked,myanimelist2020-sample" in res.stdout
+
+
+def test_a_model_predicting_another_signal_than_the_hidden_rating_is_refused():
+    """rating_signal naming a signal other than the one the protocol hides would score the hidden
+    ratings against predictions of something else (plays): a one-line error, not a wrong RMSE."""
+    sim = simulate_log(n_users=40, n_items=30, seed=1)
+    with pytest.raises(ConfigError, match="hides the ratings of 'rating'.*rating_signal 'plays'"):
+        evaluate(make_model("implicit-to-explicit-linear", {"rating_signal": "plays"}), sim.interactions,
+                 "rating-masked")
+    res = evaluate(make_model("implicit-to-explicit-linear", {"rating_signal": "rating"}), sim.interactions,
+                   "rating-masked")
+    assert np.isfinite(res.table.iloc[0]["RMSE"])
+
+
+def test_the_rating_signal_as_an_input_signal_is_refused():
+    """signals = ["rating"] with the rating found by its kind would feed the target in as a feature."""
+    sim = simulate_log(n_users=40, n_items=30, seed=1)
+    with pytest.raises(DataError, match="signals.*'rating' is the rating signal"):
+        make_model("implicit-to-explicit-linear", {"signals": ("plays", "rating")}).fit(sim.interactions)
+
+
+def test_protocol_and_model_find_the_rating_signal_by_the_same_rule():
+    """One signal of kind rating: both use it; two: both refuse in one line (the model unless told which)."""
+    from dataclasses import replace
+
+    from recforge.data.interactions import rating_signal_name
+
+    data = simulate_log(n_users=40, n_items=30, seed=1).interactions
+    assert rating_signal_name(data) == "rating"
+    two = replace(data, signal_kinds={**data.signal_kinds, "completion": "rating"}, _cache={})
+    with pytest.raises(DataError, match=r"several rating signals \(completion, rating\); keep one"):
+        evaluate(make_model("bias"), two, "rating-masked")
+    with pytest.raises(DataError, match=r"several rating signals \(completion, rating\); set rating_signal"):
+        make_model("implicit-to-explicit-linear").fit(two)
+    told = make_model("implicit-to-explicit-linear", {"rating_signal": "rating"}).fit(two)
+    assert told.rating_signal_ == "rating"

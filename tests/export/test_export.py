@@ -280,3 +280,23 @@ def _get_deepfm_wide():
     train = toy_ctr(600)[0]
     config = {"epochs": 2, "batch_size": 128, "embedding_size": 8, "hidden": (64, 64)}
     return get_model_class("deepfm")(config).fit(train, FitOptions(seed=0, threads=1))
+
+
+def test_a_rejected_int8_graph_leaves_the_float_export_in_place(tmp_path, monkeypatch):
+    """When the int8 graph fails its order check, an existing export folder (a new one is removed)
+    used to hold it (and a model.json that described it) after the error; now it keeps the float
+    graph and says so."""
+    import onnx
+
+    from recforge.errors import DataError
+    from recforge.export import onnx as onnx_export
+
+    model = _get_deepfm_wide()
+    monkeypatch.setattr(onnx_export, "QUANTIZED_MIN_SPEARMAN", 1.5)  # no graph can pass
+    (tmp_path / "q").mkdir()  # re-exporting into the folder the service reads
+    with pytest.raises(DataError, match="changes the model's order too much.*keeps the float graph"):
+        export_model(model, tmp_path / "q", format="onnx", quantize="int8")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q" / "score.onnx")).graph.node}
+    assert not ops & {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"}, ops
+    assert json.loads((tmp_path / "q" / "model.json").read_text())["quantized"] is None
+    assert not [p.name for p in (tmp_path / "q").iterdir() if p.name.startswith(".")]  # no temp file left

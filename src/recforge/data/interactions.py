@@ -32,6 +32,9 @@ def parse_signals(spec: SignalSpec, *, where: str = "signals") -> dict[str, str]
     if spec is None:
         return {}
     items: list[tuple[str, str]] = []
+    if not isinstance(spec, (str, Sequence, Mapping)):
+        raise ConfigError(f"{where}: {spec!r} is not a signal list (use \"name[:kind]\", a list of them "
+                          "or a {name = kind} table)")
     if isinstance(spec, Mapping):
         items = [(str(k), str(v)) for k, v in spec.items()]
     else:
@@ -54,6 +57,21 @@ def parse_signals(spec: SignalSpec, *, where: str = "signals") -> dict[str, str]
             raise ConfigError(f"{where}: signal {name!r} is named twice")
         out[name] = kind
     return out
+
+
+def rating_signal_name(data: Interactions, *, several: str = "keep one") -> str:
+    """The name of ``data``'s one signal of kind ``rating`` (``""`` when it has none).
+
+    The rule the implicit-to-explicit models and the ``rating-masked`` protocols share, so that they
+    agree on which signal is the rating.
+
+    Raises:
+        DataError: Several signals are of kind ``rating`` (``several`` says what to do).
+    """
+    named = [k for k, v in data.signal_kinds.items() if v == "rating"]
+    if len(named) > 1:
+        raise DataError(f"{data.name}: several rating signals ({', '.join(named)}); {several}")
+    return named[0] if named else ""
 
 
 @dataclass(eq=False)

@@ -34,16 +34,20 @@ _NEEDED = ("user_id", "anime_id", "watching_status", "watched_episodes")
 
 
 def _numbers(df: pd.DataFrame, col: str, path: Path, offset: int) -> np.ndarray:
-    vals = pd.to_numeric(df[col], errors="coerce")
-    bad = vals.isna().to_numpy()
+    vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(vals)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: line {row + offset}: column {col!r} is not a number ({df[col].iloc[row]!r})")
-    return vals.to_numpy(dtype=np.float64)
+        cell = df[col].iloc[row]
+        empty = pd.isna(cell) or not str(cell).strip()
+        what = "is empty" if empty else f"is not a finite number ({str(cell)!r})"
+        raise DataError(f"{path}: line {row + offset}: column {col!r} {what}")
+    return vals
 
 
 def read_myanimelist(path: str | Path) -> Interactions:
-    """Read an ``animelist.csv`` file (header ``user_id,anime_id,rating|score,watching_status,watched_episodes``).
+    """Read an ``animelist.csv`` file
+    (header ``user_id,anime_id,rating|score,watching_status,watched_episodes``).
 
     Raises:
         DataError: One line naming the file, line and column: a missing column, a value that is
@@ -62,17 +66,20 @@ def read_myanimelist(path: str | Path) -> Interactions:
     unknown = ~np.isin(status, list(STATUSES))
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
-        raise DataError(f"{path}: line {row + offset}: column 'watching_status' is {status[row]:g}, not one of "
+        raise DataError(f"{path}: line {row + offset}: column 'watching_status' is {status[row]:g}, "
+                        "not one of "
                         f"{', '.join(f'{k} ({v})' for k, v in STATUSES.items())}")
     episodes = _numbers(df, "watched_episodes", path, offset)
     if (episodes < 0).any():
         row = int(np.flatnonzero(episodes < 0)[0])
-        raise DataError(f"{path}: line {row + offset}: column 'watched_episodes' is negative ({episodes[row]:g})")
+        raise DataError(f"{path}: line {row + offset}: column 'watched_episodes' is negative "
+                        f"({episodes[row]:g})")
     rating = _numbers(df, score, path, offset)
     outside = (rating < 0) | (rating > 10)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
-        raise DataError(f"{path}: line {row + offset}: column {score!r} is {rating[row]:g}, outside 0-10 (0 = not scored)")
+        raise DataError(f"{path}: line {row + offset}: column {score!r} is {rating[row]:g}, outside 0-10 "
+                        "(0 = not scored)")
     frame = pd.DataFrame({"user_id": df["user_id"].to_numpy(), "item_id": df["anime_id"].to_numpy()})
     for col in ("user_id", "item_id"):
         s = frame[col].astype(str)
@@ -80,7 +87,8 @@ def read_myanimelist(path: str | Path) -> Interactions:
             frame[col] = s.astype(np.int64)
     base = Interactions.from_dataframe(frame, "user_id", "item_id", source=str(path), line_offset=offset,
                                        name=stem(path))
-    signals = {"episodes": episodes, **{name: (status == code).astype(np.float32) for code, name in STATUSES.items()},
+    one_hot = {name: (status == code).astype(np.float32) for code, name in STATUSES.items()}
+    signals = {"episodes": episodes, **one_hot,
                "rating": np.where(rating > 0, rating, np.nan)}
     kinds = {"episodes": "count", **{name: "binary" for name in STATUSES.values()}, "rating": "rating"}
     return Interactions(base.user_idx, base.item_idx, base.values, base.users, base.items, explicit=False,

@@ -170,7 +170,7 @@ def simulate_log(spec: SimulationSpec | None = None, **overrides: Any) -> Simula
     true_rating = np.clip(np.round(spec.rating_mean + spec.rating_scale * (z + style[u_idx])
                                    + spec.rating_noise * noise[3]), 1, 5)
 
-    n_cold = int(round(spec.cold_user_fraction * nu))
+    n_cold = round(spec.cold_user_fraction * nu)
     cold = np.sort(rng.choice(nu, n_cold, replace=False)) if n_cold else np.empty(0, np.int64)
     strength = np.abs(z) / (1.0 + np.abs(z))
     rated = rng.random(n) < np.clip(spec.rated_fraction * (0.6 + 0.8 * strength), 0, 1)
@@ -181,8 +181,10 @@ def simulate_log(spec: SimulationSpec | None = None, **overrides: Any) -> Simula
         u_idx, i_idx, plays.astype(np.float32),
         Vocabulary(np.arange(1, nu + 1), "user"), Vocabulary(np.arange(1, ni + 1), "item"),
         explicit=False, name=spec.label(),
-        signals={"plays": plays, "replays": replays, "dwell": dwell, "completion": completion, "rating": rating},
+        signals={"plays": plays, "replays": replays, "dwell": dwell, "completion": completion,
+                 "rating": rating},
         signal_kinds={**SIGNALS, "rating": "rating"},
     )
-    return SimulatedLog(data, true_rating.astype(np.float32), z.astype(np.float32), rated, cold.astype(np.int64),
+    return SimulatedLog(data, true_rating.astype(np.float32), z.astype(np.float32), rated,
+                        cold.astype(np.int64),
                         spec)

@@ -404,6 +404,10 @@ class DataSource:
         item = named("item", self.item_col, "--item-col")
         missing = [role for role, col in (("user", user), ("item", item)) if col is None]
         if missing:
+            taken = [c for role in missing for c in kinds if c in have and _norm(c) in KNOWN_COLUMNS[role]]
+            if taken:
+                raise DataError(f"{path}: column {taken[0]!r} is named as a signal (--signal), so it "
+                                "cannot be the user or item column; drop it from the signals")
             flags = " and ".join(f"--{role}-col" for role in missing)
             raise DataError(f"{path}: missing column(s) {', '.join(repr(r + '_id') for r in missing)}: no "
                             f"{' or '.join(missing)} column found; name it with {flags} (the file's columns are "

@@ -43,7 +43,8 @@ from recforge.config import nearest
 from recforge.data.interactions import Interactions
 from recforge.errors import ConfigError, DataError
 
-__all__ = ["FittedNormalizer", "Normalizer", "Term", "UtilityFormula", "add_utility", "parse_formula", "parse_normalize"]
+__all__ = ["FittedNormalizer", "Normalizer", "Term", "UtilityFormula", "add_utility", "parse_formula",
+           "parse_normalize"]
 
 Transform = Literal["none", "log1p", "clip", "binarize"]
 TRANSFORMS = ("none", "log1p", "clip", "binarize")
@@ -71,6 +72,11 @@ class Term:
             raise ConfigError(f"utility term {self.signal!r}: binarize needs a threshold")
         if self.transform == "clip" and self.low is None and self.high is None:
             raise ConfigError(f"utility term {self.signal!r}: clip needs low and/or high")
+        if self.transform == "clip":
+            low = -np.inf if self.low is None else self.low
+            high = np.inf if self.high is None else self.high
+            if not low < np.inf or not high > -np.inf or low > high:
+                raise ConfigError(f"utility term {self.signal!r}: clip low {low:g} is above high {high:g}")
         if not np.isfinite(self.weight):
             raise ConfigError(f"utility term {self.signal!r}: weight must be a finite number")
 
@@ -82,7 +88,8 @@ class Term:
                 raise DataError(f"signal {self.signal!r}: log1p needs values >= 0")
             x = np.log1p(x)
         elif self.transform == "clip":
-            x = np.clip(x, -np.inf if self.low is None else self.low, np.inf if self.high is None else self.high)
+            x = np.clip(x, -np.inf if self.low is None else self.low,
+                        np.inf if self.high is None else self.high)
         elif self.transform == "binarize":
             x = (x >= self.threshold).astype(np.float64)
         return self.weight * x
@@ -96,6 +103,16 @@ class Term:
             "binarize": f"binarize({self.signal}, {_num(self.threshold, '')})",
         }[self.transform]
         return inner if self.weight == 1 else f"{self.weight:g}*{inner}"
+
+
+def _term_number(signal: Any, key: str, v: Any) -> float:
+    """A term table's ``weight``/``low``/``high``/``threshold`` as a float, or a one-line error."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ConfigError(f"utility term {signal!r}: {key} must be a number, not {v!r}")
+    try:
+        return float(v)
+    except ValueError:
+        raise ConfigError(f"utility term {signal!r}: {key} must be a number, not {v!r}") from None
 
 
 def _num(x: float | None, none: str) -> str:
@@ -121,20 +138,27 @@ class UtilityFormula:
         if isinstance(spec, Mapping) and "terms" in spec:
             unknown = set(spec) - {"terms"}
             if unknown:
-                raise ConfigError(f"utility: unknown key(s) {', '.join(sorted(map(str, unknown)))}; use terms")
+                raise ConfigError(f"utility: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                                  "use terms")
             return cls.from_config(spec["terms"])
         if isinstance(spec, Sequence) and spec and all(isinstance(t, str) for t in spec):
             return parse_formula(" + ".join(spec))  # type: ignore[arg-type]
         if isinstance(spec, Mapping):
             spec = [{"signal": k, "weight": v} for k, v in spec.items()]
+        if not isinstance(spec, Sequence):
+            raise ConfigError(f"utility: {spec!r} is not a formula; use a text (\"log1p(plays) + rating\"), "
+                              "a list of term tables or {terms = [...]}")
         terms = []
         for t in spec:
             if not isinstance(t, Mapping) or "signal" not in t:
-                raise ConfigError("each utility term is a table with a 'signal' key, e.g. {signal = \"plays\"}")
+                raise ConfigError("each utility term is a table with a 'signal' key, "
+                                  "e.g. {signal = \"plays\"}")
             unknown = set(t) - {"signal", "weight", "transform", "low", "high", "threshold"}
             if unknown:
-                raise ConfigError(f"utility term {t['signal']!r}: unknown key(s) {', '.join(sorted(unknown))}")
-            terms.append(Term(**{k: (float(v) if k in ("weight", "low", "high", "threshold") and v is not None else v)
+                raise ConfigError(f"utility term {t['signal']!r}: unknown key(s) "
+                                  f"{', '.join(sorted(unknown))}")
+            terms.append(Term(**{k: (_term_number(t["signal"], k, v)
+                                     if k in ("weight", "low", "high", "threshold") and v is not None else v)
                                  for k, v in t.items()}))
         if not terms:
             raise ConfigError("a utility formula needs at least one term")
@@ -152,7 +176,8 @@ class UtilityFormula:
             if t.signal not in frame.columns:
                 hint = nearest(t.signal, have)
                 did = f"; did you mean {hint!r}?" if hint else ""
-                raise DataError(f"utility: no signal column {t.signal!r}{did} the columns are {', '.join(have)}")
+                raise DataError(f"utility: no signal column {t.signal!r}{did} the columns are "
+                                f"{', '.join(have)}")
             col = pd.to_numeric(frame[t.signal], errors="coerce")
             bad = col.isna() & frame[t.signal].notna()
             if bad.any():
@@ -221,7 +246,8 @@ def parse_formula(text: str) -> UtilityFormula:
         m = _TOKEN.match(body, pos)
         if m is None:
             at = pos + len(body[pos:]) - len(body[pos:].lstrip())
-            raise ConfigError(f"utility {text!r}: unexpected {body[at:].strip()[:10]!r} at character {at + 1}")
+            raise ConfigError(f"utility {text!r}: unexpected {body[at:].strip()[:10]!r} "
+                              f"at character {at + 1}")
         kind = m.lastgroup or "op"
         tokens.append((kind, m.group(kind), m.start(kind)))
         pos = m.end()
@@ -248,7 +274,8 @@ class _Parser:
             raise self.fail(f"expected {value or kind or 'more'}")
         k, v, _ = self.tokens[self.at]
         if (kind is not None and k != kind) or (value is not None and v != value):
-            raise self.fail(f"expected {value or ('a number' if kind == 'num' else 'a signal name')}, got {v!r}")
+            wanted = value or ("a number" if kind == "num" else "a signal name")
+            raise self.fail(f"expected {wanted}, got {v!r}")
         self.at += 1
         return v
 
@@ -299,14 +326,12 @@ class _Parser:
         name = self.take("name")
         if name not in _FUNCS and self.peek("("):
             self.at -= 1
-            raise self.fail(f"unknown transform {name!r} (use log1p(x), clip(x, low, high), binarize(x, threshold))")
+            raise self.fail(f"unknown transform {name!r} "
+                            "(use log1p(x), clip(x, low, high), binarize(x, threshold))")
         if name in _FUNCS and self.peek("("):  # log1p(plays), clip(hours, 0, 10), binarize(x, 3)
             self.take("op", "(")
             signal = self.take("name")
-            args = []
-            while self.peek(","):
-                self.take("op", ",")
-                args.append(self.number())
+            args = self._more_numbers([])
             self.take("op", ")")
             return self._transform(name, signal, args)
         if self.peek(":"):  # the colon form: plays:log1p, hours:clip(0,10), plays:binarize(3)
@@ -316,13 +341,17 @@ class _Parser:
             if self.peek("("):
                 self.take("op", "(")
                 if not self.peek(")"):
-                    args.append(self.number())
-                    while self.peek(","):
-                        self.take("op", ",")
-                        args.append(self.number())
+                    args = self._more_numbers([self.number()])
                 self.take("op", ")")
             return self._transform(func, name, args)
         return {"signal": name}
+
+    def _more_numbers(self, args: list[float]) -> list[float]:
+        """``args`` followed by the numbers of ``, n, n ...`` at the cursor."""
+        while self.peek(","):
+            self.take("op", ",")
+            args.append(self.number())
+        return args
 
     def _transform(self, func: str, signal: str, args: list[float]) -> dict[str, Any]:
         if func not in _FUNCS:
@@ -333,18 +362,21 @@ class _Parser:
         if len(args) != _FUNCS[func]:
             usage = {"log1p": "log1p(x)", "clip": "clip(x, low, high)", "binarize": "binarize(x, threshold)",
                      "none": "x"}[func]
-            raise ConfigError(f"utility {self.text!r}: {func} of {signal!r} takes {_FUNCS[func]} number(s): {usage}")
+            raise ConfigError(f"utility {self.text!r}: {func} of {signal!r} takes {_FUNCS[func]} "
+                              f"number(s): {usage}")
         if func == "clip":
-            low, high = (None if np.isinf(a) else a for a in args)
+            low, high = (None if args[0] == -np.inf else args[0]), (None if args[1] == np.inf else args[1])
             return {"signal": signal, "transform": "clip", "low": low, "high": high}
         if func == "binarize":
             return {"signal": signal, "transform": "binarize", "threshold": args[0]}
         return {"signal": signal, "transform": func}
 
 
-def add_utility(frame: pd.DataFrame, formula: UtilityFormula | Sequence[Mapping[str, Any]] | Mapping[str, float],
+def add_utility(frame: pd.DataFrame,
+                formula: UtilityFormula | Sequence[Mapping[str, Any]] | Mapping[str, float],
                 column: str = "utility") -> pd.DataFrame:
-    """A copy of ``frame`` with the formula's value in ``column`` (``frame.attrs["utility"]`` names the formula)."""
+    """A copy of ``frame`` with the formula's value in ``column`` (``frame.attrs["utility"]`` names
+    the formula)."""
     f = formula if isinstance(formula, UtilityFormula) else UtilityFormula.from_config(formula)
     out = frame.copy()
     out[column] = f.apply(frame)
@@ -387,13 +419,15 @@ class Normalizer:
             zero = np.flatnonzero((count > 0) & (np.abs(mean) < 1e-12))
             if len(zero):
                 ids = (data.users if self.side == "user" else data.items).ids
-                raise DataError(f"normalisation 'divide': {self.side} {ids[zero[0]]!r} has mean 0; use 'center'")
+                raise DataError(f"normalisation 'divide': {self.side} {ids[zero[0]]!r} has mean 0; "
+                                "use 'center'")
         return FittedNormalizer(self.kind, self.side, mean, std, float(v.mean()), float(v.std() or 1.0))
 
 
     @property
     def label(self) -> str:
-        """``user-zscore``, ``item-center``, ...: what :func:`parse_normalize` reads and result rows report."""
+        """``user-zscore``, ``item-center``, ...: what :func:`parse_normalize` reads and result rows
+        report."""
         return f"{self.side}-{self.kind}"
 
 

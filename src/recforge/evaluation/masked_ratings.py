@@ -23,7 +23,7 @@ import numpy as np
 
 from recforge.config import FitOptions
 from recforge.data.datasets import Dataset
-from recforge.data.interactions import Interactions
+from recforge.data.interactions import Interactions, rating_signal_name
 from recforge.data.split import Split
 from recforge.errors import ConfigError, DataError
 from recforge.evaluation.protocols import (
@@ -47,11 +47,9 @@ def rating_column(data: Interactions) -> tuple[str, np.ndarray]:
     Raises:
         DataError: The log has no ratings, or several rating signals.
     """
-    named = [k for k, v in data.signal_kinds.items() if v == "rating"]
-    if len(named) > 1:
-        raise DataError(f"{data.name}: several rating signals ({', '.join(named)}); keep one")
-    if named:
-        return named[0], np.asarray(data.signals[named[0]], dtype=np.float64)
+    name = rating_signal_name(data)
+    if name:
+        return name, np.asarray(data.signals[name], dtype=np.float64)
     if data.explicit:
         return "", np.asarray(data.values, dtype=np.float64)
     raise DataError(f"{data.name}: no ratings to hide: the log needs a signal of kind 'rating' (NaN where "
@@ -93,10 +91,16 @@ class MaskedRatingProtocol(Protocol):
 
     def check_model(self, model: Any) -> None:
         if model.task != "rating":
-            raise ConfigError(f"protocol {self.name!r} needs a rating model; {model.name!r} is a {model.task} model")
+            raise ConfigError(f"protocol {self.name!r} needs a rating model; {model.name!r} is a "
+                              f"{model.task} model")
 
     def check_data(self, model: Any, train: Any) -> None:
-        rating_column(train)
+        hidden, _ = rating_column(train)
+        own = getattr(getattr(model, "config", None), "rating_signal", "")
+        if model.uses_signals and own and own != hidden:
+            raise ConfigError(f"protocol {self.name!r} hides the ratings of {hidden or 'the values'!r}, "
+                              f"but the model's rating_signal {own!r} is another signal; "
+                              f"set rating_signal = {hidden!r} or leave it empty")
 
     def splits(self, dataset: Dataset | Interactions, seed: int = 0) -> list[Split]:
         data = interactions_of(dataset)
@@ -105,22 +109,24 @@ class MaskedRatingProtocol(Protocol):
         rng = np.random.default_rng(seed)
         if self.unit == "users":
             raters = np.unique(data.user_idx[rated])
-            n = max(1, int(round(self.fraction * len(raters))))
+            n = max(1, round(self.fraction * len(raters)))
             chosen = rng.choice(raters, size=min(n, len(raters)), replace=False)
             hide = np.isin(data.user_idx, chosen) & np.isfinite(r)
         else:
-            n = max(1, int(round(self.fraction * len(rated))))
+            n = max(1, round(self.fraction * len(rated)))
             hide = np.zeros(len(data), bool)
             hide[rng.choice(rated, size=min(n, len(rated)), replace=False)] = True
         if hide.sum() == len(rated):
-            raise DataError(f"{data.name}: too few ratings to hide some and learn from the rest ({len(rated)} rated rows)")
+            raise DataError(f"{data.name}: too few ratings to hide some and learn from the rest "
+                            f"({len(rated)} rated rows)")
         test = data.subset(hide)
         test.values = r[hide].astype(np.float32)
         test.explicit = True
         return [Split(_masked(data, hide), test, name=f"masked-{self.unit}", fold=1,
                       info={"seed": seed, "hidden": int(hide.sum()), "rated": len(rated)})]
 
-    def run_splits(self, model: Any, splits: list[Any], dataset: Dataset | str, *, prepare: Prepare | None = None,
+    def run_splits(self, model: Any, splits: list[Any], dataset: Dataset | str, *,
+                   prepare: Prepare | None = None,
                    **kwargs: Any) -> Any:
         def own(split: Any, fold: int, options: FitOptions) -> tuple[Any, FitOptions]:
             train, opts = prepare(split, fold, options) if prepare is not None else (split.train, options)
@@ -136,14 +142,17 @@ class MaskedRatingProtocol(Protocol):
     def notes(self, seed: int, splits: list[Any]) -> list[str]:
         what = "rated rows" if self.unit == "rows" else "rating users (all their ratings)"
         hidden = splits[0].info["hidden"] if splits else 0
-        return [f"{self.name}: {self.fraction:.0%} of the {what} hidden (seed {seed}, {hidden} ratings); the rows "
-                "and their signals stay in training; models without uses_signals learn from the observed ratings"]
+        return [(f"{self.name}: {self.fraction:.0%} of the {what} hidden (seed {seed}, {hidden} ratings); "
+                 "the rows and their signals stay in training; models without uses_signals learn from "
+                 "the observed ratings")]
 
 
 for _p in (
-    MaskedRatingProtocol("rating-masked", "rating", "20% of observed ratings hidden, rows and signals kept; RMSE/MAE"
+    MaskedRatingProtocol("rating-masked", "rating",
+                         "20% of observed ratings hidden, rows and signals kept; RMSE/MAE"
                          " on them (implicit-to-explicit)"),
-    MaskedRatingProtocol("rating-masked-users", "rating", "every rating of 20% of the rating users hidden (users "
+    MaskedRatingProtocol("rating-masked-users", "rating",
+                         "every rating of 20% of the rating users hidden (users "
                          "who never rated), rows and signals kept; RMSE/MAE on them", unit="users"),
 ):
     register_protocol(_p)

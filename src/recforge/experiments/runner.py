@@ -78,6 +78,9 @@ def build_model(spec: ExperimentSpec) -> Any:
     if inner.task != "rating":
         raise ConfigError(f"--normalize {spec.normalize}: {spec.model} is a {inner.task} model; normalisation "
                           "wraps a rating model (it predicts values on the original scale)")
+    if inner.uses_signals:
+        raise ConfigError(f"--normalize {spec.normalize}: {spec.model} learns its rating signal, not the "
+                          "normalised values; it cannot be normalised (drop --normalize)")
     return make_model("normalized", {"model": spec.model, "params": dict(spec.params) or None,
                                      "kind": norm.kind, "side": norm.side})
 

@@ -59,7 +59,8 @@ def tower_functions(net: Any) -> tuple[Any, Any] | None:
 
     for u_name, i_name in _TOWERS:
         u, i = getattr(net, u_name, None), getattr(net, i_name, None)
-        if callable(u) and callable(i) and not isinstance(u, torch.nn.Module) and not isinstance(i, torch.nn.Module):
+        if (callable(u) and callable(i) and not isinstance(u, torch.nn.Module)
+                and not isinstance(i, torch.nn.Module)):
             return u, i
     return None
 
@@ -129,7 +130,8 @@ def onnx_parity(model: Any, folder: str | Path, n: int = 2048, seed: int = 0) ->
     out: dict[str, float] = {}
     with torch.no_grad():
         dev = model.device
-        ref = net.score_pairs(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)).float().cpu().numpy()
+        ref = net.score_pairs(torch.as_tensor(u, device=dev),
+                              torch.as_tensor(i, device=dev)).float().cpu().numpy()
         sess = onnx_session(folder / "score.onnx")
         diff = 0.0
         for s, e in ((0, 1), (1, n)):
@@ -138,7 +140,8 @@ def onnx_parity(model: Any, folder: str | Path, n: int = 2048, seed: int = 0) ->
         out["score"] = diff
         towers = tower_functions(net)
         if towers is not None:
-            for name, fn, idx, inp in (("user_tower", towers[0], u, "user"), ("item_tower", towers[1], i, "item")):
+            for name, fn, idx, inp in (("user_tower", towers[0], u, "user"),
+                                       ("item_tower", towers[1], i, "item")):
                 ref_v = fn(torch.as_tensor(idx, device=dev)).float().cpu().numpy()
                 got_v = onnx_session(folder / f"{name}.onnx").run(None, {inp: idx})[0]
                 out[name] = float(np.max(np.abs(got_v - ref_v)))
@@ -189,7 +192,8 @@ def export_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: flo
                 path = folder / f"{name}.onnx"
                 _export_graph(_wrap(fn, net), (x,), [inp], outp, path)
                 paths.append(path)
-                graphs[path.name] = {"inputs": {inp: "int64[batch]"}, "outputs": {outp: "float32[batch, dim]"}}
+                graphs[path.name] = {"inputs": {inp: "int64[batch]"},
+                                     "outputs": {outp: "float32[batch, dim]"}}
         with atomic_path(folder / "ids.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, users=_plain_ids(model.users_.ids), items=_plain_ids(model.items_.ids),
                      user_known=model.user_known_, item_known=model.item_known_)
@@ -243,7 +247,8 @@ class OnnxScorer:
         ok = (u >= 0) & (i >= 0)
         ok[ok] = self.user_known[u[ok]] & self.item_known[i[ok]]
         if ok.any():
-            out[ok] = self.session.run(["score"], {"user": u[ok].astype(np.int64), "item": i[ok].astype(np.int64)})[0]
+            feed = {"user": u[ok].astype(np.int64), "item": i[ok].astype(np.int64)}
+            out[ok] = self.session.run(["score"], feed)[0]
         return out
 
 
@@ -281,7 +286,8 @@ QUANTIZED_MIN_SPEARMAN = 0.98
 
 def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol: float = PARITY_TOL,
                     quantize: str | None = None) -> list[Path]:
-    """Write a CTR model's ``score.onnx`` (index, value -> logit, probability), ``encoder.json`` and ``model.json``.
+    """Write a CTR model's ``score.onnx`` (index, value -> logit, probability), ``encoder.json`` and
+    ``model.json``.
 
     Args:
         model: A fitted CTR model (:mod:`recforge.models.ctr`).
@@ -337,6 +343,7 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
     parity = ctr_onnx_parity(model, folder) if verify else {}
     quantized = _quantize_ctr(model, folder) if quantize == "int8" and not {
         k: v for k, v in parity.items() if not v <= tol} else None
+    rejected = quantized.pop("rejected", False) if quantized is not None else False
     s = len(model.slot_fields_)
     meta = {
         "format": "recforge-onnx", "version": 1, "model": model.name, "task": "ctr",
@@ -348,7 +355,7 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
         "encoder": "encoder.json" if enc is not None else None,
         "score": "logit y(x) and click probability s(y(x)) of each encoded feature row",
         "parity_max_abs_diff": parity,
-        "quantized": quantized,
+        "quantized": None if rejected else quantized,
     }
     with atomic_write(folder / "model.json") as fh:
         fh.write(json.dumps(meta, indent=2) + "\n")
@@ -356,9 +363,10 @@ def export_ctr_onnx(model: Any, folder: str | Path, *, verify: bool = True, tol:
     bad = {k: v for k, v in parity.items() if not v <= tol}
     if bad:
         raise DataError(f"ONNX parity check failed (max abs diff {bad}, tolerance {tol})")
-    if quantized is not None and not quantized["spearman_logit"] >= QUANTIZED_MIN_SPEARMAN:
-        raise DataError(f"int8 quantization changes the model's order too much (Spearman {quantized['spearman_logit']:.4f} "
-                        f"< {QUANTIZED_MIN_SPEARMAN} against the float graph); export without quantize")
+    if rejected:
+        raise DataError("int8 quantization changes the model's order too much "
+                        f"(Spearman {quantized['spearman_logit']:.4f} "
+                        f"< {QUANTIZED_MIN_SPEARMAN} against the float graph); {folder} keeps the float graph")
     return paths
 
 
@@ -372,13 +380,23 @@ def _quantize_ctr(model: Any, folder: Path) -> dict[str, Any]:
     src = folder / "score.onnx"
     idx, val = _ctr_rows(model, 2048, 1)
     ref_z, ref_p = onnx_session(src).run(["logit", "probability"], {"index": idx, "value": val})
-    with atomic_path(src) as tmp:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
-    z, p = onnx_session(src).run(["logit", "probability"], {"index": idx, "value": val})
-    rho = float(spearmanr(z.reshape(-1), ref_z.reshape(-1)).statistic) if np.ptp(ref_z) > 0 else 1.0
-    return {"kind": "int8-dynamic", "rows": len(idx), "spearman_logit": rho,
-            "max_abs_diff_vs_float": {"logit": float(np.max(np.abs(z - ref_z))),
-                                      "probability": float(np.max(np.abs(p - ref_p)))}}
+    try:
+        with atomic_path(src) as tmp:
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+            z, p = onnx_session(tmp).run(["logit", "probability"], {"index": idx, "value": val})
+            rho = float(spearmanr(z.reshape(-1), ref_z.reshape(-1)).statistic) if np.ptp(ref_z) > 0 else 1.0
+            result = {"kind": "int8-dynamic", "rows": len(idx), "spearman_logit": rho,
+                      "max_abs_diff_vs_float": {"logit": float(np.max(np.abs(z - ref_z))),
+                                                "probability": float(np.max(np.abs(p - ref_p)))}}
+            if not rho >= QUANTIZED_MIN_SPEARMAN:
+                raise _Rejected(result)  # the float graph stays in place
+    except _Rejected as rejected:
+        return {**rejected.args[0], "rejected": True}
+    return result
+
+
+class _Rejected(Exception):
+    """The int8 graph failed its order check (carries its measurements)."""
 
 
 class OnnxCTRScorer:
@@ -432,7 +450,8 @@ class OnnxCTRScorer:
             raise DataError(f"rows have {idx.shape[1]} slots; the model takes {self.meta['n_slots']}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.meta["n_features"]):
             raise DataError(f"feature indices must lie in [0, {self.meta['n_features']})")
-        val = np.ones(idx.shape, np.float32) if value is None else np.asarray(value, np.float32).reshape(idx.shape)
+        val = (np.ones(idx.shape, np.float32) if value is None
+               else np.asarray(value, np.float32).reshape(idx.shape))
         return idx, val
 
     def predict_proba(self, index: Any, value: Any = None) -> np.ndarray:

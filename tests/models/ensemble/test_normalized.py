@@ -16,7 +16,9 @@ class TestNormalizedConformance(RecommenderConformance):
     config = {"model": "bias", "kind": "zscore"}
     changes = {"model": "global-mean", "params": {"reg_user": 50.0}, "kind": "center", "side": "item"}
     unchanged: dict[str, str] = {}
-    invalid = [{"model": "ease"}, {"kind": "minmax"}, {"side": "both"}, {"model": "nope"}]
+    invalid = [{"model": "ease"}, {"kind": "minmax"}, {"side": "both"}, {"model": "nope"},
+               # learns its rating signal, not the normalised values:
+               {"model": "implicit-to-explicit-linear"}]
 
 
 def test_predictions_are_the_inner_models_on_the_original_scale() -> None:

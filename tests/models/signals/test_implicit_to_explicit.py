@@ -18,7 +18,7 @@ from recforge.models.signals.linear import ImplicitToExplicitLinear
 from recforge.testing.conformance import RecommenderConformance
 
 torch = pytest.importorskip("torch")
-from recforge.models.signals.mlp import ImplicitToExplicit  # noqa: E402
+from recforge.models.signals.mlp import ImplicitToExplicit
 
 
 def _small_log() -> Interactions:
@@ -29,7 +29,8 @@ def _small_log() -> Interactions:
 class TestLinearConformance(RecommenderConformance):
     model_class = ImplicitToExplicitLinear
     config = {"reg": 1.0}
-    changes = {"reg": 1000.0, "rating_signal": "completion", "signals": ("plays",), "rating_aggregates": False,
+    changes = {"reg": 1000.0, "rating_signal": "completion", "signals": ("plays",),
+               "rating_aggregates": False,
                "shrinkage": 100.0}
     unchanged: dict[str, str] = {}
     invalid = [{"reg": -1.0}, {"shrinkage": -0.5}, {"signals": ("plays", "plays")},
@@ -42,7 +43,8 @@ class TestLinearConformance(RecommenderConformance):
 class TestMLPConformance(RecommenderConformance):
     model_class = ImplicitToExplicit
     config = {"epochs": 2, "batch_size": 32}
-    changes = {"hidden": (8, 4), "dropout": 0.5, "wide": False, "weight_decay": 0.5, "epochs": 4, "batch_size": 8,
+    changes = {"hidden": (8, 4), "dropout": 0.5, "wide": False, "weight_decay": 0.5, "epochs": 4,
+               "batch_size": 8,
                "learning_rate": 0.05, "optimizer": "sgd", "ema_decay": 0.9, "rating_signal": "completion",
                "signals": ("plays",), "rating_aggregates": False, "shrinkage": 100.0}
     unchanged: dict[str, str] = {}
@@ -99,7 +101,8 @@ def test_linear_recovers_a_noiseless_linear_rating_exactly():
     hours = rng.gamma(2.0, 1.0, n)
     rating = 1.0 + 0.8 * np.log1p(hours)
     observed = np.where(rng.random(n) < 0.5, rating, np.nan)
-    data = Interactions(u, i, np.ones(n), Vocabulary(np.arange(n_users), "user"), Vocabulary(np.arange(n_items), "item"),
+    data = Interactions(u, i, np.ones(n), Vocabulary(np.arange(n_users), "user"),
+                        Vocabulary(np.arange(n_items), "item"),
                         explicit=False, signals={"hours": hours, "rating": observed},
                         signal_kinds={"hours": "duration", "rating": "rating"})
     model = ImplicitToExplicitLinear(reg=0.0, rating_aggregates=False).fit(data)
@@ -116,7 +119,8 @@ def test_fill_ratings_keeps_observed_ratings_and_predicts_the_rest():
     np.testing.assert_allclose(filled.values[[0, 1, 3]], [4, 2, 5])
     np.testing.assert_array_equal(filled.signals["predicted"], [0, 0, 1, 0, 1])
     np.testing.assert_allclose(filled.values[[2, 4]], model.predict(["a", "b"], ["z", "y"]), rtol=1e-6)
-    assert 2.0 <= filled.values.min() and filled.values.max() <= 5.0  # the rating scale of the training ratings
+    # the rating scale of the training ratings:
+    assert 2.0 <= filled.values.min() and filled.values.max() <= 5.0
     # a new log with the same signals: its rows' own signals, the fitted aggregates
     new = _hand_log().subset(np.array([2, 4]))
     np.testing.assert_allclose(model.predict_log(new), filled.values[[2, 4]], rtol=1e-6)
@@ -129,7 +133,8 @@ def test_explicit_log_without_signals_is_a_learned_bias_model():
     u, i = keys // n_items, keys % n_items
     bu, bi = rng.normal(0, 0.7, n_users), rng.normal(0, 0.7, n_items)
     r = np.clip(np.round(3.5 + bu[u] + bi[i]), 1, 5)
-    data = Interactions(u, i, r, Vocabulary(np.arange(n_users), "user"), Vocabulary(np.arange(n_items), "item"))
+    data = Interactions(u, i, r, Vocabulary(np.arange(n_users), "user"),
+                        Vocabulary(np.arange(n_items), "item"))
     model = ImplicitToExplicitLinear().fit(data)
     assert model.signal_names_ == [] and model.rating_signal_ == ""
     pred = model.predict(data.users.ids[u], data.items.ids[i])
@@ -164,7 +169,8 @@ def test_simulated_log_ratings_recovered_better_than_the_baselines():
 
     sim = simulate_log(seed=0)
     opts = FitOptions(seed=0)
-    rmse = {name: evaluate(make_model(name), sim.interactions, "rating-masked", options=opts).table.iloc[0]["RMSE"]
+    rmse = {name: evaluate(make_model(name), sim.interactions, "rating-masked",
+                           options=opts).table.iloc[0]["RMSE"]
             for name in ("global-mean", "bias", "implicit-to-explicit-linear", "implicit-to-explicit")}
     assert 0.90 < rmse["global-mean"] < 1.05 and 0.70 < rmse["bias"] < 0.85
     for name in ("implicit-to-explicit-linear", "implicit-to-explicit"):
@@ -180,7 +186,8 @@ def test_users_who_never_rated_get_ratings_from_behaviour():
 
     sim = simulate_log(seed=1)
     opts = FitOptions(seed=0)
-    res = {name: evaluate(make_model(name), sim.interactions, "rating-masked-users", options=opts).table.iloc[0]
+    res = {name: evaluate(make_model(name), sim.interactions, "rating-masked-users",
+                          options=opts).table.iloc[0]
            for name in ("bias", "implicit-to-explicit-linear", "implicit-to-explicit")}
     assert res["bias"]["n_fallback"] == res["bias"]["n_eval"]  # every hidden user is unknown to the baseline
     for name in ("implicit-to-explicit-linear", "implicit-to-explicit"):
@@ -194,7 +201,8 @@ def test_mlp_early_stopping_on_validation_rows(tmp_path):
     valid_mask = np.zeros(len(data), bool)
     valid_mask[np.flatnonzero(sim.rated)[::5]] = True
     train, valid = data.subset(~valid_mask), data.subset(valid_mask)
-    model = ImplicitToExplicit(epochs=6, batch_size=64).fit(train, FitOptions(seed=0, validation=valid, patience=2))
+    model = ImplicitToExplicit(epochs=6, batch_size=64).fit(
+        train, FitOptions(seed=0, validation=valid, patience=2))
     assert "val_rmse" in model.history_ and 1 <= len(model.history_["val_rmse"]) <= 6
     path = model.save(tmp_path / "m.npz")
     again = Estimator.load(path)

@@ -36,7 +36,11 @@ class NormalizedConfig(ModelConfig):
         self.check(self.side in ("user", "item"), "side", "must be user or item")
         self.check(self.params is None or isinstance(self.params, dict), "params", "must be a table")
         inner = make_member(self.model, self.params)  # unknown names and bad hyperparameters raise here
-        self.check(inner.task == "rating", "model", f"{self.model!r} is a {inner.task} model; wrap a rating model")
+        self.check(inner.task == "rating", "model",
+                   f"{self.model!r} is a {inner.task} model; wrap a rating model")
+        self.check(not inner.uses_signals, "model",
+                   f"{self.model!r} learns its rating signal, not the normalised values; "
+                   "it cannot be normalised")
 
 
 class Normalized(Recommender):

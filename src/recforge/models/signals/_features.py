@@ -1,8 +1,8 @@
 """The feature rows of the implicit-to-explicit models: one per (user, item) pair, from signals.
 
 For a pair ``(u, i)`` with implicit signals ``s_1..s_S`` on its row (for a pair without a row, the
-behaviour expected of it: :meth:`FeatureTable.expected_signals`) the features are, with ``t(s) = log1p(max(s, 0))`` for counts and durations and ``s``
-itself for binary signals (NaN = 0):
+behaviour expected of it: :meth:`FeatureTable.expected_signals`) the features are, with
+``t(s) = log1p(max(s, 0))`` for counts and durations and ``s`` itself for binary signals (NaN = 0):
 
 - the pair's own ``t(s_k)`` (S values);
 - the user's mean ``t(s_k)`` over their rows and the item's mean over its rows (2 S values): what
@@ -77,8 +77,10 @@ class FeatureTable:
         r = np.where(rated, target, 0.0)
         mu = float(r[rated].mean()) if rated.any() else 0.0
         return cls(um.astype(np.float32), im.astype(np.float32), rows_u, rows_i,
-                   np.bincount(u, weights=r, minlength=n_users), np.bincount(u, weights=rated, minlength=n_users),
-                   np.bincount(i, weights=r, minlength=n_items), np.bincount(i, weights=rated, minlength=n_items),
+                   np.bincount(u, weights=r, minlength=n_users),
+                   np.bincount(u, weights=rated, minlength=n_users),
+                   np.bincount(i, weights=r, minlength=n_items),
+                   np.bincount(i, weights=rated, minlength=n_items),
                    mu, float(shrinkage), bool(ratings))
 
     @property
@@ -122,8 +124,10 @@ class FeatureTable:
         ku, ki = u >= 0, i >= 0
         w_u = np.maximum(self.user_rows, 0.0)
         overall = (w_u[:, None] * self.user_mean).sum(axis=0) / max(w_u.sum(), 1.0)
-        um = np.where(ku[:, None], self.user_mean[np.maximum(u, 0)], overall) if len(self.user_mean) else overall
-        im = np.where(ki[:, None], self.item_mean[np.maximum(i, 0)], overall) if len(self.item_mean) else overall
+        um = (np.where(ku[:, None], self.user_mean[np.maximum(u, 0)], overall) if len(self.user_mean)
+              else overall)
+        im = (np.where(ki[:, None], self.item_mean[np.maximum(i, 0)], overall) if len(self.item_mean)
+              else overall)
         return np.maximum(um + im - overall, 0.0).astype(np.float32).reshape(len(u), -1)
 
     def standardise_from(self, x: np.ndarray) -> None:

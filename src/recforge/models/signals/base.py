@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recforge.config import FitOptions, ModelConfig
-from recforge.data.interactions import Interactions
+from recforge.data.interactions import Interactions, rating_signal_name
 from recforge.errors import DataError
 from recforge.models.base import Recommender
 from recforge.models.signals._features import FeatureTable, transform_signals
@@ -67,12 +67,7 @@ def resolve_columns(data: Interactions, rating_signal: str, signals: tuple[str, 
         if name not in data.signals:
             have = ", ".join(sorted(data.signals)) or "none"
             raise DataError(f"{data.name}: no signal {name!r} (signals: {have})")
-    rating = rating_signal
-    if not rating:
-        named = [k for k, v in kinds.items() if v == "rating"]
-        if len(named) > 1:
-            raise DataError(f"{data.name}: several rating signals ({', '.join(named)}); set rating_signal")
-        rating = named[0] if named else ""
+    rating = rating_signal or rating_signal_name(data, several="set rating_signal")
     if rating:
         target = np.asarray(data.signals[rating], dtype=np.float64)
     elif data.explicit:
@@ -80,6 +75,9 @@ def resolve_columns(data: Interactions, rating_signal: str, signals: tuple[str, 
     else:
         raise DataError(f"{data.name}: no ratings to learn from: give a signal of kind 'rating' (NaN where "
                         "missing) or explicit values")
+    if rating in signals:
+        raise DataError(f"{data.name}: signals: {rating!r} is the rating signal (the target); "
+                        "leave it out of signals")
     names = list(signals) or [k for k in data.signals if k != rating]
     cols = [np.asarray(data.signals[k]) for k in names]
     kind_list = [kinds.get(k, "count") for k in names]
@@ -115,7 +113,8 @@ class SignalRatingModel(Recommender):
         target, names, kinds, cols, rating = resolve_columns(data, cfg.rating_signal, cfg.signals)
         rated = np.isfinite(target)
         if not rated.any():
-            raise DataError(f"{type(self).__name__}.fit: {data.name!r} has no row with a rating to learn from")
+            raise DataError(f"{type(self).__name__}.fit: {data.name!r} has no row with a rating to "
+                            "learn from")
         self.signal_names_ = names
         self.signal_kinds_ = kinds
         self.rating_signal_ = rating
@@ -157,7 +156,8 @@ class SignalRatingModel(Recommender):
         table = self.__dict__.get("_feature_table")
         if table is None:
             cfg: SignalConfig = self.config  # type: ignore[assignment]
-            table = FeatureTable(self.user_signal_mean_, self.item_signal_mean_, self.user_rows_, self.item_rows_,
+            table = FeatureTable(self.user_signal_mean_, self.item_signal_mean_, self.user_rows_,
+                                 self.item_rows_,
                                  self.user_rating_sum_, self.user_rating_n_, self.item_rating_sum_,
                                  self.item_rating_n_, float(self.rating_mean_), cfg.shrinkage,
                                  cfg.rating_aggregates, self.feature_center_, self.feature_scale_)
@@ -173,7 +173,8 @@ class SignalRatingModel(Recommender):
         s = len(self.signal_names_)
         if self.row_signals_.shape != (n, s) or self.row_rating_.shape != (n,):
             raise DataError(f"array 'row_signals_' has shape {self.row_signals_.shape}; expected {(n, s)}")
-        if self.user_signal_mean_.shape != (len(self.users_), s) or self.item_signal_mean_.shape != (len(self.items_), s):
+        if (self.user_signal_mean_.shape != (len(self.users_), s)
+                or self.item_signal_mean_.shape != (len(self.items_), s)):
             raise DataError("the signal aggregates do not match the vocabularies")
         super().check_state()
 
@@ -216,7 +217,8 @@ class SignalRatingModel(Recommender):
                 cols.append(np.asarray(data.values))  # an implicit log whose values were the signal
             else:
                 have = ", ".join(sorted(data.signals)) or "none"
-                raise DataError(f"{data.name}: no signal {name!r}, which the model was fitted on (signals: {have})")
+                raise DataError(f"{data.name}: no signal {name!r}, which the model was fitted on "
+                                f"(signals: {have})")
         if self.rating_signal_ and self.rating_signal_ in data.signals:
             target = np.asarray(data.signals[self.rating_signal_], dtype=np.float64)
         elif not self.rating_signal_ and data.explicit:

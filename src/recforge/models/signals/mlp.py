@@ -1,4 +1,5 @@
-"""``implicit-to-explicit``: an MLP from implicit signals to explicit ratings, trained by the shared Lightning loop."""
+"""``implicit-to-explicit``: an MLP from implicit signals to explicit ratings, trained by the shared
+Lightning loop."""
 
 from __future__ import annotations
 
@@ -145,7 +146,8 @@ class ImplicitToExplicit(TorchState, SignalRatingModel):
             validation = self._validation(ctx.options.validation, ctx.device)
             self._net = net  # scorable between epochs (FitOptions.epoch_callback)
             result = fit_network(net, batches, ctx, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                                 optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, validation=validation,
+                                 optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
+                                 validation=validation,
                                  name=self.name, ema_decay=cfg.ema_decay, model=self)
         self._net = net.eval()
         self.history_ = result.history
