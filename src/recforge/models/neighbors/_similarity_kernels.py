@@ -270,6 +270,9 @@ def similarity_matrix(
     if len(scale) not in (0, n_x):
         raise ValueError(f"col_scale has {len(scale)} entries for {n_x} entities")
     lean = _lean_features(x, y) if kind == DOT and min_support <= 1 and shrinkage == 0 else None
+    y_indptr = y.indptr
+    if lean is not None:
+        del y  # the lean kernel reads only y's indptr beside its own (narrow) ids: free the rest now
     indptr = np.zeros(n_x + 1, np.int64)
     idx_parts, val_parts = [], []
     for start in range(0, n_x, block):
@@ -280,7 +283,7 @@ def similarity_matrix(
         out_cnt = np.zeros(rows, np.int64)
         n_chunks = max(1, min(rows, threads * 8))
         if lean is not None:
-            _dot_similarity_block(start, stop, x.indptr, x.indices, x.data, y.indptr, lean[0], lean[1],
+            _dot_similarity_block(start, stop, x.indptr, x.indices, x.data, y_indptr, lean[0], lean[1],
                                   n_x, w, n_chunks, lean[2], scale, out_idx, out_val, out_cnt)
         else:
             _similarity_block(start, stop, x.indptr, x.indices, x.data, y.indptr, y.indices, y.data,
