@@ -13,8 +13,9 @@ peak RSS (``VmHWM``, the interpreter and imports included), so one stage's memor
 ``split``       random 80/20 over interactions, seed 0 (``ratio-full``'s split), both parts saved
 ``fit-ials``    ``ials`` 64 factors, CG 3 steps, ``--epochs`` sweeps: seconds per epoch (median)
 ``fit-bpr``     ``bpr`` defaults (users sampling, hogwild), seconds per epoch
-``fit-bpr-pairs``  ``bpr`` with ``pair_sampling="pairs"`` (implicit's recipe: each epoch one
-                draw per training pair), seconds per epoch
+``fit-bpr-recipe``  ``bpr`` with implicit's sampling recipe (``pair_sampling="pairs"``: each epoch
+                one draw per training pair; popularity negatives, one candidate, a collision
+                skipped, ``init_std=0.0045``), seconds per epoch
 ``fit-knn``     ``item-knn-implicit`` (100 neighbours), whole fit
 ``eval``        full ranking (k=10, all unseen items) of 10,000 sampled test users, ``ials`` model
 ``batch-sqlite``  every user's top 10 into SQLite (``run_batch``: staging table, atomic swap)
@@ -47,8 +48,11 @@ from typing import Any
 import numpy as np
 
 ITEMS = 26_744  # ML-20M's catalogue
+# implicit's BPR sampler in BPRConfig's terms (see its ``collisions`` field)
+BPR_IMPLICIT_RECIPE = {"pair_sampling": "pairs", "negative_sampling": "popularity", "n_candidates": 1,
+                       "collisions": "skip", "init_std": 0.0045}
 ROWS_PER_USER = 20_000_263 / 138_493  # ML-20M's mean activity
-STAGES = ("load", "open", "split", "fit-ials", "fit-bpr", "fit-bpr-pairs", "fit-knn", "eval", "batch-sqlite",
+STAGES = ("load", "open", "split", "fit-ials", "fit-bpr", "fit-bpr-recipe", "fit-knn", "eval", "batch-sqlite",
           "batch-postgres", "implicit-als", "implicit-bpr", "implicit-cosine")
 
 
@@ -137,8 +141,11 @@ def run_stage(stage: str, work: Path, n: int, args: argparse.Namespace) -> dict[
         arrays = sum(a.nbytes for a in (data.user_idx, data.item_idx, data.values, data.timestamps))
         read = clock.result()
         data.save(store)
+        m = data.csr()  # built by the save, which writes it to the store too
+        stored = arrays + m.indptr.nbytes + m.indices.nbytes + m.data.nbytes
         return clock.result(read_s=read["wall_s"], read_peak_rss_mb=read["peak_rss_mb"],
-                            arrays_mb=arrays / 2**20, users=data.n_users, items=data.n_items)
+                            arrays_mb=arrays / 2**20, store_mb=stored / 2**20, users=data.n_users,
+                            items=data.n_items)
     if stage == "open":
         clock = _Clock()
         data = Interactions.open(store)
@@ -159,7 +166,7 @@ def run_stage(stage: str, work: Path, n: int, args: argparse.Namespace) -> dict[
         name, params = {
             "fit-ials": ("ials", {"embedding_size": 64, "epochs": args.epochs}),
             "fit-bpr": ("bpr", {"epochs": args.epochs}),
-            "fit-bpr-pairs": ("bpr", {"epochs": args.epochs, "pair_sampling": "pairs"}),
+            "fit-bpr-recipe": ("bpr", {"epochs": args.epochs, **BPR_IMPLICIT_RECIPE}),
             "fit-knn": ("item-knn-implicit", {}),
         }[stage]
         train = Interactions.open(train_dir)
@@ -312,7 +319,7 @@ def report(results: dict[str, dict[str, Any]]) -> str:
     names: list[tuple[str, str, str]] = [("synth", "synth", "")]
     for st in STAGES:
         names.append((st, st, ""))
-        if st in ("fit-ials", "fit-bpr", "fit-bpr-pairs", "implicit-als", "implicit-bpr"):
+        if st in ("fit-ials", "fit-bpr", "fit-bpr-recipe", "implicit-als", "implicit-bpr"):
             names.append((f"{st} per epoch", st, "epoch"))
         if st == "implicit-als":
             names.append(("implicit-eval", st, "eval"))
@@ -339,6 +346,40 @@ def report(results: dict[str, dict[str, Any]]) -> str:
         rows.append(f"| {title} | " + " | ".join(cells) + f" | {'' if sw is None else f'{sw:.2f}'} | "
                     f"{'' if sc is None else f'{sc:.2f}'} |")
     return "\n".join(rows)
+
+
+PEERS = (("ALS per epoch, 64 factors, CG 3", "fit-ials", "implicit-als", "epoch"),
+         ("BPR per epoch, defaults", "fit-bpr", "implicit-bpr", "epoch"),
+         ("BPR per epoch, implicit's sampling recipe", "fit-bpr-recipe", "implicit-bpr", "epoch"),
+         ("item kNN fit, 100 neighbours", "fit-knn", "implicit-cosine", "fit"))
+
+
+def side_by_side(results: dict[str, dict[str, Any]]) -> str:
+    """recforge against implicit per size: CPU and wall seconds, their ratios, peak RSS; and the
+    streaming read's peak above its baseline against the final arrays."""
+    rows = ["| size | what | recforge CPU s | implicit CPU s | CPU ratio | wall ratio | peak RSS ratio |",
+            "|---|---|---|---|---|---|---|"]
+    for s in sorted(results, key=int):
+        res = results[s]
+        for title, ours, theirs, sub in PEERS:
+            a, b = res.get(ours, {}), res.get(theirs, {})
+            if not a or not b or any(k in r for r in (a, b) for k in ("error", "skipped")):
+                continue
+            ca, cb = (a["per_epoch_cpu_s"], b["per_epoch_cpu_s"]) if sub == "epoch" else (a["cpu_s"], b["cpu_s"])
+            wa, wb = (a["per_epoch_s"], b["per_epoch_s"]) if sub == "epoch" else (a["wall_s"], b["wall_s"])
+            rows.append(f"| {label(int(s))} | {title} | {ca:.3g} | {cb:.3g} | {ca / cb:.2f} | {wa / wb:.2f} | "
+                        f"{a['peak_rss_mb'] / b['peak_rss_mb']:.2f} |")
+    lines = ["\n".join(rows), ""]
+    for s in sorted(results, key=int):
+        ld = results[s].get("load", {})
+        if "read_peak_rss_mb" in ld and ld.get("arrays_mb"):
+            read = (ld["read_peak_rss_mb"] - ld["base_rss_mb"]) / ld["arrays_mb"]
+            store = ld.get("store_mb") or ld["arrays_mb"]
+            whole = (ld["peak_rss_mb"] - ld["base_rss_mb"]) / store
+            lines.append(f"{label(int(s))}: streaming read peak {read:.2f}x the final row arrays "
+                         f"({ld['arrays_mb']:.0f} MB); read + save {whole:.2f}x the stored arrays "
+                         f"({store:.0f} MB: rows and CSR)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             out_path.write_text(json.dumps({"argv": sys.argv[1:], "threads": args.threads, "epochs": args.epochs,
                                             "results": results}, indent=1))
     print(report(results))
+    print()
+    print(side_by_side(results))
     return 0
 
 

@@ -72,21 +72,30 @@ def test_one_line_errors(tmp_path):
         read_interactions(tmp_path / "none.csv")
 
 
-def test_check_duplicates_names_both_rows():
+@pytest.mark.parametrize("chunk", [None, 1, 7, 300])
+def test_check_duplicates_names_both_rows(chunk):
+    # chunk: rows gathered per range of users (1: one user at a time); the answer never depends on it
     u = np.array([0, 1, 0, 2, 1], np.int32)
     i = np.array([5, 5, 4, 5, 5], np.int32)
-    assert check_duplicates(u, i, 6) == (1, 4)
-    assert check_duplicates(u[:4], i[:4], 6) is None
+    assert check_duplicates(u, i, 6, chunk_rows=chunk) == (1, 4)
+    assert check_duplicates(u[:4], i[:4], 6, chunk_rows=chunk) is None
     rng = np.random.default_rng(0)
     keys = rng.choice(1000 * 50, 5000, replace=False)
     uu, ii = (keys // 50).astype(np.int32), (keys % 50).astype(np.int32)
-    assert check_duplicates(uu, ii, 50) is None
+    assert check_duplicates(uu, ii, 50, chunk_rows=chunk) is None
     uu[4000], ii[4000] = uu[17], ii[17]
-    assert check_duplicates(uu, ii, 50) == (17, 4000)
+    assert check_duplicates(uu, ii, 50, chunk_rows=chunk) == (17, 4000)
     # two repeats: the smaller key is reported (the pandas reader's rule), its two earliest rows
     u2 = np.array([3, 1, 3, 1, 1], np.int32)
     i2 = np.array([0, 4, 0, 4, 4], np.int32)
-    assert check_duplicates(u2, i2, 5) == (1, 3)
+    assert check_duplicates(u2, i2, 5, chunk_rows=chunk) == (1, 3)
+    # a repeat only in a later range of users is still found, and an earlier range's stamps never
+    # make a later user's first row look repeated
+    u3 = np.array([0, 0, 1, 2, 2, 1, 3], np.int32)
+    i3 = np.array([1, 2, 1, 1, 2, 2, 2], np.int32)
+    assert check_duplicates(u3, i3, 3, chunk_rows=chunk) is None
+    u3[6], i3[6] = 2, 1
+    assert check_duplicates(u3, i3, 3, chunk_rows=chunk) == (3, 6)
 
 
 def test_peak_memory_within_one_and_a_half_times_the_arrays(tmp_path):

@@ -29,8 +29,9 @@ from recforge.data.interactions import Duplicates, Interactions, SignalSpec, _ti
 from recforge.data.vocabulary import Vocabulary
 from recforge.errors import DataError
 
-#: Rows per batch (about 8-30 MB of arrays per batch, whatever the file's size).
-BATCH_ROWS = 1 << 20
+#: Rows per batch (about 2-8 MB of arrays per batch, whatever the file's size; pyarrow's decoding
+#: buffers grow with it: 1M-row batches held ~180 MB at once, 256k-row ones ~80 MB).
+BATCH_ROWS = 1 << 18
 _INT_ID = r"^-?(0|[1-9][0-9]{0,17})$"  # what from_csv reads as an integer id ('007' stays a string)
 
 
@@ -116,49 +117,79 @@ def read_interactions(
                         signal_kinds=kinds)
 
 
-def check_duplicates(u: np.ndarray, i: np.ndarray, n_items: int) -> tuple[int, int] | None:
+def check_duplicates(u: np.ndarray, i: np.ndarray, n_items: int, chunk_rows: int | None = None) -> tuple[int, int] | None:
     """The rows ``(first, second)`` of a repeated (user, item) pair, or None.
 
-    A counting sort of the rows by user (one int32 per row) and one int32 stamp per item: each
-    user's rows are visited together, and an item stamped with the current user is a repeat. Memory
-    is 4 bytes a row beside the data (a sorted int64 key would take 8). The pair reported is the
-    smallest repeated key (the lowest user, then item index), the rule
-    :meth:`Interactions.from_dataframe` follows; within it, the two earliest rows.
+    Users are visited in ranges of at most ``chunk_rows`` rows (default: the larger of
+    :data:`DUPLICATE_CHUNK_ROWS` and an eighth of the log), or one user: each
+    range's rows are gathered by a counting sort by user (one int32 per gathered row), and an item
+    stamped with the current user is a repeat. Extra memory is therefore 4 bytes a row of one range
+    (a sorted int64 key would take 8 bytes a row of the whole log) plus the per-user counts, at the
+    cost of one sequential scan of ``u`` per range. The pair reported is the smallest repeated key
+    (the lowest user, then item index), the rule :meth:`Interactions.from_dataframe` follows;
+    within it, the two earliest rows.
     """
     n = len(u)
     if n < 2:
         return None
-    n_users = int(u.max()) + 1
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=n_users), out=indptr[1:])
-    found = _first_repeat(np.ascontiguousarray(u, np.int32), np.ascontiguousarray(i, np.int32), indptr, n_items)
+    u = np.ascontiguousarray(u, np.int32)
+    chunk = max(DUPLICATE_CHUNK_ROWS, -(-n // 8)) if chunk_rows is None else max(1, int(chunk_rows))
+    found = _first_repeat(u, np.ascontiguousarray(i, np.int32), n_items, chunk)
     return None if found[0] < 0 else (int(found[0]), int(found[1]))
 
 
+#: Rows gathered at a time by the duplicate check (at least an eighth of the log).
+DUPLICATE_CHUNK_ROWS = 1 << 22
+
+
 @njit(cache=True)
-def _first_repeat(u, i, indptr, n_items):  # pragma: no cover - compiled
-    n_users = len(indptr) - 1
-    fill = indptr[:-1].copy()
-    order = np.empty(len(u), dtype=np.int32)
-    for r in range(len(u)):  # stable counting sort by user
-        order[fill[u[r]]] = r
-        fill[u[r]] += 1
+def _first_repeat(u, i, n_items, chunk):  # pragma: no cover - compiled
+    n_users = 0
+    for r in range(len(u)):
+        n_users = max(n_users, u[r] + 1)
+    counts = np.zeros(n_users + 1, dtype=np.int64)
+    for r in range(len(u)):
+        counts[u[r] + 1] += 1
     stamp = np.full(n_items, -1, dtype=np.int64)
     first = np.empty(n_items, dtype=np.int32)
-    best_item, best_rows = n_items, (-1, -1)
-    for user in range(n_users):
-        for p in range(indptr[user], indptr[user + 1]):
-            r = order[p]
-            item = i[r]
-            if stamp[item] == user:
-                if item < best_item:
-                    best_item, best_rows = item, (first[item], r)
-            else:
-                stamp[item] = user
-                first[item] = r
-        if best_item < n_items:
-            return best_rows
-    return best_rows
+    order = np.empty(0, dtype=np.int32)
+    fill = np.empty(0, dtype=np.int64)
+    lo = 0
+    while lo < n_users:
+        # the next range of users [lo, hi): at most ``chunk`` rows, or one user
+        hi = lo + 1
+        rows = counts[lo + 1]
+        while hi < n_users and rows + counts[hi + 1] <= chunk:
+            rows += counts[hi + 1]
+            hi += 1
+        if order.shape[0] < rows:
+            order = np.empty(rows, dtype=np.int32)
+        if fill.shape[0] < hi - lo + 1:
+            fill = np.empty(hi - lo + 1, dtype=np.int64)
+        fill[0] = 0
+        for user in range(lo, hi):  # start of each user's rows within the range
+            fill[user - lo + 1] = fill[user - lo] + counts[user + 1]
+        start = fill[: hi - lo].copy()
+        for r in range(len(u)):  # stable counting sort of the range's rows by user
+            user = u[r]
+            if lo <= user < hi:
+                order[start[user - lo]] = r
+                start[user - lo] += 1
+        best_item, best_rows = n_items, (np.int64(-1), np.int64(-1))
+        for user in range(lo, hi):
+            for p in range(fill[user - lo], fill[user - lo + 1]):
+                r = order[p]
+                item = i[r]
+                if stamp[item] == user:
+                    if item < best_item:
+                        best_item, best_rows = item, (np.int64(first[item]), np.int64(r))
+                else:
+                    stamp[item] = user
+                    first[item] = r
+            if best_item < n_items:
+                return best_rows
+        lo = hi
+    return (np.int64(-1), np.int64(-1))
 
 
 def _release_arrow_memory() -> None:

@@ -13,8 +13,11 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from recforge.models._prefetch import prefetch
+
 __all__ = [
     "BITMAP_MAX_BITS",
+    "LOOKAHEAD",
     "MAX_TRIES",
     "SGDSettings",
     "bpr_blocks_epoch",
@@ -277,9 +280,42 @@ def _fill_block(
         pos[s] += 1
 
 
+# Updates drawn ahead of their use (see :func:`train_block`): the negatives of update ``t + LOOKAHEAD``
+# are drawn at update ``t`` and their item rows prefetched; the user's row of positives is
+# prefetched ``LOOKAHEAD`` updates before that, and the user's and positive's vectors 3x ahead.
+LOOKAHEAD = 8
+
+
+@njit(cache=True, inline="always")
+def _prefetch_row(arr, k):  # type: ignore[no-untyped-def]
+    """Prefetch the cache lines of a float32 vector of length ``k`` (16 to a 64-byte line)."""
+    for f in range(0, k, 16):
+        prefetch(arr, f)
+
+
+@njit(cache=True, inline="always")
+def _draw_candidates(pos, negatives, settings, n_items, u, out, state, slot):  # type: ignore[no-untyped-def]
+    """Draw an update's ``n_candidates`` negatives for user ``u`` into ``out`` (-1: none found)."""
+    indptr, indices, bitmap = pos
+    cand, clo, csize, item_block, s, B = negatives
+    for a in range(settings.n_candidates):
+        if settings.popular:
+            out[a] = _sample_popular(indptr, indices, bitmap, n_items, u, item_block, s, B, state, slot,
+                                     settings.tries)
+        else:
+            out[a] = _sample_negative(indptr, indices, bitmap, n_items, u, cand, clo, csize, state, slot,
+                                      settings.tries)
+
+
 @njit(cache=True, fastmath=True)
 def train_block(pos, params, settings, lr, entries, lo, hi, negatives, state, slot):  # type: ignore[no-untyped-def]
     """SGD over the pairs ``entries[:, lo:hi]`` (rows: user, positive item), updating ``params``.
+
+    The negatives are drawn :data:`LOOKAHEAD` updates ahead of their use, in the same order from
+    the same stream (a draw depends only on the positives, never on the parameters), so the
+    results are those of drawing them at the update; meanwhile the memory the coming updates will
+    touch is prefetched (:mod:`recforge.models._prefetch`), which hides most of the cache misses
+    that bound this loop.
 
     Args:
         pos, params, settings: As for :func:`bpr_blocks_epoch`.
@@ -294,31 +330,48 @@ def train_block(pos, params, settings, lr, entries, lo, hi, negatives, state, sl
     """
     indptr, indices, bitmap = pos
     P, Q, bias = params
-    cand, clo, csize, item_block, s, B = negatives
-    popular = settings.popular
     n_cand = settings.n_candidates
-    tries = settings.tries
     reg = settings.reg
     reg_b = settings.reg_bias
     use_bias = settings.use_bias
     k = P.shape[1]
     correct = 0
     used = 0
-    if csize == 0:
+    if negatives[2] == 0 or hi <= lo:
         return correct, used
     n_items = Q.shape[0]
     one = np.float32(1.0)
+    L = LOOKAHEAD
+    ring = np.empty((L, n_cand), np.int64)
+    # prime the pipeline: the first updates' rows of positives, then their negatives
+    for t in range(lo, min(hi, lo + 2 * L)):
+        u = entries[0, t]
+        prefetch(indptr, u)
+        prefetch(P[u], 0)
+        prefetch(Q[entries[1, t]], 0)
+    for t in range(lo, min(hi, lo + L)):
+        _draw_candidates(pos, negatives, settings, n_items, entries[0, t], ring[(t - lo) % L], state, slot)
     for t in range(lo, hi):
+        # the pipeline: vectors of update t + 3L, positives of t + 2L, negatives of t + L
+        ahead = t + 3 * L
+        if ahead < hi:
+            ua = entries[0, ahead]
+            prefetch(indptr, ua)
+            _prefetch_row(P[ua], k)
+            _prefetch_row(Q[entries[1, ahead]], k)
+        ahead = t + 2 * L
+        if ahead < hi and bitmap.shape[0] == 0:
+            ua = entries[0, ahead]
+            for m in range(indptr[ua], indptr[ua + 1], 16):
+                prefetch(indices, m)
         u = entries[0, t]
         i = entries[1, t]
         pu = P[u]
+        drawn = ring[(t - lo) % L]
         j = -1
         best = np.float32(0.0)
-        for _ in range(n_cand):
-            if popular:
-                c = _sample_popular(indptr, indices, bitmap, n_items, u, item_block, s, B, state, slot, tries)
-            else:
-                c = _sample_negative(indptr, indices, bitmap, n_items, u, cand, clo, csize, state, slot, tries)
+        for a in range(n_cand):
+            c = drawn[a]
             if c < 0:
                 continue
             if n_cand == 1:
@@ -332,6 +385,12 @@ def train_block(pos, params, settings, lr, entries, lo, hi, negatives, state, sl
             if j < 0 or sc > best:
                 best = sc
                 j = c
+        ahead = t + L
+        if ahead < hi:  # this update's slot now takes the negatives of update t + L
+            _draw_candidates(pos, negatives, settings, n_items, entries[0, ahead], drawn, state, slot)
+            for a in range(n_cand):
+                if drawn[a] >= 0:
+                    _prefetch_row(Q[drawn[a]], k)
         if j < 0:
             continue
         qi = Q[i]

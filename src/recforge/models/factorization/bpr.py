@@ -165,7 +165,7 @@ class BPR(FactorRecommender):
         bias = np.zeros(data.n_items, np.float32)
         csr = data.csr()
         indptr = csr.indptr.astype(np.int64)
-        indices = csr.indices.astype(np.int32)
+        indices = csr.indices.astype(np.int32, copy=False)  # read only: no copy of a mapped store's ids
         pos = (indptr, indices, positives_bitmap(indptr, indices, data.n_items))
         params = (P, Q, bias)
         base_seed = np.uint64(rng.integers(0, 2**63))

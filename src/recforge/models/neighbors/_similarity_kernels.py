@@ -129,6 +129,109 @@ def _similarity_block(
             out_cnt[r] = select_top(cand, vals, m, width, out_idx[r], out_val[r], ids_sorted)
 
 
+@njit(parallel=True, cache=True)
+def _dot_similarity_block(
+    start: int, stop: int,
+    x_indptr: np.ndarray, x_indices: np.ndarray, x_data: np.ndarray,
+    y_indptr: np.ndarray, y_indices: np.ndarray, y_data: np.ndarray,
+    n_x: int, width: int, n_chunks: int, y_factor: np.ndarray,
+    col_scale: np.ndarray, out_idx: np.ndarray, out_val: np.ndarray, out_cnt: np.ndarray,
+) -> None:
+    """:func:`_similarity_block` for ``kind=DOT`` without a minimum support or shrinkage: the
+    same sums in the same order, so the same output, with a leaner inner loop.
+
+    With ``y_data`` empty, every entity's values are one number, ``y_factor[x2]`` (a binary log
+    weighted per entity, as cosine weighting makes it): ``s = y_factor[x2] * sum r_i`` is then
+    accumulated without reading a value per visit, which with narrow (uint16) ``y_indices``
+    cuts the bytes streamed per visit from 12 to 2: the loop is bound by that stream.
+
+    The inner loop is a bare scatter-add ``acc[x2] += r_i * r_j`` (no co-rating count). Which
+    entities were touched is tracked only for rows whose work (the sum of their features' lengths)
+    is under ``n_x / 4``; a heavier row is read back by a scan of the dense accumulator, which then
+    costs less than the bookkeeping (with a 27k-item catalogue, nearly every item of a 10M-row log).
+    Rows are dealt to the chunks in turn (row ``start + c + t * n_chunks`` to chunk ``c``) so that
+    the heavy rows of popular entities, often neighbours in id order, spread over the threads.
+    """
+    scaled = col_scale.shape[0] > 0
+    factored = y_data.shape[0] == 0
+    for c in prange(n_chunks):
+        acc = np.zeros(n_x, np.float64)
+        stamp = np.full(n_x, -1, np.int64)
+        touched = np.empty(n_x, np.int32)
+        cand = np.empty(n_x, np.int32)
+        vals = np.empty(n_x, np.float64)
+        for x in range(start + c, stop, n_chunks):
+            work = 0
+            for p in range(x_indptr[x], x_indptr[x + 1]):
+                y = x_indices[p]
+                work += y_indptr[y + 1] - y_indptr[y]
+            m = 0
+            if work * 4 >= n_x:
+                for p in range(x_indptr[x], x_indptr[x + 1]):
+                    y = x_indices[p]
+                    ri = x_data[p]
+                    if factored:
+                        for q in range(y_indptr[y], y_indptr[y + 1]):
+                            acc[y_indices[q]] += ri
+                    else:
+                        for q in range(y_indptr[y], y_indptr[y + 1]):
+                            acc[y_indices[q]] += ri * y_data[q]
+                for x2 in range(n_x):  # id order
+                    sim = acc[x2]
+                    if sim != 0.0:
+                        acc[x2] = 0.0
+                        if factored:
+                            sim *= y_factor[x2]
+                        if scaled:
+                            sim *= col_scale[x2]
+                        if sim > 0 and x2 != x:
+                            cand[m] = x2
+                            vals[m] = sim
+                            m += 1
+            else:
+                nt = 0
+                for p in range(x_indptr[x], x_indptr[x + 1]):
+                    y = x_indices[p]
+                    ri = x_data[p]
+                    for q in range(y_indptr[y], y_indptr[y + 1]):
+                        x2 = y_indices[q]
+                        if stamp[x2] != x:
+                            stamp[x2] = x
+                            touched[nt] = x2
+                            nt += 1
+                        acc[x2] += ri if factored else ri * y_data[q]
+                touched[:nt].sort()
+                for t in range(nt):
+                    x2 = touched[t]
+                    sim = acc[x2]
+                    acc[x2] = 0.0
+                    if factored:
+                        sim *= y_factor[x2]
+                    if scaled:
+                        sim *= col_scale[x2]
+                    if sim > 0 and x2 != x:
+                        cand[m] = x2
+                        vals[m] = sim
+                        m += 1
+            r = x - start
+            out_cnt[r] = select_top(cand, vals, m, width, out_idx[r], out_val[r], True)
+
+
+def _lean_features(x: sp.csr_matrix, y: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(y_indices, y_data, y_factor)`` for :func:`_dot_similarity_block`: the entity ids as
+    uint16 when there are fewer than 65,536 entities, and, when every entity's values are one
+    number (``x``'s rows constant), no values but that number per entity."""
+    n_x = x.shape[0]
+    indices = y.indices.astype(np.uint16) if n_x <= 1 << 16 else y.indices
+    lengths = np.diff(x.indptr)
+    first = np.zeros(n_x, np.float64)
+    has = lengths > 0
+    first[has] = x.data[x.indptr[:-1][has]]
+    if np.array_equal(x.data, np.repeat(first, lengths)):
+        return indices, np.empty(0, np.float64), first
+    return indices, y.data, np.empty(0, np.float64)
+
+
 def similarity_matrix(
     by_entity: sp.csr_matrix,
     kind: int,
@@ -166,6 +269,10 @@ def similarity_matrix(
     scale = np.empty(0, np.float64) if col_scale is None else np.ascontiguousarray(col_scale, np.float64)
     if len(scale) not in (0, n_x):
         raise ValueError(f"col_scale has {len(scale)} entries for {n_x} entities")
+    lean = _lean_features(x, y) if kind == DOT and min_support <= 1 and shrinkage == 0 else None
+    y_indptr = y.indptr
+    if lean is not None:
+        del y  # the lean kernel reads only y's indptr beside its own (narrow) ids: free the rest now
     indptr = np.zeros(n_x + 1, np.int64)
     idx_parts, val_parts = [], []
     for start in range(0, n_x, block):
@@ -175,9 +282,13 @@ def similarity_matrix(
         out_val = np.empty((rows, w), np.float64)
         out_cnt = np.zeros(rows, np.int64)
         n_chunks = max(1, min(rows, threads * 8))
-        _similarity_block(start, stop, x.indptr, x.indices, x.data, y.indptr, y.indices, y.data,
-                          n_x, kind, int(min_support), float(shrinkage), w, n_chunks, scale,
-                          out_idx, out_val, out_cnt)
+        if lean is not None:
+            _dot_similarity_block(start, stop, x.indptr, x.indices, x.data, y_indptr, lean[0], lean[1],
+                                  n_x, w, n_chunks, lean[2], scale, out_idx, out_val, out_cnt)
+        else:
+            _similarity_block(start, stop, x.indptr, x.indices, x.data, y.indptr, y.indices, y.data,
+                              n_x, kind, int(min_support), float(shrinkage), w, n_chunks, scale,
+                              out_idx, out_val, out_cnt)
         keep = np.arange(w)[None, :] < out_cnt[:, None]
         idx_parts.append(out_idx[keep])
         val_parts.append(out_val[keep].astype(np.float32))

@@ -130,11 +130,13 @@ class _ImplicitKNN(TrainingRows, Recommender):
         x = data.csr().astype(np.float64)
         if cfg.binarize:
             x.data[:] = 1.0
+        self._keep_values(x)
         entities = x if self.user_based else x.T.tocsr()
+        del x  # each copy is dropped once the next exists: at 20M rows every one is ~200 MB
         weighted = weight_rows(entities, cfg.weighting, cfg.bm25_k1, cfg.bm25_b)
+        del entities
         with kernel_threads(options.threads, limit_blas=False):
             self.similarity_ = K.similarity_matrix(weighted, K.DOT, width=cfg.n_neighbors)
-        self._keep_values(x)
 
     def _neighbor_matrix(self, side: Literal["user", "item"]) -> sp.csr_matrix | None:
         return self.similarity_ if (side == "user") == self.user_based else None
