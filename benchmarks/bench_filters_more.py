@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ROW " + json.dumps(run_one(*args.one)), flush=True)
         return 0
     store = RESULTS_DIR / "filters_more.json"
-    rows = json.loads(store.read_text()) if store.exists() else []
+    rows: list[dict[str, Any]] = []
     for key in args.datasets:
         for label in args.models:
             proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_filters_more", "--one", key, label],
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             row = json.loads(found[-1][4:]) if proc.returncode == 0 and found else {
                 "dataset": key, "model": label, "error": ((proc.stderr or proc.stdout).strip().splitlines() or ["?"])[-1]}
             print(json.dumps(row), flush=True)
+            rows = json.loads(store.read_text()) if store.exists() else []  # another dataset's run may have written
             rows = [r for r in rows if (r["dataset"], r["model"]) != (key, label)] + [row]
             order = {m: n for n, m in enumerate(MODELS)}
             rows.sort(key=lambda r: (list(DATASETS).index(r["dataset"]), order.get(r["model"], 99)))

@@ -15,7 +15,8 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, machine
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start", "serving"]
+ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "sequential", "ctr", "cold_start", "serving",
+         "blend", "graph_filters", "graph_filters_ml100k", "filters_more"]
 
 
 def assemble() -> Path:
