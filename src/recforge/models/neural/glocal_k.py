@@ -73,7 +73,7 @@ class GLocalKConfig(ModelConfig):
     """The same in fine-tuning."""
     max_memory: float = 4.0
     """Refuse to fit (one-line error stating the need) when the estimated peak memory, in GB, exceeds
-    this: the model is dense in ``n_items x n_users`` (ML-100K: 0.1 GB)."""
+    this: the model is dense in ``n_items x n_users`` (ML-100K: 0.33 GB estimated)."""
 
     def validate(self) -> None:
         self.check(self.hidden_size >= 1, "hidden_size", "must be >= 1")
