@@ -101,6 +101,10 @@ def render(rows: list[dict[str, Any]]) -> str:
                   "fit s": f"{r.get('fit_s', 0):.0f}", "eval s": f"{r.get('eval_s', 0):.0f}",
                   "peak RSS GB": f"{r.get('peak_rss_gb', 0):.2f}"} for r in mine]
         parts.append(f"### {title} ({protocol}, k = {k})\n\n" + md_table(table) + "\n")
+        missing = [m for m in MODELS if m not in {r["model"] for r in mine}]
+        if missing:
+            parts.append(f"Not measured on {title}: {', '.join(missing)} (runs stopped or not started for lack of "
+                         "CPU time on the shared machine; `--datasets " + key + " --models ...` runs them).\n")
     return "\n".join(parts)
 
 
