@@ -91,7 +91,7 @@ def ours_parallel(name: str, params: dict[str, Any], protocol: str, n_folds: int
 
 
 def surprise(algo: str, data: Interactions) -> dict[str, Any]:
-    from surprise import SVDpp, Dataset, KNNBaseline, Reader
+    from surprise import Dataset, KNNBaseline, Reader, SVDpp
     from surprise.model_selection import KFold
 
     t_all = time.perf_counter()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class _Net:
     def __init__(self, n_in: int, cfg: GLocalKConfig, n_items: int, gen: torch.Generator) -> None:
         sizes = [n_in] + [cfg.hidden_size] * cfg.layers + [n_in]
         self.layers: list[list[torch.Tensor]] = []
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        for a, b in itertools.pairwise(sizes):
             lim = float(np.sqrt(6.0 / (a + b)))  # Glorot uniform, as the paper's TF variables
             w = (torch.rand(a, b, generator=gen) * 2 - 1) * lim
             u = _trunc_normal((a, cfg.kernel_dim), 1e-3, gen)
