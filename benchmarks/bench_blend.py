@@ -54,8 +54,44 @@ def ours(name: str, params: dict[str, Any], data: Any, protocol: str) -> dict[st
             "fit s": float(res.metric("fit_seconds")), "total s": time.perf_counter() - t0}
 
 
+def one_fold(name: str, params: dict[str, Any], protocol: str, fold: int) -> dict[str, Any]:
+    """Fold ``fold`` (from 0) of ``protocol`` on ML-100K, exactly as :func:`evaluate` fits and scores it."""
+    from recforge.evaluation.protocols import get_protocol
+
+    ds = load("ml-100k")
+    proto = get_protocol(protocol)
+    split = proto.splits(ds, 0)[fold]
+    t0 = time.perf_counter()
+    res = proto.run_splits(make_model(name, params), [split], ds, options=FitOptions(seed=0))
+    return {"RMSE": float(res.metric("RMSE")), "MAE": float(res.metric("MAE")),
+            "fit s": float(res.metric("fit_seconds")), "total s": time.perf_counter() - t0}
+
+
+def ours_parallel(name: str, params: dict[str, Any], protocol: str, n_folds: int) -> dict[str, Any]:
+    """:func:`ours` with every fold in its own process at once (the same folds, seeds and scores;
+    RMSE and MAE are the means over folds, as :func:`evaluate` reports them). ``total s`` is the
+    wall time of the slowest fold."""
+    import subprocess
+    import sys
+
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.bench_blend", "--one-fold", str(f),
+                               "--model", name, "--params", json.dumps(params), "--protocol", protocol],
+                              stdout=subprocess.PIPE, text=True) for f in range(n_folds)]
+    folds = []
+    for f, proc in enumerate(procs):
+        out, _ = proc.communicate()
+        found = [ln for ln in out.splitlines() if ln.startswith("FOLD ")]
+        if proc.returncode != 0 or not found:
+            raise RuntimeError(f"fold {f} of {protocol} failed (exit {proc.returncode})")
+        folds.append(json.loads(found[-1][5:]))
+        print(f"fold {f}: {folds[-1]}", flush=True)
+    return {"RMSE": float(np.mean([r["RMSE"] for r in folds])), "MAE": float(np.mean([r["MAE"] for r in folds])),
+            "fit s": float(np.mean([r["fit s"] for r in folds])), "total s": time.perf_counter() - t0}
+
+
 def surprise(algo: str, data: Interactions) -> dict[str, Any]:
-    from surprise import SVDpp, Dataset, KNNBaseline, Reader
+    from surprise import Dataset, KNNBaseline, Reader, SVDpp
     from surprise.model_selection import KFold
 
     t_all = time.perf_counter()
@@ -91,19 +127,34 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--parts", default="u1,kfold5,filmtrust-peers,filmtrust",
                     help="comma list of u1, kfold5, filmtrust-peers (surprise and single recforge models), "
                          "filmtrust (the blend); rows of earlier runs of other parts are kept (results/blend.json)")
+    ap.add_argument("--config", default=str(CONFIG),
+                    help="the blend's config file (default: configs/ml100k/blend.toml, the shipped defaults)")
+    ap.add_argument("--parallel", action="store_true",
+                    help="kfold5: every fold in its own process at once (same folds and scores)")
+    ap.add_argument("--one-fold", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="blend", help=argparse.SUPPRESS)
+    ap.add_argument("--params", default="{}", help=argparse.SUPPRESS)
+    ap.add_argument("--protocol", default="rating-kfold5", help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args([] if argv is None else argv)  # run_all passes options to every benchmark
+    if args.one_fold is not None:
+        r = one_fold(args.model, json.loads(args.params), args.protocol, args.one_fold)
+        print("FOLD " + json.dumps(r), flush=True)
+        return ""
     parts = set(args.parts.split(","))
-    shipped = read_config(CONFIG)["model"]["params"] if parts - {"filmtrust-peers"} else {}
+    config = Path(args.config).resolve()
+    shipped = read_config(config)["model"]["params"] if parts - {"filmtrust-peers"} else {}
+    blend_label = BLEND if config == CONFIG else f"recforge blend ({config.relative_to(CONFIG.parents[2])})"
     rows = []
     if parts & {"u1", "kfold5"}:
         ds = load("ml-100k")
         if "u1" in parts:
-            rows.append(row("ML-100K", "rating-u1", BLEND,
+            rows.append(row("ML-100K", "rating-u1", blend_label,
                             ours("blend", shipped, ds, "rating-u1"), 0.885))
             print(rows[-1], flush=True)
         if "kfold5" in parts:
-            rows.append(row("ML-100K", "rating-kfold5", BLEND,
-                            ours("blend", shipped, ds, "rating-kfold5"), 0.880))
+            measured = (ours_parallel("blend", shipped, "rating-kfold5", 5) if args.parallel
+                        else ours("blend", shipped, ds, "rating-kfold5"))
+            rows.append(row("ML-100K", "rating-kfold5", blend_label, measured, 0.880))
             print(rows[-1], flush=True)
     if "filmtrust-peers" in parts:
         ft = filmtrust()
@@ -117,10 +168,12 @@ def main(argv: list[str] | None = None) -> str:
             rows.append(row("FilmTrust", "rating-kfold5", label, ours(name, params, ft, "rating-kfold5")))
             print(rows[-1], flush=True)
     if "filmtrust" in parts:
-        rows.append(row("FilmTrust", "rating-kfold5", BLEND, ours("blend", shipped, filmtrust(), "rating-kfold5")))
+        rows.append(row("FilmTrust", "rating-kfold5", blend_label, ours("blend", shipped, filmtrust(), "rating-kfold5")))
         print(rows[-1], flush=True)
     for r in rows:
-        r["command"] = f"`python -m benchmarks.bench_blend --parts {args.parts}`"
+        opts = (f" --config {config.relative_to(CONFIG.parents[2])}" if config != CONFIG else "") + (
+            " --parallel" if args.parallel else "")
+        r["command"] = f"`python -m benchmarks.bench_blend --parts {args.parts}{opts}`"
     store = RESULTS_DIR / "blend.json"
     kept = json.loads(store.read_text()) if store.exists() else []
     fresh = {(r["data"], r["protocol"], r["model"]) for r in rows}

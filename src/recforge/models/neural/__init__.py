@@ -6,6 +6,7 @@ Listing these models never imports torch; building one needs the ``torch`` extra
 CATALOG = {
     "mf-torch": ("recforge.models.neural.mf", "TorchMF", "rating", "torch"),
     "autorec": ("recforge.models.neural.autorec", "AutoRec", "rating", "torch"),
+    "glocal-k": ("recforge.models.neural.glocal_k", "GLocalK", "rating", "torch"),
     "gmf": ("recforge.models.neural.ncf", "GMF", "ranking", "torch"),
     "mlp": ("recforge.models.neural.ncf", "MLP", "ranking", "torch"),
     "neumf": ("recforge.models.neural.ncf", "NeuMF", "ranking", "torch"),
