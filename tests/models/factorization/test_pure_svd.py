@@ -19,7 +19,7 @@ def ratings(seed: int = 0, n_users: int = 30, n_items: int = 20, density: float 
     mask = rng.random((n_users, n_items)) < density
     u, i = np.nonzero(mask)
     frame = pd.DataFrame({"user_id": u, "item_id": i, "rating": rng.integers(1, 6, len(u)).astype(float)})
-    return Interactions.from_dataframe(frame)
+    return Interactions.from_dataframe(frame, rating="rating")
 
 
 def dense_projection(R: np.ndarray, k: int) -> np.ndarray:
