@@ -524,7 +524,11 @@ def ctr_load_section(args: argparse.Namespace) -> str:
         for workers, label in [(w, p) for w in args.ctr_workers for p in paths]:
             pipeline = (f'[retrieval]\nkind = "popularity"\nn_candidates = {N_CAND}\n\n'
                         f'[ranking]\nkind = "ctr"\n{paths[label]}\n{fields}')
-            srv = Server(work / "pop.npz", work, pipeline=pipeline, workers=workers)
+            if workers > 1 and not _redis_up():
+                print(f"  skipped {label} x{workers}: several processes share history in Redis, none on 6379")
+                continue
+            srv = Server(work / "pop.npz", work, pipeline=pipeline, workers=workers,
+                         redis="redis://127.0.0.1:6379/0" if workers > 1 else None)
             try:
                 _run(_open_loop(srv.port, _context_paths(users, log[FRAPPE_CONTEXT], 400, 99), 200.0, 8))
                 for rate in (500.0,):

@@ -138,3 +138,21 @@ def test_onnx_ranker_ranks_as_the_torch_model(parts, tmp_path):
                                           "onnx": str(tmp_path / "fm-onnx")}}, pop)
     with pytest.raises(ConfigError, match="no model.json there"):
         Pipeline.from_config({"ranking": {"kind": "ctr", "onnx": str(tmp_path)}}, pop)
+
+
+@pytest.mark.slow
+def test_context_fields_encoded_one_by_one_equal_the_joint_encoding(parts):
+    """The ranker caches each (context field, value) encoding; assembled, they are what encoding the
+    whole context in one row gives, for seen, unseen and absent values."""
+    from recforge.serving import Pipeline
+
+    _, pop, folder = parts
+    ranker = Pipeline.from_config(pipeline_config(folder), pop).ranker
+    assert ranker._per_field
+    for ctx in ({"daytime": "night"}, {"daytime": "dusk"}, {}, None):
+        fast = ranker.context_row(ctx)
+        ranker._per_field, ranker._contexts = False, type(ranker._contexts)()
+        joint = ranker.context_row(ctx)
+        ranker._per_field, ranker._contexts = True, type(ranker._contexts)()
+        np.testing.assert_array_equal(fast[0], joint[0])
+        np.testing.assert_array_equal(fast[1], joint[1])

@@ -121,6 +121,14 @@ class CTRRanker:
         self.user_slots = np.flatnonzero(np.isin(rows.slot_fields, user_fields))
         self.context_slots = np.flatnonzero(np.isin(rows.slot_fields, [names.index(n) for n in self.context_fields]))
         self._contexts: OrderedDict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        # a context field that no cross field reads encodes on its own: its (field, value) slots are
+        # cached, so a new combination of known values costs lookups, not an encoder call
+        crossed = {c for f in encoder.fields if f.kind == "cross" for c in f.columns}
+        self._per_field = not (crossed & set(self.context_fields)) and all(
+            f.kind != "cross" for f in encoder.fields if f.name in self.context_fields)
+        ctx_fields = rows.slot_fields[self.context_slots]
+        self._field_pos = {n: np.flatnonzero(ctx_fields == names.index(n)) for n in self.context_fields}
+        self._field_values: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray]] = {}
         self.item_index = np.ascontiguousarray(rows.index)
         self.item_value = np.ascontiguousarray(rows.value)
         self._users: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
@@ -193,17 +201,43 @@ class CTRRanker:
         if hit is not None:
             self._contexts.move_to_end(key)
             return hit
+        if self._per_field:
+            idx = np.empty(len(self.context_slots), np.int64)
+            val = np.empty(len(self.context_slots), np.float32)
+            for n in self.context_fields:
+                fi, fv = self._field_value(n, ctx.get(n))
+                idx[self._field_pos[n]] = fi
+                val[self._field_pos[n]] = fv
+            out = (idx.astype(self.item_index.dtype), val.astype(self.item_value.dtype))
+        else:
+            rows = self.encoder.transform(self._context_frame(ctx), name="request context")
+            out = (rows.index[0, self.context_slots].copy(), rows.value[0, self.context_slots].copy())
+        self._contexts[key] = out
+        if len(self._contexts) > 4096:
+            self._contexts.popitem(last=False)
+        return out
+
+    def _context_frame(self, ctx: Mapping[str, str]) -> pd.DataFrame:
+        """One encoder row: every field missing except the context's."""
         frame = self._frame([None], [], None, None, self.user_side + self.item_side + self.context_fields)
         for n, v in ctx.items():
             spec = self.encoder.fields[[s.name for s in self.encoder.fields].index(n)]
             frame[n] = pd.Series([v], dtype=object) if spec.kind != "numeric" else pd.to_numeric(
                 pd.Series([v]), errors="coerce").astype(np.float64)
-        rows = self.encoder.transform(frame, name="request context")
-        out = (rows.index[0, self.context_slots].copy(), rows.value[0, self.context_slots].copy())
-        self._contexts[key] = out
-        if len(self._contexts) > 4096:
-            self._contexts.popitem(last=False)
-        return out
+        return frame
+
+    def _field_value(self, field: str, value: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """The slots of one context field holding ``value`` (None: absent), encoded once."""
+        key = (field, value)
+        hit = self._field_values.get(key)
+        if hit is None:
+            rows = self.encoder.transform(self._context_frame({} if value is None else {field: value}),
+                                          name="request context")
+            slots = self.context_slots[self._field_pos[field]]
+            hit = (rows.index[0, slots].copy(), rows.value[0, slots].copy())
+            if len(self._field_values) < 100_000:  # bounded: values outside the vocabulary are unbounded
+                self._field_values[key] = hit
+        return hit
 
     def rows(self, user_id: Any, items: np.ndarray,
              context: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
