@@ -15,7 +15,8 @@ from recforge.models.base import Estimator, Recommender
 from recforge.models.registry import get_model_class, list_models
 from recforge.testing.datasets import toy_ratings
 
-TORCH_MODELS = [e.name for e in list_models() if e.extra == "torch" and e.task in ("rating", "ranking")]
+TORCH_MODELS = [e.name for e in list_models() if e.extra == "torch" and e.task in ("rating", "ranking")
+                and get_model_class(e.name).backend == "torch"]  # glocal-k trains with torch, stores numpy: npz
 SMALL = {"epochs": 2, "embedding_size": 8, "batch_size": 256, "hidden_size": 16}
 
 
