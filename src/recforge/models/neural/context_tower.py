@@ -24,7 +24,7 @@ from recforge.errors import ConfigError
 from recforge.models.base import Recommender
 from recforge.models.neural import losses
 from recforge.models.neural.base import TorchConfig, TorchRecommender
-from recforge.models.neural.two_tower import _mlp, encode_features
+from recforge.models.neural.two_tower import _mlp, set_side_features
 from recforge.training.batches import TensorBatcher
 from recforge.training.loop import RunContext
 from recforge.training.module import RecNetwork
@@ -348,14 +348,7 @@ class TwoTowerContext(TorchRecommender):
 
     def _setup(self, data: Interactions, ctx: RunContext) -> None:
         cfg: TwoTowerContextConfig = self.config  # type: ignore[assignment]
-        if cfg.use_features:
-            uf, un = encode_features(data.user_features, data.users.ids, cfg.max_categories)
-            itf, itn = encode_features(data.item_features, data.items.ids, cfg.max_categories)
-        else:
-            uf, un = np.zeros((data.n_users, 0), np.float32), []
-            itf, itn = np.zeros((data.n_items, 0), np.float32), []
-        self.user_features_, self.user_feature_names_ = uf, un
-        self.item_features_, self.item_feature_names_ = itf, itn
+        set_side_features(self, data, cfg.use_features, cfg.max_categories)
         vals = data.values.astype(np.float64)
         self.value_mean_ = float(vals.mean())
         self.value_std_ = float(vals.std()) or 1.0

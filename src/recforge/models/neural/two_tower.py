@@ -148,6 +148,19 @@ class _TwoTowerNet(RecNetwork):
         return self.users(torch.arange(n_users, device=self.user_id.weight.device)), self.all_items()
 
 
+def set_side_features(model: Any, data: Interactions, use: bool, max_categories: int) -> None:
+    """Set ``model.user_features_``/``item_features_`` (and their column names) from ``data``'s side
+    features (:func:`encode_features`), or empty matrices when ``use`` is False."""
+    if use:
+        uf, un = encode_features(data.user_features, data.users.ids, max_categories)
+        itf, itn = encode_features(data.item_features, data.items.ids, max_categories)
+    else:
+        uf, un = np.zeros((data.n_users, 0), np.float32), []
+        itf, itn = np.zeros((data.n_items, 0), np.float32), []
+    model.user_features_, model.user_feature_names_ = uf, un
+    model.item_features_, model.item_feature_names_ = itf, itn
+
+
 def encode_features(frame: pd.DataFrame | None, ids: np.ndarray, max_categories: int) -> tuple[np.ndarray, list[str]]:
     """Side features as a float32 matrix, one row per id (in ``ids`` order), and column names.
 
@@ -242,14 +255,7 @@ class TwoTower(TorchRecommender):
 
     def _setup(self, data: Interactions, ctx: RunContext) -> None:
         cfg: TwoTowerConfig = self.config  # type: ignore[assignment]
-        if cfg.use_features:
-            uf, un = encode_features(data.user_features, data.users.ids, cfg.max_categories)
-            itf, itn = encode_features(data.item_features, data.items.ids, cfg.max_categories)
-        else:
-            uf, un = np.zeros((data.n_users, 0), np.float32), []
-            itf, itn = np.zeros((data.n_items, 0), np.float32), []
-        self.user_features_, self.user_feature_names_ = uf, un
-        self.item_features_, self.item_feature_names_ = itf, itn
+        set_side_features(self, data, cfg.use_features, cfg.max_categories)
         self._row_history, self.user_history_ = history_windows(data, cfg.history_length)
         counts = data.item_counts().astype(np.float64)
         self.log_q_ = np.log(np.maximum(counts, 1.0) / max(1, len(data))).astype(np.float32)
