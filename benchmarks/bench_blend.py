@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> str:
     head = old.read_text().split(TABLE_INTRO)[0].rstrip() + "\n\n" if old.exists() else "## Rating blends\n\n"
     text = (
         head + TABLE_INTRO + ": RMSE/MAE on held-out ratings; `fit s/fold` is the mean fit time per fold "
-        "(the blend's includes fitting every member twice: on the carve's training part, then on all the "
-        "training data), `total s` the whole protocol (fits and predictions). Single run, seed 0, on a "
+        "(the blend's includes every fit of every member: once per stacking fold, then on all the training "
+        "data, so 6 fits with the default 5-fold stacking and 2 with a carve), `total s` the whole protocol (fits and predictions). Single run, seed 0, on a "
         "machine shared by parallel jobs: timings are noisy, compare rows of one run.\n\n"
         + md_table(rows) + f"\n\n_Measured on {machine()} (the last run)._\n"
     )

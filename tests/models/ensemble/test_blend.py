@@ -11,7 +11,7 @@ from recforge.errors import ConfigError, DataError
 from recforge.models.baselines.bias import Bias
 from recforge.models.ensemble._combiners import fit_gbdt, fit_ridge, predict_trees
 from recforge.models.ensemble.blend import RatingBlend
-from recforge.splits import random_split, ratio_user_split
+from recforge.splits import kfold, random_split, ratio_user_split
 from recforge.testing.conformance import RecommenderConformance
 from recforge.testing.datasets import toy_ratings
 
@@ -25,12 +25,13 @@ class TestBlendConformance(RecommenderConformance):
     changes = {"members": ({"model": "bias"},), "combiner": "ridge", "support_features": True,
                "validation_fraction": 0.5, "validation_split": "user", "n_trees": 2, "learning_rate": 0.5,
                "max_leaf_nodes": 2, "min_samples_leaf": 30, "l2_regularization": 100.0}
-    unchanged = {"reg": "ridge combiner only (the checks fit the gbdt one); test_ridge_penalty_shrinks covers it"}
+    unchanged = {"reg": "ridge combiner only (the checks fit the gbdt one); test_ridge_penalty_shrinks covers it",
+                 "folds": "kfold split only; test_kfold_stacking_learns_on_out_of_fold_predictions covers it"}
     invalid = [{"members": ()}, {"members": ({"model": "ease"},)}, {"members": ({"name": "svd"},)},
                {"members": ({"model": "svd", "no_such": 1},)}, {"members": ({"model": "no-such-model"},)},
                {"validation_fraction": 0.0}, {"validation_fraction": 1.0}, {"reg": -1.0}, {"n_trees": 0},
                {"learning_rate": 0.0}, {"max_leaf_nodes": 1}, {"min_samples_leaf": 0},
-               {"l2_regularization": -1.0}, {"combiner": "mean"}, {"validation_split": "time"}]
+               {"l2_regularization": -1.0}, {"combiner": "mean"}, {"validation_split": "time"}, {"folds": 1}]
 
 
 def _ids(d: Interactions) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +122,31 @@ def test_validation_option_replaces_the_carve():
         blend.fit(split.train, FitOptions(validation=toy_ratings(n_users=5, n_items=5, seed=0)))
 
 
+def test_kfold_stacking_learns_on_out_of_fold_predictions():
+    data = toy_ratings(n_users=40, n_items=30, seed=9)
+    blend = RatingBlend(members=({"model": "bias"},), combiner="ridge", reg=0.0, support_features=False,
+                        validation_split="kfold", folds=4).fit(data, FitOptions(seed=3))
+    # every training rating is predicted once, by the member fitted on the other three folds
+    oof = np.empty(len(data))
+    for s in kfold(data, n_folds=4, seed=3):
+        oof[_rows(data, s.test)] = Bias().fit(s.train).predict(*_ids(s.test), fallback="mean")
+    slope, intercept = np.polyfit(oof, data.values.astype(np.float64), 1)
+    np.testing.assert_allclose(blend.weights_, [slope], rtol=1e-9)
+    assert blend.intercept_ == pytest.approx(intercept, rel=1e-9)
+    assert blend.n_validation_ == len(data)
+    assert blend.support_scale_ == pytest.approx(len(kfold(data, n_folds=4, seed=3)[0].train) / len(data))
+    # the member is refitted on all the training data
+    u, i = _ids(data)
+    np.testing.assert_allclose(blend.members()[0].score(u, i), Bias().fit(data).score(u, i))
+
+
+def _rows(data: Interactions, part: Interactions) -> np.ndarray:
+    """Row numbers in ``data`` of the (user, item) pairs of ``part``."""
+    keys = data.pair_keys()
+    order = np.argsort(keys)
+    return order[np.searchsorted(keys, part.pair_keys(), sorter=order)]
+
+
 def test_user_carve_is_a_per_user_holdout():
     data = toy_ratings(n_users=40, n_items=30, seed=6)
     blend = RatingBlend(members=({"model": "bias"},), combiner="ridge", validation_split="user",
@@ -155,10 +181,11 @@ def test_members_table_from_a_config_file(tmp_path):
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_ml100k_u1_band(ml100k):
-    """The shipped defaults on u1.base / u1.test (measured 0.8864: below AutoRec's 0.8943 alone, but
-    0.0014 short of the issue's target 0.885; benchmarks/RESULTS.md, "Rating blends")."""
+    """The shipped defaults on u1.base / u1.test: ten members, 5-fold stacking, boosted trees with
+    support counts (measured 0.8823: below the issue's target 0.885, GLocal-K's published 0.8889 and
+    AutoRec's 0.8943 alone; benchmarks/RESULTS.md, "Rating blends")."""
     from recforge.evaluation.protocols import evaluate
 
     res = evaluate(RatingBlend(), ml100k, "rating-u1", options=FitOptions(seed=0))
     rmse = float(res.metric("RMSE"))
-    assert 0.875 < rmse < 0.8875, rmse
+    assert 0.875 < rmse <= 0.885, rmse
