@@ -24,7 +24,7 @@ Rows of recforge models also give the AUC of the test positives of apps with no 
 against all test negatives (``cold-app AUC``); ``NAME+meta`` trains on the split with the app
 metadata of ``meta.csv`` (category, downloads, developer, language, price, rating) as item fields.
 
-Run ``python -m benchmarks.bench_frappe [--epochs 30] [--threads 1] [--batch 4096]
+Run ``python -m benchmarks.bench_frappe [--epochs 30] [--threads 1] [--batch 4096] [--seeds 0,1,2]
 [--models deepfm,dcnv2,deepfm+meta] [--no-peer] [--name NAME]``; writes ``results/NAME.{json,md}``
 (default ``frappe_published``).
 """
@@ -51,7 +51,7 @@ def _shared(batch: int, epochs: int, embedding_reg: float = 0.05) -> dict[str, A
     """BARS' Frappe_x1 DeepFM setting (configs/frappe/deepfm.toml), in recforge's parameter names."""
     return {"embedding_size": 10, "hidden": (400, 400, 400), "dropout": 0.2, "batch_norm": True,
             "learning_rate": 1e-3, "batch_size": batch, "embedding_reg": embedding_reg, "reg": 0.0,
-            "lr_decay": 0.1, "epochs": epochs}
+            "lr_decay": 0.1, "epochs": epochs, "dense_init": "xavier"}
 
 
 def cold_app_positives(split: Any) -> np.ndarray:
@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=2)
     ap.add_argument("--embedding-reg", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="",
+                    help="comma-separated seeds (each: its own negative sample, initialisation and batch order, the "
+                         "same for both toolkits); adds the mean and standard deviation over them")
     ap.add_argument("--models", default="deepfm",
                     help="recforge models, comma-separated (deepfm, dcnv2, fm; NAME+meta: with the app metadata fields)")
     ap.add_argument("--no-peer", action="store_true")
@@ -213,32 +216,56 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     ds = load("frappe")
-    split = ctr_splits(ds, seed=args.seed)
-    reb = rebuild_frappe(ds.tables["log"], ds.tables["validation"], ds.tables["test"], seed=args.seed)
-    frames = {"train": reb.train, "valid": reb.valid, "test": reb.test}
-    assert len(reb.train) == len(split.train) and len(reb.test) == len(split.test)
+    seeds = [int(x) for x in args.seeds.split(",") if x] or [args.seed]
     shared = _shared(args.batch, args.epochs, args.embedding_reg)
     rows = []
-    print(split.description, flush=True)
-    if not args.no_peer:
-        rows.append(run_fuxictr(frames, shared, args.threads, args.patience, args.seed))
-        print(rows[-1], flush=True)
-    meta = None
-    for name in [m for m in args.models.split(",") if m]:
-        params = dict(shared)
-        if name.endswith("+meta") and meta is None:
-            meta = ctr_splits(ds, seed=args.seed, item_features=True)
-        rows.append(run_recforge(name, meta if name.endswith("+meta") else split, params, args.threads,
-                                 args.patience, args.seed))
-        print(rows[-1], flush=True)
-    head = (f"Frappe, published split (`frappe` / `ctr-holdout`, seed {args.seed}): {split.description}. "
+    for seed in seeds:
+        split = ctr_splits(ds, seed=seed)
+        reb = rebuild_frappe(ds.tables["log"], ds.tables["validation"], ds.tables["test"], seed=seed)
+        frames = {"train": reb.train, "valid": reb.valid, "test": reb.test}
+        assert len(reb.train) == len(split.train) and len(reb.test) == len(split.test)
+        print(split.description, flush=True)
+        if not args.no_peer:
+            rows.append(run_fuxictr(frames, shared, args.threads, args.patience, seed))
+            print(rows[-1], flush=True)
+        meta = None
+        for name in [m for m in args.models.split(",") if m]:
+            params = dict(shared)
+            if name.endswith("+meta") and meta is None:
+                meta = ctr_splits(ds, seed=seed, item_features=True)
+            rows.append(run_recforge(name, meta if name.endswith("+meta") else split, params, args.threads,
+                                     args.patience, seed))
+            print(rows[-1], flush=True)
+        if len(seeds) > 1:
+            for r in rows:
+                r.setdefault("seed", seed)
+    seed_txt = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+    described = split.description if len(seeds) == 1 else split.description.replace(f"seed {seeds[-1]}", "each run's seed")
+    head = (f"Frappe, published split (`frappe` / `ctr-holdout`, {seed_txt}): {described}. "
             f"CPU, {args.threads} torch thread(s), at most {args.epochs} epochs, early stopping on validation AUC "
             f"(patience {args.patience}, best epoch restored), batch {args.batch}. Machine: {machine()}; shared "
             "with other jobs, so seconds are noisy: compare the rows of one run. "
             f"Command: `python -m benchmarks.bench_frappe {command}`.")
+    table = md_table(rows)
+    if len(seeds) > 1:
+        table = md_table(summarise(rows)) + "\n\nPer seed:\n\n" + table
     (RESULTS_DIR / f"{args.name}.json").write_text(json.dumps({"note": head, "rows": rows}, indent=1))
-    write_fragment(args.name, head + "\n\n" + md_table(rows))
+    write_fragment(args.name, head + "\n\n" + table)
     return 0
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over the seeds of each (toolkit, model)."""
+    out = []
+    for key in dict.fromkeys((r["toolkit"], r["model"]) for r in rows):
+        mine = [r for r in rows if (r["toolkit"], r["model"]) == key]
+        row: dict[str, Any] = {"toolkit": key[0], "model": key[1], "seeds": len(mine)}
+        for col in ("AUC", "LogLoss", "s/epoch", "fit s"):
+            vals = [float(r[col]) for r in mine]
+            row[f"{col} mean"] = statistics.fmean(vals)
+            row[f"{col} sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":

@@ -125,6 +125,9 @@ def test_frappe_published_config_is_the_bars_setting():
     cfg = make_model(spec.model, spec.params).config
     want = {"embedding_size": 10, "hidden": (400, 400, 400), "dropout": 0.2, "batch_norm": True,
             "learning_rate": 1e-3, "batch_size": 4096, "embedding_reg": 0.05, "reg": 0.0, "lr_decay": 0.1,
-            "epochs": 30, "negatives": 0, "ensemble": 1}
+            "epochs": 30, "negatives": 0, "ensemble": 1, "dense_init": "xavier"}
     assert {k: getattr(cfg, k) for k in want} == want
+    from benchmarks.bench_frappe import _shared
+
+    assert {k: v for k, v in _shared(4096, 30).items() if k in want} == {k: want[k] for k in _shared(4096, 30)}
     assert spec.training.get("patience") == 2 and spec.training.get("threads") == 1

@@ -53,9 +53,9 @@ class TestDeepFM(CTRConformance):
               "hidden": (16, 16), "dropout": 0.1}
     changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": False, "embedding_size": 6, "reg": 0.1,
                "embedding_reg": 0.1, "init_std": 0.01, "learning_rate": 0.005, "batch_size": 128, "epochs": 5,
-               "optimizer": "adagrad", "ema_decay": 0.9, "negatives": 1, "ensemble": 2}
+               "optimizer": "adagrad", "ema_decay": 0.9, "negatives": 1, "ensemble": 2, "dense_init": "xavier"}
     unchanged = _NEG_FIELDS
-    invalid = [{"hidden": ()}, {"hidden": (0, 4)}, {"dropout": 1.0}, {"dropout": -0.1}, {"embedding_size": 0}]
+    invalid = [{"hidden": ()}, {"dense_init": "he"}, {"hidden": (0, 4)}, {"dropout": 1.0}, {"dropout": -0.1}, {"embedding_size": 0}]
     min_auc = 0.72
 
 
@@ -66,7 +66,7 @@ class TestDCNv2(CTRConformance):
     changes = {"hidden": (8,), "dropout": 0.0, "batch_norm": False, "embedding_size": 6, "reg": 0.1,
                "embedding_reg": 0.1, "init_std": 0.01, "learning_rate": 0.005, "batch_size": 128, "epochs": 5,
                "optimizer": "adagrad", "ema_decay": 0.9, "negatives": 1, "ensemble": 2, "cross_layers": 1,
-               "low_rank": 2, "structure": "stacked"}
+               "low_rank": 2, "structure": "stacked", "dense_init": "xavier"}
     unchanged = _NEG_FIELDS
     invalid = [{"hidden": (0, 4)}, {"dropout": 1.0}, {"cross_layers": 0}, {"low_rank": -1},
                {"structure": "serial"}, {"embedding_size": 0}]
@@ -263,3 +263,21 @@ def test_decay_on_plateau_schedule():
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.01, 0.005, 0.005])
     assert cb.decays == 3 and cb.best == pytest.approx(0.8)
+
+
+def test_xavier_dense_init_is_glorot_normal_with_zero_biases():
+    import torch
+
+    from recforge.models.ctr.base import xavier_dense_
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.ReLU(), torch.nn.Linear(200, 1))
+    emb = torch.nn.Embedding(10, 4)
+    before = emb.weight.detach().clone()
+    net.append(emb)
+    xavier_dense_(net)
+    w = net[0].weight.detach()
+    assert float(w.std()) == pytest.approx((2.0 / (300 + 200)) ** 0.5, rel=0.02)
+    assert float(w.mean()) == pytest.approx(0.0, abs=3e-4)
+    assert torch.count_nonzero(net[0].bias) == 0 and torch.count_nonzero(net[2].bias) == 0
+    assert torch.equal(emb.weight.detach(), before)  # embeddings keep their own initialisation

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -135,7 +135,10 @@ class CTRModel(TorchState, Estimator):
                 data = with_sampled_negatives(data, cfg.negatives, cfg.negative_item, cfg.negative_user or None,
                                               ctx.rng)
             self.base_rate_ = float(np.clip(data.labels.mean(), 1e-4, 1 - 1e-4))
-            net = self._build().to(ctx.device)
+            net = self._build()
+            if getattr(cfg, "dense_init", "torch") == "xavier":
+                xavier_dense_(net)
+            net = net.to(ctx.device)
             for m in net.modules():
                 if isinstance(m, CTRNetwork):
                     m.embedding_reg = float(cfg.embedding_reg)
@@ -305,6 +308,13 @@ class MLPConfig(CTRConfig):
     """Dropout after every hidden layer while training."""
     batch_norm: bool = True
     """Batch normalisation before every hidden ReLU."""
+    dense_init: Literal["torch", "xavier"] = "torch"
+    """Initialisation of every dense layer (the MLP and DCN-V2's cross layers): ``torch`` is
+    PyTorch's default (uniform with Kaiming-style bounds, small random biases); ``xavier`` draws the
+    weights from Glorot and Bengio's normal (AISTATS 2010) and zeroes the biases, as FuxiCTR/BARS
+    do. On Frappe's published split ``xavier`` raised the validation AUC of DeepFM on both seeds
+    tried (configs/frappe/deepfm.toml uses it); the default stays ``torch`` so that earlier numbers
+    reproduce."""
     batch_size: int = 1024
     embedding_reg: float = 0.01
     learning_rate: float = 1e-3
@@ -316,6 +326,15 @@ class MLPConfig(CTRConfig):
         self.check(self.init_std > 0, "init_std", "must be > 0")
         check_hidden(self)
         self.check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+
+
+def xavier_dense_(net: torch.nn.Module) -> None:
+    """Glorot-normal weights and zero biases for every ``nn.Linear`` of ``net`` (in place)."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
 
 
 def check_hidden(cfg: ModelConfig, name: str = "hidden") -> None:
