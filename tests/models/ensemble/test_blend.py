@@ -21,9 +21,9 @@ SMALL = ({"model": "bias"}, {"model": "svd", "embedding_size": 4, "epochs": 5})
 class TestBlendConformance(RecommenderConformance):
     model_class = RatingBlend
     config = {"members": SMALL, "combiner": "gbdt", "n_trees": 5, "min_samples_leaf": 5,
-              "validation_fraction": 0.3}
-    changes = {"members": ({"model": "bias"},), "combiner": "ridge", "support_features": True,
-               "validation_fraction": 0.5, "validation_split": "user", "n_trees": 2, "learning_rate": 0.5,
+              "validation_fraction": 0.3, "validation_split": "random"}
+    changes = {"members": ({"model": "bias"},), "combiner": "ridge", "support_features": False,
+               "validation_fraction": 0.5, "validation_split": "kfold", "n_trees": 2, "learning_rate": 0.5,
                "max_leaf_nodes": 2, "min_samples_leaf": 30, "l2_regularization": 100.0}
     unchanged = {"reg": "ridge combiner only (the checks fit the gbdt one); test_ridge_penalty_shrinks covers it",
                  "folds": "kfold split only; test_kfold_stacking_learns_on_out_of_fold_predictions covers it"}
@@ -80,7 +80,7 @@ def test_trees_as_arrays_predict_like_scikit_learn():
 def test_one_member_blend_is_that_member_up_to_the_affine_fit():
     data = toy_ratings(n_users=40, n_items=30, seed=2)
     blend = RatingBlend(members=({"model": "bias"},), combiner="ridge", reg=0.0, support_features=False,
-                        validation_fraction=0.25).fit(data, FitOptions(seed=7))
+                        validation_split="random", validation_fraction=0.25).fit(data, FitOptions(seed=7))
     # the affine map is the least-squares fit of the carve's ratings on the carve-fitted member
     carve = random_split(data, test_fraction=0.25, seed=7)
     p = Bias().fit(carve.train).predict(*_ids(carve.test), fallback="mean")
@@ -96,7 +96,8 @@ def test_one_member_blend_is_that_member_up_to_the_affine_fit():
 
 def test_members_are_refitted_on_all_training_data():
     data = toy_ratings(n_users=40, n_items=30, seed=4)
-    blend = RatingBlend(members=SMALL, combiner="ridge", validation_fraction=0.3).fit(data, FitOptions(seed=1))
+    blend = RatingBlend(members=SMALL, combiner="ridge", validation_split="random",
+                        validation_fraction=0.3).fit(data, FitOptions(seed=1))
     for member, spec in zip(blend.members(), SMALL, strict=True):
         assert (member.seen_ != data.csr().astype(bool)).nnz == 0
         fresh = type(member)({k: v for k, v in spec.items() if k != "model"}).fit(data, FitOptions(seed=1))
