@@ -17,7 +17,7 @@ from benchmarks.common import RESULTS_DIR, machine
 HERE = Path(__file__).resolve().parent
 ORDER = ["shortfalls", "baselines", "neighbors", "factorization", "neural", "hinge", "two_tower_context", "sequential",
          "ctr", "ctr_frappe_defaults", "cold_start", "implicit_to_explicit", "blend", "graph_filters",
-         "graph_filters_ml100k", "filters_more", "serving", "ray", "ray_train"]
+         "ease_gowalla_tuning", "graph_filters_ml100k", "filters_more", "serving", "ray", "ray_train"]
 
 
 def assemble() -> Path:
